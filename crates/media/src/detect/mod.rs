@@ -1,0 +1,1 @@
+//! Answering-machine, tone and beep detection (being built).
