@@ -172,6 +172,13 @@ pub fn run(scenario: &Scenario, policy: &Policy) -> Result<Report, SimError> {
     }
 }
 
+/// Runs any [`Dialer`] through the scenario (for tests and experiments: a wrapper can change
+/// the pacer's settings mid-run, say).
+pub fn run_dialer<D: Dialer>(scenario: &Scenario, dialer: D, label: &str) -> Result<Report, SimError> {
+    scenario.validate().map_err(SimError::Scenario)?;
+    Ok(Sim::new(scenario, dialer).run(label.to_string()))
+}
+
 /// Why a simulation could not run.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum SimError {
