@@ -1,0 +1,531 @@
+//! The answering-machine detector: a sans-IO state machine fed 8 kHz samples with their RTP
+//! timestamps, returning a verdict once it has one.
+
+use super::frame::{FRAME_MS, Frame, FrameCutter, StreamClock};
+use super::params::{Algorithm, AmdParams, ParamError};
+use super::tones::{ToneEvent, ToneParams, ToneTracker};
+use serde::{Deserialize, Serialize};
+
+/// What the detector concluded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AmdResult {
+    /// A live person answered.
+    Human,
+    /// An answering machine, voicemail, fax, or network announcement answered.
+    Machine,
+    /// The analysis time ran out without a clear answer (treat like a person: connect it).
+    NotSure,
+    /// The stream ended before a verdict.
+    Hangup,
+}
+
+impl AmdResult {
+    /// The name Asterisk gives it in `AMDSTATUS`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AmdResult::Human => "HUMAN",
+            AmdResult::Machine => "MACHINE",
+            AmdResult::NotSure => "NOTSURE",
+            AmdResult::Hangup => "HANGUP",
+        }
+    }
+}
+
+impl std::fmt::Display for AmdResult {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why the detector concluded what it did (Asterisk's `AMDCAUSE`, plus tones).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum AmdCause {
+    /// Nothing was said for `initial_silence_ms`.
+    InitialSilence,
+    /// A short greeting followed by `after_greeting_silence_ms` of silence: a person waiting.
+    Human,
+    /// The greeting went on longer than `greeting_ms`.
+    LongGreeting,
+    /// The greeting had `maximum_number_of_words` words (phrases, for the adaptive algorithm).
+    MaxWords,
+    /// One word lasted longer than `maximum_word_length_ms`.
+    MaxWordLength,
+    /// `total_analysis_time_ms` passed without a decision.
+    TooLong,
+    /// A voicemail beep was heard.
+    Beep,
+    /// A fax or modem tone was heard.
+    Fax,
+    /// A special information tone was heard (a network announcement, not the callee).
+    Sit,
+    /// The stream ended first.
+    Hangup,
+}
+
+impl AmdCause {
+    /// Upper-case name, as in Asterisk's `AMDCAUSE`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AmdCause::InitialSilence => "INITIALSILENCE",
+            AmdCause::Human => "HUMAN",
+            AmdCause::LongGreeting => "LONGGREETING",
+            AmdCause::MaxWords => "MAXWORDS",
+            AmdCause::MaxWordLength => "MAXWORDLENGTH",
+            AmdCause::TooLong => "TOOLONG",
+            AmdCause::Beep => "BEEP",
+            AmdCause::Fax => "FAX",
+            AmdCause::Sit => "SIT",
+            AmdCause::Hangup => "HANGUP",
+        }
+    }
+}
+
+impl std::fmt::Display for AmdCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The detector's verdict. Times are milliseconds of stream time since the first sample (RTP
+/// timestamps, not arrival times).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AmdVerdict {
+    /// Human, machine, not sure, hang-up.
+    pub result: AmdResult,
+    /// Why.
+    pub cause: AmdCause,
+    /// When the verdict was reached.
+    pub decided_at_ms: u32,
+    /// Where the first word of the greeting started, if anything was said.
+    pub greeting_start_ms: Option<u32>,
+    /// Where the greeting's last word ended, if anything was said and it has ended. The
+    /// two-second connect rule for a live answer counts from here.
+    pub greeting_end_ms: Option<u32>,
+    /// Voice heard in total.
+    pub voice_ms: u32,
+    /// Words counted (phrases, for the adaptive algorithm).
+    pub words: u32,
+    /// The noise floor when the verdict was reached, in dBFS (RMS of a 10 ms frame).
+    pub noise_floor_dbfs: f32,
+    /// The tone that decided the verdict, for causes `BEEP`, `FAX` and `SIT`.
+    pub tone: Option<ToneEvent>,
+}
+
+/// Answering-machine detector for one call. Feed it the callee's audio from the answer on; it
+/// returns a verdict once, then ignores further audio. No allocation after construction.
+#[derive(Debug, Clone)]
+pub struct Amd {
+    params: AmdParams,
+    clock: StreamClock,
+    cutter: FrameCutter,
+    tones: Option<ToneTracker>,
+    frames: u32,
+    state: State,
+    verdict: Option<AmdVerdict>,
+}
+
+#[derive(Debug, Clone)]
+enum State {
+    Adaptive(Adaptive),
+    Asterisk(Asterisk),
+}
+
+impl Amd {
+    /// A detector with the given parameters, checked first.
+    pub fn new(params: AmdParams) -> Result<Self, ParamError> {
+        params.validate()?;
+        let state = match params.algorithm {
+            Algorithm::Adaptive => State::Adaptive(Adaptive::new(&params)),
+            Algorithm::Asterisk => State::Asterisk(Asterisk::default()),
+        };
+        let tones = (params.algorithm == Algorithm::Adaptive && params.tones_are_machine)
+            .then(|| ToneTracker::new(ToneParams::default()));
+        Ok(Amd {
+            params,
+            clock: StreamClock::default(),
+            cutter: FrameCutter::default(),
+            tones,
+            frames: 0,
+            state,
+            verdict: None,
+        })
+    }
+
+    /// The Asterisk `app_amd` algorithm with its default parameters: the baseline to compare with.
+    pub fn baseline() -> Self {
+        Amd {
+            params: AmdParams::asterisk(),
+            clock: StreamClock::default(),
+            cutter: FrameCutter::default(),
+            tones: None,
+            frames: 0,
+            state: State::Asterisk(Asterisk::default()),
+            verdict: None,
+        }
+    }
+
+    /// The parameters in use.
+    pub fn params(&self) -> &AmdParams {
+        &self.params
+    }
+
+    /// The verdict, once reached.
+    pub fn verdict(&self) -> Option<AmdVerdict> {
+        self.verdict
+    }
+
+    /// Milliseconds of audio analysed so far.
+    pub fn elapsed_ms(&self) -> u32 {
+        self.frames * FRAME_MS
+    }
+
+    /// Feeds one packet: 8 kHz linear PCM stamped with its RTP timestamp. Lost packets (a
+    /// timestamp jump) count as silence, duplicates and overlaps are skipped. Returns the
+    /// verdict on the push that reaches it, `None` before and after.
+    pub fn push(&mut self, samples: &[i16], rtp_timestamp: u32) -> Option<AmdVerdict> {
+        if self.verdict.is_some() {
+            return None;
+        }
+        let place = self.clock.place(rtp_timestamp, samples.len());
+        for _ in 0..place.gap {
+            if let Some(v) = self.sample(0) {
+                return Some(v);
+            }
+        }
+        for &s in &samples[place.skip..] {
+            if let Some(v) = self.sample(s) {
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    /// Ends the stream (the callee hung up, or the file ended): the verdict, HANGUP if none yet.
+    pub fn finish(&mut self) -> AmdVerdict {
+        if let Some(v) = self.verdict {
+            return v;
+        }
+        let v = self.decide(AmdResult::Hangup, AmdCause::Hangup, None);
+        self.verdict = Some(v);
+        v
+    }
+
+    #[inline]
+    fn sample(&mut self, s: i16) -> Option<AmdVerdict> {
+        let frame = self.cutter.push(s)?;
+        self.frames += 1;
+        let now = self.frames * FRAME_MS;
+        if let Some(tones) = &mut self.tones
+            && let Some(event) = tones.frame(&frame, now)
+        {
+            let cause = match event {
+                ToneEvent::Beep { .. } => AmdCause::Beep,
+                ToneEvent::Fax { .. } => AmdCause::Fax,
+                ToneEvent::Sit { .. } => AmdCause::Sit,
+            };
+            let v = self.decide(AmdResult::Machine, cause, Some(event));
+            self.verdict = Some(v);
+            return Some(v);
+        }
+        let outcome = match &mut self.state {
+            State::Adaptive(a) => a.frame(&self.params, &frame, now),
+            State::Asterisk(a) => a.frame(&self.params, &frame, now),
+        };
+        let (result, cause) = outcome?;
+        let v = self.decide(result, cause, None);
+        self.verdict = Some(v);
+        Some(v)
+    }
+
+    fn decide(&self, result: AmdResult, cause: AmdCause, tone: Option<ToneEvent>) -> AmdVerdict {
+        let now = self.frames * FRAME_MS;
+        let (start, end, voice, words, floor) = match &self.state {
+            State::Adaptive(a) => (
+                a.greeting_start,
+                a.greeting_end(),
+                a.voice_ms,
+                a.phrases,
+                a.floor_db,
+            ),
+            State::Asterisk(a) => (
+                a.greeting_start,
+                a.last_voice_end,
+                a.voice_duration,
+                a.words,
+                -20.0 * (32768.0 / f32::from(self.params.silence_threshold)).log10(),
+            ),
+        };
+        AmdVerdict {
+            result,
+            cause,
+            decided_at_ms: now,
+            greeting_start_ms: start,
+            greeting_end_ms: end.filter(|_| start.is_some()),
+            voice_ms: voice,
+            words,
+            noise_floor_dbfs: floor,
+            tone,
+        }
+    }
+}
+
+/// Asterisk's `isAnsweringMachine` loop, frame for frame (20 ms frames, as with 20 ms packets),
+/// with `ast_dsp_silence`'s mean-absolute-sample test.
+#[derive(Debug, Clone)]
+struct Asterisk {
+    /// First half of the 20 ms frame being assembled.
+    half: Option<u32>,
+    in_initial_silence: bool,
+    in_greeting: bool,
+    voice_duration: u32,
+    silence_duration: u32,
+    total_time: u32,
+    words: u32,
+    in_word: bool,
+    consecutive_voice: u32,
+    /// The DSP's running silence (`dsp->totalsilence`).
+    dsp_silence: u32,
+    greeting_start: Option<u32>,
+    last_voice_end: Option<u32>,
+}
+
+impl Default for Asterisk {
+    fn default() -> Self {
+        Asterisk {
+            half: None,
+            in_initial_silence: true,
+            in_greeting: false,
+            voice_duration: 0,
+            silence_duration: 0,
+            total_time: 0,
+            words: 0,
+            // Asterisk starts in STATE_IN_WORD.
+            in_word: true,
+            consecutive_voice: 0,
+            dsp_silence: 0,
+            greeting_start: None,
+            last_voice_end: None,
+        }
+    }
+}
+
+impl Asterisk {
+    fn frame(&mut self, p: &AmdParams, frame: &Frame, now: u32) -> Option<(AmdResult, AmdCause)> {
+        let Some(first) = self.half.take() else {
+            self.half = Some(frame.abs_sum);
+            return None;
+        };
+        let frame_ms = 2 * FRAME_MS;
+        let mean_abs = (first + frame.abs_sum) / (2 * super::frame::FRAME);
+        self.total_time += frame_ms;
+        if self.total_time >= p.total_analysis_time_ms {
+            return Some((AmdResult::NotSure, AmdCause::TooLong));
+        }
+        if mean_abs < u32::from(p.silence_threshold) {
+            self.dsp_silence += frame_ms;
+        } else {
+            self.dsp_silence = 0;
+        }
+        if self.dsp_silence > 0 {
+            self.silence_duration = self.dsp_silence;
+            if self.silence_duration >= p.between_words_silence_ms {
+                self.in_word = false;
+                self.consecutive_voice = 0;
+            }
+            if self.in_initial_silence && self.silence_duration >= p.initial_silence_ms {
+                return Some((AmdResult::Machine, AmdCause::InitialSilence));
+            }
+            if self.silence_duration >= p.after_greeting_silence_ms && self.in_greeting {
+                return Some((AmdResult::Human, AmdCause::Human));
+            }
+        } else {
+            self.consecutive_voice += frame_ms;
+            self.voice_duration += frame_ms;
+            self.last_voice_end = Some(now);
+            if self.consecutive_voice >= p.min_word_length_ms && !self.in_word {
+                self.words += 1;
+                self.in_word = true;
+            }
+            if self.consecutive_voice >= p.maximum_word_length_ms {
+                return Some((AmdResult::Machine, AmdCause::MaxWordLength));
+            }
+            if self.words >= p.maximum_number_of_words {
+                return Some((AmdResult::Machine, AmdCause::MaxWords));
+            }
+            if self.in_greeting && self.voice_duration >= p.greeting_ms {
+                return Some((AmdResult::Machine, AmdCause::LongGreeting));
+            }
+            if self.voice_duration >= p.min_word_length_ms {
+                self.silence_duration = 0;
+            }
+            if self.consecutive_voice >= p.min_word_length_ms && !self.in_greeting {
+                self.in_initial_silence = false;
+                self.in_greeting = true;
+                self.greeting_start = Some(now - self.consecutive_voice);
+            }
+        }
+        None
+    }
+}
+
+/// Levels in dB below which nothing is ever voice, whatever the floor says.
+fn level_to_db(mean_abs: u16) -> f32 {
+    // Mean absolute value of a sine is 2/pi of its peak, RMS is 1/sqrt 2: RMS = 1.11 x mean abs.
+    20.0 * (f32::from(mean_abs.max(1)) * 1.11 / 32768.0).log10()
+}
+
+/// Frames kept to judge whether the sound is steady (noise) or moving (speech, music): 500 ms.
+const STEADY_BLOCKS: usize = 5;
+const STEADY_BLOCK_FRAMES: u32 = 10;
+/// A sound whose 10 ms level stays within this range for 500 ms is steady background noise.
+const STEADY_RANGE_DB: f32 = 4.0;
+
+/// Ours. Voice is a frame well above an adaptive noise floor; a person's greeting is short and
+/// followed by silence, a machine's goes on.
+#[derive(Debug, Clone)]
+struct Adaptive {
+    floor_db: f32,
+    floor_set: bool,
+    min_voice_db: f32,
+    rise_per_frame: f32,
+    in_voice: bool,
+    /// Consecutive voice in the current word, gaps shorter than a between-word silence included.
+    word_ms: u32,
+    /// Silence since the last voice frame.
+    silence_ms: u32,
+    /// The pause before the current run of voice.
+    pause_before_ms: u32,
+    /// Voice heard in total.
+    voice_ms: u32,
+    in_word: bool,
+    phrases: u32,
+    greeting_start: Option<u32>,
+    last_voice_end: Option<u32>,
+    /// Min and max level of each 100 ms block, for steadiness.
+    blocks: [(f32, f32); STEADY_BLOCKS],
+    block_frames: u32,
+}
+
+impl Adaptive {
+    fn new(p: &AmdParams) -> Self {
+        Adaptive {
+            floor_db: level_to_db(p.silence_threshold),
+            floor_set: false,
+            min_voice_db: level_to_db(p.min_speech_level),
+            rise_per_frame: p.noise_floor_rise_db_per_s * FRAME_MS as f32 / 1000.0,
+            in_voice: false,
+            word_ms: 0,
+            silence_ms: 0,
+            pause_before_ms: 0,
+            voice_ms: 0,
+            in_word: false,
+            phrases: 0,
+            greeting_start: None,
+            last_voice_end: None,
+            blocks: [(f32::MAX, f32::MIN); STEADY_BLOCKS],
+            block_frames: 0,
+        }
+    }
+
+    fn greeting_end(&self) -> Option<u32> {
+        self.last_voice_end
+    }
+
+    /// Updates the noise floor and says whether this frame is voice.
+    fn voice(&mut self, p: &AmdParams, level: f32) -> bool {
+        if !self.floor_set {
+            // The first 10 ms after answer is nearly always line noise; but never start above
+            // the fixed threshold, in case the callee was already talking.
+            self.floor_db = self.floor_db.min(level);
+            self.floor_set = true;
+        }
+        let last = &mut self.blocks[STEADY_BLOCKS - 1];
+        last.0 = last.0.min(level);
+        last.1 = last.1.max(level);
+        self.block_frames += 1;
+        if self.block_frames == STEADY_BLOCK_FRAMES {
+            self.block_frames = 0;
+            let (lo, hi) = self
+                .blocks
+                .iter()
+                .fold((f32::MAX, f32::MIN), |(lo, hi), b| {
+                    (lo.min(b.0), hi.max(b.1))
+                });
+            if hi - lo <= STEADY_RANGE_DB && lo > self.floor_db {
+                // Steady for 500 ms: background noise, however loud. Take it as the floor.
+                self.floor_db = lo;
+            }
+            self.blocks.rotate_left(1);
+            self.blocks[STEADY_BLOCKS - 1] = (f32::MAX, f32::MIN);
+        }
+        let on = self.floor_db + p.speech_margin_db;
+        let off = on - 3.0;
+        let voice = level >= self.min_voice_db && level >= if self.in_voice { off } else { on };
+        if level < self.floor_db {
+            self.floor_db += 0.3 * (level - self.floor_db);
+        } else if !voice {
+            self.floor_db += 0.05 * (level - self.floor_db);
+        } else {
+            self.floor_db += self.rise_per_frame.min(level - self.floor_db);
+        }
+        self.in_voice = voice;
+        voice
+    }
+
+    fn frame(&mut self, p: &AmdParams, frame: &Frame, now: u32) -> Option<(AmdResult, AmdCause)> {
+        let voice = self.voice(p, frame.level_db());
+        if now >= p.total_analysis_time_ms {
+            return Some((AmdResult::NotSure, AmdCause::TooLong));
+        }
+        if voice {
+            if self.silence_ms >= p.between_words_silence_ms {
+                // A new run of voice after a real pause.
+                self.in_word = false;
+                self.word_ms = 0;
+                self.pause_before_ms = self.silence_ms;
+            }
+            self.silence_ms = 0;
+            self.word_ms += FRAME_MS;
+            self.voice_ms += FRAME_MS;
+            self.last_voice_end = Some(now);
+            if !self.in_word && self.word_ms >= p.min_word_length_ms {
+                self.in_word = true;
+                let start = now - self.word_ms;
+                if self.greeting_start.is_none() {
+                    self.greeting_start = Some(start);
+                    self.phrases = 1;
+                } else if self.pause_before_ms >= p.phrase_pause_ms {
+                    self.phrases += 1;
+                }
+            }
+            if self.word_ms >= p.maximum_word_length_ms {
+                return Some((AmdResult::Machine, AmdCause::MaxWordLength));
+            }
+            if self.phrases >= p.maximum_number_of_words {
+                return Some((AmdResult::Machine, AmdCause::MaxWords));
+            }
+            if let Some(start) = self.greeting_start
+                && now - start >= p.greeting_ms
+            {
+                return Some((AmdResult::Machine, AmdCause::LongGreeting));
+            }
+        } else {
+            self.silence_ms += FRAME_MS;
+            if self.silence_ms >= p.between_words_silence_ms {
+                self.word_ms = 0;
+            }
+            match self.greeting_start {
+                None if self.silence_ms >= p.initial_silence_ms => {
+                    return Some((AmdResult::Machine, AmdCause::InitialSilence));
+                }
+                Some(_) if self.silence_ms >= p.after_greeting_silence_ms => {
+                    return Some((AmdResult::Human, AmdCause::Human));
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+}

@@ -1,0 +1,234 @@
+//! The shared front end of every detector: placing packets on the stream's timeline by their RTP
+//! timestamps, and cutting 10 ms frames with the few sums the detectors need.
+
+/// Samples per second of the audio every detector is fed (G.711 narrowband).
+pub const SAMPLE_RATE: u32 = 8000;
+/// Samples in one analysis frame: 10 ms.
+pub(crate) const FRAME: u32 = 80;
+/// Milliseconds in one analysis frame.
+pub(crate) const FRAME_MS: u32 = FRAME * 1000 / SAMPLE_RATE;
+/// A timestamp jump forward longer than this (2 s) is taken as a restarted stream, not a gap.
+const MAX_GAP: u32 = 2 * SAMPLE_RATE;
+
+/// Where a packet's samples go on the stream's timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Placement {
+    /// Samples missing before this packet (lost packets), to be analysed as silence.
+    pub gap: u32,
+    /// Samples at the front of this packet already analysed (duplicate or overlap), to skip.
+    pub skip: usize,
+}
+
+/// Follows the RTP timestamp of the stream, never the wall clock: time is what was received.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StreamClock {
+    /// RTP timestamp of the next sample expected; `None` before the first packet.
+    next: Option<u32>,
+}
+
+impl StreamClock {
+    /// Places a packet of `len` samples stamped `timestamp`, and advances past it.
+    pub fn place(&mut self, timestamp: u32, len: usize) -> Placement {
+        let len32 = u32::try_from(len).unwrap_or(u32::MAX);
+        let Some(next) = self.next else {
+            self.next = Some(timestamp.wrapping_add(len32));
+            return Placement { gap: 0, skip: 0 };
+        };
+        // Differences are taken modulo 2^32 and read as signed, so a wrapping timestamp is fine.
+        let ahead = timestamp.wrapping_sub(next) as i32;
+        let placement = if ahead >= 0 {
+            let ahead = ahead as u32;
+            if ahead > MAX_GAP {
+                // The sender restarted its timestamps: carry on without inventing silence.
+                Placement { gap: 0, skip: 0 }
+            } else {
+                Placement {
+                    gap: ahead,
+                    skip: 0,
+                }
+            }
+        } else {
+            let behind = ahead.unsigned_abs() as usize;
+            if behind > MAX_GAP as usize {
+                // Far behind is a restart too, not a duplicate.
+                Placement { gap: 0, skip: 0 }
+            } else {
+                Placement {
+                    gap: 0,
+                    skip: behind.min(len),
+                }
+            }
+        };
+        if placement.skip < len {
+            self.next = Some(timestamp.wrapping_add(len32));
+        }
+        placement
+    }
+}
+
+/// One 10 ms frame's measurements.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Frame {
+    /// Sum of absolute sample values (Asterisk's measure, before dividing by the length).
+    pub abs_sum: u32,
+    /// Mean square of the samples.
+    pub power: f64,
+    /// Prediction gain in dB of the best two-tap linear predictor: a pure tone is predicted
+    /// almost exactly (tens of dB), speech and noise are not.
+    pub tone_gain_db: f32,
+    /// Frequency of the tone that predictor describes, in Hz (meaningful when the gain is high).
+    pub tone_hz: f32,
+}
+
+impl Frame {
+    /// Level in dB relative to full scale (RMS), floored at -100 dBFS.
+    pub fn level_db(&self) -> f32 {
+        let full = 32768.0_f64 * 32768.0;
+        (10.0 * ((self.power / full).max(1e-10)).log10()) as f32
+    }
+}
+
+/// Accumulates samples into frames. The sums are the covariance terms of a two-tap predictor,
+/// which give tone frequency and purity at three multiply-adds per sample.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FrameCutter {
+    n: u32,
+    abs_sum: u32,
+    e00: i64,
+    e01: i64,
+    e02: i64,
+    /// The two samples before the current one.
+    x1: i32,
+    x2: i32,
+    /// The two samples before the current frame began.
+    b1: i32,
+    b2: i32,
+}
+
+impl FrameCutter {
+    /// Adds one sample; returns the frame it completes, if any.
+    #[inline]
+    pub fn push(&mut self, sample: i16) -> Option<Frame> {
+        let x = i32::from(sample);
+        self.abs_sum += x.unsigned_abs();
+        self.e00 += i64::from(x * x);
+        self.e01 += i64::from(x) * i64::from(self.x1);
+        self.e02 += i64::from(x) * i64::from(self.x2);
+        self.x2 = self.x1;
+        self.x1 = x;
+        self.n += 1;
+        if self.n < FRAME {
+            return None;
+        }
+        let frame = self.finish_frame();
+        self.n = 0;
+        self.abs_sum = 0;
+        self.e00 = 0;
+        self.e01 = 0;
+        self.e02 = 0;
+        self.b1 = self.x1;
+        self.b2 = self.x2;
+        Some(frame)
+    }
+
+    fn finish_frame(&self) -> Frame {
+        let n = f64::from(FRAME);
+        let (last1, last2) = (f64::from(self.x1), f64::from(self.x2));
+        let (before1, before2) = (f64::from(self.b1), f64::from(self.b2));
+        // Covariance method: phi(i, j) = sum over the frame of x[n-i] x[n-j].
+        let p00 = self.e00 as f64;
+        let p01 = self.e01 as f64;
+        let p02 = self.e02 as f64;
+        let p11 = p00 - last1 * last1 + before1 * before1;
+        let p22 = p11 - last2 * last2 + before2 * before2;
+        let p12 = p01 - last1 * last2 + before1 * before2;
+        let mut frame = Frame {
+            abs_sum: self.abs_sum,
+            power: p00 / n,
+            tone_gain_db: 0.0,
+            tone_hz: 0.0,
+        };
+        let det = p11 * p22 - p12 * p12;
+        if p00 <= n || det <= 1e-9 * p11 * p22 {
+            return frame;
+        }
+        let a1 = (p01 * p22 - p02 * p12) / det;
+        let a2 = (p02 * p11 - p01 * p12) / det;
+        let error = (p00 - a1 * p01 - a2 * p02).max(p00 * 1e-6);
+        frame.tone_gain_db = (10.0 * (p00 / error).log10()) as f32;
+        // x[n] = a1 x[n-1] + a2 x[n-2] has poles r e^{+-jw} with r^2 = -a2, 2 r cos w = a1.
+        if a2 < 0.0 {
+            let r = (-a2).sqrt();
+            let cos = (a1 / (2.0 * r)).clamp(-1.0, 1.0);
+            frame.tone_hz = (cos.acos() * f64::from(SAMPLE_RATE) / std::f64::consts::TAU) as f32;
+            // A decaying or growing pole pair is not a steady tone.
+            if !(0.97..=1.03).contains(&r) {
+                frame.tone_gain_db = frame.tone_gain_db.min(6.0);
+            }
+        } else {
+            frame.tone_gain_db = frame.tone_gain_db.min(6.0);
+        }
+        frame
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sine(freq: f64, amplitude: f64, samples: usize) -> Vec<i16> {
+        (0..samples)
+            .map(|n| {
+                (amplitude * (std::f64::consts::TAU * freq * n as f64 / 8000.0).sin()).round()
+                    as i16
+            })
+            .collect()
+    }
+
+    #[test]
+    fn clock_handles_gaps_duplicates_overlap_and_wrap() {
+        let mut clock = StreamClock::default();
+        let start = u32::MAX - 100;
+        assert_eq!(clock.place(start, 160), Placement { gap: 0, skip: 0 });
+        // Next packet wraps past zero.
+        assert_eq!(
+            clock.place(start.wrapping_add(160), 160),
+            Placement { gap: 0, skip: 0 }
+        );
+        // One packet lost.
+        assert_eq!(
+            clock.place(start.wrapping_add(480), 160),
+            Placement { gap: 160, skip: 0 }
+        );
+        // A duplicate of it is skipped whole.
+        assert_eq!(
+            clock.place(start.wrapping_add(480), 160),
+            Placement { gap: 0, skip: 160 }
+        );
+        // Overlapping by half.
+        assert_eq!(
+            clock.place(start.wrapping_add(560), 160),
+            Placement { gap: 0, skip: 80 }
+        );
+        // A restart far away is not a gap.
+        assert_eq!(clock.place(1_000_000, 160), Placement { gap: 0, skip: 0 });
+        assert_eq!(clock.place(1_000_160, 160), Placement { gap: 0, skip: 0 });
+    }
+
+    #[test]
+    fn tone_frequency_and_purity() {
+        for freq in [440.0, 913.8, 1100.0, 1776.7, 2000.0] {
+            let mut cutter = FrameCutter::default();
+            let frames: Vec<Frame> = sine(freq, 8000.0, 800)
+                .into_iter()
+                .filter_map(|s| cutter.push(s))
+                .collect();
+            let last = frames.last().unwrap();
+            assert!(
+                (f64::from(last.tone_hz) - freq).abs() < 2.0,
+                "{freq}: {last:?}"
+            );
+            assert!(last.tone_gain_db > 30.0, "{freq}: {last:?}");
+        }
+    }
+}
