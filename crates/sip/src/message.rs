@@ -1,0 +1,1078 @@
+//! SIP messages: framing and validation in front of rsip's parser, the few fields every layer
+//! needs pulled out once, and builders for the messages we send.
+//!
+//! rsip parses whatever it is given and trusts it; everything that faces the network goes through
+//! [`Message::parse`] first, which bounds sizes, checks UTF-8 and Content-Length, expands compact
+//! header names and unfolds continuation lines (rsip knows neither), contains any panic of rsip's
+//! parser, and insists on the headers RFC 3261 section 8.1.1 makes mandatory.
+
+use crate::types::{Method, Transport};
+use rsip::headers::UntypedHeader;
+use std::fmt;
+
+/// Size limits applied to every incoming message before it is parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest whole message (start line, headers and body) in bytes.
+    pub max_message: usize,
+    /// Largest header section (start line and headers) in bytes.
+    pub max_header_bytes: usize,
+    /// Most header lines.
+    pub max_headers: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        // A real INVITE with a long Record-Route set is a few kilobytes; 16 KiB of headers is
+        // generous, and 64 KiB is the most a UDP datagram carries anyway.
+        Limits {
+            max_message: 65_535,
+            max_header_bytes: 16 * 1024,
+            max_headers: 128,
+        }
+    }
+}
+
+/// Why an incoming message was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// Nothing but whitespace (a keepalive), not a message.
+    #[error("empty message (keepalive)")]
+    Empty,
+    /// The message is longer than [`Limits::max_message`].
+    #[error("message of {len} bytes exceeds the limit of {max}")]
+    TooLarge {
+        /// Bytes received.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The header section is longer than [`Limits::max_header_bytes`].
+    #[error("header section exceeds {max} bytes")]
+    HeadersTooLarge {
+        /// The limit.
+        max: usize,
+    },
+    /// More header lines than [`Limits::max_headers`].
+    #[error("more than {max} header lines")]
+    TooManyHeaders {
+        /// The limit.
+        max: usize,
+    },
+    /// No blank line ends the header section.
+    #[error("no blank line ends the header section")]
+    NoEndOfHeaders,
+    /// The start line or headers are not UTF-8.
+    #[error("header section is not valid UTF-8 (at byte {at})")]
+    InvalidUtf8 {
+        /// Offset of the first invalid byte.
+        at: usize,
+    },
+    /// A header line holds a bare CR, LF or NUL.
+    #[error("line {line} of the header section holds a bare CR, LF or NUL")]
+    BadLineEnding {
+        /// 1-based line number.
+        line: usize,
+    },
+    /// Content-Length is not a number, is repeated with other values, or is absurd.
+    #[error("bad Content-Length: {0}")]
+    BadContentLength(String),
+    /// Content-Length promises more bytes than arrived.
+    #[error("Content-Length is {declared} but only {received} bytes of body arrived")]
+    BodyTruncated {
+        /// The declared length.
+        declared: usize,
+        /// What arrived.
+        received: usize,
+    },
+    /// rsip's parser refused the message.
+    #[error("syntax error: {0}")]
+    Syntax(String),
+    /// rsip's parser panicked on this input (contained; the message is dropped).
+    #[error("the SIP parser panicked on this input")]
+    ParserPanic,
+    /// A header RFC 3261 requires in every message is missing.
+    #[error("missing mandatory header {0}")]
+    MissingHeader(&'static str),
+    /// A mandatory header is present but unusable.
+    #[error("bad {name} header: {why}")]
+    BadHeader {
+        /// The header's name.
+        name: &'static str,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// The protocol version is not SIP/2.0.
+    #[error("unsupported SIP version")]
+    BadVersion,
+}
+
+/// Runs `f`, turning a panic into `None`. rsip's parser is not hardened against hostile input, so
+/// every call into it on outside data goes through here.
+pub(crate) fn contain_panic<T>(f: impl FnOnce() -> T) -> Option<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).ok()
+}
+
+/// Compact header forms (RFC 3261 section 7.3.3 and later RFCs), which rsip does not know.
+fn expand_compact(name: &str) -> Option<&'static str> {
+    if name.len() != 1 {
+        return None;
+    }
+    Some(match name.as_bytes()[0].to_ascii_lowercase() {
+        b'i' => "Call-ID",
+        b'm' => "Contact",
+        b'e' => "Content-Encoding",
+        b'l' => "Content-Length",
+        b'c' => "Content-Type",
+        b'f' => "From",
+        b's' => "Subject",
+        b'k' => "Supported",
+        b't' => "To",
+        b'v' => "Via",
+        b'x' => "Session-Expires",
+        b'o' => "Event",
+        b'r' => "Refer-To",
+        b'u' => "Allow-Events",
+        _ => return None,
+    })
+}
+
+/// What a scan of the header section found: where it ends, the declared body length, and
+/// whether the header section must be rewritten before rsip can read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HeadScan {
+    /// Length of the start line and headers including the blank line.
+    pub head_len: usize,
+    /// The Content-Length value, if present.
+    pub content_length: Option<usize>,
+    /// Compact names or folded lines are present.
+    pub rewrite: bool,
+}
+
+fn find_blank_line(buf: &[u8]) -> Option<usize> {
+    let mut i = 0;
+    while i + 3 < buf.len() {
+        match buf[i + 3] {
+            b'\n' if &buf[i..i + 4] == b"\r\n\r\n" => return Some(i),
+            // Skip ahead: no CRLFCRLF can end before the next `\n`.
+            b'\n' | b'\r' => i += 1,
+            _ => i += 4,
+        }
+    }
+    None
+}
+
+/// Number of leading CR/LF bytes (keepalives and stray line ends between messages on TCP).
+pub(crate) fn leading_crlf(buf: &[u8]) -> usize {
+    buf.iter()
+        .take_while(|b| matches!(b, b'\r' | b'\n'))
+        .count()
+}
+
+/// Scans the header section at the start of `buf` (which starts at the start line). Returns
+/// `Ok(None)` when the blank line has not arrived yet and `buf` is still within the limits, for
+/// stream framing.
+pub(crate) fn scan_head(buf: &[u8], limits: &Limits) -> Result<Option<HeadScan>, ParseError> {
+    let window = &buf[..buf.len().min(limits.max_header_bytes + 4)];
+    let Some(end) = find_blank_line(window) else {
+        if buf.len() > limits.max_header_bytes {
+            return Err(ParseError::HeadersTooLarge {
+                max: limits.max_header_bytes,
+            });
+        }
+        return Ok(None);
+    };
+    let head = &buf[..end];
+    let head = std::str::from_utf8(head).map_err(|err| ParseError::InvalidUtf8 {
+        at: err.valid_up_to(),
+    })?;
+    let mut content_length = None;
+    let mut rewrite = false;
+    for (index, line) in head.split("\r\n").enumerate() {
+        if index > limits.max_headers {
+            return Err(ParseError::TooManyHeaders {
+                max: limits.max_headers,
+            });
+        }
+        if line.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+            return Err(ParseError::BadLineEnding { line: index + 1 });
+        }
+        if index == 0 {
+            continue;
+        }
+        if line.starts_with([' ', '\t']) {
+            rewrite = true;
+            continue;
+        }
+        let Some((name, value)) = line.split_once(':') else {
+            continue; // rsip reports the syntax error with context
+        };
+        let name = name.trim_end();
+        if expand_compact(name).is_some() {
+            rewrite = true;
+        }
+        if name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("l") {
+            let value = value.trim();
+            let parsed = if value.is_empty()
+                || value.len() > 9
+                || !value.bytes().all(|b| b.is_ascii_digit())
+            {
+                None
+            } else {
+                value.parse::<usize>().ok()
+            };
+            let Some(parsed) = parsed.filter(|len| *len <= limits.max_message) else {
+                return Err(ParseError::BadContentLength(
+                    value.chars().take(32).collect(),
+                ));
+            };
+            if content_length.is_some_and(|previous| previous != parsed) {
+                return Err(ParseError::BadContentLength(
+                    "repeated with different values".into(),
+                ));
+            }
+            content_length = Some(parsed);
+        }
+    }
+    Ok(Some(HeadScan {
+        head_len: end + 4,
+        content_length,
+        rewrite,
+    }))
+}
+
+/// Rewrites a header section so rsip can read it: continuation lines joined to the line they
+/// continue, compact names spelled out.
+fn rewrite_head(head: &str) -> String {
+    let mut out = String::with_capacity(head.len() + 64);
+    for (index, line) in head.split("\r\n").enumerate() {
+        if index == 0 {
+            out.push_str(line);
+            continue;
+        }
+        if line.starts_with([' ', '\t']) {
+            out.push(' ');
+            out.push_str(line.trim_start());
+            continue;
+        }
+        out.push_str("\r\n");
+        match line.split_once(':') {
+            Some((name, value)) => match expand_compact(name.trim_end()) {
+                Some(long) => {
+                    out.push_str(long);
+                    out.push(':');
+                    out.push_str(value);
+                }
+                None => out.push_str(line),
+            },
+            None => out.push_str(line),
+        }
+    }
+    out.push_str("\r\n\r\n");
+    out
+}
+
+/// The top Via of a message, which routes responses and names the transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TopVia {
+    pub transport: Option<Transport>,
+    pub host: String,
+    pub port: Option<u16>,
+    pub branch: String,
+    /// `Some(None)` for a bare `rport` (RFC 3581 asks us to fill it in).
+    pub rport: Option<Option<u16>>,
+    pub received: Option<String>,
+}
+
+/// Fields every layer needs, pulled out of the headers once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Head {
+    pub call_id: String,
+    pub cseq: u32,
+    pub cseq_method: Method,
+    pub from_tag: Option<String>,
+    pub to_tag: Option<String>,
+    pub via: TopVia,
+}
+
+/// A parsed and validated SIP request or response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub(crate) inner: rsip::SipMessage,
+    pub(crate) head: Head,
+}
+
+/// A request that rsip parsed but that lacks a mandatory header: enough to answer it with 400.
+pub(crate) struct Invalid {
+    pub error: ParseError,
+    pub request: Option<Box<rsip::Request>>,
+}
+
+impl From<ParseError> for Invalid {
+    fn from(error: ParseError) -> Self {
+        Invalid {
+            error,
+            request: None,
+        }
+    }
+}
+
+impl Message {
+    /// Parses one message (a UDP datagram, or a frame cut from a TCP stream).
+    pub fn parse(buf: &[u8]) -> Result<Message, ParseError> {
+        Self::parse_with(buf, &Limits::default()).map_err(|invalid| invalid.error)
+    }
+
+    pub(crate) fn parse_with(buf: &[u8], limits: &Limits) -> Result<Message, Invalid> {
+        let buf = &buf[leading_crlf(buf)..];
+        if buf.iter().all(|b| b.is_ascii_whitespace()) {
+            return Err(ParseError::Empty.into());
+        }
+        if buf.len() > limits.max_message {
+            return Err(ParseError::TooLarge {
+                len: buf.len(),
+                max: limits.max_message,
+            }
+            .into());
+        }
+        let scan = scan_head(buf, limits)?.ok_or(ParseError::NoEndOfHeaders)?;
+        let available = buf.len() - scan.head_len;
+        let body_len = match scan.content_length {
+            Some(declared) if declared > available => {
+                return Err(ParseError::BodyTruncated {
+                    declared,
+                    received: available,
+                }
+                .into());
+            }
+            Some(declared) => declared,
+            None => available,
+        };
+        let rewritten;
+        let input: &[u8] = if scan.rewrite {
+            // scan_head checked the header section is UTF-8.
+            let head = String::from_utf8_lossy(&buf[..scan.head_len - 4]);
+            let mut bytes = rewrite_head(&head).into_bytes();
+            bytes.extend_from_slice(&buf[scan.head_len..scan.head_len + body_len]);
+            rewritten = bytes;
+            &rewritten
+        } else {
+            &buf[..scan.head_len + body_len]
+        };
+        let parsed = contain_panic(|| rsip::SipMessage::try_from(input))
+            .ok_or(ParseError::ParserPanic)?
+            .map_err(|err| ParseError::Syntax(truncate(&err.to_string(), 200)))?;
+        if parsed.version() != &rsip::Version::V2 {
+            return Err(ParseError::BadVersion.into());
+        }
+        match extract_head(&parsed) {
+            Ok(head) => Ok(Message {
+                inner: parsed,
+                head,
+            }),
+            Err(error) => Err(Invalid {
+                error,
+                request: match parsed {
+                    rsip::SipMessage::Request(request) => Some(Box::new(request)),
+                    rsip::SipMessage::Response(_) => None,
+                },
+            }),
+        }
+    }
+
+    /// Whether this is a request.
+    pub fn is_request(&self) -> bool {
+        self.inner.is_request()
+    }
+
+    /// The request method (`None` for a response).
+    pub fn method(&self) -> Option<Method> {
+        match &self.inner {
+            rsip::SipMessage::Request(request) => Some(Method::from_rsip(request.method)),
+            rsip::SipMessage::Response(_) => None,
+        }
+    }
+
+    /// The status code (`None` for a request).
+    pub fn status(&self) -> Option<u16> {
+        match &self.inner {
+            rsip::SipMessage::Request(_) => None,
+            rsip::SipMessage::Response(response) => Some(response.status_code.code()),
+        }
+    }
+
+    /// The reason phrase of a response.
+    pub fn reason(&self) -> Option<String> {
+        match &self.inner {
+            rsip::SipMessage::Request(_) => None,
+            rsip::SipMessage::Response(response) => Some(reason_of(&response.status_code)),
+        }
+    }
+
+    /// The Request-URI of a request.
+    pub fn request_uri(&self) -> Option<crate::Uri> {
+        match &self.inner {
+            rsip::SipMessage::Request(request) => Some(crate::Uri(request.uri.clone())),
+            rsip::SipMessage::Response(_) => None,
+        }
+    }
+
+    /// The Call-ID.
+    pub fn call_id(&self) -> &str {
+        &self.head.call_id
+    }
+
+    /// The CSeq number and method.
+    pub fn cseq(&self) -> (u32, Method) {
+        (self.head.cseq, self.head.cseq_method)
+    }
+
+    /// The From tag.
+    pub fn from_tag(&self) -> Option<&str> {
+        self.head.from_tag.as_deref()
+    }
+
+    /// The To tag.
+    pub fn to_tag(&self) -> Option<&str> {
+        self.head.to_tag.as_deref()
+    }
+
+    /// The top Via's branch.
+    pub fn branch(&self) -> &str {
+        &self.head.via.branch
+    }
+
+    /// The first value of a header, by name (case-insensitive; compact forms are expanded).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = expand_compact(name).unwrap_or(name);
+        first_header(headers_of(&self.inner), name)
+    }
+
+    /// Every value of a header, by name, in order.
+    pub fn headers<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        let name = expand_compact(name).unwrap_or(name);
+        headers_of(&self.inner)
+            .iter()
+            .map(header_parts)
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.trim())
+    }
+
+    /// The body.
+    pub fn body(&self) -> &[u8] {
+        self.inner.body()
+    }
+
+    /// The message as it goes on the wire.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.inner.to_string().into_bytes()
+    }
+}
+
+impl fmt::Display for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.inner)
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}
+
+pub(crate) fn reason_of(status: &rsip::StatusCode) -> String {
+    match status {
+        rsip::StatusCode::Other(_, reason) => reason.clone(),
+        // rsip prints its variant names ("BusyHere"); use the RFC's phrases.
+        known => reason_phrase(known.code()).to_owned(),
+    }
+}
+
+/// The reason phrase RFC 3261 (and friends) give a status code.
+#[allow(clippy::match_overlapping_arm)] // specific codes first, then a phrase per class
+pub fn reason_phrase(code: u16) -> &'static str {
+    match code {
+        100 => "Trying",
+        180 => "Ringing",
+        181 => "Call Is Being Forwarded",
+        182 => "Queued",
+        183 => "Session Progress",
+        199 => "Early Dialog Terminated",
+        200 => "OK",
+        202 => "Accepted",
+        204 => "No Notification",
+        300 => "Multiple Choices",
+        301 => "Moved Permanently",
+        302 => "Moved Temporarily",
+        305 => "Use Proxy",
+        380 => "Alternative Service",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        402 => "Payment Required",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        406 => "Not Acceptable",
+        407 => "Proxy Authentication Required",
+        408 => "Request Timeout",
+        410 => "Gone",
+        413 => "Request Entity Too Large",
+        414 => "Request-URI Too Long",
+        415 => "Unsupported Media Type",
+        416 => "Unsupported URI Scheme",
+        420 => "Bad Extension",
+        421 => "Extension Required",
+        422 => "Session Interval Too Small",
+        423 => "Interval Too Brief",
+        480 => "Temporarily Unavailable",
+        481 => "Call/Transaction Does Not Exist",
+        482 => "Loop Detected",
+        483 => "Too Many Hops",
+        484 => "Address Incomplete",
+        485 => "Ambiguous",
+        486 => "Busy Here",
+        487 => "Request Terminated",
+        488 => "Not Acceptable Here",
+        491 => "Request Pending",
+        493 => "Undecipherable",
+        500 => "Server Internal Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Server Time-out",
+        505 => "Version Not Supported",
+        513 => "Message Too Large",
+        600 => "Busy Everywhere",
+        603 => "Decline",
+        604 => "Does Not Exist Anywhere",
+        606 => "Not Acceptable",
+        100..=199 => "Session Progress",
+        200..=299 => "OK",
+        300..=399 => "Redirection",
+        400..=499 => "Client Error",
+        500..=599 => "Server Error",
+        _ => "Global Failure",
+    }
+}
+
+pub(crate) fn headers_of(message: &rsip::SipMessage) -> &rsip::Headers {
+    match message {
+        rsip::SipMessage::Request(request) => &request.headers,
+        rsip::SipMessage::Response(response) => &response.headers,
+    }
+}
+
+macro_rules! header_table {
+    ($($variant:ident => $name:literal,)*) => {
+        /// A header's canonical name and its raw value.
+        pub(crate) fn header_parts(header: &rsip::Header) -> (&str, &str) {
+            match header {
+                $(rsip::Header::$variant(value) => ($name, value.value()),)*
+                rsip::Header::Other(name, value) => (name.as_str(), value.as_str()),
+            }
+        }
+
+        /// A header from a name and a value, typed where rsip has a type for it.
+        pub(crate) fn make_header(name: &str, value: impl Into<String>) -> rsip::Header {
+            $(if name.eq_ignore_ascii_case($name) {
+                return rsip::Header::$variant(rsip::headers::$variant::new(value));
+            })*
+            rsip::Header::Other(name.to_owned(), value.into())
+        }
+    };
+}
+
+header_table! {
+    Accept => "Accept",
+    AcceptEncoding => "Accept-Encoding",
+    AcceptLanguage => "Accept-Language",
+    AlertInfo => "Alert-Info",
+    Allow => "Allow",
+    AuthenticationInfo => "Authentication-Info",
+    Authorization => "Authorization",
+    CSeq => "CSeq",
+    CallId => "Call-ID",
+    CallInfo => "Call-Info",
+    Contact => "Contact",
+    ContentDisposition => "Content-Disposition",
+    ContentEncoding => "Content-Encoding",
+    ContentLanguage => "Content-Language",
+    ContentLength => "Content-Length",
+    ContentType => "Content-Type",
+    Date => "Date",
+    ErrorInfo => "Error-Info",
+    Event => "Event",
+    Expires => "Expires",
+    From => "From",
+    InReplyTo => "In-Reply-To",
+    MaxForwards => "Max-Forwards",
+    MimeVersion => "MIME-Version",
+    MinExpires => "Min-Expires",
+    Organization => "Organization",
+    Priority => "Priority",
+    ProxyAuthenticate => "Proxy-Authenticate",
+    ProxyAuthorization => "Proxy-Authorization",
+    ProxyRequire => "Proxy-Require",
+    RecordRoute => "Record-Route",
+    ReplyTo => "Reply-To",
+    Require => "Require",
+    RetryAfter => "Retry-After",
+    Route => "Route",
+    Server => "Server",
+    Subject => "Subject",
+    SubscriptionState => "Subscription-State",
+    Supported => "Supported",
+    Timestamp => "Timestamp",
+    To => "To",
+    Unsupported => "Unsupported",
+    UserAgent => "User-Agent",
+    Via => "Via",
+    Warning => "Warning",
+    WwwAuthenticate => "WWW-Authenticate",
+}
+
+fn first_header<'a>(headers: &'a rsip::Headers, name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .map(header_parts)
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, value)| value.trim())
+}
+
+/// Splits a header value at its top-level commas (outside quotes and angle brackets), for
+/// headers that may carry several values on one line (Via, Route, Record-Route, Contact).
+pub(crate) fn split_list(value: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut quoted, mut angle, mut escaped) = (false, false, false);
+    let mut start = 0;
+    for (i, c) in value.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '<' if !quoted => angle = true,
+            '>' if !quoted => angle = false,
+            ',' if !quoted && !angle => {
+                parts.push(value[start..i].trim());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(value[start..].trim());
+    parts.retain(|part| !part.is_empty());
+    parts
+}
+
+/// The value of a `;name=value` parameter in a header value's parameters (after the URI).
+pub(crate) fn param_value<'a>(params: &'a str, name: &str) -> Option<Option<&'a str>> {
+    params.split(';').skip(1).find_map(|param| {
+        let (key, value) = match param.split_once('=') {
+            Some((key, value)) => (key.trim(), Some(value.trim())),
+            None => (param.trim(), None),
+        };
+        key.eq_ignore_ascii_case(name).then_some(value)
+    })
+}
+
+/// The part of a name-addr header value after the URI (its header parameters).
+pub(crate) fn header_params(value: &str) -> &str {
+    match value.rfind('>') {
+        Some(end) => &value[end + 1..],
+        None => match value.find(';') {
+            Some(start) => &value[start..],
+            None => "",
+        },
+    }
+}
+
+/// The tag parameter of a From or To value.
+pub(crate) fn tag_of(value: &str) -> Option<String> {
+    param_value(header_params(value), "tag")
+        .flatten()
+        .filter(|tag| !tag.is_empty())
+        .map(str::to_owned)
+}
+
+/// The URI inside a name-addr (`"Bob" <sip:bob@x>;tag=1` gives `sip:bob@x`).
+pub(crate) fn uri_of(value: &str) -> &str {
+    match (value.find('<'), value.rfind('>')) {
+        (Some(start), Some(end)) if start < end => value[start + 1..end].trim(),
+        _ => value.split(';').next().unwrap_or("").trim(),
+    }
+}
+
+fn parse_top_via(value: &str) -> Result<TopVia, ParseError> {
+    let bad = |why: &str| ParseError::BadHeader {
+        name: "Via",
+        why: why.to_owned(),
+    };
+    let first = split_list(value)
+        .into_iter()
+        .next()
+        .ok_or_else(|| bad("empty"))?;
+    let (protocol, rest) = first
+        .split_once(|c: char| c.is_ascii_whitespace())
+        .ok_or_else(|| bad("no sent-by"))?;
+    let mut protocol_parts = protocol.split('/').map(str::trim);
+    let (Some(name), Some(version), Some(transport)) = (
+        protocol_parts.next(),
+        protocol_parts.next(),
+        protocol_parts.next(),
+    ) else {
+        return Err(bad("bad sent-protocol"));
+    };
+    if !name.eq_ignore_ascii_case("SIP") || version != "2.0" {
+        return Err(bad("not SIP/2.0"));
+    }
+    let transport = transport.parse::<Transport>().ok();
+    let rest = rest.trim();
+    let (sent_by, params) = match rest.find(';') {
+        Some(at) => (rest[..at].trim(), &rest[at..]),
+        None => (rest, ""),
+    };
+    let (host, port) = split_host_port(sent_by).ok_or_else(|| bad("bad sent-by"))?;
+    let branch = param_value(params, "branch")
+        .flatten()
+        .filter(|branch| !branch.is_empty())
+        .ok_or_else(|| bad("no branch"))?;
+    let rport = match param_value(params, "rport") {
+        None => None,
+        Some(None) | Some(Some("")) => Some(None),
+        Some(Some(port)) => Some(Some(port.parse().map_err(|_| bad("bad rport"))?)),
+    };
+    Ok(TopVia {
+        transport,
+        host: host.to_owned(),
+        port,
+        branch: branch.to_owned(),
+        rport,
+        received: param_value(params, "received").flatten().map(str::to_owned),
+    })
+}
+
+/// Splits `host[:port]` (IPv6 in brackets).
+pub(crate) fn split_host_port(sent_by: &str) -> Option<(&str, Option<u16>)> {
+    let (host, port) = if let Some(rest) = sent_by.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        (host, after.strip_prefix(':'))
+    } else {
+        match sent_by.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (sent_by, None),
+        }
+    };
+    if host.is_empty()
+        || !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'_'))
+    {
+        return None;
+    }
+    let port = match port {
+        Some(port) => Some(port.trim().parse().ok()?),
+        None => None,
+    };
+    Some((host, port))
+}
+
+fn extract_head(message: &rsip::SipMessage) -> Result<Head, ParseError> {
+    let headers = headers_of(message);
+    let via = first_header(headers, "Via").ok_or(ParseError::MissingHeader("Via"))?;
+    let via = parse_top_via(via)?;
+    let from = first_header(headers, "From").ok_or(ParseError::MissingHeader("From"))?;
+    let to = first_header(headers, "To").ok_or(ParseError::MissingHeader("To"))?;
+    let call_id = first_header(headers, "Call-ID").ok_or(ParseError::MissingHeader("Call-ID"))?;
+    if call_id.is_empty() || call_id.bytes().any(|b| b.is_ascii_whitespace()) {
+        return Err(ParseError::BadHeader {
+            name: "Call-ID",
+            why: "empty or has spaces".into(),
+        });
+    }
+    let cseq = first_header(headers, "CSeq").ok_or(ParseError::MissingHeader("CSeq"))?;
+    let bad_cseq = |why: &str| ParseError::BadHeader {
+        name: "CSeq",
+        why: why.to_owned(),
+    };
+    let (number, method) = cseq
+        .split_once(|c: char| c.is_ascii_whitespace())
+        .ok_or_else(|| bad_cseq("no method"))?;
+    let number: u32 = number
+        .parse()
+        .map_err(|_| bad_cseq("sequence number is not a 32-bit number"))?;
+    let method = method
+        .trim()
+        .parse::<rsip::Method>()
+        .map(Method::from_rsip)
+        .map_err(|_| bad_cseq("unknown method"))?;
+    if let rsip::SipMessage::Request(request) = message {
+        if Method::from_rsip(request.method) != method {
+            return Err(bad_cseq("method differs from the request's"));
+        }
+        if !matches!(
+            request.uri.scheme,
+            Some(rsip::Scheme::Sip) | Some(rsip::Scheme::Sips)
+        ) && request.uri.scheme.is_some()
+        {
+            return Err(ParseError::BadHeader {
+                name: "Request-URI",
+                why: "not a sip: URI".into(),
+            });
+        }
+    }
+    Ok(Head {
+        call_id: call_id.to_owned(),
+        cseq: number,
+        cseq_method: method,
+        from_tag: tag_of(from),
+        to_tag: tag_of(to),
+        via,
+    })
+}
+
+/// Serialises a request, setting Content-Length from the body.
+pub(crate) fn request_bytes(request: &mut rsip::Request) -> bytes::Bytes {
+    let length = request.body.len() as u32;
+    request
+        .headers
+        .unique_push(rsip::Header::ContentLength(length.into()));
+    bytes::Bytes::from(request.to_string())
+}
+
+/// Serialises a response, setting Content-Length from the body.
+pub(crate) fn response_bytes(response: &mut rsip::Response) -> bytes::Bytes {
+    let length = response.body.len() as u32;
+    response
+        .headers
+        .unique_push(rsip::Header::ContentLength(length.into()));
+    bytes::Bytes::from(response.to_string())
+}
+
+/// A status code with the given reason phrase, or the standard one. Always the `Other` form,
+/// since rsip prints its known codes with its variant names instead of reason phrases.
+pub(crate) fn status_code(code: u16, reason: Option<&str>) -> rsip::StatusCode {
+    let reason = match reason {
+        Some(reason) if !reason.trim().is_empty() => sanitize_line(reason),
+        _ => reason_phrase(code).to_owned(),
+    };
+    rsip::StatusCode::Other(code, reason)
+}
+
+/// Drops CR, LF and other control characters from text that goes into a header line.
+pub(crate) fn sanitize_line(text: &str) -> String {
+    text.chars().filter(|c| !c.is_control()).collect()
+}
+
+/// A response to `request` (RFC 3261 section 8.2.6.2): Via, From, To, Call-ID and CSeq copied,
+/// our tag added to To when `to_tag` is given and To has none.
+pub(crate) fn response_to(
+    request: &rsip::Request,
+    code: u16,
+    reason: Option<&str>,
+    to_tag: Option<&str>,
+) -> rsip::Response {
+    let mut headers = rsip::Headers::default();
+    for header in request.headers.iter() {
+        match header {
+            rsip::Header::Via(_)
+            | rsip::Header::From(_)
+            | rsip::Header::CallId(_)
+            | rsip::Header::CSeq(_) => headers.push(header.clone()),
+            rsip::Header::To(to) => {
+                let value = to.value();
+                match to_tag {
+                    Some(tag) if tag_of(value).is_none() && code > 100 => {
+                        headers.push(make_header("To", format!("{};tag={tag}", value.trim())))
+                    }
+                    _ => headers.push(header.clone()),
+                }
+            }
+            // RFC 3261 16.6 / 12.1.1: a UAS copies Record-Route into 2xx and 18x to INVITE.
+            rsip::Header::RecordRoute(_)
+                if request.method == rsip::Method::Invite && (101..300).contains(&code) =>
+            {
+                headers.push(header.clone())
+            }
+            _ => {}
+        }
+    }
+    rsip::Response {
+        status_code: status_code(code, reason),
+        version: rsip::Version::V2,
+        headers,
+        body: Vec::new(),
+    }
+}
+
+/// Appends `;received=` and fills `rport` in the top Via of a request we received (RFC 3261
+/// 18.2.1 and RFC 3581), so the response finds its way back through NAT.
+pub(crate) fn stamp_received(request: &mut rsip::Request, source: std::net::SocketAddr) {
+    let Some(via) = request.headers.iter_mut().find_map(|header| match header {
+        rsip::Header::Via(via) => Some(via),
+        _ => None,
+    }) else {
+        return;
+    };
+    let value = via.value().to_owned();
+    let parts = split_list(&value);
+    let Some(first) = parts.first() else { return };
+    let mut top = String::with_capacity(first.len() + 40);
+    let sent_by_host = first
+        .split_once(|c: char| c.is_ascii_whitespace())
+        .map(|(_, rest)| rest.trim())
+        .and_then(|rest| split_host_port(rest.split(';').next().unwrap_or("").trim()))
+        .map(|(host, _)| host.to_owned());
+    let mut saw_rport = false;
+    for (index, piece) in first.split(';').enumerate() {
+        if index > 0 {
+            top.push(';');
+        }
+        let key = piece.split('=').next().unwrap_or("").trim();
+        if index > 0 && key.eq_ignore_ascii_case("rport") {
+            saw_rport = true;
+            top.push_str(&format!("rport={}", source.port()));
+        } else if index > 0 && key.eq_ignore_ascii_case("received") {
+            top.pop();
+        } else {
+            top.push_str(piece);
+        }
+    }
+    let source_ip = source.ip().to_string();
+    if saw_rport || sent_by_host.as_deref() != Some(source_ip.as_str()) {
+        top.push_str(";received=");
+        top.push_str(&source_ip);
+    }
+    let mut rebuilt = top;
+    for rest in parts.iter().skip(1) {
+        rebuilt.push_str(", ");
+        rebuilt.push_str(rest);
+    }
+    *via = rsip::headers::Via::new(rebuilt);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) const INVITE: &str = "INVITE sip:+15551234567@127.0.0.1:5080 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK776asdhds;rport\r\n\
+Max-Forwards: 70\r\n\
+To: <sip:+15551234567@127.0.0.1>\r\n\
+From: \"ACME\" <sip:+15550001111@127.0.0.1>;tag=1928301774\r\n\
+Call-ID: a84b4c76e66710@pc33.example.com\r\n\
+CSeq: 314159 INVITE\r\n\
+Contact: <sip:dialer@127.0.0.1:5060>\r\n\
+Content-Type: application/sdp\r\n\
+Content-Length: 4\r\n\
+\r\n\
+v=0\n";
+
+    #[test]
+    fn parses_a_typical_invite() {
+        let message = Message::parse(INVITE.as_bytes()).unwrap();
+        assert_eq!(message.method(), Some(Method::Invite));
+        assert_eq!(message.call_id(), "a84b4c76e66710@pc33.example.com");
+        assert_eq!(message.cseq(), (314159, Method::Invite));
+        assert_eq!(message.from_tag(), Some("1928301774"));
+        assert_eq!(message.to_tag(), None);
+        assert_eq!(message.branch(), "z9hG4bK776asdhds");
+        assert_eq!(message.head.via.rport, Some(None));
+        assert_eq!(message.body(), b"v=0\n");
+        assert_eq!(message.header("content-type"), Some("application/sdp"));
+    }
+
+    #[test]
+    fn compact_forms_and_folding_are_understood() {
+        let text = "SIP/2.0 180 Ringing\r\n\
+v: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKx\r\n\
+f: <sip:a@b>;tag=1\r\n\
+t: <sip:c@d>\r\n\x20;tag=2\r\n\
+i: abc\r\n\
+CSeq: 1 INVITE\r\n\
+l: 0\r\n\r\n";
+        let message = Message::parse(text.as_bytes()).unwrap();
+        assert_eq!(message.status(), Some(180));
+        assert_eq!(message.to_tag(), Some("2"));
+        assert_eq!(message.call_id(), "abc");
+    }
+
+    #[test]
+    fn body_is_cut_at_content_length_and_short_bodies_refused() {
+        let long = INVITE.replace("v=0\n", "v=0\nextra");
+        assert_eq!(Message::parse(long.as_bytes()).unwrap().body(), b"v=0\n");
+        let short = INVITE.replace("Content-Length: 4", "Content-Length: 400");
+        assert!(matches!(
+            Message::parse(short.as_bytes()),
+            Err(ParseError::BodyTruncated { declared: 400, .. })
+        ));
+        let absurd = INVITE.replace("Content-Length: 4", "Content-Length: 99999999999999999999");
+        assert!(matches!(
+            Message::parse(absurd.as_bytes()),
+            Err(ParseError::BadContentLength(_))
+        ));
+    }
+
+    #[test]
+    fn hostile_inputs_are_refused_not_panicked_on() {
+        let huge_headers = format!(
+            "OPTIONS sip:a@b SIP/2.0\r\n{}\r\n",
+            "X-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n".repeat(800)
+        );
+        assert!(matches!(
+            Message::parse(huge_headers.as_bytes()),
+            Err(ParseError::HeadersTooLarge { .. }) | Err(ParseError::TooLarge { .. })
+        ));
+        let mut bad_utf8 = INVITE.as_bytes().to_vec();
+        bad_utf8[60] = 0xff;
+        assert!(matches!(
+            Message::parse(&bad_utf8),
+            Err(ParseError::InvalidUtf8 { .. })
+        ));
+        assert!(Message::parse(b"GARBAGE\r\n\r\n").is_err());
+        assert_eq!(Message::parse(b"\r\n\r\n"), Err(ParseError::Empty));
+        let no_call_id = INVITE.replace("Call-ID: a84b4c76e66710@pc33.example.com\r\n", "");
+        assert_eq!(
+            Message::parse(no_call_id.as_bytes()),
+            Err(ParseError::MissingHeader("Call-ID"))
+        );
+        let bare_lf = INVITE.replace("Max-Forwards: 70", "Max-Forwards: 70\nVia: x");
+        assert!(Message::parse(bare_lf.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn received_and_rport_are_stamped() {
+        let message = Message::parse(INVITE.as_bytes()).unwrap();
+        let rsip::SipMessage::Request(mut request) = message.inner else {
+            unreachable!()
+        };
+        stamp_received(&mut request, "192.0.2.7:40000".parse().unwrap());
+        let via = first_header(&request.headers, "Via").unwrap();
+        assert_eq!(
+            via,
+            "SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK776asdhds;rport=40000;received=192.0.2.7"
+        );
+    }
+
+    #[test]
+    fn responses_copy_the_dialog_headers() {
+        let message = Message::parse(INVITE.as_bytes()).unwrap();
+        let rsip::SipMessage::Request(request) = &message.inner else {
+            unreachable!()
+        };
+        let mut response = response_to(request, 486, None, Some("xyz"));
+        let bytes = response_bytes(&mut response);
+        let back = Message::parse(&bytes).unwrap();
+        assert_eq!(back.status(), Some(486));
+        assert_eq!(back.reason().as_deref(), Some("Busy Here"));
+        assert_eq!(back.to_tag(), Some("xyz"));
+        assert_eq!(back.call_id(), message.call_id());
+        assert_eq!(back.header("Content-Length"), Some("0"));
+    }
+
+    #[test]
+    fn lists_split_outside_quotes_and_brackets() {
+        assert_eq!(
+            split_list("<sip:a@b;lr>, \"x, y\" <sip:c@d>,<sip:e@f>"),
+            vec!["<sip:a@b;lr>", "\"x, y\" <sip:c@d>", "<sip:e@f>"]
+        );
+    }
+}

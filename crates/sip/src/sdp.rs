@@ -1,0 +1,508 @@
+//! SDP offer/answer for the dialer's audio legs, on `rtc::sdp` (the `rtc-sdp` crate).
+//!
+//! The media side deals in socket addresses and payload types, not SDP: [`offer`] and [`answer`]
+//! turn a [`LocalMedia`] into SDP, and [`Sdp::remote_media`] turns the peer's SDP into a
+//! [`RemoteMedia`] (where to send RTP, with which codec and payload type).
+//!
+//! ```
+//! use sip::sdp::{self, LocalMedia, Codec};
+//! let local = LocalMedia::new("192.0.2.10:40000".parse().unwrap());
+//! let offer = sdp::offer(&local, &sdp::Origin::new());
+//! let remote = offer.remote_media(&[Codec::Pcmu, Codec::Pcma]).unwrap();
+//! assert_eq!(remote.addr.port(), 40000);
+//! assert_eq!(remote.codec, Codec::Pcmu);
+//! assert_eq!(remote.telephone_event, Some(101));
+//! ```
+
+use rtc_sdp::SessionDescription;
+use rtc_sdp::description::common::{Address, Attribute, ConnectionInformation};
+use rtc_sdp::description::media::{MediaDescription, MediaName, RangedPort};
+use rtc_sdp::description::session::{Origin as SdpOrigin, TimeDescription, Timing};
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+/// Why an SDP body could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SdpError {
+    /// The text is not SDP.
+    #[error("unparsable SDP: {0}")]
+    Syntax(String),
+    /// The body is larger than we accept.
+    #[error("SDP body of {0} bytes is too large")]
+    TooLarge(usize),
+    /// No `m=audio` section with a non-zero port.
+    #[error("no active audio stream in the SDP")]
+    NoAudio,
+    /// No connection address for the audio stream.
+    #[error("no usable connection address (c=) for the audio stream")]
+    NoAddress,
+    /// None of the offered codecs is one we support.
+    #[error("no codec in common (offered payload types: {0})")]
+    NoCommonCodec(String),
+    /// The SDP's parser panicked on this input (contained).
+    #[error("the SDP parser panicked on this input")]
+    ParserPanic,
+}
+
+/// An audio codec the dialer speaks on its RTP legs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Codec {
+    /// G.711 mu-law, static payload type 0.
+    Pcmu,
+    /// G.711 A-law, static payload type 8.
+    Pcma,
+}
+
+impl Codec {
+    /// The static RTP payload type.
+    pub fn payload_type(self) -> u8 {
+        match self {
+            Codec::Pcmu => 0,
+            Codec::Pcma => 8,
+        }
+    }
+
+    /// The encoding name used in `a=rtpmap`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::Pcmu => "PCMU",
+            Codec::Pcma => "PCMA",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Codec> {
+        if name.eq_ignore_ascii_case("PCMU") {
+            Some(Codec::Pcmu)
+        } else if name.eq_ignore_ascii_case("PCMA") {
+            Some(Codec::Pcma)
+        } else {
+            None
+        }
+    }
+}
+
+/// Media direction (RFC 3264 section 5.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Direction {
+    /// Both ways.
+    #[default]
+    SendRecv,
+    /// We (the SDP's author) only send: the peer is put on hold.
+    SendOnly,
+    /// The author only receives.
+    RecvOnly,
+    /// Neither.
+    Inactive,
+}
+
+impl Direction {
+    fn attribute(self) -> &'static str {
+        match self {
+            Direction::SendRecv => "sendrecv",
+            Direction::SendOnly => "sendonly",
+            Direction::RecvOnly => "recvonly",
+            Direction::Inactive => "inactive",
+        }
+    }
+
+    fn from_attribute(key: &str) -> Option<Direction> {
+        Some(match key {
+            "sendrecv" => Direction::SendRecv,
+            "sendonly" => Direction::SendOnly,
+            "recvonly" => Direction::RecvOnly,
+            "inactive" => Direction::Inactive,
+            _ => return None,
+        })
+    }
+
+    /// The direction seen from the other side (sendonly becomes recvonly).
+    pub fn reversed(self) -> Direction {
+        match self {
+            Direction::SendOnly => Direction::RecvOnly,
+            Direction::RecvOnly => Direction::SendOnly,
+            other => other,
+        }
+    }
+
+    fn can_send(self) -> bool {
+        matches!(self, Direction::SendRecv | Direction::SendOnly)
+    }
+
+    fn can_receive(self) -> bool {
+        matches!(self, Direction::SendRecv | Direction::RecvOnly)
+    }
+
+    fn from_flags(send: bool, receive: bool) -> Direction {
+        match (send, receive) {
+            (true, true) => Direction::SendRecv,
+            (true, false) => Direction::SendOnly,
+            (false, true) => Direction::RecvOnly,
+            (false, false) => Direction::Inactive,
+        }
+    }
+}
+
+/// Our side of an RTP leg: where we receive and what we can do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalMedia {
+    /// Where we receive RTP (the IP goes into `c=`, the port into `m=`).
+    pub addr: SocketAddr,
+    /// Codecs in order of preference.
+    pub codecs: Vec<Codec>,
+    /// The payload type offered for RFC 4733 telephone-event (DTMF), or `None` not to offer it.
+    pub telephone_event: Option<u8>,
+    /// Our direction (sendrecv normally).
+    pub direction: Direction,
+    /// Packetisation time in milliseconds (`a=ptime`), 20 by default.
+    pub ptime: u32,
+}
+
+impl LocalMedia {
+    /// PCMU, then PCMA, telephone-event on payload type 101, sendrecv, 20 ms packets.
+    pub fn new(addr: SocketAddr) -> Self {
+        LocalMedia {
+            addr,
+            codecs: vec![Codec::Pcmu, Codec::Pcma],
+            telephone_event: Some(101),
+            direction: Direction::SendRecv,
+            ptime: 20,
+        }
+    }
+}
+
+/// What the peer's SDP says about its audio stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RemoteMedia {
+    /// Where to send RTP (`c=` address and `m=` port). `0.0.0.0` means "on hold" (RFC 2543 style).
+    pub addr: SocketAddr,
+    /// The codec to use.
+    pub codec: Codec,
+    /// Its payload type in this session.
+    pub payload_type: u8,
+    /// The telephone-event payload type, if the peer accepts DTMF events.
+    pub telephone_event: Option<u8>,
+    /// The peer's direction, as the peer wrote it.
+    pub direction: Direction,
+}
+
+/// A session description, as carried in a SIP body.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Sdp(String);
+
+impl Sdp {
+    /// Wraps SDP text.
+    pub fn new(text: impl Into<String>) -> Sdp {
+        Sdp(text.into())
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Parses the SDP with `rtc::sdp`, with any parser panic contained.
+    pub fn parse(&self) -> Result<SessionDescription, SdpError> {
+        if self.0.len() > 16 * 1024 {
+            return Err(SdpError::TooLarge(self.0.len()));
+        }
+        let text = self.0.as_str();
+        std::panic::catch_unwind(|| {
+            SessionDescription::unmarshal(&mut std::io::Cursor::new(text.as_bytes()))
+        })
+        .map_err(|_| SdpError::ParserPanic)?
+        .map_err(|err| SdpError::Syntax(err.to_string()))
+    }
+
+    /// The peer's audio stream, choosing the first of its formats that is in `supported`.
+    pub fn remote_media(&self, supported: &[Codec]) -> Result<RemoteMedia, SdpError> {
+        let session = self.parse()?;
+        let (media, chosen, telephone_event) = pick_audio(&session, supported)?;
+        let address = media
+            .connection_information
+            .as_ref()
+            .or(session.connection_information.as_ref())
+            .and_then(|info| info.address.as_ref())
+            .and_then(|address| address.address.parse::<IpAddr>().ok())
+            .ok_or(SdpError::NoAddress)?;
+        let port = u16::try_from(media.media_name.port.value).map_err(|_| SdpError::NoAudio)?;
+        Ok(RemoteMedia {
+            addr: SocketAddr::new(address, port),
+            codec: chosen.0,
+            payload_type: chosen.1,
+            telephone_event,
+            direction: direction_of(&session, media),
+        })
+    }
+}
+
+impl fmt::Debug for Sdp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sdp({:?})", self.0)
+    }
+}
+
+impl fmt::Display for Sdp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The `o=` line's session id and version, kept per call so that every new SDP we send in one
+/// session has the same id and a version one higher (RFC 3264 section 8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    /// Session id.
+    pub id: u64,
+    /// Session version, incremented for each changed description.
+    pub version: u64,
+}
+
+impl Origin {
+    /// A fresh origin with a random id.
+    pub fn new() -> Self {
+        let id = rand::random::<u32>() as u64;
+        Origin { id, version: id }
+    }
+}
+
+impl Default for Origin {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn rtpmap(payload_type: u8, name: &str) -> Attribute {
+    Attribute::new("rtpmap".into(), Some(format!("{payload_type} {name}/8000")))
+}
+
+fn describe(
+    local: &LocalMedia,
+    origin: &Origin,
+    formats: &[(u8, &str)],
+    direction: Direction,
+) -> Sdp {
+    let ip = local.addr.ip();
+    let address_type = if ip.is_ipv4() { "IP4" } else { "IP6" };
+    let mut attributes: Vec<Attribute> = formats
+        .iter()
+        .map(|(payload_type, name)| rtpmap(*payload_type, name))
+        .collect();
+    for (payload_type, name) in formats {
+        if name.starts_with("telephone-event") {
+            attributes.push(Attribute::new(
+                "fmtp".into(),
+                Some(format!("{payload_type} 0-16")),
+            ));
+        }
+    }
+    attributes.push(Attribute::new(
+        "ptime".into(),
+        Some(local.ptime.to_string()),
+    ));
+    attributes.push(Attribute::new(direction.attribute().into(), None));
+    let session = SessionDescription {
+        version: 0,
+        origin: SdpOrigin {
+            username: "dialer".into(),
+            session_id: origin.id,
+            session_version: origin.version,
+            network_type: "IN".into(),
+            address_type: address_type.into(),
+            unicast_address: ip.to_string(),
+        },
+        session_name: "dialer".into(),
+        connection_information: Some(ConnectionInformation {
+            network_type: "IN".into(),
+            address_type: address_type.into(),
+            address: Some(Address {
+                address: ip.to_string(),
+                ttl: None,
+                range: None,
+            }),
+        }),
+        time_descriptions: vec![TimeDescription {
+            timing: Timing {
+                start_time: 0,
+                stop_time: 0,
+            },
+            repeat_times: vec![],
+        }],
+        media_descriptions: vec![MediaDescription {
+            media_name: MediaName {
+                media: "audio".into(),
+                port: RangedPort {
+                    value: local.addr.port() as isize,
+                    range: None,
+                },
+                protos: vec!["RTP".into(), "AVP".into()],
+                formats: formats.iter().map(|(pt, _)| pt.to_string()).collect(),
+            },
+            attributes,
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    Sdp(session.marshal())
+}
+
+/// An SDP offer for `local`, with `origin`'s session id and version in the `o=` line.
+pub fn offer(local: &LocalMedia, origin: &Origin) -> Sdp {
+    let telephone_event = local.telephone_event.map(|pt| (pt, "telephone-event"));
+    let formats: Vec<(u8, &str)> = local
+        .codecs
+        .iter()
+        .map(|codec| (codec.payload_type(), codec.name()))
+        .chain(telephone_event)
+        .collect();
+    describe(local, origin, &formats, local.direction)
+}
+
+/// Our answer to the peer's `offer`, and the peer's stream as the answer settles it. Uses the
+/// first of the offerer's codecs that `local` supports (RFC 3264 section 6.1), answers
+/// telephone-event on the offerer's payload type, and mirrors a hold (sendonly becomes recvonly).
+pub fn answer(
+    local: &LocalMedia,
+    offer: &Sdp,
+    origin: &Origin,
+) -> Result<(Sdp, RemoteMedia), SdpError> {
+    let remote = offer.remote_media(&local.codecs)?;
+    let telephone_event = local.telephone_event.and(remote.telephone_event);
+    let mut formats = vec![(remote.payload_type, remote.codec.name())];
+    if let Some(pt) = telephone_event {
+        formats.push((pt, "telephone-event"));
+    }
+    let direction = Direction::from_flags(
+        local.direction.can_send() && remote.direction.can_receive(),
+        local.direction.can_receive() && remote.direction.can_send(),
+    );
+    let sdp = describe(local, origin, &formats, direction);
+    Ok((
+        sdp,
+        RemoteMedia {
+            telephone_event,
+            ..remote
+        },
+    ))
+}
+
+fn direction_of(session: &SessionDescription, media: &MediaDescription) -> Direction {
+    media
+        .attributes
+        .iter()
+        .chain(session.attributes.iter())
+        .find_map(|attribute| Direction::from_attribute(&attribute.key))
+        .unwrap_or_default()
+}
+
+type Picked<'a> = (&'a MediaDescription, (Codec, u8), Option<u8>);
+
+fn pick_audio<'a>(
+    session: &'a SessionDescription,
+    supported: &[Codec],
+) -> Result<Picked<'a>, SdpError> {
+    let media = session
+        .media_descriptions
+        .iter()
+        .find(|media| media.media_name.media == "audio" && media.media_name.port.value > 0)
+        .ok_or(SdpError::NoAudio)?;
+    // rtpmap lines name dynamic payload types; 0 and 8 are static and may come without one.
+    let names: Vec<(u8, String)> = media
+        .attributes
+        .iter()
+        .filter(|attribute| attribute.key == "rtpmap")
+        .filter_map(|attribute| {
+            let value = attribute.value.as_deref()?;
+            let (pt, encoding) = value.split_once(' ')?;
+            let name = encoding.split('/').next()?.trim();
+            Some((pt.trim().parse().ok()?, name.to_owned()))
+        })
+        .collect();
+    let name_of = |pt: u8| -> Option<&str> {
+        names
+            .iter()
+            .find(|(p, _)| *p == pt)
+            .map(|(_, name)| name.as_str())
+            .or(match pt {
+                0 => Some("PCMU"),
+                8 => Some("PCMA"),
+                _ => None,
+            })
+    };
+    let formats: Vec<u8> = media
+        .media_name
+        .formats
+        .iter()
+        .filter_map(|format| format.parse().ok())
+        .collect();
+    let chosen = formats
+        .iter()
+        .find_map(|pt| {
+            let codec = Codec::from_name(name_of(*pt)?)?;
+            supported.contains(&codec).then_some((codec, *pt))
+        })
+        .ok_or_else(|| SdpError::NoCommonCodec(media.media_name.formats.join(" ")))?;
+    let telephone_event = formats
+        .iter()
+        .copied()
+        .find(|pt| name_of(*pt).is_some_and(|name| name.eq_ignore_ascii_case("telephone-event")));
+    Ok((media, chosen, telephone_event))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SIPP_SDP: &str = "v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\n\
+c=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\n\
+a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-11,16\r\n";
+
+    #[test]
+    fn offer_lists_codecs_and_dtmf() {
+        let local = LocalMedia::new("10.1.2.3:30000".parse().unwrap());
+        let sdp = offer(&local, &Origin { id: 7, version: 7 });
+        let text = sdp.as_str();
+        assert!(text.contains("m=audio 30000 RTP/AVP 0 8 101\r\n"), "{text}");
+        assert!(text.contains("c=IN IP4 10.1.2.3\r\n"));
+        assert!(text.contains("a=rtpmap:101 telephone-event/8000\r\n"));
+        assert!(text.contains("a=sendrecv\r\n"));
+    }
+
+    #[test]
+    fn sipp_answer_is_understood() {
+        let remote = Sdp::new(SIPP_SDP)
+            .remote_media(&[Codec::Pcmu, Codec::Pcma])
+            .unwrap();
+        assert_eq!(remote.addr, "127.0.0.1:6000".parse().unwrap());
+        assert_eq!((remote.codec, remote.payload_type), (Codec::Pcma, 8));
+        assert_eq!(remote.telephone_event, Some(101));
+        assert_eq!(remote.direction, Direction::SendRecv);
+    }
+
+    #[test]
+    fn answer_follows_offerer_order_and_mirrors_hold() {
+        let local = LocalMedia::new("10.1.2.3:30000".parse().unwrap());
+        let hold = SIPP_SDP.to_owned() + "a=sendonly\r\n";
+        let (sdp, remote) = answer(&local, &Sdp::new(hold), &Origin::new()).unwrap();
+        assert_eq!(remote.codec, Codec::Pcma);
+        assert_eq!(remote.direction, Direction::SendOnly);
+        assert!(sdp.as_str().contains("m=audio 30000 RTP/AVP 8 101\r\n"));
+        assert!(sdp.as_str().contains("a=recvonly\r\n"));
+    }
+
+    #[test]
+    fn unusable_offers_are_reported() {
+        let video_only = SIPP_SDP.replace("m=audio", "m=video");
+        assert_eq!(
+            Sdp::new(video_only).remote_media(&[Codec::Pcmu]),
+            Err(SdpError::NoAudio)
+        );
+        let g729 = SIPP_SDP
+            .replace("RTP/AVP 8 101", "RTP/AVP 18")
+            .replace("a=rtpmap:8 PCMA/8000\r\n", "");
+        assert!(matches!(
+            Sdp::new(g729).remote_media(&[Codec::Pcmu, Codec::Pcma]),
+            Err(SdpError::NoCommonCodec(_))
+        ));
+        assert!(Sdp::new("hello").remote_media(&[Codec::Pcmu]).is_err());
+    }
+}
