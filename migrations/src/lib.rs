@@ -1,1 +1,24 @@
-//! placeholder
+//! The dialer's database schema as `sea-orm-migration` steps, for SQLite and PostgreSQL.
+//!
+//! ```no_run
+//! use migrations::{Migrator, MigratorTrait};
+//! # async fn run(db: &sea_orm_migration::sea_orm::DatabaseConnection) -> Result<(), sea_orm_migration::DbErr> {
+//! Migrator::up(db, None).await?;
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs)]
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261127_000001_initial;
+
+/// Every migration of the schema, oldest first.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261127_000001_initial::Migration)]
+    }
+}

@@ -1,0 +1,170 @@
+//! The [`Store`] handle: connecting, migrating, and the raw-statement helpers the hot paths use.
+
+use crate::error::{Error, Result};
+use migrations::{Migrator, MigratorTrait};
+use sea_orm::{
+    ConnectionTrait, DatabaseBackend, DatabaseConnection, QueryResult, Statement, Value,
+};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use chrono_tz::Tz;
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Which database the store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file (the embedded default).
+    Sqlite,
+    /// A PostgreSQL server (several nodes share it).
+    Postgres,
+}
+
+/// The contact base. Cheap to clone: clones share one connection pool.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub(crate) db: DatabaseConnection,
+    pub(crate) backend: Backend,
+    /// Parsed zone sets by id; rows of `zone_sets` never change, so this never goes stale.
+    pub(crate) zone_cache: Arc<Mutex<ZoneCache>>,
+}
+
+impl Store {
+    /// Connects to `sqlite://FILE?mode=rwc` or `postgres://user@host/db`.
+    ///
+    /// SQLite runs in WAL mode with a busy timeout, so readers never block the writer and a
+    /// second writer waits instead of failing.
+    pub async fn connect(url: &str) -> Result<Self> {
+        if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)?
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(30))
+                .foreign_keys(true);
+            // An in-memory database exists once per connection: keep exactly one.
+            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+            let pool = SqlitePoolOptions::new()
+                .max_connections(if in_memory { 1 } else { 4 })
+                .min_connections(usize::from(in_memory) as u32)
+                .idle_timeout(if in_memory { None } else { Some(Duration::from_secs(600)) })
+                .max_lifetime(if in_memory { None } else { Some(Duration::from_secs(3600)) })
+                .connect_with(options)
+                .await?;
+            Ok(Self::new(DatabaseConnection::from(pool), Backend::Sqlite))
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let pool = PgPoolOptions::new()
+                .max_connections(10)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect(url)
+                .await?;
+            Ok(Self::new(DatabaseConnection::from(pool), Backend::Postgres))
+        } else {
+            Err(Error::UnsupportedUrl(redact(url)))
+        }
+    }
+
+    fn new(db: DatabaseConnection, backend: Backend) -> Self {
+        Self {
+            db,
+            backend,
+            zone_cache: Arc::default(),
+        }
+    }
+
+    /// Applies every pending migration.
+    pub async fn migrate(&self) -> Result<()> {
+        Migrator::up(&self.db, None).await?;
+        Ok(())
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The sea-orm connection, for queries this crate does not offer.
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    pub(crate) fn db_backend(&self) -> DatabaseBackend {
+        self.db.get_database_backend()
+    }
+
+    /// A statement with `$1..$n` placeholders (both SQLite and PostgreSQL accept them).
+    pub(crate) fn stmt(&self, sql: impl Into<String>, values: Vec<Value>) -> Statement {
+        Statement::from_sql_and_values(self.db_backend(), sql.into(), values)
+    }
+
+    pub(crate) async fn query_all(&self, sql: &str, values: Vec<Value>) -> Result<Vec<QueryResult>> {
+        Ok(self.db.query_all_raw(self.stmt(sql, values)).await?)
+    }
+
+    pub(crate) async fn query_one(
+        &self,
+        sql: &str,
+        values: Vec<Value>,
+    ) -> Result<Option<QueryResult>> {
+        Ok(self.db.query_one_raw(self.stmt(sql, values)).await?)
+    }
+
+    pub(crate) async fn execute(&self, sql: &str, values: Vec<Value>) -> Result<u64> {
+        Ok(self.db.execute_raw(self.stmt(sql, values)).await?.rows_affected())
+    }
+}
+
+/// Zone sets known to this process, both ways.
+#[derive(Debug, Default)]
+pub(crate) struct ZoneCache {
+    pub(crate) by_id: HashMap<i64, Arc<[Tz]>>,
+    pub(crate) by_key: HashMap<String, i64>,
+}
+
+/// Runs a raw statement on any connection or transaction.
+pub(crate) async fn exec<C: ConnectionTrait>(conn: &C, sql: &str, values: Vec<Value>) -> Result<u64> {
+    let stmt = Statement::from_sql_and_values(conn.get_database_backend(), sql, values);
+    Ok(conn.execute_raw(stmt).await?.rows_affected())
+}
+
+/// Runs a raw query on any connection or transaction.
+pub(crate) async fn query<C: ConnectionTrait>(
+    conn: &C,
+    sql: &str,
+    values: Vec<Value>,
+) -> Result<Vec<QueryResult>> {
+    let stmt = Statement::from_sql_and_values(conn.get_database_backend(), sql, values);
+    Ok(conn.query_all_raw(stmt).await?)
+}
+
+/// A URL without its password, for error messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Current time; the one place the store reads the clock (callers may pass their own `now`).
+pub(crate) fn now() -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            super::redact("mysql://u:secret@h/db"),
+            "mysql://u:***@h/db"
+        );
+        assert_eq!(super::redact("foo"), "foo");
+    }
+}

@@ -1,0 +1,881 @@
+//! Streaming CSV import of call lists.
+//!
+//! Three stages run at once, so memory stays flat whatever the file size:
+//! 1. one thread reads CSV records (any `Read`, or an `AsyncRead` through a bridge) in chunks;
+//! 2. worker threads (one per core) check each row: column count, UTF-8, phone number to E.164
+//!    with the campaign's default country, time zone (explicit column, else from the number), and
+//!    turn the other columns into a JSON object;
+//! 3. the async writer puts chunks back in file order, drops do-not-call numbers, and stores the
+//!    rows: multi-row `INSERT ... ON CONFLICT DO NOTHING` on SQLite, `COPY` into a temporary
+//!    table then one `INSERT ... SELECT ... ON CONFLICT DO NOTHING` on PostgreSQL. The unique
+//!    index on (number, campaign) makes duplicates (in the file or against the campaign) cost
+//!    nothing and makes a second upload of the same file add nothing.
+//!
+//! Rows are committed in chunks: an interrupted upload keeps the chunks before the failure (the
+//! list stays marked incomplete), and uploading the same file again completes it.
+
+use crate::db::{Backend, Store, exec, query};
+use crate::entity::contact_list;
+use crate::error::{Error, Result};
+use crate::phone::Normalizer;
+use crate::types::{ContactStatus, ms};
+use crate::zones::{ZoneTable, explicit_zone};
+use csv::ByteRecord;
+use sea_orm::{ActiveModelTrait, ConnectionTrait, Set, TransactionTrait, Value};
+use serde::Serialize;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
+use std::io::Read;
+use std::sync::{Arc, Mutex, mpsc};
+
+/// Headers recognised as the phone column when none is named (case-insensitive).
+pub const PHONE_HEADERS: &[&str] = &[
+    "phone",
+    "phone_number",
+    "phonenumber",
+    "number",
+    "telephone",
+    "tel",
+    "mobile",
+    "msisdn",
+];
+/// Headers recognised as the time-zone column when none is named (case-insensitive).
+pub const TIMEZONE_HEADERS: &[&str] = &["timezone", "time_zone", "tz"];
+/// Most row errors kept in a summary; past it only the count grows.
+pub const MAX_ERRORS: usize = 100_000;
+
+const CHUNK_ROWS: usize = 2048;
+const INSERT_ROWS: usize = 1000;
+const COMMIT_ROWS: usize = 100_000;
+
+/// How to read an upload.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    /// Header of the phone column (`None`: the first of [`PHONE_HEADERS`] present).
+    pub phone_column: Option<String>,
+    /// Header of an explicit time-zone column (`None`: the first of [`TIMEZONE_HEADERS`], if any).
+    pub timezone_column: Option<String>,
+    /// Name of the list (usually the file name).
+    pub list_name: String,
+    /// Field delimiter.
+    pub delimiter: u8,
+    /// Parsing threads (0: one per core).
+    pub workers: usize,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        Self {
+            phone_column: None,
+            timezone_column: None,
+            list_name: "upload".into(),
+            delimiter: b',',
+            workers: 0,
+        }
+    }
+}
+
+/// A refused row: its line in the file (the header is line 1) and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RowError {
+    /// Line number (1-based; the line where the record starts).
+    pub line: u64,
+    /// Why the row was refused.
+    pub reason: String,
+}
+
+impl RowError {
+    pub(crate) fn new(line: u64, reason: impl Into<String>) -> Self {
+        Self {
+            line,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// What an upload did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ImportSummary {
+    /// The list created for this upload.
+    pub list_id: i64,
+    /// Data rows read (header excluded).
+    pub rows: u64,
+    /// Contacts stored.
+    pub imported: u64,
+    /// Rows whose number was already in the campaign or earlier in the file.
+    pub duplicates: u64,
+    /// Rows whose number is on the global or the campaign's do-not-call list (not stored).
+    pub dnc: u64,
+    /// Rows refused.
+    pub rejected: u64,
+    /// Each refused row, in file order (at most [`MAX_ERRORS`]).
+    pub errors: Vec<RowError>,
+    /// Whether more rows were refused than `errors` holds.
+    pub errors_truncated: bool,
+}
+
+/// The file's layout, found from its header.
+#[derive(Debug, Clone)]
+struct Layout {
+    columns: usize,
+    phone: usize,
+    timezone: Option<usize>,
+    /// (index, JSON-encoded key) of every other column.
+    extra: Vec<(usize, String)>,
+    names: Vec<String>,
+}
+
+/// A row ready to store.
+#[derive(Debug)]
+struct GoodRow {
+    line: u64,
+    e164: String,
+    zone_key: Cow<'static, str>,
+    extra: String,
+}
+
+#[derive(Debug)]
+struct Parsed {
+    seq: u64,
+    rows: Vec<GoodRow>,
+    errors: Vec<RowError>,
+    read: u64,
+}
+
+enum Msg {
+    Layout(Layout),
+    Chunk(Parsed),
+}
+
+impl Store {
+    /// Imports a CSV call list into a campaign; see the module documentation for the pipeline.
+    pub async fn import_csv<R: Read + Send + 'static>(
+        &self,
+        campaign_id: i64,
+        reader: R,
+        options: &ImportOptions,
+    ) -> Result<ImportSummary> {
+        let campaign = self.require_campaign_id(campaign_id).await?;
+        let country = campaign.spec.country()?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Msg>>(4);
+        let options_for_reader = options.clone();
+        let reading = tokio::task::spawn_blocking(move || {
+            let result = read_and_parse(reader, &options_for_reader, Normalizer::new(country), &tx);
+            if let Err(err) = result {
+                let _ = tx.blocking_send(Err(err));
+            }
+        });
+        let written = self.write_import(campaign_id, options, rx).await;
+        let joined = reading.await;
+        let summary = written?;
+        joined.map_err(|err| Error::Task(err.to_string()))?;
+        Ok(summary)
+    }
+
+    /// [`Store::import_csv`] from an async reader (an HTTP multipart field, a socket).
+    pub async fn import_csv_async<R>(
+        &self,
+        campaign_id: i64,
+        reader: R,
+        options: &ImportOptions,
+    ) -> Result<ImportSummary>
+    where
+        R: tokio::io::AsyncRead + Unpin + Send + 'static,
+    {
+        let bridge = tokio_util::io::SyncIoBridge::new(reader);
+        self.import_csv(campaign_id, bridge, options).await
+    }
+
+    async fn write_import(
+        &self,
+        campaign_id: i64,
+        options: &ImportOptions,
+        mut rx: tokio::sync::mpsc::Receiver<Result<Msg>>,
+    ) -> Result<ImportSummary> {
+        let layout = match rx.recv().await {
+            Some(Ok(Msg::Layout(layout))) => layout,
+            Some(Err(err)) => return Err(err),
+            Some(Ok(Msg::Chunk(_))) | None => {
+                return Err(Error::Task("the CSV reader stopped before the header".into()));
+            }
+        };
+        let created = ms(crate::db::now());
+        let list = contact_list::ActiveModel {
+            campaign_id: Set(campaign_id),
+            name: Set(options.list_name.clone()),
+            columns: Set(serde_json::to_string(&layout.names).unwrap_or_else(|_| "[]".into())),
+            created_at: Set(created),
+            ..Default::default()
+        }
+        .insert(&self.db)
+        .await?;
+        let mut writer = Writer {
+            store: self,
+            campaign_id,
+            list_id: list.id,
+            created,
+            check_dnc: self
+                .query_one(
+                    "SELECT 1 AS hit FROM dnc WHERE campaign_id IN (0, $1) LIMIT 1",
+                    vec![campaign_id.into()],
+                )
+                .await?
+                .is_some(),
+            zone_ids: HashMap::new(),
+            registered: HashSet::new(),
+            summary: ImportSummary {
+                list_id: list.id,
+                ..Default::default()
+            },
+        };
+        let result = match self.backend {
+            Backend::Sqlite => writer.run_sqlite(&mut rx).await,
+            Backend::Postgres => writer.run_postgres(&mut rx).await,
+        };
+        let mut summary = writer.summary;
+        summary.errors.sort_by_key(|e| e.line);
+        let complete = result.is_ok();
+        self.execute(
+            "UPDATE contact_lists SET imported = $1, duplicates = $2, dnc = $3, rejected = $4, \
+             complete = $5 WHERE id = $6",
+            vec![
+                to_i64(summary.imported).into(),
+                to_i64(summary.duplicates).into(),
+                to_i64(summary.dnc).into(),
+                to_i64(summary.rejected).into(),
+                complete.into(),
+                list.id.into(),
+            ],
+        )
+        .await?;
+        result?;
+        tracing::info!(
+            campaign_id,
+            list_id = list.id,
+            rows = summary.rows,
+            imported = summary.imported,
+            duplicates = summary.duplicates,
+            dnc = summary.dnc,
+            rejected = summary.rejected,
+            "list imported"
+        );
+        Ok(summary)
+    }
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+struct Writer<'a> {
+    store: &'a Store,
+    campaign_id: i64,
+    list_id: i64,
+    created: i64,
+    check_dnc: bool,
+    zone_ids: HashMap<Cow<'static, str>, i64>,
+    registered: HashSet<i64>,
+    summary: ImportSummary,
+}
+
+/// Yields parsed chunks in file order, whatever order the workers finish in.
+struct Ordered<'r> {
+    rx: &'r mut tokio::sync::mpsc::Receiver<Result<Msg>>,
+    waiting: BTreeMap<u64, Parsed>,
+    next: u64,
+}
+
+impl Ordered<'_> {
+    async fn next(&mut self) -> Result<Option<Parsed>> {
+        loop {
+            if let Some(chunk) = self.waiting.remove(&self.next) {
+                self.next += 1;
+                return Ok(Some(chunk));
+            }
+            match self.rx.recv().await {
+                Some(Ok(Msg::Chunk(chunk))) => {
+                    self.waiting.insert(chunk.seq, chunk);
+                }
+                Some(Ok(Msg::Layout(_))) => {}
+                Some(Err(err)) => return Err(err),
+                None if self.waiting.is_empty() => return Ok(None),
+                None => return Err(Error::Task("a CSV parsing worker died".into())),
+            }
+        }
+    }
+}
+
+impl Writer<'_> {
+    fn account(&mut self, chunk: &mut Parsed) {
+        self.summary.rows += chunk.read;
+        self.summary.rejected += chunk.errors.len() as u64;
+        let room = MAX_ERRORS.saturating_sub(self.summary.errors.len());
+        if chunk.errors.len() > room {
+            self.summary.errors_truncated = true;
+        }
+        self.summary
+            .errors
+            .extend(chunk.errors.drain(..).take(room));
+    }
+
+    /// Zone-set ids for new keys. On SQLite the open write transaction must do it (another
+    /// connection would wait for our own lock); on PostgreSQL autocommit is fine and lets the
+    /// shared cache learn them.
+    async fn zone_id<C: ConnectionTrait>(&mut self, conn: &C, key: &Cow<'static, str>) -> Result<i64> {
+        if let Some(id) = self.zone_ids.get(key) {
+            return Ok(*id);
+        }
+        let id = match self.store.backend {
+            Backend::Sqlite => intern_zone_set(conn, key).await?,
+            Backend::Postgres => self.store.zone_set_id(&self.store.db, key).await?,
+        };
+        self.zone_ids.insert(key.clone(), id);
+        Ok(id)
+    }
+
+    /// Drops do-not-call rows (counted) and returns the rest.
+    async fn without_dnc<C: ConnectionTrait>(&mut self, conn: &C, rows: Vec<GoodRow>) -> Result<Vec<GoodRow>> {
+        if !self.check_dnc || rows.is_empty() {
+            return Ok(rows);
+        }
+        let mut listed = HashSet::new();
+        for chunk in rows.chunks(INSERT_ROWS) {
+            let mut sql = String::from("SELECT e164 FROM dnc WHERE campaign_id IN (0, $1) AND e164 IN (");
+            let mut values: Vec<Value> = vec![self.campaign_id.into()];
+            for (i, row) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                let _ = write!(sql, "${}", i + 2);
+                values.push(row.e164.as_str().into());
+            }
+            sql.push(')');
+            for hit in query(conn, &sql, values).await? {
+                listed.insert(hit.try_get::<String>("", "e164")?);
+            }
+        }
+        let before = rows.len();
+        let kept: Vec<GoodRow> = rows.into_iter().filter(|r| !listed.contains(&r.e164)).collect();
+        self.summary.dnc += (before - kept.len()) as u64;
+        Ok(kept)
+    }
+
+    async fn register_zones<C: ConnectionTrait>(&mut self, conn: &C, ids: &[i64]) -> Result<()> {
+        let new: Vec<i64> = ids
+            .iter()
+            .copied()
+            .filter(|id| self.registered.insert(*id))
+            .collect();
+        self.store
+            .register_campaign_zone_sets(conn, self.campaign_id, new)
+            .await
+    }
+
+    async fn run_sqlite(&mut self, rx: &mut tokio::sync::mpsc::Receiver<Result<Msg>>) -> Result<()> {
+        let mut ordered = Ordered {
+            rx,
+            waiting: BTreeMap::new(),
+            next: 0,
+        };
+        let head = format!(
+            "INSERT INTO contacts (campaign_id, list_id, e164, zone_set_id, extra, status, attempts, \
+             next_attempt_at, created_at) VALUES "
+        );
+        let tail = format!(
+            ", '{}', 0, {}, {})",
+            ContactStatus::Pending.as_str(),
+            self.created,
+            self.created
+        );
+        let mut txn = self.store.db.begin().await?;
+        let mut in_txn = 0usize;
+        let mut pending: Vec<GoodRow> = Vec::new();
+        loop {
+            let next = ordered.next().await?;
+            let done = next.is_none();
+            if let Some(mut chunk) = next {
+                self.account(&mut chunk);
+                pending.append(&mut chunk.rows);
+            }
+            while pending.len() >= INSERT_ROWS || (done && !pending.is_empty()) {
+                let take = pending.len().min(INSERT_ROWS);
+                let batch: Vec<GoodRow> = pending.drain(..take).collect();
+                let batch = self.without_dnc(&txn, batch).await?;
+                if batch.is_empty() {
+                    continue;
+                }
+                let mut sql = head.clone();
+                let mut values: Vec<Value> = Vec::with_capacity(batch.len() * 3);
+                let mut zone_ids = Vec::new();
+                for (i, row) in batch.iter().enumerate() {
+                    let zone = self.zone_id(&txn, &row.zone_key).await?;
+                    zone_ids.push(zone);
+                    if i > 0 {
+                        sql.push(',');
+                    }
+                    let n = i * 3;
+                    let _ = write!(
+                        sql,
+                        "({}, {}, ${}, ${}, ${}{tail}",
+                        self.campaign_id,
+                        self.list_id,
+                        n + 1,
+                        n + 2,
+                        n + 3
+                    );
+                    values.push(row.e164.as_str().into());
+                    values.push(zone.into());
+                    values.push(row.extra.as_str().into());
+                }
+                sql.push_str(" ON CONFLICT (e164, campaign_id) DO NOTHING");
+                let inserted = exec(&txn, &sql, values).await?;
+                zone_ids.sort_unstable();
+                zone_ids.dedup();
+                self.register_zones(&txn, &zone_ids).await?;
+                self.summary.imported += inserted;
+                self.summary.duplicates += batch.len() as u64 - inserted;
+                in_txn += batch.len();
+                if in_txn >= COMMIT_ROWS {
+                    txn.commit().await?;
+                    txn = self.store.db.begin().await?;
+                    in_txn = 0;
+                }
+            }
+            if done {
+                break;
+            }
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
+    async fn run_postgres(&mut self, rx: &mut tokio::sync::mpsc::Receiver<Result<Msg>>) -> Result<()> {
+        use sqlx::Connection as _;
+        let mut ordered = Ordered {
+            rx,
+            waiting: BTreeMap::new(),
+            next: 0,
+        };
+        let mut conn = self.store.db.get_postgres_connection_pool().acquire().await?;
+        sqlx::query(
+            "CREATE TEMP TABLE IF NOT EXISTS import_staging (line BIGINT, e164 TEXT, \
+             zone_set_id BIGINT, extra TEXT) ON COMMIT DELETE ROWS",
+        )
+        .execute(&mut *conn)
+        .await?;
+        let insert = format!(
+            "INSERT INTO contacts (campaign_id, list_id, e164, zone_set_id, extra, status, attempts, \
+             next_attempt_at, created_at) SELECT {}, {}, e164, zone_set_id, extra, '{}', 0, {}, {} \
+             FROM import_staging ORDER BY line ON CONFLICT (e164, campaign_id) DO NOTHING",
+            self.campaign_id,
+            self.list_id,
+            ContactStatus::Pending.as_str(),
+            self.created,
+            self.created
+        );
+        let delete_dnc = format!(
+            "DELETE FROM import_staging s USING dnc d WHERE d.e164 = s.e164 \
+             AND d.campaign_id IN (0, {})",
+            self.campaign_id
+        );
+        let mut buffer = Vec::<u8>::with_capacity(8 << 20);
+        let mut staged = 0usize;
+        let mut zones_seen: Vec<i64> = Vec::new();
+        loop {
+            let next = ordered.next().await?;
+            let done = next.is_none();
+            if let Some(mut chunk) = next {
+                self.account(&mut chunk);
+                for row in chunk.rows {
+                    let zone = self.zone_id(&self.store.db, &row.zone_key).await?;
+                    zones_seen.push(zone);
+                    let _ = write!(
+                        CopyLine(&mut buffer),
+                        "{}\t{}\t{}\t",
+                        row.line,
+                        row.e164,
+                        zone
+                    );
+                    copy_escape(&mut buffer, &row.extra);
+                    buffer.push(b'\n');
+                    staged += 1;
+                }
+            }
+            if staged >= COMMIT_ROWS || (done && staged > 0) {
+                let mut tx = conn.begin().await?;
+                let mut copy = tx
+                    .copy_in_raw("COPY import_staging (line, e164, zone_set_id, extra) FROM STDIN")
+                    .await?;
+                copy.send(buffer.as_slice()).await?;
+                copy.finish().await?;
+                if self.check_dnc {
+                    let removed = sqlx::query(sqlx::AssertSqlSafe(delete_dnc.clone()))
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                    self.summary.dnc += removed;
+                    staged -= usize::try_from(removed).unwrap_or(staged);
+                }
+                let inserted = sqlx::query(sqlx::AssertSqlSafe(insert.clone()))
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                zones_seen.sort_unstable();
+                zones_seen.dedup();
+                for zone in zones_seen.drain(..) {
+                    if self.registered.insert(zone) {
+                        sqlx::query(
+                            "INSERT INTO campaign_zone_sets (campaign_id, zone_set_id) \
+                             VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                        )
+                        .bind(self.campaign_id)
+                        .bind(zone)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                }
+                tx.commit().await?;
+                self.summary.imported += inserted;
+                self.summary.duplicates += staged as u64 - inserted;
+                staged = 0;
+                buffer.clear();
+            }
+            if done {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `write!` into a byte buffer.
+struct CopyLine<'a>(&'a mut Vec<u8>);
+
+impl std::fmt::Write for CopyLine<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.extend_from_slice(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// Escapes a value for PostgreSQL's text COPY format.
+fn copy_escape(out: &mut Vec<u8>, value: &str) {
+    for &byte in value.as_bytes() {
+        match byte {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            other => out.push(other),
+        }
+    }
+}
+
+async fn intern_zone_set<C: ConnectionTrait>(conn: &C, key: &str) -> Result<i64> {
+    exec(
+        conn,
+        "INSERT INTO zone_sets (zones) VALUES ($1) ON CONFLICT (zones) DO NOTHING",
+        vec![key.into()],
+    )
+    .await?;
+    query(conn, "SELECT id FROM zone_sets WHERE zones = $1", vec![key.into()])
+        .await?
+        .first()
+        .ok_or_else(|| Error::Corrupt(format!("zone set `{key}` vanished")))?
+        .try_get("", "id")
+        .map_err(Error::from)
+}
+
+/// Finds the columns from the header.
+fn layout(headers: &ByteRecord, options: &ImportOptions) -> Result<Layout> {
+    let names: Vec<String> = headers
+        .iter()
+        .enumerate()
+        .map(|(i, raw)| {
+            std::str::from_utf8(raw)
+                .map(|s| s.trim().to_owned())
+                .map_err(|_| Error::BadFile(format!("header column {} is not valid UTF-8", i + 1)))
+        })
+        .collect::<Result<_>>()?;
+    if names.iter().all(String::is_empty) {
+        return Err(Error::BadFile("the file is empty or has no header line".into()));
+    }
+    let find = |wanted: &str| names.iter().position(|n| n.eq_ignore_ascii_case(wanted));
+    let phone = match &options.phone_column {
+        Some(name) => find(name).ok_or_else(|| {
+            Error::BadFile(format!(
+                "no column `{name}` in the header (columns: {})",
+                names.join(", ")
+            ))
+        })?,
+        None => PHONE_HEADERS.iter().find_map(|h| find(h)).ok_or_else(|| {
+            Error::BadFile(format!(
+                "no phone column found (looked for {}; columns: {}); name it with --phone-column",
+                PHONE_HEADERS.join(", "),
+                names.join(", ")
+            ))
+        })?,
+    };
+    let timezone = match &options.timezone_column {
+        Some(name) => Some(find(name).ok_or_else(|| {
+            Error::BadFile(format!("no column `{name}` in the header (columns: {})", names.join(", ")))
+        })?),
+        None => TIMEZONE_HEADERS.iter().find_map(|h| find(h)),
+    };
+    let extra = names
+        .iter()
+        .enumerate()
+        .filter(|(i, name)| *i != phone && Some(*i) != timezone && !name.is_empty())
+        .map(|(i, name)| (i, serde_json::to_string(name).unwrap_or_default()))
+        .collect::<Vec<_>>();
+    let extra_names = extra
+        .iter()
+        .map(|(i, _)| names[*i].clone())
+        .collect::<Vec<_>>();
+    Ok(Layout {
+        columns: names.len(),
+        phone,
+        timezone,
+        extra,
+        names: extra_names,
+    })
+}
+
+/// Checks one record; the good ones come back ready to store.
+fn parse_row(
+    layout: &Layout,
+    normalizer: &Normalizer,
+    table: &'static ZoneTable,
+    line: u64,
+    record: &ByteRecord,
+) -> Result<GoodRow, RowError> {
+    if record.len() != layout.columns {
+        return Err(RowError::new(
+            line,
+            format!(
+                "expected {} columns, found {}",
+                layout.columns,
+                record.len()
+            ),
+        ));
+    }
+    let field = |i: usize| -> Result<&str, RowError> {
+        std::str::from_utf8(record.get(i).unwrap_or_default()).map_err(|_| {
+            RowError::new(
+                line,
+                format!("column {} is not valid UTF-8 (save the file as UTF-8)", i + 1),
+            )
+        })
+    };
+    let e164 = normalizer
+        .normalize(field(layout.phone)?)
+        .map_err(|reason| RowError::new(line, reason))?;
+    let explicit = match layout.timezone {
+        Some(i) => Some(field(i)?.trim()).filter(|v| !v.is_empty()),
+        None => None,
+    };
+    let zone_key: Cow<'static, str> = match explicit {
+        Some(name) => Cow::Owned(explicit_zone(name).map_err(|reason| RowError::new(line, reason))?),
+        None => match table.lookup(&e164) {
+            Some(key) => Cow::Borrowed(key),
+            None => {
+                return Err(RowError::new(
+                    line,
+                    format!("no time zone is known for {e164}; add a timezone column"),
+                ));
+            }
+        },
+    };
+    let mut extra = String::with_capacity(64);
+    extra.push('{');
+    for (i, key) in &layout.extra {
+        let value = field(*i)?.trim();
+        if value.is_empty() {
+            continue;
+        }
+        if extra.len() > 1 {
+            extra.push(',');
+        }
+        extra.push_str(key);
+        extra.push(':');
+        extra.push_str(&serde_json::to_string(value).unwrap_or_default());
+    }
+    extra.push('}');
+    Ok(GoodRow {
+        line,
+        e164,
+        zone_key,
+        extra,
+    })
+}
+
+type RawChunk = (u64, Vec<(u64, ByteRecord)>);
+
+/// Reads the file and fans chunks out to parsing workers; runs on a blocking thread.
+fn read_and_parse<R: Read>(
+    reader: R,
+    options: &ImportOptions,
+    normalizer: Normalizer,
+    tx: &tokio::sync::mpsc::Sender<Result<Msg>>,
+) -> Result<()> {
+    let mut csv = csv::ReaderBuilder::new()
+        .delimiter(options.delimiter)
+        .flexible(true)
+        .has_headers(true)
+        .from_reader(reader);
+    let headers = csv.byte_headers()?.clone();
+    let layout = Arc::new(layout(&headers, options)?);
+    tx.blocking_send(Ok(Msg::Layout((*layout).clone())))
+        .map_err(|_| Error::Task("import writer stopped".into()))?;
+
+    let workers = if options.workers == 0 {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    } else {
+        options.workers
+    };
+    let (chunk_tx, chunk_rx) = mpsc::sync_channel::<RawChunk>(workers * 2);
+    let chunk_rx = Arc::new(Mutex::new(chunk_rx));
+    let table = ZoneTable::get();
+    let handles: Vec<_> = (0..workers)
+        .map(|_| {
+            let chunk_rx = Arc::clone(&chunk_rx);
+            let layout = Arc::clone(&layout);
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                loop {
+                    let next = match chunk_rx.lock() {
+                        Ok(rx) => rx.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok((seq, records)) = next else { return };
+                    let mut parsed = Parsed {
+                        seq,
+                        rows: Vec::with_capacity(records.len()),
+                        errors: Vec::new(),
+                        read: records.len() as u64,
+                    };
+                    for (line, record) in &records {
+                        match parse_row(&layout, &normalizer, table, *line, record) {
+                            Ok(row) => parsed.rows.push(row),
+                            Err(err) => parsed.errors.push(err),
+                        }
+                    }
+                    if tx.blocking_send(Ok(Msg::Chunk(parsed))).is_err() {
+                        return;
+                    }
+                }
+            })
+        })
+        .collect();
+
+    let mut seq = 0;
+    let mut chunk = Vec::with_capacity(CHUNK_ROWS);
+    let mut record = ByteRecord::new();
+    let mut outcome = Ok(());
+    let mut csv_errors = Vec::new();
+    loop {
+        match csv.read_byte_record(&mut record) {
+            Ok(true) => {
+                let line = record.position().map_or(0, |p| p.line());
+                chunk.push((line, std::mem::take(&mut record)));
+                if chunk.len() == CHUNK_ROWS {
+                    if chunk_tx.send((seq, std::mem::take(&mut chunk))).is_err() {
+                        break;
+                    }
+                    seq += 1;
+                }
+            }
+            Ok(false) => break,
+            Err(err) => {
+                if let csv::ErrorKind::Io(_) = err.kind() {
+                    outcome = Err(Error::from(std::io::Error::other(err.to_string())));
+                    break;
+                }
+                let line = err.position().map_or(0, |p| p.line());
+                csv_errors.push(RowError::new(line, format!("unreadable CSV: {err}")));
+            }
+        }
+    }
+    if !chunk.is_empty() && chunk_tx.send((seq, chunk)).is_ok() {
+        seq += 1;
+    }
+    drop(chunk_tx);
+    for handle in handles {
+        if handle.join().is_err() {
+            outcome = outcome.and(Err(Error::Task("a CSV parsing worker panicked".into())));
+        }
+    }
+    if !csv_errors.is_empty() && outcome.is_ok() {
+        let read = csv_errors.len() as u64;
+        let _ = tx.blocking_send(Ok(Msg::Chunk(Parsed {
+            seq,
+            rows: Vec::new(),
+            errors: csv_errors,
+            read,
+        })));
+    }
+    outcome
+}
+
+impl From<csv::Error> for Error {
+    fn from(err: csv::Error) -> Self {
+        Error::BadFile(err.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(fields: &[&[u8]]) -> ByteRecord {
+        ByteRecord::from(fields.to_vec())
+    }
+
+    #[test]
+    fn rows_are_checked_with_reasons() {
+        let headers = record(&[b"name", b"phone", b"city"]);
+        let layout = layout(&headers, &ImportOptions::default()).unwrap();
+        assert_eq!(layout.phone, 1);
+        let us = Normalizer::new(phonenumber::country::Id::US);
+        let table = ZoneTable::get();
+        let good = parse_row(&layout, &us, table, 2, &record(&[b"Ann", b"(212) 555-0123", b"NYC"])).unwrap();
+        assert_eq!(good.e164, "+12125550123");
+        assert_eq!(good.zone_key, "America/New_York");
+        assert_eq!(good.extra, r#"{"name":"Ann","city":"NYC"}"#);
+        let err = parse_row(&layout, &us, table, 3, &record(&[b"Bob", b"x"])).unwrap_err();
+        assert_eq!(err.line, 3);
+        assert!(err.reason.contains("expected 3 columns, found 2"));
+        let err = parse_row(&layout, &us, table, 4, &record(&[b"\xff", b"2125550123", b""])).unwrap_err();
+        assert!(err.reason.contains("UTF-8"), "{}", err.reason);
+        let err = parse_row(&layout, &us, table, 5, &record(&[b"Cy", b"12", b""])).unwrap_err();
+        assert!(err.reason.contains("`12`"), "{}", err.reason);
+    }
+
+    #[test]
+    fn explicit_time_zones_win_and_are_checked() {
+        let headers = record(&[b"Phone", b"TZ"]);
+        let layout = layout(&headers, &ImportOptions::default()).unwrap();
+        assert_eq!(layout.timezone, Some(1));
+        let us = Normalizer::new(phonenumber::country::Id::US);
+        let table = ZoneTable::get();
+        let row = parse_row(&layout, &us, table, 2, &record(&[b"2125550123", b"America/Chicago"])).unwrap();
+        assert_eq!(row.zone_key, "America/Chicago");
+        let err = parse_row(&layout, &us, table, 3, &record(&[b"2125550123", b"Moon/Base"])).unwrap_err();
+        assert!(err.reason.contains("unknown time zone"), "{}", err.reason);
+    }
+
+    #[test]
+    fn missing_phone_column_is_a_file_error() {
+        let headers = record(&[b"name", b"email"]);
+        let err = layout(&headers, &ImportOptions::default()).unwrap_err();
+        assert!(err.to_string().contains("no phone column"), "{err}");
+    }
+
+    #[test]
+    fn copy_values_are_escaped() {
+        let mut out = Vec::new();
+        copy_escape(&mut out, "a\\b\tc\nd");
+        assert_eq!(out, b"a\\\\b\\tc\\nd");
+    }
+}

@@ -1,0 +1,842 @@
+//! A campaign's definition: what a campaign file (TOML) or an API body (JSON) says.
+//!
+//! Everything here is plain data. [`CampaignSpec::validate`] refuses bad values with the field's
+//! name and the reason; the engine maps the sections to the pacing and media crates' own types.
+
+use crate::error::{Error, FieldError};
+use crate::hours::CallingHours;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A duration written as `25s`, `1500ms`, `15m`, `2h`, `1d` or `1h30m` (a bare number is seconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Dur(pub Duration);
+
+impl Dur {
+    /// A duration of whole seconds.
+    pub const fn secs(secs: u64) -> Self {
+        Self(Duration::from_secs(secs))
+    }
+
+    /// A duration of milliseconds.
+    pub const fn millis(ms: u64) -> Self {
+        Self(Duration::from_millis(ms))
+    }
+
+    /// The value in milliseconds (saturating).
+    pub fn as_millis_i64(self) -> i64 {
+        i64::try_from(self.0.as_millis()).unwrap_or(i64::MAX)
+    }
+}
+
+impl fmt::Display for Dur {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0.as_millis();
+        if ms == 0 {
+            return f.write_str("0s");
+        }
+        let units = [
+            (86_400_000, "d"),
+            (3_600_000, "h"),
+            (60_000, "m"),
+            (1_000, "s"),
+        ];
+        if ms % 1000 != 0 {
+            return write!(f, "{ms}ms");
+        }
+        let mut rest = ms;
+        for (size, unit) in units {
+            if rest >= size {
+                write!(f, "{}{unit}", rest / size)?;
+                rest %= size;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for Dur {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let text = s.trim();
+        if text.is_empty() {
+            return Err("empty duration".into());
+        }
+        if let Ok(secs) = text.parse::<u64>() {
+            return Ok(Self::secs(secs));
+        }
+        let mut total_ms: u64 = 0;
+        let mut rest = text;
+        while !rest.is_empty() {
+            let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+            if digits == 0 {
+                return Err(format!(
+                    "`{s}` is not a duration (write e.g. 25s, 1500ms, 15m, 2h, 1d)"
+                ));
+            }
+            let value: u64 = rest[..digits]
+                .parse()
+                .map_err(|_| format!("`{s}`: number too large"))?;
+            rest = &rest[digits..];
+            let unit_len = rest
+                .find(|c: char| c.is_ascii_digit())
+                .unwrap_or(rest.len());
+            let scale = match rest[..unit_len].trim() {
+                "ms" => 1,
+                "s" => 1_000,
+                "m" | "min" => 60_000,
+                "h" => 3_600_000,
+                "d" => 86_400_000,
+                other => {
+                    return Err(format!(
+                        "`{s}`: unknown unit `{other}` (use ms, s, m, h or d)"
+                    ));
+                }
+            };
+            rest = &rest[unit_len..];
+            total_ms = value
+                .checked_mul(scale)
+                .and_then(|v| total_ms.checked_add(v))
+                .ok_or_else(|| format!("`{s}`: duration too large"))?;
+        }
+        Ok(Self::millis(total_ms))
+    }
+}
+
+impl Serialize for Dur {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Secs(u64),
+            Text(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Secs(secs) => Ok(Self::secs(secs)),
+            Raw::Text(text) => text.parse().map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// How the campaign decides how many calls to place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DialMode {
+    /// The agent sees the next contact and starts the call.
+    Preview,
+    /// Lines = idle agents x `pacing.ratio`.
+    Progressive,
+    /// The pacer chooses the number of lines, keeping abandons under the target.
+    #[default]
+    Predictive,
+    /// No agents: a recorded message to every answered call, bounded by `pacing.max_lines`.
+    Agentless,
+}
+
+/// The regulator's window over which the abandon rate is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum AbandonWindow {
+    /// 24 hours (UK, Ofcom).
+    Day,
+    /// 30 days (US, FTC Telemarketing Sales Rule).
+    #[default]
+    ThirtyDays,
+}
+
+impl AbandonWindow {
+    /// The window's length.
+    pub fn duration(self) -> Duration {
+        match self {
+            Self::Day => Duration::from_secs(86_400),
+            Self::ThirtyDays => Duration::from_secs(30 * 86_400),
+        }
+    }
+}
+
+impl Serialize for AbandonWindow {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(match self {
+            Self::Day => "24h",
+            Self::ThirtyDays => "30d",
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for AbandonWindow {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        match text.trim() {
+            "24h" | "1d" | "day" => Ok(Self::Day),
+            "30d" | "720h" | "30 days" => Ok(Self::ThirtyDays),
+            other => Err(serde::de::Error::custom(format!(
+                "abandon window `{other}` must be \"24h\" (UK) or \"30d\" (US)"
+            ))),
+        }
+    }
+}
+
+/// Pacing limits the supervisor can tune while the campaign runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Pacing {
+    /// Dial mode.
+    pub mode: DialMode,
+    /// Lines per idle agent in progressive mode, and the predictive pacer's starting ratio.
+    pub ratio: f64,
+    /// Lowest lines-per-agent ratio the predictive pacer may use.
+    pub min_ratio: f64,
+    /// Highest lines-per-agent ratio the predictive pacer may use.
+    pub max_ratio: f64,
+    /// Highest share of live answers that may be abandoned over the window (0.03 = 3%).
+    pub abandon_target: f64,
+    /// Window of the abandon rate: 24 h or 30 days.
+    pub abandon_window: AbandonWindow,
+    /// Most calls in progress at once for this campaign.
+    pub max_lines: u32,
+    /// Fewest logged-in agents for predictive mode; below it the engine paces progressively.
+    pub min_agents: u32,
+    /// Allows an abandon target above 3% (against US and UK rules): never on by default.
+    pub override_legal_limits: bool,
+}
+
+impl Default for Pacing {
+    fn default() -> Self {
+        Self {
+            mode: DialMode::Predictive,
+            ratio: 1.0,
+            min_ratio: 1.0,
+            max_ratio: 3.0,
+            abandon_target: 0.03,
+            abandon_window: AbandonWindow::ThirtyDays,
+            max_lines: 100,
+            min_agents: 3,
+            override_legal_limits: false,
+        }
+    }
+}
+
+/// What to do when answering-machine detection says MACHINE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum MachineAction {
+    /// Hang up at once.
+    #[default]
+    HangUp,
+    /// Wait for the beep and play `amd.message`.
+    LeaveMessage,
+}
+
+/// Answering-machine detection; the optional parameters use Asterisk `AMD()` terms.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Amd {
+    /// Whether answered calls are classified before an agent gets them.
+    pub enabled: bool,
+    /// What to do with a machine.
+    pub machine_action: MachineAction,
+    /// Recorded message left on machines (needed with `leave-message`).
+    pub message: Option<String>,
+    /// Longest silence before the greeting starts (Asterisk `initialSilence`).
+    pub initial_silence: Option<Dur>,
+    /// Longest greeting a human gives (Asterisk `greeting`).
+    pub greeting: Option<Dur>,
+    /// Silence after the greeting that means a human waits for us (`afterGreetingSilence`).
+    pub after_greeting_silence: Option<Dur>,
+    /// Longest time spent deciding (`totalAnalysisTime`).
+    pub total_analysis_time: Option<Dur>,
+    /// Shortest sound that counts as a word (`minimumWordLength`).
+    pub min_word_length: Option<Dur>,
+    /// Shortest silence between two words (`betweenWordsSilence`).
+    pub between_words_silence: Option<Dur>,
+    /// Words after which the greeting is a machine's (`maximumNumberOfWords`).
+    pub maximum_words: Option<u32>,
+    /// Mean absolute sample level below which audio is silence (`silenceThreshold`, 0..32767).
+    pub silence_threshold: Option<u32>,
+}
+
+impl Default for Amd {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            machine_action: MachineAction::HangUp,
+            message: None,
+            initial_silence: None,
+            greeting: None,
+            after_greeting_silence: None,
+            total_analysis_time: None,
+            min_word_length: None,
+            between_words_silence: None,
+            maximum_words: None,
+            silence_threshold: None,
+        }
+    }
+}
+
+/// When to try a contact again after one outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryRule {
+    /// Wait before the next attempt.
+    pub delay: Dur,
+    /// Attempts after which this outcome ends the contact (defaults to `retry.max_attempts`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+}
+
+impl RetryRule {
+    const fn after(delay: Dur) -> Self {
+        Self {
+            delay,
+            max_attempts: None,
+        }
+    }
+}
+
+/// Retry rules per outcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retry {
+    /// Most attempts per contact, whatever the outcomes.
+    pub max_attempts: u32,
+    /// After a busy signal.
+    pub busy: RetryRule,
+    /// After ringing out (the ring timeout) unanswered.
+    pub no_answer: RetryRule,
+    /// After an answering machine (hung up on; a left message ends the contact).
+    pub machine: RetryRule,
+    /// After a network or carrier failure (5xx, timeouts).
+    pub failed: RetryRule,
+    /// After the callee declined or was unavailable (403, 480, 603, ...).
+    pub rejected: RetryRule,
+    /// After we abandoned a live answer (no agent in time).
+    pub abandoned: RetryRule,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            busy: RetryRule::after(Dur::secs(15 * 60)),
+            no_answer: RetryRule::after(Dur::secs(2 * 3600)),
+            machine: RetryRule::after(Dur::secs(4 * 3600)),
+            failed: RetryRule::after(Dur::secs(30 * 60)),
+            rejected: RetryRule::after(Dur::secs(3600)),
+            abandoned: RetryRule::after(Dur::secs(3600)),
+        }
+    }
+}
+
+/// SIP transport to the carrier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// UDP (RFC 3261 default).
+    #[default]
+    Udp,
+    /// TCP.
+    Tcp,
+}
+
+/// The carrier trunk calls go out through. Credentials are names of environment variables.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trunk {
+    /// SIP URI of the carrier's proxy, e.g. `sip:sip.carrier.example:5060`.
+    pub uri: String,
+    /// Transport.
+    #[serde(default)]
+    pub transport: Transport,
+    /// Environment variable holding the digest username (none: the trunk needs no auth).
+    #[serde(default)]
+    pub username_env: Option<String>,
+    /// Environment variable holding the digest password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// Most new calls per second the carrier accepts.
+    #[serde(default = "default_cps")]
+    pub cps: u32,
+}
+
+fn default_cps() -> u32 {
+    10
+}
+
+/// A campaign as written in its file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignSpec {
+    /// Unique name (letters, digits, `-`, `_`, `.`).
+    pub name: String,
+    /// Free text for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// ISO 3166 country used for numbers written without a country code (`US`, `GB`, ...).
+    pub default_country: String,
+    /// Number presented to callees, in E.164.
+    pub caller_id: String,
+    /// Ringing time before giving up as no answer (default 25 s, never below 15 s).
+    #[serde(default = "default_ring_timeout")]
+    pub ring_timeout: Dur,
+    /// Whether calls are recorded (stereo, callee and agent).
+    #[serde(default)]
+    pub recording: bool,
+    /// Short recorded message played to an abandoned live answer, naming the caller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abandon_message: Option<String>,
+    /// Message played to every answered call in agentless mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agentless_message: Option<String>,
+    /// Pacing limits.
+    #[serde(default)]
+    pub pacing: Pacing,
+    /// Answering-machine detection.
+    #[serde(default)]
+    pub amd: Amd,
+    /// Calling hours in the callee's local time, per weekday.
+    #[serde(default)]
+    pub calling_hours: CallingHours,
+    /// Retry rules per outcome.
+    #[serde(default)]
+    pub retry: Retry,
+    /// The carrier trunk.
+    pub trunk: Trunk,
+}
+
+fn default_ring_timeout() -> Dur {
+    Dur::secs(25)
+}
+
+/// The shortest ring timeout allowed: about four rings (DESIGN: never give up sooner).
+pub const MIN_RING_TIMEOUT: Dur = Dur::secs(15);
+
+impl CampaignSpec {
+    /// Reads and validates a campaign file's TOML.
+    pub fn from_toml(text: &str) -> Result<Self, Error> {
+        // Inline credentials are refused by name, before serde's generic "unknown field".
+        if let Ok(value) = text.parse::<toml::Table>() {
+            if let Some(trunk) = value.get("trunk").and_then(|t| t.as_table()) {
+                for key in ["password", "username", "secret"] {
+                    if trunk.contains_key(key) {
+                        return Err(Error::InvalidSpec(vec![FieldError::new(
+                            format!("trunk.{key}"),
+                            format!(
+                                "credentials are never written in the campaign file; set \
+                                 {key}_env to the name of an environment variable holding it"
+                            )
+                            .replace("secret_env", "password_env"),
+                        )]));
+                    }
+                }
+            }
+        }
+        let spec: Self = toml::from_str(text).map_err(|err| {
+            Error::InvalidSpec(vec![FieldError::new("", err.to_string().trim().to_owned())])
+        })?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// Reads and validates a campaign as JSON (API bodies, stored specs).
+    pub fn from_json(text: &str) -> Result<Self, Error> {
+        let spec: Self = serde_json::from_str(text)
+            .map_err(|err| Error::InvalidSpec(vec![FieldError::new("", err.to_string())]))?;
+        spec.validate()?;
+        Ok(spec)
+    }
+
+    /// The country id `phonenumber` uses for national numbers.
+    pub fn country(&self) -> Result<phonenumber::country::Id, Error> {
+        parse_country(&self.default_country).map_err(|reason| {
+            Error::InvalidSpec(vec![FieldError::new("default_country", reason)])
+        })
+    }
+
+    /// The retry rule for an outcome that may be retried, if any.
+    pub fn retry_rule(&self, outcome: crate::Outcome) -> Option<RetryRule> {
+        use crate::Outcome as O;
+        let rule = match outcome {
+            O::Busy => self.retry.busy,
+            O::NoAnswer => self.retry.no_answer,
+            O::MachineHungUp => self.retry.machine,
+            O::Failed => self.retry.failed,
+            O::Rejected => self.retry.rejected,
+            O::Abandoned => self.retry.abandoned,
+            O::Connected | O::MachineMessageLeft | O::InvalidNumber | O::DoNotCall => {
+                return None;
+            }
+        };
+        Some(rule)
+    }
+
+    /// Checks every value; all problems are reported at once, each with its field.
+    pub fn validate(&self) -> Result<(), Error> {
+        let mut errors = Vec::new();
+        let mut bad = |field: &str, reason: String| errors.push(FieldError::new(field, reason));
+
+        if self.name.is_empty() || self.name.len() > 100 {
+            bad("name", "must be 1 to 100 characters".into());
+        } else if !self
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            bad(
+                "name",
+                format!(
+                    "`{}` may hold only letters, digits, `-`, `_` and `.`",
+                    self.name
+                ),
+            );
+        }
+        let country = parse_country(&self.default_country);
+        if let Err(reason) = &country {
+            bad("default_country", reason.clone());
+        }
+        match phonenumber::parse(country.ok(), &self.caller_id) {
+            Ok(number) if number.is_valid() => {}
+            Ok(_) => bad(
+                "caller_id",
+                format!("`{}` is not a valid phone number", self.caller_id),
+            ),
+            Err(err) => bad(
+                "caller_id",
+                format!("`{}` is not a phone number ({err})", self.caller_id),
+            ),
+        }
+        if self.ring_timeout < MIN_RING_TIMEOUT {
+            bad(
+                "ring_timeout",
+                format!(
+                    "{} is below the 15s minimum (about four rings; callees must have time to answer)",
+                    self.ring_timeout
+                ),
+            );
+        } else if self.ring_timeout > Dur::secs(120) {
+            bad(
+                "ring_timeout",
+                format!("{} is above the 120s maximum", self.ring_timeout),
+            );
+        }
+        let agentless = self.pacing.mode == DialMode::Agentless;
+        if agentless && blank(&self.agentless_message) {
+            bad(
+                "agentless_message",
+                "agentless mode needs the message file played to answered calls".into(),
+            );
+        }
+        if matches!(self.pacing.mode, DialMode::Progressive | DialMode::Predictive)
+            && blank(&self.abandon_message)
+        {
+            bad(
+                "abandon_message",
+                "progressive and predictive modes need the recorded message played to abandoned \
+                 calls (the law asks for one naming the caller)"
+                    .into(),
+            );
+        }
+
+        let p = &self.pacing;
+        for (field, value) in [
+            ("pacing.ratio", p.ratio),
+            ("pacing.min_ratio", p.min_ratio),
+            ("pacing.max_ratio", p.max_ratio),
+        ] {
+            if !(value.is_finite() && (0.1..=20.0).contains(&value)) {
+                bad(field, format!("{value} must be between 0.1 and 20"));
+            }
+        }
+        if p.min_ratio > p.max_ratio {
+            bad(
+                "pacing.min_ratio",
+                format!(
+                    "{} is above pacing.max_ratio ({})",
+                    p.min_ratio, p.max_ratio
+                ),
+            );
+        }
+        if !(p.abandon_target.is_finite() && p.abandon_target >= 0.0 && p.abandon_target < 1.0) {
+            bad(
+                "pacing.abandon_target",
+                format!(
+                    "{} must be a fraction between 0 and 1 (0.03 = 3%)",
+                    p.abandon_target
+                ),
+            );
+        } else if p.abandon_target > 0.03 && !p.override_legal_limits {
+            bad(
+                "pacing.abandon_target",
+                format!(
+                    "{} is above the 3% US and UK limit; set pacing.override_legal_limits = true \
+                     only where the law allows it",
+                    p.abandon_target
+                ),
+            );
+        }
+        if p.max_lines == 0 || p.max_lines > 10_000 {
+            bad(
+                "pacing.max_lines",
+                format!("{} must be between 1 and 10000", p.max_lines),
+            );
+        }
+        if p.mode == DialMode::Predictive && p.min_agents == 0 {
+            bad(
+                "pacing.min_agents",
+                "predictive mode needs at least 1 agent".into(),
+            );
+        }
+
+        let amd = &self.amd;
+        if amd.machine_action == MachineAction::LeaveMessage && blank(&amd.message) {
+            bad(
+                "amd.message",
+                "machine_action = \"leave-message\" needs the message file to leave".into(),
+            );
+        }
+        if amd.machine_action == MachineAction::LeaveMessage && !amd.enabled {
+            bad(
+                "amd.machine_action",
+                "leaving a message on machines needs amd.enabled = true".into(),
+            );
+        }
+        for (field, value, max) in [
+            ("amd.initial_silence", amd.initial_silence, 10_000),
+            ("amd.greeting", amd.greeting, 10_000),
+            ("amd.after_greeting_silence", amd.after_greeting_silence, 5_000),
+            ("amd.total_analysis_time", amd.total_analysis_time, 30_000),
+            ("amd.min_word_length", amd.min_word_length, 2_000),
+            ("amd.between_words_silence", amd.between_words_silence, 2_000),
+        ] {
+            if let Some(value) = value {
+                if value.0.is_zero() || value.0.as_millis() > max {
+                    bad(field, format!("{value} must be between 1ms and {max}ms"));
+                }
+            }
+        }
+        if let Some(words) = amd.maximum_words {
+            if !(1..=20).contains(&words) {
+                bad("amd.maximum_words", format!("{words} must be 1 to 20"));
+            }
+        }
+        if let Some(level) = amd.silence_threshold {
+            if !(1..=32_767).contains(&level) {
+                bad(
+                    "amd.silence_threshold",
+                    format!("{level} must be 1 to 32767 (mean absolute sample)"),
+                );
+            }
+        }
+
+        for (field, reason) in self.calling_hours.problems() {
+            bad(&format!("calling_hours.{field}"), reason);
+        }
+
+        let r = &self.retry;
+        if r.max_attempts == 0 || r.max_attempts > 100 {
+            bad(
+                "retry.max_attempts",
+                format!("{} must be between 1 and 100", r.max_attempts),
+            );
+        }
+        for (name, rule) in [
+            ("busy", r.busy),
+            ("no_answer", r.no_answer),
+            ("machine", r.machine),
+            ("failed", r.failed),
+            ("rejected", r.rejected),
+            ("abandoned", r.abandoned),
+        ] {
+            if rule.delay < Dur::secs(60) {
+                bad(
+                    &format!("retry.{name}.delay"),
+                    format!("{} is below 1 minute", rule.delay),
+                );
+            }
+            if rule.max_attempts == Some(0) {
+                bad(
+                    &format!("retry.{name}.max_attempts"),
+                    "must be at least 1".into(),
+                );
+            }
+        }
+
+        let t = &self.trunk;
+        if !(t.uri.starts_with("sip:") || t.uri.starts_with("sips:")) || t.uri.len() < 5 {
+            bad(
+                "trunk.uri",
+                format!(
+                    "`{}` is not a SIP URI (write sip:host[:port])",
+                    t.uri
+                ),
+            );
+        }
+        for (field, value) in [
+            ("trunk.username_env", &t.username_env),
+            ("trunk.password_env", &t.password_env),
+        ] {
+            if let Some(name) = value {
+                if !is_env_name(name) {
+                    bad(
+                        field,
+                        format!(
+                            "`{name}` is not an environment variable name (letters, digits, _)"
+                        ),
+                    );
+                }
+            }
+        }
+        if t.username_env.is_some() != t.password_env.is_some() {
+            bad(
+                "trunk.password_env",
+                "give both username_env and password_env, or neither".into(),
+            );
+        }
+        if t.cps == 0 || t.cps > 1000 {
+            bad(
+                "trunk.cps",
+                format!("{} must be between 1 and 1000 calls per second", t.cps),
+            );
+        }
+
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::InvalidSpec(errors))
+        }
+    }
+}
+
+fn blank(value: &Option<String>) -> bool {
+    value.as_deref().is_none_or(|v| v.trim().is_empty())
+}
+
+fn is_env_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Parses an ISO 3166 alpha-2 country (`US`, `gb`) as `phonenumber` knows it.
+pub fn parse_country(code: &str) -> Result<phonenumber::country::Id, String> {
+    phonenumber::country::Id::from_str(&code.trim().to_ascii_uppercase())
+        .map_err(|_| format!("`{code}` is not an ISO 3166 country code (e.g. US, GB, FR)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) const MINIMAL: &str = r#"
+name = "t"
+default_country = "US"
+caller_id = "+12025550123"
+abandon_message = "prompts/abandon.wav"
+[trunk]
+uri = "sip:127.0.0.1:5060"
+"#;
+
+    #[test]
+    fn durations_parse_and_print() {
+        assert_eq!("25s".parse::<Dur>().unwrap(), Dur::secs(25));
+        assert_eq!("1h30m".parse::<Dur>().unwrap(), Dur::secs(5400));
+        assert_eq!("1500ms".parse::<Dur>().unwrap(), Dur::millis(1500));
+        assert_eq!("90".parse::<Dur>().unwrap(), Dur::secs(90));
+        assert!("5 parsecs".parse::<Dur>().is_err());
+        assert!("".parse::<Dur>().is_err());
+        assert_eq!(Dur::secs(5400).to_string(), "1h30m");
+        assert_eq!(Dur::millis(1500).to_string(), "1500ms");
+    }
+
+    #[test]
+    fn defaults_follow_the_rules() {
+        let spec = CampaignSpec::from_toml(MINIMAL).unwrap();
+        assert_eq!(spec.ring_timeout, Dur::secs(25));
+        assert_eq!(spec.pacing.abandon_target, 0.03);
+        assert_eq!(spec.pacing.abandon_window, AbandonWindow::ThirtyDays);
+        assert_eq!(spec.retry.max_attempts, 3);
+        // JSON round trip is lossless: the database stores the spec as JSON.
+        let json = serde_json::to_string(&spec).unwrap();
+        assert_eq!(CampaignSpec::from_json(&json).unwrap(), spec);
+    }
+
+    fn fields(err: Error) -> Vec<String> {
+        match err {
+            Error::InvalidSpec(errors) => errors.into_iter().map(|e| e.field).collect(),
+            other => panic!("unexpected error {other}"),
+        }
+    }
+
+    #[test]
+    fn short_ring_timeout_is_refused_by_name() {
+        let text = MINIMAL.replace("[trunk]", "ring_timeout = \"10s\"\n[trunk]");
+        let err = CampaignSpec::from_toml(&text).unwrap_err();
+        assert!(err.to_string().contains("ring_timeout: 10s is below the 15s minimum"));
+    }
+
+    #[test]
+    fn every_bad_field_is_listed() {
+        let text = r#"
+name = "bad name!"
+default_country = "ZZ"
+caller_id = "12"
+ring_timeout = "14s"
+[pacing]
+min_ratio = 3.0
+max_ratio = 2.0
+abandon_target = 0.05
+[amd]
+machine_action = "leave-message"
+[calling_hours]
+sat = "22:00-07:00"
+[retry]
+max_attempts = 0
+busy = { delay = "10s" }
+[trunk]
+uri = "http://x"
+username_env = "bad-name"
+cps = 0
+"#;
+        let got = fields(CampaignSpec::from_toml(text).unwrap_err());
+        for want in [
+            "name",
+            "default_country",
+            "caller_id",
+            "ring_timeout",
+            "abandon_message",
+            "pacing.min_ratio",
+            "pacing.abandon_target",
+            "amd.message",
+            "calling_hours.sat",
+            "retry.max_attempts",
+            "retry.busy.delay",
+            "trunk.uri",
+            "trunk.username_env",
+            "trunk.password_env",
+            "trunk.cps",
+        ] {
+            assert!(got.iter().any(|f| f == want), "{want} missing from {got:?}");
+        }
+    }
+
+    #[test]
+    fn inline_password_is_refused() {
+        let text = MINIMAL.replace("[trunk]", "[trunk]\npassword = \"hunter2\"");
+        let err = CampaignSpec::from_toml(&text).unwrap_err();
+        assert_eq!(fields(err), vec!["trunk.password"]);
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let text = MINIMAL.replace("[trunk]", "ring_timeuot = 20\n[trunk]");
+        let err = CampaignSpec::from_toml(&text).unwrap_err().to_string();
+        assert!(err.contains("ring_timeuot"), "{err}");
+    }
+}
