@@ -86,23 +86,31 @@ CARRIER = [
     "The Google subscriber you have called is not available. Please leave a message after the tone.",
     "Welcome to the voice mail system. The mailbox of 4 1 5, 3 3 2, 7 6 1 0 is full.",
 ]
-# Greetings that open like a live answer ("Hello?") and only then go on talking.
+# Greetings that open like a live answer ("Hello?"), pause as a person would, then go on.
 FAKE_HELLO = [
-    "Hello? ... Ha, got you, this is a machine. Leave a message.",
-    "Hello? Hello? ... Sorry, I can't hear you, I'm a recording. Leave a message.",
+    ("Hello?", "Ha, got you, this is a machine. Leave a message."),
+    ("Hello? Hello?", "Sorry, I can't hear you, I'm a recording. Leave a message."),
+    ("Hi!", "Just kidding, we are not here right now. Leave a message after the beep."),
+]
+# What a television or a radio says in the room behind a live answer.
+TV = [
+    "And in other news tonight, the city council has voted to approve the new budget, which "
+    "includes funding for road repairs and two new schools on the east side of town.",
+    "Stay tuned, because after the break we will be back with the weather forecast for the "
+    "weekend, and it looks like rain is finally on the way for most of the region.",
 ]
 BEEP_HZ = [440, 600, 850, 1000, 1400, 1800, 2000]
 
 # Human answers per kind, and machine greetings per kind (counts per voice list pass).
 HUMAN_KINDS = [
     ("hello", 18), ("yes", 14), ("whos_this", 16), ("pause_hello", 14),
-    ("name", 14), ("noisy", 18), ("quiet", 14),
+    ("name", 14), ("noisy", 14), ("quiet", 14), ("background_tv", 6),
 ]
 MACHINE_KINDS = [
     ("short_greeting", 20), ("long_greeting", 18), ("carrier", 16), ("beep", 18),
     ("music", 12), ("music_speech", 6), ("silence", 10), ("fake_hello", 8),
 ]
-HUMAN_SECONDS_AFTER = (1.6, 2.2)
+HUMAN_SECONDS_AFTER = (1.4, 2.0)
 MACHINE_SECONDS = 5.0
 
 
@@ -245,6 +253,7 @@ def main():
                         text = rng.choice({"hello": HELLO, "yes": YES, "whos_this": WHOS_THIS,
                                            "pause_hello": HELLO, "name": NAMES,
                                            "noisy": HELLO + YES + WHOS_THIS + NAMES,
+                                           "background_tv": HELLO + YES + WHOS_THIS,
                                            "quiet": HELLO + YES + NAMES}[kind])
                         if kind == "pause_hello":
                             lead = rng.uniform(1.2, 2.2)
@@ -268,13 +277,19 @@ def main():
                         lead = rng.uniform(0.1, 0.7)
                         speech_start = lead
                         parts = [silence(lead)]
-                        if kind in ("short_greeting", "long_greeting", "carrier", "beep",
-                                    "fake_hello"):
+                        if kind == "fake_hello":
+                            hello, rest = rng.choice(FAKE_HELLO)
+                            first = maker.speech(hello, voice, wpm, pitch, peak)
+                            pause = rng.uniform(0.5, 1.2)
+                            words = first + silence(pause) + maker.speech(rest, voice, wpm,
+                                                                          pitch, peak)
+                            parts.append(words)
+                            greeting_end = lead + len(words) / RATE
+                        elif kind in ("short_greeting", "long_greeting", "carrier", "beep"):
                             text = rng.choice({"short_greeting": SHORT_GREETING,
                                                "long_greeting": LONG_GREETING,
                                                "carrier": CARRIER,
-                                               "beep": SHORT_GREETING,
-                                               "fake_hello": FAKE_HELLO}[kind])
+                                               "beep": SHORT_GREETING}[kind])
                             words = maker.speech(text, voice, wpm, pitch, peak)
                             parts.append(words)
                             greeting_end = lead + len(words) / RATE
@@ -299,6 +314,14 @@ def main():
                             speech_start = None
                             noise = rng.choice([None, ("pinknoise", -55), ("whitenoise", -60)])
                     track = [s for part in parts for s in part]
+                    if kind == "background_tv":
+                        # Another voice across the room, 22-30 dB under the callee's.
+                        tv_voice = rng.choice(TRAIN_VOICES + TEST_VOICES)
+                        tv = maker.speech(rng.choice(TV), tv_voice, 160, 50,
+                                          peak - rng.uniform(22, 30))
+                        offset = rng.randrange(0, max(1, len(tv) - len(track)))
+                        tv = (tv[offset:] + [0.0] * len(track))[:len(track)]
+                        track = [a + b for a, b in zip(track, tv)]
                     if truth == "machine":
                         total = int(MACHINE_SECONDS * RATE)
                         track = (track + [0.0] * total)[:total]

@@ -52,6 +52,8 @@ pub enum AmdCause {
     MaxWords,
     /// One word lasted longer than `maximum_word_length_ms`.
     MaxWordLength,
+    /// The greeting had `maximum_syllables` syllables: more than a person says before waiting.
+    MaxSyllables,
     /// `total_analysis_time_ms` passed without a decision.
     TooLong,
     /// A voicemail beep was heard.
@@ -73,6 +75,7 @@ impl AmdCause {
             AmdCause::LongGreeting => "LONGGREETING",
             AmdCause::MaxWords => "MAXWORDS",
             AmdCause::MaxWordLength => "MAXWORDLENGTH",
+            AmdCause::MaxSyllables => "MAXSYLLABLES",
             AmdCause::TooLong => "TOOLONG",
             AmdCause::Beep => "BEEP",
             AmdCause::Fax => "FAX",
@@ -107,6 +110,8 @@ pub struct AmdVerdict {
     pub voice_ms: u32,
     /// Words counted (phrases, for the adaptive algorithm).
     pub words: u32,
+    /// Syllables counted in the greeting (adaptive algorithm only).
+    pub syllables: u32,
     /// The noise floor when the verdict was reached, in dBFS (RMS of a 10 ms frame).
     pub noise_floor_dbfs: f32,
     /// The tone that decided the verdict, for causes `BEEP`, `FAX` and `SIT`.
@@ -241,12 +246,13 @@ impl Amd {
 
     fn decide(&self, result: AmdResult, cause: AmdCause, tone: Option<ToneEvent>) -> AmdVerdict {
         let now = self.frames * FRAME_MS;
-        let (start, end, voice, words, floor) = match &self.state {
+        let (start, end, voice, words, syllables, floor) = match &self.state {
             State::Adaptive(a) => (
                 a.greeting_start,
                 a.greeting_end(),
                 a.voice_ms,
                 a.phrases,
+                a.syllables.count,
                 a.floor_db,
             ),
             State::Asterisk(a) => (
@@ -254,6 +260,7 @@ impl Amd {
                 a.last_voice_end,
                 a.voice_duration,
                 a.words,
+                0,
                 -20.0 * (32768.0 / f32::from(self.params.silence_threshold)).log10(),
             ),
         };
@@ -265,6 +272,7 @@ impl Amd {
             greeting_end_ms: end.filter(|_| start.is_some()),
             voice_ms: voice,
             words,
+            syllables,
             noise_floor_dbfs: floor,
             tone,
         }
@@ -401,6 +409,9 @@ struct Adaptive {
     voice_ms: u32,
     in_word: bool,
     phrases: u32,
+    syllables: Syllables,
+    /// Loudest frame of the greeting so far (dBFS); -100 before it starts.
+    greeting_peak_db: f32,
     greeting_start: Option<u32>,
     last_voice_end: Option<u32>,
     /// Min and max level of each 100 ms block, for steadiness.
@@ -422,6 +433,8 @@ impl Adaptive {
             voice_ms: 0,
             in_word: false,
             phrases: 0,
+            syllables: Syllables::default(),
+            greeting_peak_db: -200.0,
             greeting_start: None,
             last_voice_end: None,
             blocks: [(f32::MAX, f32::MIN); STEADY_BLOCKS],
@@ -462,7 +475,12 @@ impl Adaptive {
         }
         let on = self.floor_db + p.speech_margin_db;
         let off = on - 3.0;
-        let voice = level >= self.min_voice_db && level >= if self.in_voice { off } else { on };
+        // Once the callee has spoken, sound far below their own voice (a television, people
+        // across the room) is not them.
+        let own = self.greeting_peak_db - p.background_voice_db;
+        let voice = level >= self.min_voice_db
+            && level >= if self.in_voice { off } else { on }
+            && level >= own;
         if level < self.floor_db {
             self.floor_db += 0.3 * (level - self.floor_db);
         } else if !voice {
@@ -475,11 +493,21 @@ impl Adaptive {
     }
 
     fn frame(&mut self, p: &AmdParams, frame: &Frame, now: u32) -> Option<(AmdResult, AmdCause)> {
-        let voice = self.voice(p, frame.level_db());
+        let level = frame.level_db();
+        let voice = self.voice(p, level);
+        if self.syllables.frame(level, voice, p.syllable_dip_db)
+            && self.greeting_start.is_some()
+            && self.syllables.count >= p.maximum_syllables
+        {
+            return Some((AmdResult::Machine, AmdCause::MaxSyllables));
+        }
         if now >= p.total_analysis_time_ms {
             return Some((AmdResult::NotSure, AmdCause::TooLong));
         }
         if voice {
+            if self.greeting_start.is_some() {
+                self.greeting_peak_db = self.greeting_peak_db.max(level);
+            }
             if self.silence_ms >= p.between_words_silence_ms {
                 // A new run of voice after a real pause.
                 self.in_word = false;
@@ -495,6 +523,9 @@ impl Adaptive {
                 let start = now - self.word_ms;
                 if self.greeting_start.is_none() {
                     self.greeting_start = Some(start);
+                    // Syllables before the first word are part of it (the nucleus may have
+                    // passed already); count from the first one heard.
+                    self.syllables.count = self.syllables.count.max(1);
                     self.phrases = 1;
                 } else if self.pause_before_ms >= p.phrase_pause_ms {
                     self.phrases += 1;
@@ -527,5 +558,246 @@ impl Adaptive {
             }
         }
         None
+    }
+}
+
+/// Counts syllable nuclei: peaks of the smoothed level that stand out by a dip on both sides,
+/// during voice. A greeting's syllable count measures how much was said whatever the pace,
+/// which the greeting's duration does not (a slow "Good afternoon, Mike speaking." lasts as
+/// long as a brisk "Hi, this is Mike. Leave a message.").
+#[derive(Debug, Clone, Default)]
+struct Syllables {
+    count: u32,
+    smooth: f32,
+    /// Highest smoothed level since the last valley, and whether it was voice.
+    peak: f32,
+    peak_voiced: bool,
+    /// Lowest smoothed level since the last peak was counted.
+    valley: f32,
+    rising: bool,
+    started: bool,
+}
+
+impl Syllables {
+    /// Takes one frame's level; returns whether a syllable was just counted.
+    fn frame(&mut self, level: f32, voice: bool, dip_db: f32) -> bool {
+        if !self.started {
+            self.started = true;
+            self.smooth = level;
+            self.peak = level;
+            self.valley = level;
+            self.rising = true;
+            return false;
+        }
+        self.smooth = 0.5 * self.smooth + 0.5 * level;
+        let e = self.smooth;
+        if self.rising {
+            if e > self.peak {
+                self.peak = e;
+                self.peak_voiced = voice;
+            } else if e < self.peak - dip_db {
+                self.rising = false;
+                self.valley = e;
+                if self.peak_voiced {
+                    self.count += 1;
+                    return true;
+                }
+            }
+        } else if e < self.valley {
+            self.valley = e;
+        } else if e > self.valley + dip_db {
+            self.rising = true;
+            self.peak = e;
+            self.peak_voiced = voice;
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Speech-like sound: a 140 Hz buzz with harmonics, four syllables a second.
+    fn talk(ms: u32, amplitude: f64) -> Vec<i16> {
+        (0..ms * 8)
+            .map(|n| {
+                let t = f64::from(n) / 8000.0;
+                let syllable = (std::f64::consts::PI * 4.0 * t).sin().abs();
+                let buzz: f64 = (1..8)
+                    .map(|h| {
+                        (std::f64::consts::TAU * 140.0 * f64::from(h) * t).sin() / f64::from(h)
+                    })
+                    .sum();
+                (amplitude * syllable * buzz / 2.0) as i16
+            })
+            .collect()
+    }
+
+    fn quiet(ms: u32) -> Vec<i16> {
+        // A little deterministic hiss, as on a real line.
+        (0..ms * 8).map(|n| ((n * 7919) % 17) as i16 - 8).collect()
+    }
+
+    fn run(amd: &mut Amd, parts: &[Vec<i16>]) -> AmdVerdict {
+        let audio: Vec<i16> = parts.concat();
+        let mut ts = 4_000_000_000u32;
+        for packet in audio.chunks(160) {
+            if let Some(v) = amd.push(packet, ts) {
+                return v;
+            }
+            ts = ts.wrapping_add(160);
+        }
+        amd.finish()
+    }
+
+    fn adaptive() -> Amd {
+        Amd::new(AmdParams::default()).unwrap()
+    }
+
+    #[test]
+    fn short_hello_then_silence_is_human_with_greeting_end() {
+        for mut amd in [adaptive(), Amd::baseline()] {
+            let v = run(&mut amd, &[quiet(400), talk(500, 8000.0), quiet(3000)]);
+            assert_eq!(v.result, AmdResult::Human, "{v:?}");
+            assert_eq!(v.cause, AmdCause::Human);
+            let end = v.greeting_end_ms.unwrap();
+            assert!((850..=920).contains(&end), "{v:?}");
+            assert!(
+                v.decided_at_ms - end >= 800 && v.decided_at_ms - end <= 830,
+                "{v:?}"
+            );
+            assert!(v.greeting_start_ms.unwrap() >= 400);
+        }
+    }
+
+    #[test]
+    fn continuous_talk_is_machine() {
+        let v = run(&mut adaptive(), &[quiet(300), talk(6000, 8000.0)]);
+        assert_eq!(v.result, AmdResult::Machine, "{v:?}");
+        let v = run(&mut Amd::baseline(), &[quiet(300), talk(6000, 8000.0)]);
+        assert_eq!(v.result, AmdResult::Machine, "{v:?}");
+    }
+
+    #[test]
+    fn silence_is_machine_and_end_of_stream_is_hangup() {
+        let v = run(&mut adaptive(), &[quiet(6000)]);
+        assert_eq!(
+            (v.result, v.cause),
+            (AmdResult::Machine, AmdCause::InitialSilence)
+        );
+        assert_eq!(v.decided_at_ms, 2500);
+        assert_eq!(v.greeting_end_ms, None);
+        let v = run(&mut adaptive(), &[quiet(1000)]);
+        assert_eq!((v.result, v.cause), (AmdResult::Hangup, AmdCause::Hangup));
+        assert_eq!(v.decided_at_ms, 1000);
+    }
+
+    #[test]
+    fn quiet_line_is_heard_by_the_adaptive_floor_only() {
+        // The callee speaks at a mean absolute level near 100: under Asterisk's fixed 256.
+        let parts = [quiet(300), talk(600, 400.0), quiet(3000)];
+        let v = run(&mut adaptive(), &parts);
+        assert_eq!(v.result, AmdResult::Human, "{v:?}");
+        let v = run(&mut Amd::baseline(), &parts);
+        assert_eq!(v.result, AmdResult::Machine, "{v:?}");
+        assert_eq!(v.cause, AmdCause::InitialSilence);
+    }
+
+    #[test]
+    fn loud_steady_noise_becomes_the_floor() {
+        let mut state = 1u32;
+        let mut noise = |ms: u32| -> Vec<i16> {
+            (0..ms * 8)
+                .map(|_| {
+                    state = state.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                    ((state >> 16) as i32 % 1200 - 600) as i16
+                })
+                .collect()
+        };
+        let hello: Vec<i16> = talk(600, 9000.0);
+        let first = noise(700);
+        let mut middle = noise(600);
+        for (m, h) in middle.iter_mut().zip(&hello) {
+            *m = m.saturating_add(*h);
+        }
+        let last = noise(3000);
+        let v = run(&mut adaptive(), &[first, middle, last]);
+        assert_eq!(v.result, AmdResult::Human, "{v:?}");
+        assert!(v.noise_floor_dbfs > -40.0, "{v:?}");
+    }
+
+    #[test]
+    fn beep_after_a_short_greeting_is_machine() {
+        let mut phase = 0.0;
+        let beep = super::super::tones::tests::tone(1000.0, 400, 6000.0, &mut phase);
+        let v = run(
+            &mut adaptive(),
+            &[
+                quiet(200),
+                talk(1200, 8000.0),
+                quiet(300),
+                beep,
+                quiet(3000),
+            ],
+        );
+        assert_eq!(
+            (v.result, v.cause),
+            (AmdResult::Machine, AmdCause::Beep),
+            "{v:?}"
+        );
+        assert!(matches!(v.tone, Some(ToneEvent::Beep { .. })));
+    }
+
+    #[test]
+    fn lost_packets_count_as_silence_and_duplicates_are_ignored() {
+        // A hello, then only every other packet of the silence arrives, some twice.
+        let mut amd = adaptive();
+        let audio = [quiet(400), talk(500, 8000.0)].concat();
+        let mut ts = 0u32;
+        for packet in audio.chunks(160) {
+            assert!(amd.push(packet, ts).is_none());
+            assert!(amd.push(packet, ts).is_none());
+            ts += 160;
+        }
+        let silence = quiet(20);
+        let mut verdict = None;
+        for _ in 0..100 {
+            ts += 320;
+            verdict = verdict.or(amd.push(&silence, ts));
+        }
+        let v = verdict.unwrap();
+        assert_eq!(v.result, AmdResult::Human);
+        assert!((1700..=1800).contains(&v.decided_at_ms), "{v:?}");
+        // After the verdict, pushes return nothing and the verdict stays.
+        assert!(amd.push(&silence, ts + 160).is_none());
+        assert_eq!(amd.finish(), v);
+    }
+
+    #[test]
+    fn asterisk_counts_words_like_app_amd() {
+        // Three 200 ms words separated by 200 ms: MAXWORDS on the third word's 100th ms.
+        let w = || talk(200, 8000.0);
+        let gap = || vec![0i16; 1600];
+        let v = run(
+            &mut Amd::baseline(),
+            &[quiet(500), w(), gap(), w(), gap(), w(), quiet(2000)],
+        );
+        assert_eq!(
+            (v.result, v.cause),
+            (AmdResult::Machine, AmdCause::MaxWords),
+            "{v:?}"
+        );
+        assert_eq!(v.words, 3);
+    }
+
+    #[test]
+    fn bad_parameters_are_refused() {
+        let err = Amd::new(AmdParams {
+            greeting_ms: 0,
+            ..AmdParams::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("greeting_ms"));
     }
 }

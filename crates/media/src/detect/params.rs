@@ -51,6 +51,14 @@ pub struct AmdParams {
     pub noise_floor_rise_db_per_s: f32,
     /// Adaptive: a pause at least this long ends a phrase (see `maximum_number_of_words`).
     pub phrase_pause_ms: u32,
+    /// Adaptive: once the callee has spoken, sound this far below the loudest of their greeting
+    /// is background (a television, other people), not them (dB).
+    pub background_voice_db: f32,
+    /// Adaptive: syllables in a greeting that make the call a MACHINE. A person says a few
+    /// syllables and waits; a greeting says a sentence or two.
+    pub maximum_syllables: u32,
+    /// Adaptive: how far the level must fall between two syllables for both to count (dB).
+    pub syllable_dip_db: f32,
     /// Adaptive: a steady tone (a voicemail beep, fax CNG, SIT) heard during the analysis decides
     /// MACHINE at once.
     pub tones_are_machine: bool,
@@ -72,10 +80,13 @@ impl Default for AmdParams {
             maximum_number_of_words: 3,
             maximum_word_length_ms: 5000,
             silence_threshold: 256,
-            speech_margin_db: 9.0,
+            speech_margin_db: 6.0,
             min_speech_level: 24,
             noise_floor_rise_db_per_s: 3.0,
             phrase_pause_ms: 250,
+            background_voice_db: 25.0,
+            maximum_syllables: 9,
+            syllable_dip_db: 7.0,
             tones_are_machine: true,
         }
     }
@@ -163,7 +174,25 @@ impl AmdParams {
                 });
             }
         }
-        let numbers: [(&'static str, f64, f64, f64); 5] = [
+        let numbers: [(&'static str, f64, f64, f64); 8] = [
+            (
+                "background_voice_db",
+                f64::from(self.background_voice_db),
+                6.0,
+                100.0,
+            ),
+            (
+                "maximum_syllables",
+                f64::from(self.maximum_syllables),
+                1.0,
+                1000.0,
+            ),
+            (
+                "syllable_dip_db",
+                f64::from(self.syllable_dip_db),
+                0.5,
+                40.0,
+            ),
             (
                 "maximum_number_of_words",
                 f64::from(self.maximum_number_of_words),
