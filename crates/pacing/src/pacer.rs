@@ -631,10 +631,21 @@ impl Pacer {
         if predictive {
             let theta = self.ctl.ln_theta.exp();
             let limit = cap.min(4 * active + 10);
+            // The window's headroom also bounds what this decision may risk: the abandons
+            // expected among calls in flight and the new calls, with two standard deviations.
+            let headroom = self.window.headroom(self.config.abandon_target) - 1.0;
+            let exposure = self.model.exposure();
+            let live = self.model.g[J - 1] / (J as f64 - 0.5) * J as f64;
+            let mut risk = exposure;
             let mut k = 0;
             let mut p = self.model.abandon_probability(pending as f64);
             self.last_probability = p;
             while k < limit && p <= theta {
+                risk += live * p;
+                if risk + 2.0 * risk.sqrt() > headroom {
+                    reason = Reason::Guard;
+                    break;
+                }
                 k += 1;
                 p = self.model.abandon_probability((pending + k) as f64);
             }

@@ -50,24 +50,34 @@ fn all_paused_no_calls() {
         assert_eq!((d.start, d.reason), (0, Some(Reason::NoAgents)), "at {t}");
     }
     // Progressive too.
-    let mut cfg = Config::default();
-    cfg.mode = Mode::Progressive;
+    let cfg = Config {
+        mode: Mode::Progressive,
+        ..Config::default()
+    };
     p.set_config(cfg).unwrap();
     assert_eq!(p.decide(secs(61.0)).start, 0);
 }
 
 #[test]
 fn every_call_failing_stays_within_the_caps() {
-    let mut cfg = Config::default();
-    cfg.max_in_flight = Some(25);
+    let cfg = Config {
+        max_in_flight: Some(25),
+        ..Config::default()
+    };
     let mut p = pacer_with_ready_agents(cfg.clone(), 10);
     let mut next = 0u64;
     let mut in_flight: Vec<(u64, f64)> = Vec::new();
     let mut t = 0.0;
     while t < 600.0 {
         let d = p.decide(secs(t));
-        assert!(in_flight.len() as u32 + d.start <= 25, "over the line cap at {t}");
-        assert!(in_flight.len() as u32 + d.start <= 30, "over max_ratio x agents at {t}");
+        assert!(
+            in_flight.len() as u32 + d.start <= 25,
+            "over the line cap at {t}"
+        );
+        assert!(
+            in_flight.len() as u32 + d.start <= 30,
+            "over max_ratio x agents at {t}"
+        );
         for _ in 0..d.start {
             p.handle(secs(t), Event::CallPlaced(CallId(next)));
             in_flight.push((next, t));
@@ -75,10 +85,17 @@ fn every_call_failing_stays_within_the_caps() {
         }
         t += 0.25;
         // Every call fails after a second.
-        let (done, left): (Vec<_>, Vec<_>) = in_flight.into_iter().partition(|&(_, at)| t - at >= 1.0);
+        let (done, left): (Vec<_>, Vec<_>) =
+            in_flight.into_iter().partition(|&(_, at)| t - at >= 1.0);
         in_flight = left;
         for (c, _) in done {
-            p.handle(secs(t), Event::CallEnded { call: CallId(c), reason: EndReason::Failed });
+            p.handle(
+                secs(t),
+                Event::CallEnded {
+                    call: CallId(c),
+                    reason: EndReason::Failed,
+                },
+            );
         }
     }
     let f = p.figures(secs(t));
@@ -87,7 +104,12 @@ fn every_call_failing_stays_within_the_caps() {
 
     // Through the simulator: nothing answers, nothing is abandoned, the pacer keeps dialing.
     let mut s = short(10, 20.0, 3);
-    s.mix = Mix { live: 0.0, machine: 0.0, busy: 0.0, failed: 1.0 };
+    s.mix = Mix {
+        live: 0.0,
+        machine: 0.0,
+        busy: 0.0,
+        failed: 1.0,
+    };
     let r = run(&s, &Policy::Pacer(cfg)).unwrap();
     assert_eq!((r.live, r.abandoned), (0, 0));
     assert!(r.placed > 100);
@@ -95,12 +117,24 @@ fn every_call_failing_stays_within_the_caps() {
 
 #[test]
 fn a_burst_of_answers_stops_dialing() {
-    let mut p = pacer_with_ready_agents(Config { min_agents_predictive: 1, ..Config::default() }, 10);
+    let mut p = pacer_with_ready_agents(
+        Config {
+            min_agents_predictive: 1,
+            ..Config::default()
+        },
+        10,
+    );
     let mut t = 0.0;
     // Warm up: everybody on a call.
     for a in 0..10u64 {
         p.handle(secs(t), Event::CallPlaced(CallId(1000 + a)));
-        p.handle(secs(t), Event::CallBridged { call: CallId(1000 + a), agent: AgentId(a) });
+        p.handle(
+            secs(t),
+            Event::CallBridged {
+                call: CallId(1000 + a),
+                agent: AgentId(a),
+            },
+        );
     }
     for c in 0..20u64 {
         p.handle(secs(t), Event::CallPlaced(CallId(c)));
@@ -119,10 +153,19 @@ fn a_burst_of_answers_stops_dialing() {
     // Through the simulator: a list far better than the priors expect (90% live) floods the
     // agents at first; the guard keeps the window under the target all the same.
     let mut s = short(10, 60.0, 4);
-    s.mix = Mix { live: 0.9, machine: 0.05, busy: 0.0, failed: 0.0 };
+    s.mix = Mix {
+        live: 0.9,
+        machine: 0.05,
+        busy: 0.0,
+        failed: 0.0,
+    };
     let r = run(&s, &Policy::Pacer(Config::default())).unwrap();
     assert!(r.live > 100);
-    assert!(r.max_window_abandon_rate <= 0.03, "{}", r.max_window_abandon_rate);
+    assert!(
+        r.max_window_abandon_rate <= 0.03,
+        "{}",
+        r.max_window_abandon_rate
+    );
 }
 
 /// Lowers the abandon target at a given time, as a supervisor would.
@@ -161,7 +204,11 @@ fn a_target_changed_mid_run_takes_effect() {
     let r = run_dialer(&s, dialer, "retarget").unwrap();
     let rate = |from: f64, to: f64| {
         let (mut l, mut a) = (0.0, 0.0);
-        for x in r.timeline.iter().filter(|x| x.minute > from && x.minute <= to) {
+        for x in r
+            .timeline
+            .iter()
+            .filter(|x| x.minute > from && x.minute <= to)
+        {
             // Interval rates weighted evenly: bins are the same length.
             l += 1.0;
             a += x.abandon_rate;
@@ -180,10 +227,35 @@ fn invalid_live_settings_are_refused_and_the_last_good_kept() {
     let mut p = pacer_with_ready_agents(Config::default(), 10);
     let good = p.config().clone();
     for (bad, name) in [
-        (Config { ratio: -1.0, ..good.clone() }, "ratio"),
-        (Config { abandon_target: 1.2, ..good.clone() }, "abandon_target"),
-        (Config { ratio: 2.0, max_ratio: 1.5, ..good.clone() }, "ratio"),
-        (Config { max_cps: Some(0.0), ..good.clone() }, "max_cps"),
+        (
+            Config {
+                ratio: -1.0,
+                ..good.clone()
+            },
+            "ratio",
+        ),
+        (
+            Config {
+                abandon_target: 1.2,
+                ..good.clone()
+            },
+            "abandon_target",
+        ),
+        (
+            Config {
+                ratio: 2.0,
+                max_ratio: 1.5,
+                ..good.clone()
+            },
+            "ratio",
+        ),
+        (
+            Config {
+                max_cps: Some(0.0),
+                ..good.clone()
+            },
+            "max_cps",
+        ),
     ] {
         let err = p.set_config(bad).unwrap_err();
         assert_eq!(err.setting(), name, "{err}");
@@ -196,7 +268,11 @@ fn invalid_live_settings_are_refused_and_the_last_good_kept() {
 
 #[test]
 fn progressive_dials_ratio_times_ready_minus_in_flight() {
-    let cfg = Config { mode: Mode::Progressive, ratio: 2.0, ..Config::default() };
+    let cfg = Config {
+        mode: Mode::Progressive,
+        ratio: 2.0,
+        ..Config::default()
+    };
     let mut p = pacer_with_ready_agents(cfg, 5);
     assert_eq!(p.decide(Duration::ZERO).start, 10);
     // Asked-for calls count as in flight until placed or given back.
@@ -207,7 +283,12 @@ fn progressive_dials_ratio_times_ready_minus_in_flight() {
 
 #[test]
 fn agentless_respects_lines_and_cps() {
-    let cfg = Config { mode: Mode::Agentless, max_in_flight: Some(30), max_cps: Some(5.0), ..Config::default() };
+    let cfg = Config {
+        mode: Mode::Agentless,
+        max_in_flight: Some(30),
+        max_cps: Some(5.0),
+        ..Config::default()
+    };
     let mut p = Pacer::new(cfg).unwrap();
     let mut placed = 0u64;
     let mut full_at = None;
@@ -220,7 +301,10 @@ fn agentless_respects_lines_and_cps() {
         }
         assert!(placed <= 30, "over the line cap");
         // At most a second's burst plus 5 per second.
-        assert!(placed as f64 <= 5.0 + 5.0 * t + 1e-9, "over the CPS cap at {t}");
+        assert!(
+            placed as f64 <= 5.0 + 5.0 * t + 1e-9,
+            "over the CPS cap at {t}"
+        );
         if placed == 30 && full_at.is_none() {
             full_at = Some(t);
         }
@@ -240,9 +324,21 @@ fn same_seed_same_run() {
 fn predictive_beats_progressive_and_keeps_abandons_under_target() {
     let mut s = short(30, 90.0, 11);
     s.history = Some((5000, 125));
-    let prog = run(&s, &Policy::Pacer(Config { mode: Mode::Progressive, ..Config::default() })).unwrap();
+    let prog = run(
+        &s,
+        &Policy::Pacer(Config {
+            mode: Mode::Progressive,
+            ..Config::default()
+        }),
+    )
+    .unwrap();
     let pred = run(&s, &Policy::Pacer(Config::default())).unwrap();
-    assert!(pred.occupancy > prog.occupancy + 0.15, "{} vs {}", pred.occupancy, prog.occupancy);
+    assert!(
+        pred.occupancy > prog.occupancy + 0.15,
+        "{} vs {}",
+        pred.occupancy,
+        prog.occupancy
+    );
     assert!(pred.abandon_rate < 0.03, "{}", pred.abandon_rate);
     assert!(prog.abandon_rate < 0.005);
 }

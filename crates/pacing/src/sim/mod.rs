@@ -77,6 +77,21 @@ pub trait Dialer {
     }
 }
 
+impl<D: Dialer + ?Sized> Dialer for &mut D {
+    fn handle(&mut self, now: Duration, event: Event) {
+        (**self).handle(now, event);
+    }
+    fn decide(&mut self, now: Duration) -> Decision {
+        (**self).decide(now)
+    }
+    fn seed(&mut self, now: Duration, history: &[crate::HistoryBucket]) {
+        (**self).seed(now, history);
+    }
+    fn threshold(&self, now: Duration) -> Option<f64> {
+        (**self).threshold(now)
+    }
+}
+
 impl Dialer for Pacer {
     fn handle(&mut self, now: Duration, event: Event) {
         Pacer::handle(self, now, event);
@@ -157,6 +172,26 @@ pub struct Report {
     pub timeline: Vec<Sample>,
 }
 
+/// The comparison: progressive 1:1, fixed ratio 2 and 3, the VICIdial-style adaptive
+/// baseline, the predictive pacer (default settings) and the perfect-foresight bound.
+pub fn reference_policies() -> Vec<Policy> {
+    let progressive = |ratio: f64| {
+        Policy::Pacer(Config {
+            mode: crate::Mode::Progressive,
+            ratio,
+            ..Config::default()
+        })
+    };
+    vec![
+        progressive(1.0),
+        progressive(2.0),
+        progressive(3.0),
+        Policy::Vicidial(VicidialSettings::default()),
+        Policy::Pacer(Config::default()),
+        Policy::Foresight,
+    ]
+}
+
 /// Runs one policy through the scenario.
 pub fn run(scenario: &Scenario, policy: &Policy) -> Result<Report, SimError> {
     scenario.validate().map_err(SimError::Scenario)?;
@@ -174,7 +209,11 @@ pub fn run(scenario: &Scenario, policy: &Policy) -> Result<Report, SimError> {
 
 /// Runs any [`Dialer`] through the scenario (for tests and experiments: a wrapper can change
 /// the pacer's settings mid-run, say).
-pub fn run_dialer<D: Dialer>(scenario: &Scenario, dialer: D, label: &str) -> Result<Report, SimError> {
+pub fn run_dialer<D: Dialer>(
+    scenario: &Scenario,
+    dialer: D,
+    label: &str,
+) -> Result<Report, SimError> {
     scenario.validate().map_err(SimError::Scenario)?;
     Ok(Sim::new(scenario, dialer).run(label.to_string()))
 }
