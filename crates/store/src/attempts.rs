@@ -425,6 +425,7 @@ impl Store {
             }
             DispositionKind::DoNotCall => {
                 self.add_dnc_in(&txn, 0, &row.e164, "disposition", at).await?;
+                set_status(ContactStatus::Dnc).await?;
             }
             DispositionKind::Callback => {
                 let due = callback_at.unwrap_or(at);
@@ -505,6 +506,17 @@ impl Store {
             counts.abandons += u64::try_from(row.try_get::<i64>("", "abandons")?).unwrap_or(0);
         }
         Ok(counts)
+    }
+
+    /// [`Store::abandon_counts`] over the last `window` (24 h or 30 days: the regulator's window).
+    pub async fn abandon_counts_over(
+        &self,
+        campaign_id: i64,
+        window: std::time::Duration,
+    ) -> Result<AbandonCounts> {
+        let window = chrono::Duration::from_std(window)
+            .map_err(|_| Error::Invalid("abandon window too long".into()))?;
+        self.abandon_counts(campaign_id, crate::db::now() - window).await
     }
 
     /// One attempt.

@@ -29,6 +29,8 @@ pub struct Store {
     pub(crate) backend: Backend,
     /// Parsed zone sets by id; rows of `zone_sets` never change, so this never goes stale.
     pub(crate) zone_cache: Arc<Mutex<ZoneCache>>,
+    /// How to open the SQLite file again (migrations run on a connection of their own).
+    sqlite: Option<(SqliteConnectOptions, bool)>,
 }
 
 impl Store {
@@ -50,9 +52,11 @@ impl Store {
                 .min_connections(usize::from(in_memory) as u32)
                 .idle_timeout(if in_memory { None } else { Some(Duration::from_secs(600)) })
                 .max_lifetime(if in_memory { None } else { Some(Duration::from_secs(3600)) })
-                .connect_with(options)
+                .connect_with(options.clone())
                 .await?;
-            Ok(Self::new(DatabaseConnection::from(pool), Backend::Sqlite))
+            let mut store = Self::new(DatabaseConnection::from(pool), Backend::Sqlite);
+            store.sqlite = Some((options, in_memory));
+            Ok(store)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let pool = PgPoolOptions::new()
                 .max_connections(10)
@@ -70,12 +74,39 @@ impl Store {
             db,
             backend,
             zone_cache: Arc::default(),
+            sqlite: None,
         }
     }
 
     /// Applies every pending migration.
+    ///
+    /// On a SQLite file the migrations run on a connection of their own, then every pooled
+    /// connection re-reads the schema: SQLite matches an `ON CONFLICT` target against the
+    /// indexes it knows at prepare time, so a connection that cached the schema half-way
+    /// through a migration would refuse upserts.
     pub async fn migrate(&self) -> Result<()> {
-        Migrator::up(&self.db, None).await?;
+        match &self.sqlite {
+            Some((options, false)) => {
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(options.clone())
+                    .await?;
+                let result = Migrator::up(&DatabaseConnection::from(pool.clone()), None).await;
+                pool.close().await;
+                result?;
+                let main = self.db.get_sqlite_connection_pool();
+                let mut held = Vec::new();
+                for _ in 0..main.options().get_max_connections() {
+                    held.push(main.acquire().await?);
+                }
+                for conn in &mut held {
+                    sqlx::query("SELECT count(*) FROM sqlite_master")
+                        .execute(&mut **conn)
+                        .await?;
+                }
+            }
+            _ => Migrator::up(&self.db, None).await?,
+        }
         Ok(())
     }
 

@@ -48,6 +48,7 @@ pub const MAX_ERRORS: usize = 100_000;
 const CHUNK_ROWS: usize = 2048;
 const INSERT_ROWS: usize = 1000;
 const COMMIT_ROWS: usize = 100_000;
+const ANALYZE_AFTER: u64 = 50_000;
 
 /// How to read an upload.
 #[derive(Debug, Clone)]
@@ -62,6 +63,8 @@ pub struct ImportOptions {
     pub delimiter: u8,
     /// Parsing threads (0: one per core).
     pub workers: usize,
+    /// When the new contacts become due (`None`: now).
+    pub due_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl Default for ImportOptions {
@@ -72,6 +75,7 @@ impl Default for ImportOptions {
             list_name: "upload".into(),
             delimiter: b',',
             workers: 0,
+            due_at: None,
         }
     }
 }
@@ -215,6 +219,7 @@ impl Store {
             campaign_id,
             list_id: list.id,
             created,
+            due: options.due_at.map_or(created, ms),
             check_dnc: self
                 .query_one(
                     "SELECT 1 AS hit FROM dnc WHERE campaign_id IN (0, $1) LIMIT 1",
@@ -250,6 +255,14 @@ impl Store {
         )
         .await?;
         result?;
+        if summary.imported >= ANALYZE_AFTER {
+            // Fresh statistics keep the planner on the lease index after a big upload.
+            let sql = match self.backend {
+                Backend::Postgres => "ANALYZE contacts",
+                Backend::Sqlite => "PRAGMA optimize",
+            };
+            self.execute(sql, Vec::new()).await?;
+        }
         tracing::info!(
             campaign_id,
             list_id = list.id,
@@ -273,6 +286,7 @@ struct Writer<'a> {
     campaign_id: i64,
     list_id: i64,
     created: i64,
+    due: i64,
     check_dnc: bool,
     zone_ids: HashMap<Cow<'static, str>, i64>,
     registered: HashSet<i64>,
@@ -385,7 +399,7 @@ impl Writer<'_> {
         let tail = format!(
             ", '{}', 0, {}, {})",
             ContactStatus::Pending.as_str(),
-            self.created,
+            self.due,
             self.created
         );
         let mut txn = self.store.db.begin().await?;
@@ -471,7 +485,7 @@ impl Writer<'_> {
             self.campaign_id,
             self.list_id,
             ContactStatus::Pending.as_str(),
-            self.created,
+            self.due,
             self.created
         );
         let delete_dnc = format!(

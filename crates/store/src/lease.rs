@@ -106,9 +106,10 @@ impl Store {
         if open.is_empty() {
             return Ok(Vec::new());
         }
-        let until = now
-            + chrono::Duration::from_std(lease)
-                .map_err(|_| Error::Invalid("lease duration too long".into()))?;
+        let lease_ms = i64::try_from(lease.as_millis())
+            .map_err(|_| Error::Invalid("lease duration too long".into()))?;
+        // Stored times are milliseconds: hand out exactly what is stored.
+        let until = from_ms(ms(now).saturating_add(lease_ms));
         let max_attempts = i64::from(campaign.spec.retry.max_attempts);
 
         let mut leased = self
@@ -169,7 +170,7 @@ impl Store {
     }
 
     #[allow(clippy::too_many_arguments)]
-    async fn lease_status(
+    fn lease_sql(
         &self,
         campaign_id: i64,
         status: ContactStatus,
@@ -180,7 +181,7 @@ impl Store {
         now: DateTime<Utc>,
         until: DateTime<Utc>,
         node_id: &str,
-    ) -> Result<Vec<LeaseRow>> {
+    ) -> (String, Vec<Value>) {
         // $1 campaign, $2 status, $3 now, $4 k, $5 node, $6 until, $7 max attempts.
         let mut filter = String::from(
             "t.campaign_id = $1 AND t.status = $2 AND t.next_attempt_at <= $3 \
@@ -250,6 +251,33 @@ impl Store {
                 );
             }
         }
+        (sql, values)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn lease_status(
+        &self,
+        campaign_id: i64,
+        status: ContactStatus,
+        open_zone_sets: &[i64],
+        callback_agents: Option<&[i64]>,
+        max_attempts: Option<i64>,
+        k: usize,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        node_id: &str,
+    ) -> Result<Vec<LeaseRow>> {
+        let (sql, values) = self.lease_sql(
+            campaign_id,
+            status,
+            open_zone_sets,
+            callback_agents,
+            max_attempts,
+            k,
+            now,
+            until,
+            node_id,
+        );
         let rows = self.query_all(&sql, values).await?;
         rows.into_iter()
             .map(|row| {
@@ -265,6 +293,48 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// The database's plan (and, on PostgreSQL, timing) of the lease statement for pending
+    /// contacts, without leasing anything: for benchmarks and operators checking indexes.
+    pub async fn explain_lease(&self, campaign_id: i64, k: usize, now: DateTime<Utc>) -> Result<String> {
+        let campaign = self.require_campaign_id(campaign_id).await?;
+        let open: Vec<i64> = self
+            .campaign_zone_sets(campaign_id)
+            .await?
+            .into_iter()
+            .filter(|(_, zones)| campaign.spec.calling_hours.is_open(zones, now))
+            .map(|(id, _)| id)
+            .collect();
+        if open.is_empty() {
+            return Ok("no zone set is open at this time: nothing to lease".into());
+        }
+        let (sql, values) = self.lease_sql(
+            campaign_id,
+            ContactStatus::Pending,
+            &open,
+            None,
+            Some(i64::from(campaign.spec.retry.max_attempts)),
+            k,
+            now,
+            now,
+            "explain",
+        );
+        let (prefix, column) = match self.backend {
+            Backend::Postgres => ("EXPLAIN (ANALYZE, BUFFERS) ", "QUERY PLAN"),
+            Backend::Sqlite => ("EXPLAIN QUERY PLAN ", "detail"),
+        };
+        // ANALYZE runs the update: do it in a transaction that is rolled back.
+        let txn = sea_orm::TransactionTrait::begin(&self.db).await?;
+        let rows = crate::db::query(&txn, &format!("{prefix}{sql}"), values).await?;
+        txn.rollback().await?;
+        let mut plan = String::new();
+        for row in rows {
+            let line: String = row.try_get("", column)?;
+            plan.push_str(&line);
+            plan.push('\n');
+        }
+        Ok(plan)
     }
 
     /// Gives leased contacts back (not dialled): they are due again at once.

@@ -45,6 +45,7 @@ mod import;
 mod lease;
 pub mod phone;
 mod queries;
+pub mod sample;
 pub mod spec;
 mod types;
 pub mod zones;
@@ -64,4 +65,5 @@ pub use spec::{
     AbandonWindow, Amd, CampaignSpec, DialMode, Dur, MachineAction, Pacing, Retry, RetryRule,
     Transport, Trunk,
 };
+pub use phonenumber::country::Id as Country;
 pub use types::{AmdResult, CampaignStatus, ContactStatus, DispositionKind, Outcome};

@@ -827,6 +827,21 @@ cps = 0
     }
 
     #[test]
+    fn the_example_campaign_files_are_valid() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../campaigns");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                CampaignSpec::from_toml(&text).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+                seen += 1;
+            }
+        }
+        assert!(seen >= 3, "example campaigns missing from {}", dir.display());
+    }
+
+    #[test]
     fn inline_password_is_refused() {
         let text = MINIMAL.replace("[trunk]", "[trunk]\npassword = \"hunter2\"");
         let err = CampaignSpec::from_toml(&text).unwrap_err();
