@@ -553,7 +553,9 @@ impl Pacer {
     }
 
     fn guard_margin(&self, t: f64) -> f64 {
-        let soon = self.est.live_rate.per_second(t) * 20.0 * self.config.abandon_target;
+        // A minute of live answers at the target rate: what the window must be able to absorb
+        // while the pacer reacts.
+        let soon = self.est.live_rate.per_second(t) * 60.0 * self.config.abandon_target;
         let x = soon + self.model.exposure();
         2.0 + 2.0 * x + 3.0 * x.sqrt()
     }
@@ -634,8 +636,11 @@ impl Pacer {
             // The window's headroom also bounds what this decision may risk: the abandons
             // expected among calls in flight and the new calls, with two standard deviations.
             let headroom = self.window.headroom(self.config.abandon_target) - 1.0;
-            let exposure = self.model.exposure();
-            let live = self.model.g[J - 1] / (J as f64 - 0.5) * J as f64;
+            // The model under-predicts abandons by the slow loop's correction (and by a safety
+            // factor of two while that is still learning).
+            let scale = 2.0 / self.ctl.ln_corr.exp().min(1.0);
+            let exposure = scale * self.model.exposure();
+            let live = scale * self.model.g[J - 1] / (J as f64 - 0.5) * J as f64;
             let mut risk = exposure;
             let mut k = 0;
             let mut p = self.model.abandon_probability(pending as f64);
