@@ -39,6 +39,49 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// What a server knows of a user's password: the password, or only its digest hashes (HA1 =
+/// H(username:realm:password), as the store keeps agent accounts).
+#[derive(Clone, PartialEq, Eq)]
+pub enum Secret {
+    /// The password itself.
+    Password(String),
+    /// The hex HA1 values for MD5 and SHA-256, computed with the server's realm.
+    Ha1 {
+        /// HA1 with MD5.
+        md5: String,
+        /// HA1 with SHA-256.
+        sha256: String,
+    },
+}
+
+impl Secret {
+    /// A plain password.
+    pub fn password(password: impl Into<String>) -> Secret {
+        Secret::Password(password.into())
+    }
+
+    fn base_ha1(&self, algorithm: Algorithm, username: &str, realm: &str) -> String {
+        match (self, algorithm) {
+            (Secret::Password(password), _) => {
+                algorithm.hash(format!("{username}:{realm}:{password}").as_bytes())
+            }
+            (Secret::Ha1 { md5, .. }, Algorithm::Md5 | Algorithm::Md5Sess) => {
+                md5.to_ascii_lowercase()
+            }
+            (Secret::Ha1 { sha256, .. }, _) => sha256.to_ascii_lowercase(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Secret::Password(_) => "Password(<redacted>)",
+            Secret::Ha1 { .. } => "Ha1(<redacted>)",
+        })
+    }
+}
+
 /// A digest hash algorithm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Algorithm {
@@ -290,11 +333,11 @@ fn ha1(
     algorithm: Algorithm,
     username: &str,
     realm: &str,
-    password: &str,
+    secret: &Secret,
     nonce: &str,
     cnonce: &str,
 ) -> String {
-    let base = algorithm.hash(format!("{username}:{realm}:{password}").as_bytes());
+    let base = secret.base_ha1(algorithm, username, realm);
     if algorithm.is_sess() {
         algorithm.hash(format!("{base}:{nonce}:{cnonce}").as_bytes())
     } else {
@@ -318,7 +361,7 @@ pub fn authorization(
         challenge.algorithm,
         &credentials.username,
         &challenge.realm,
-        &credentials.password,
+        &Secret::Password(credentials.password.clone()),
         &challenge.nonce,
         cnonce,
     );
@@ -425,14 +468,14 @@ impl Server {
     }
 
     /// Checks the credentials in `header` (an Authorization value) for a request of `method`,
-    /// looking the user's password up with `password_of`.
+    /// looking the user's secret up with `secret_of`.
     pub fn verify(
         &mut self,
         header: &str,
         method: &str,
         body: &[u8],
         unix_now: u64,
-        password_of: &dyn Fn(&str) -> Option<String>,
+        secret_of: &dyn Fn(&str) -> Option<Secret>,
     ) -> Verdict {
         let Ok(params) = parse_params(header) else {
             return Verdict::Refused("not Digest credentials");
@@ -471,7 +514,7 @@ impl Server {
         else {
             return Verdict::Refused("forged nonce");
         };
-        let Some(password) = password_of(username) else {
+        let Some(secret) = secret_of(username) else {
             return Verdict::Refused("unknown user");
         };
         let qop = match get("qop") {
@@ -490,7 +533,7 @@ impl Server {
         let Ok(nc) = u32::from_str_radix(nc_text, 16) else {
             return Verdict::Refused("bad nc");
         };
-        let ha1 = ha1(algorithm, username, realm, &password, nonce, cnonce);
+        let ha1 = ha1(algorithm, username, realm, &secret, nonce, cnonce);
         let expected = response_digest(
             algorithm,
             &ha1,
@@ -592,7 +635,7 @@ mod tests {
     #[test]
     fn server_accepts_right_password_once_per_count() {
         let mut server = Server::new("dialer", vec![Algorithm::Sha256, Algorithm::Md5], 300);
-        let lookup = |user: &str| (user == "agent1").then(|| "secret".to_owned());
+        let lookup = |user: &str| (user == "agent1").then(|| Secret::password("secret"));
         for (index, value) in server.challenges(1_000, false).iter().enumerate() {
             let challenge = Challenge::parse(value).unwrap();
             // Both challenges carry the same nonce, whose counts must keep rising.
@@ -648,6 +691,33 @@ mod tests {
     }
 
     #[test]
+    fn stored_ha1_values_work_like_the_password() {
+        let mut server = Server::new("dialer", vec![Algorithm::Sha256, Algorithm::Md5], 300);
+        let ha1 = |algorithm: Algorithm| algorithm.hash(b"agent1:dialer:secret");
+        let stored = Secret::Ha1 {
+            md5: ha1(Algorithm::Md5),
+            sha256: ha1(Algorithm::Sha256),
+        };
+        let lookup = move |_: &str| Some(stored.clone());
+        for (n, value) in server.challenges(10, false).iter().enumerate() {
+            let challenge = Challenge::parse(value).unwrap();
+            let header = authorization(
+                &challenge,
+                &Credentials::new("agent1", "secret"),
+                "INVITE",
+                "sip:dialer",
+                b"",
+                n as u32 + 1,
+                "c",
+            );
+            assert_eq!(
+                server.verify(&header, "INVITE", b"", 11, &lookup),
+                Verdict::Authenticated("agent1".into())
+            );
+        }
+    }
+
+    #[test]
     fn forged_nonces_are_refused() {
         let mut server = Server::new("dialer", vec![Algorithm::Md5], 300);
         let challenge = Challenge {
@@ -667,7 +737,7 @@ mod tests {
             1,
             "c",
         );
-        let lookup = |_: &str| Some("secret".to_owned());
+        let lookup = |_: &str| Some(Secret::password("secret"));
         assert_eq!(
             server.verify(&header, "INVITE", b"", 100_000_000, &lookup),
             Verdict::Refused("forged nonce")

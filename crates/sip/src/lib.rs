@@ -1,16 +1,65 @@
-//! placeholder
+//! SIP for the dialer, on `rsip`: UDP and TCP transports, RFC 3261 transactions and dialogs,
+//! digest authentication (RFC 7616), a registrar for agent phones, session timers (RFC 4028),
+//! SDP offer/answer on `rtc::sdp`, and a calls-per-second cap per trunk.
+//!
+//! The protocol lives in a sans-IO [`core::Core`] (time and bytes in, bytes and events out),
+//! tested with a virtual clock; [`Endpoint`] runs it on tokio sockets and gives the campaign
+//! engine and the lab an async API. rsip stays inside: no other crate needs it.
+//!
+//! Placing a call on a trunk:
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), sip::Error> {
+//! use sip::{CallEvent, CallerId, Endpoint, EndpointConfig, OutboundCall, TrunkConfig};
+//! use sip::sdp::LocalMedia;
+//! use std::time::Duration;
+//!
+//! let (endpoint, _incoming) = Endpoint::bind(EndpointConfig::udp("0.0.0.0:5060".parse().unwrap())).await?;
+//! let trunk = endpoint.trunk(TrunkConfig::new("sip:carrier.example.com".parse()?, 10)).await?;
+//! let mut call = endpoint
+//!     .dial(&trunk, OutboundCall {
+//!         number: "+15551234567".into(),
+//!         caller_id: CallerId { number: "+15550001111".into(), name: Some("ACME".into()) },
+//!         media: LocalMedia::new("192.0.2.10:40000".parse().unwrap()),
+//!         ring_timeout: Duration::from_secs(25),
+//!         headers: vec![],
+//!     })
+//!     .await?;
+//! while let Some(event) = call.next_event().await {
+//!     match event {
+//!         CallEvent::Answered { sdp } => { /* start RTP to sdp.remote_media(..) */ }
+//!         CallEvent::Ended(end) => println!("{:?}", end.outcome),
+//!         _ => {}
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod core;
 pub mod digest;
+mod endpoint;
 mod error;
 pub mod message;
+pub mod pacer;
 pub mod registrar;
 pub mod sdp;
 pub mod stats;
 mod transaction;
+pub mod transport;
 mod types;
 
+pub use crate::core::{
+    AuthConfig, CallEnd, CallEvent, EndCause, IncomingInfo, Outcome, SecretLookup,
+};
+pub use digest::{Credentials, Secret};
+pub use endpoint::{
+    Call, CallerId, Endpoint, EndpointConfig, Incoming, IncomingCall, IncomingEvent, Invite,
+    OutboundCall, RegisterSpec, Registration, Trunk, TrunkConfig, resolve,
+};
 pub use error::Error;
+pub use registrar::{Binding, RegistrarConfig, RegistrationChange};
+pub use stats::{Stats, StatsSnapshot};
 pub use transaction::TimerConfig;
 pub use types::{ConnId, Destination, Method, NameAddr, Transport, Uri};

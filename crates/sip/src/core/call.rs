@@ -398,6 +398,10 @@ impl Call {
         }
     }
 
+    pub(crate) fn call_id(&self) -> &str {
+        &self.dialog.call_id
+    }
+
     pub(crate) fn local_tag(&self) -> &str {
         &self.dialog.local_tag
     }

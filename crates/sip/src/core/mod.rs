@@ -21,7 +21,7 @@ mod call;
 
 pub use call::{CallEnd, CallEvent, EndCause, IncomingInfo, InviteSpec, Outcome};
 
-use crate::digest::{self, Algorithm, Challenge, Credentials, Verdict};
+use crate::digest::{self, Algorithm, Challenge, Credentials, Secret, Verdict};
 use crate::message::{self, Invalid, Limits, Message, make_header, response_bytes, response_to};
 use crate::registrar::{
     Binding, ContactRequest, RegisterRefusal, Registrar, RegistrarConfig, RegistrationChange,
@@ -40,17 +40,19 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Looks up an agent's SIP password by username (`None`: no such agent).
-pub trait PasswordLookup: Send + Sync {
-    /// The password of `username`, if the account exists.
-    fn password(&self, username: &str) -> Option<String>;
+/// Looks up an agent's digest secret by username (`None`: no such agent). Called on the
+/// endpoint's task for each REGISTER or INVITE with credentials, so it must answer from memory
+/// (the engine keeps its agent accounts loaded).
+pub trait SecretLookup: Send + Sync {
+    /// The secret of `username`, if the account exists.
+    fn secret(&self, username: &str) -> Option<Secret>;
 }
 
-impl<F> PasswordLookup for F
+impl<F> SecretLookup for F
 where
-    F: Fn(&str) -> Option<String> + Send + Sync,
+    F: Fn(&str) -> Option<Secret> + Send + Sync,
 {
-    fn password(&self, username: &str) -> Option<String> {
+    fn secret(&self, username: &str) -> Option<Secret> {
         self(username)
     }
 }
@@ -60,8 +62,8 @@ where
 pub struct AuthConfig {
     /// The realm shown to phones.
     pub realm: String,
-    /// Where passwords come from.
-    pub passwords: Arc<dyn PasswordLookup>,
+    /// Where agents' secrets come from. HA1 values must have been computed with `realm`.
+    pub secrets: Arc<dyn SecretLookup>,
     /// Algorithms offered, preferred first (one challenge header each).
     pub algorithms: Vec<Algorithm>,
     /// How long a nonce stays valid before a `stale=true` re-challenge.
@@ -72,10 +74,10 @@ pub struct AuthConfig {
 
 impl AuthConfig {
     /// SHA-256 then MD5 challenges, 5-minute nonces, no trusted sources.
-    pub fn new(realm: impl Into<String>, passwords: Arc<dyn PasswordLookup>) -> Self {
+    pub fn new(realm: impl Into<String>, secrets: Arc<dyn SecretLookup>) -> Self {
         AuthConfig {
             realm: realm.into(),
-            passwords,
+            secrets,
             algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
             nonce_lifetime: Duration::from_secs(300),
             trusted: Vec::new(),
@@ -1209,9 +1211,9 @@ impl Core {
             .find(|value| digest_realm(value).is_some_and(|realm| realm == server.realm()));
         let verdict = match credentials {
             Some(value) => {
-                let passwords = auth.passwords.clone();
+                let secrets = auth.secrets.clone();
                 server.verify(value, method, message.body(), unix, &move |user| {
-                    passwords.password(user)
+                    secrets.secret(user)
                 })
             }
             None => Verdict::Refused("no credentials"),
@@ -1338,13 +1340,14 @@ impl Core {
         }
     }
 
-    /// Places an outbound call. Events for it come as [`Event::Call`] with `key`.
+    /// Places an outbound call. Events for it come as [`Event::Call`] with `key`. Returns the
+    /// call's Call-ID.
     pub fn invite(
         &mut self,
         now: Instant,
         key: CallKey,
         spec: InviteSpec,
-    ) -> Result<(), crate::Error> {
+    ) -> Result<String, crate::Error> {
         if self.calls.contains_key(&key) {
             return Err(crate::Error::InvalidState {
                 action: "start",
@@ -1353,8 +1356,17 @@ impl Core {
         }
         let call = Call::outgoing(&mut self.ctx, now, key, spec)?;
         Stats::bump(&self.ctx.stats.invites_sent);
+        let call_id = call.call_id().to_owned();
         self.calls.insert(key, call);
-        Ok(())
+        Ok(call_id)
+    }
+
+    /// Hangs up every call (for a clean shutdown).
+    pub fn hangup_all(&mut self, now: Instant) {
+        let keys: Vec<CallKey> = self.calls.keys().copied().collect();
+        for key in keys {
+            self.hangup(now, key);
+        }
     }
 
     /// Hangs up: CANCEL before an answer, BYE after; rejects an unanswered incoming call with 480.

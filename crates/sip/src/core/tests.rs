@@ -40,8 +40,8 @@ fn config(addr: &str) -> CoreConfig {
     CoreConfig::new(vec![Listener::new(Transport::Udp, addr.parse().unwrap())])
 }
 
-fn passwords() -> Arc<dyn PasswordLookup> {
-    Arc::new(|user: &str| (user == "agent1").then(|| "secret".to_owned()))
+fn passwords() -> Arc<dyn SecretLookup> {
+    Arc::new(|user: &str| (user == "agent1").then(|| Secret::password("secret")))
 }
 
 impl Net {

@@ -1,0 +1,1295 @@
+//! The async endpoint: one tokio task (the driver) owns the [`Core`] and the sockets; handles
+//! ([`Endpoint`], [`Call`], [`IncomingCall`], [`Registration`]) talk to it through channels.
+
+use crate::core::{
+    AuthConfig, CallEnd, CallEvent, CallKey, Core, CoreConfig, Event, IncomingInfo, Input,
+    InviteSpec, Listener, RequestResult, RequestSpec, SendToken,
+};
+use crate::digest::Credentials;
+use crate::message::Limits;
+use crate::pacer::Pacer;
+use crate::registrar::{Binding, RegistrarConfig, RegistrationChange};
+use crate::sdp::LocalMedia;
+use crate::stats::{Stats, StatsSnapshot};
+use crate::transport::{self, NetEvent};
+use crate::{ConnId, Destination, Error, Method, NameAddr, TimerConfig, Transport, Uri};
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// How to set an endpoint up.
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    /// UDP addresses to listen on (port 0 picks one).
+    pub udp: Vec<SocketAddr>,
+    /// TCP addresses to listen on.
+    pub tcp: Vec<SocketAddr>,
+    /// The address written into Via and Contact when a listener is bound to `0.0.0.0`; by default
+    /// the address of the interface that routes to the internet.
+    pub advertise: Option<IpAddr>,
+    /// User-Agent and Server header.
+    pub user_agent: String,
+    /// T1, T2, T4.
+    pub timers: TimerConfig,
+    /// The session interval asked for in outbound INVITEs (RFC 4028); `None` asks for none.
+    pub session_expires: Option<Duration>,
+    /// The smallest session interval accepted.
+    pub min_se: Duration,
+    /// Digest authentication of phones' REGISTER and INVITE; `None` accepts every INVITE and
+    /// refuses REGISTER.
+    pub auth: Option<AuthConfig>,
+    /// Registrar policy.
+    pub registrar: RegistrarConfig,
+    /// Size limits for incoming messages.
+    pub limits: Limits,
+    /// Incoming calls and registrations waiting to be taken from [`Incoming`]; past this,
+    /// new INVITEs get 503.
+    pub incoming_queue: usize,
+}
+
+impl EndpointConfig {
+    /// One UDP listener and the defaults.
+    pub fn udp(addr: SocketAddr) -> Self {
+        let defaults = CoreConfig::new(Vec::new());
+        EndpointConfig {
+            udp: vec![addr],
+            tcp: Vec::new(),
+            advertise: None,
+            user_agent: defaults.user_agent,
+            timers: defaults.timers,
+            session_expires: defaults.session_expires,
+            min_se: defaults.min_se,
+            auth: None,
+            registrar: defaults.registrar,
+            limits: defaults.limits,
+            incoming_queue: 256,
+        }
+    }
+}
+
+/// Something for the engine from the network: an incoming call or a registration change.
+#[derive(Debug)]
+pub enum IncomingEvent {
+    /// A new call (an agent's phone calling in, or any INVITE when authentication is off).
+    Call(IncomingCall),
+    /// A phone registered or its registration ended.
+    Registration(RegistrationChange),
+}
+
+/// The stream of [`IncomingEvent`]s.
+#[derive(Debug)]
+pub struct Incoming {
+    rx: mpsc::Receiver<IncomingEvent>,
+}
+
+impl Incoming {
+    /// The next incoming call or registration change; `None` once the endpoint stopped.
+    pub async fn next(&mut self) -> Option<IncomingEvent> {
+        self.rx.recv().await
+    }
+
+    /// The next incoming call, skipping registration changes.
+    pub async fn next_call(&mut self) -> Option<IncomingCall> {
+        loop {
+            match self.rx.recv().await? {
+                IncomingEvent::Call(call) => return Some(call),
+                IncomingEvent::Registration(_) => continue,
+            }
+        }
+    }
+}
+
+enum Command {
+    Invite {
+        key: CallKey,
+        spec: Box<InviteSpec>,
+        events: mpsc::UnboundedSender<CallEvent>,
+        reply: oneshot::Sender<Result<String, Error>>,
+    },
+    Hangup {
+        key: CallKey,
+    },
+    Progress {
+        key: CallKey,
+        code: u16,
+        media: Option<LocalMedia>,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+    Answer {
+        key: CallKey,
+        media: LocalMedia,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+    Reject {
+        key: CallKey,
+        code: u16,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+    Request {
+        token: u64,
+        spec: Box<RequestSpec>,
+        reply: oneshot::Sender<Result<RequestResult, Error>>,
+    },
+    Bindings {
+        user: String,
+        reply: oneshot::Sender<Vec<Binding>>,
+    },
+    Shutdown,
+}
+
+struct Shared {
+    commands: mpsc::UnboundedSender<Command>,
+    stats: Arc<Stats>,
+    listeners: Vec<Listener>,
+    next_key: AtomicU64,
+    next_token: AtomicU64,
+    pacers: Mutex<HashMap<(String, u32), Weak<Pacer>>>,
+}
+
+/// A SIP endpoint: sockets, transactions, calls. Cheap to clone; the driver task runs until
+/// every clone, [`Call`] and [`Trunk`] is dropped, or [`shutdown`](Endpoint::shutdown).
+#[derive(Clone)]
+pub struct Endpoint {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("listeners", &self.shared.listeners)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The address of the interface that routes to the internet (no packet is sent).
+fn default_ip() -> IpAddr {
+    std::net::UdpSocket::bind("0.0.0.0:0")
+        .and_then(|socket| {
+            socket.connect("192.0.2.1:9")?;
+            socket.local_addr()
+        })
+        .map(|addr| addr.ip())
+        .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST))
+}
+
+fn advertised(bound: SocketAddr, advertise: Option<IpAddr>) -> SocketAddr {
+    let ip = match advertise {
+        Some(ip) => ip,
+        None if bound.ip().is_unspecified() => default_ip(),
+        None => bound.ip(),
+    };
+    SocketAddr::new(ip, bound.port())
+}
+
+/// Checks extra headers cannot break the message (RFC 3261 token names, no line breaks).
+fn check_headers(headers: &[(String, String)]) -> Result<(), Error> {
+    for (name, value) in headers {
+        let token = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b));
+        if !token {
+            return Err(Error::InvalidHeader {
+                name: name.clone(),
+                why: "not a header name".into(),
+            });
+        }
+        if value.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+            return Err(Error::InvalidHeader {
+                name: name.clone(),
+                why: "the value holds a line break".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Checks a phone number is E.164-like: an optional `+` and 1 to 20 digits.
+fn check_number(number: &str) -> Result<(), Error> {
+    let digits = number.strip_prefix('+').unwrap_or(number);
+    if digits.is_empty() || digits.len() > 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Error::InvalidNumber(number.to_owned()));
+    }
+    Ok(())
+}
+
+/// Where requests to `uri` go: its host (resolved if a name) and port, over `transport`, else
+/// the URI's `transport=` parameter, else UDP. (No NAPTR/SRV: see docs/sip.md.)
+pub async fn resolve(uri: &Uri, transport: Option<Transport>) -> Result<Destination, Error> {
+    let transport = transport.or(uri.transport()).unwrap_or(Transport::Udp);
+    let port = uri.port().unwrap_or(5060);
+    let host = uri.host();
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(Destination::new(transport, SocketAddr::new(ip, port)));
+    }
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|err| Error::Resolve {
+            host: host.clone(),
+            why: err.to_string(),
+        })?
+        .collect();
+    let addr = addrs
+        .iter()
+        .find(|addr| addr.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| Error::Resolve {
+            host: host.clone(),
+            why: "no address".into(),
+        })?;
+    Ok(Destination::new(transport, addr))
+}
+
+/// A generic outbound INVITE (the lab's phones and carriers use this; trunk calls go through
+/// [`Endpoint::dial`]).
+#[derive(Debug, Clone)]
+pub struct Invite {
+    /// Whom to call (Request-URI; also where to send it).
+    pub target: Uri,
+    /// From: who calls.
+    pub from: NameAddr,
+    /// To; the target when `None`.
+    pub to: Option<NameAddr>,
+    /// P-Asserted-Identity.
+    pub asserted_identity: Option<NameAddr>,
+    /// Credentials for a 401/407 challenge.
+    pub credentials: Option<Credentials>,
+    /// Our RTP leg.
+    pub media: LocalMedia,
+    /// CANCEL after this long ringing (counted again from the first 180/183).
+    pub ring_timeout: Option<Duration>,
+    /// The transport; else the target's `transport=` parameter, else UDP.
+    pub transport: Option<Transport>,
+    /// Extra headers.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Invite {
+    /// An INVITE to `target` from `from` offering `media`, nothing else set.
+    pub fn new(target: Uri, from: NameAddr, media: LocalMedia) -> Self {
+        Invite {
+            target,
+            from,
+            to: None,
+            asserted_identity: None,
+            credentials: None,
+            media,
+            ring_timeout: None,
+            transport: None,
+            headers: Vec::new(),
+        }
+    }
+}
+
+/// A carrier trunk as the engine configures it.
+#[derive(Debug, Clone)]
+pub struct TrunkConfig {
+    /// The trunk's URI: `sip:carrier.example.com:5060`, optionally `;transport=tcp`.
+    pub uri: Uri,
+    /// The transport; else the URI's parameter, else UDP.
+    pub transport: Option<Transport>,
+    /// Digest credentials, if the carrier challenges.
+    pub credentials: Option<Credentials>,
+    /// Calls per second allowed by the carrier (shared by every call on the trunk).
+    pub cps: u32,
+    /// The host in From and P-Asserted-Identity; the trunk's host by default.
+    pub from_domain: Option<String>,
+    /// Send OPTIONS this often to watch the trunk ([`Trunk::is_up`]).
+    pub keepalive: Option<Duration>,
+}
+
+impl TrunkConfig {
+    /// A trunk at `uri` capped at `cps` calls per second, no credentials, no keepalive.
+    pub fn new(uri: Uri, cps: u32) -> Self {
+        TrunkConfig {
+            uri,
+            transport: None,
+            credentials: None,
+            cps,
+            from_domain: None,
+            keepalive: None,
+        }
+    }
+}
+
+struct TrunkInner {
+    config: TrunkConfig,
+    dest: Destination,
+    pacer: Arc<Pacer>,
+    status: AtomicU8,
+    keepalive: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for TrunkInner {
+    fn drop(&mut self) {
+        if let Ok(mut keepalive) = self.keepalive.lock()
+            && let Some(task) = keepalive.take()
+        {
+            task.abort();
+        }
+    }
+}
+
+/// A configured trunk: resolved address, CPS cap, keepalive status. Cheap to clone.
+#[derive(Clone)]
+pub struct Trunk {
+    inner: Arc<TrunkInner>,
+}
+
+impl std::fmt::Debug for Trunk {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trunk")
+            .field("uri", &self.inner.config.uri.to_string())
+            .field("dest", &self.inner.dest)
+            .field("cps", &self.inner.config.cps)
+            .finish()
+    }
+}
+
+impl Trunk {
+    /// The trunk's URI.
+    pub fn uri(&self) -> &Uri {
+        &self.inner.config.uri
+    }
+
+    /// Where its INVITEs go.
+    pub fn destination(&self) -> Destination {
+        self.inner.dest
+    }
+
+    /// The CPS cap.
+    pub fn cps(&self) -> u32 {
+        self.inner.config.cps
+    }
+
+    /// Whether the last OPTIONS keepalive got an answer (`None` before the first, or without
+    /// keepalive).
+    pub fn is_up(&self) -> Option<bool> {
+        match self.inner.status.load(Ordering::Relaxed) {
+            1 => Some(true),
+            2 => Some(false),
+            _ => None,
+        }
+    }
+}
+
+/// The caller ID presented on a trunk call, in From and P-Asserted-Identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerId {
+    /// The number (E.164).
+    pub number: String,
+    /// The display name.
+    pub name: Option<String>,
+}
+
+/// One call to place on a trunk.
+#[derive(Debug, Clone)]
+pub struct OutboundCall {
+    /// The callee's number (E.164, `+15551234567`).
+    pub number: String,
+    /// Our caller ID.
+    pub caller_id: CallerId,
+    /// Our RTP leg (address and codecs) for the SDP offer.
+    pub media: LocalMedia,
+    /// How long to ring before CANCEL (outcome no answer); counted again from the first 180/183.
+    pub ring_timeout: Duration,
+    /// Extra headers (an `X-Campaign`, say).
+    pub headers: Vec<(String, String)>,
+}
+
+/// A call in progress, outbound or answered. Dropping it hangs up.
+#[derive(Debug)]
+pub struct Call {
+    key: CallKey,
+    call_id: String,
+    events: mpsc::UnboundedReceiver<CallEvent>,
+    commands: mpsc::UnboundedSender<Command>,
+    done: bool,
+}
+
+impl Call {
+    /// The Call-ID (for logs and correlation with the carrier).
+    pub fn call_id(&self) -> &str {
+        &self.call_id
+    }
+
+    /// The next event; `None` after [`CallEvent::Ended`] (or if the endpoint stopped).
+    pub async fn next_event(&mut self) -> Option<CallEvent> {
+        if self.done {
+            return None;
+        }
+        let event = self.events.recv().await;
+        if matches!(event, Some(CallEvent::Ended(_)) | None) {
+            self.done = true;
+        }
+        event
+    }
+
+    /// Hangs up: CANCEL before an answer, BYE after. Events keep coming until `Ended`.
+    pub fn hangup(&self) {
+        let _ = self.commands.send(Command::Hangup { key: self.key });
+    }
+
+    /// Waits for the end of the call, skipping other events.
+    pub async fn wait_end(&mut self) -> Option<CallEnd> {
+        while let Some(event) = self.next_event().await {
+            if let CallEvent::Ended(end) = event {
+                return Some(end);
+            }
+        }
+        None
+    }
+
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, Error>>) -> Command,
+    ) -> Result<T, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.commands.send(make(reply)).map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        if !self.done {
+            self.hangup();
+        }
+    }
+}
+
+/// An incoming call not answered yet. Dropping it rejects it with 480.
+#[derive(Debug)]
+pub struct IncomingCall {
+    info: IncomingInfo,
+    call: Call,
+}
+
+impl IncomingCall {
+    /// Who calls, what they offer.
+    pub fn info(&self) -> &IncomingInfo {
+        &self.info
+    }
+
+    /// The Call-ID.
+    pub fn call_id(&self) -> &str {
+        &self.info.call_id
+    }
+
+    /// Sends 180 Ringing.
+    pub async fn ringing(&self) -> Result<(), Error> {
+        self.progress(180, None).await
+    }
+
+    /// Sends a provisional response; with `early_media`, a 183-style answer SDP in it.
+    pub async fn progress(&self, code: u16, early_media: Option<&LocalMedia>) -> Result<(), Error> {
+        let key = self.call.key;
+        let media = early_media.cloned();
+        self.call
+            .ask(|reply| Command::Progress {
+                key,
+                code,
+                media,
+                reply,
+            })
+            .await
+    }
+
+    /// Answers with 200 and our SDP; the returned call reports [`CallEvent::Confirmed`] on ACK.
+    pub async fn answer(self, media: LocalMedia) -> Result<Call, Error> {
+        let key = self.call.key;
+        self.call
+            .ask(|reply| Command::Answer { key, media, reply })
+            .await?;
+        Ok(self.call)
+    }
+
+    /// Refuses the call with a final status (486, 503, 404...).
+    pub async fn reject(mut self, code: u16) -> Result<(), Error> {
+        let key = self.call.key;
+        let result = self
+            .call
+            .ask(|reply| Command::Reject { key, code, reply })
+            .await;
+        self.call.done = true;
+        result
+    }
+
+    /// The next event before the answer (the caller cancelling: `Ended` with `RemoteCancel`).
+    pub async fn next_event(&mut self) -> Option<CallEvent> {
+        self.call.next_event().await
+    }
+}
+
+/// What a phone needs to register.
+#[derive(Debug, Clone)]
+pub struct RegisterSpec {
+    /// The registrar (`sip:dialer.example.com:5060`).
+    pub registrar: Uri,
+    /// Username (also the user part of the address of record).
+    pub user: String,
+    /// Password.
+    pub password: String,
+    /// Seconds asked for.
+    pub expires: u32,
+    /// The transport; else the URI's parameter, else UDP.
+    pub transport: Option<Transport>,
+}
+
+/// A registration we hold with a registrar (the lab's phones).
+#[derive(Debug)]
+pub struct Registration {
+    endpoint: Endpoint,
+    spec: RegisterSpec,
+    dest: Destination,
+    call_id: String,
+    cseq: u32,
+    granted: u32,
+}
+
+impl Registration {
+    /// Seconds the registrar granted.
+    pub fn expires(&self) -> u32 {
+        self.granted
+    }
+
+    async fn send(&mut self, expires: u32) -> Result<u32, Error> {
+        self.cseq += 1;
+        let aor = NameAddr::new(self.spec.registrar.with_user(&self.spec.user));
+        let spec = RequestSpec {
+            method: Method::Register,
+            uri: self.spec.registrar.clone(),
+            dest: self.dest,
+            from: aor.clone(),
+            to: aor,
+            call_id: Some(self.call_id.clone()),
+            cseq: self.cseq,
+            credentials: Some(Credentials::new(
+                self.spec.user.clone(),
+                self.spec.password.clone(),
+            )),
+            expires: Some(expires),
+            contact: true,
+            headers: Vec::new(),
+        };
+        let result = self.endpoint.request(spec).await?;
+        self.cseq = result.cseq;
+        if !(200..300).contains(&result.code) {
+            return Err(Error::Rejected {
+                method: Method::Register,
+                code: result.code,
+                reason: result.reason,
+            });
+        }
+        self.granted = result.expires.unwrap_or(expires);
+        Ok(self.granted)
+    }
+
+    /// Registers again (before [`expires`](Self::expires) runs out).
+    pub async fn refresh(&mut self) -> Result<u32, Error> {
+        let expires = self.spec.expires;
+        self.send(expires).await
+    }
+
+    /// Removes the registration (Expires: 0).
+    pub async fn unregister(mut self) -> Result<(), Error> {
+        self.send(0).await.map(|_| ())
+    }
+}
+
+impl Endpoint {
+    /// Binds the listeners and starts the driver. Returns the endpoint and the stream of
+    /// incoming calls and registration changes.
+    pub async fn bind(config: EndpointConfig) -> Result<(Endpoint, Incoming), Error> {
+        let (net_tx, net_rx) = mpsc::channel(4096);
+        let mut listeners = Vec::new();
+        let mut udp = HashMap::new();
+        let mut tasks = Vec::new();
+        for addr in &config.udp {
+            let socket = UdpSocket::bind(addr).await.map_err(|source| Error::Bind {
+                transport: Transport::Udp,
+                addr: *addr,
+                source,
+            })?;
+            let bound = socket.local_addr().map_err(|source| Error::Bind {
+                transport: Transport::Udp,
+                addr: *addr,
+                source,
+            })?;
+            let socket = Arc::new(socket);
+            listeners.push(Listener {
+                transport: Transport::Udp,
+                bound,
+                advertised: advertised(bound, config.advertise),
+            });
+            tasks.push(tokio::spawn(transport::udp_reader(
+                socket.clone(),
+                bound,
+                net_tx.clone(),
+            )));
+            udp.insert(bound, socket);
+        }
+        let mut tcp_local = None;
+        for addr in &config.tcp {
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| Error::Bind {
+                    transport: Transport::Tcp,
+                    addr: *addr,
+                    source,
+                })?;
+            let bound = listener.local_addr().map_err(|source| Error::Bind {
+                transport: Transport::Tcp,
+                addr: *addr,
+                source,
+            })?;
+            listeners.push(Listener {
+                transport: Transport::Tcp,
+                bound,
+                advertised: advertised(bound, config.advertise),
+            });
+            tcp_local.get_or_insert(bound);
+            tasks.push(tokio::spawn(transport::tcp_acceptor(
+                listener,
+                bound,
+                net_tx.clone(),
+            )));
+        }
+        let mut core_config = CoreConfig::new(listeners.clone());
+        core_config.user_agent = config.user_agent.clone();
+        core_config.timers = config.timers;
+        core_config.session_expires = config.session_expires;
+        core_config.min_se = config.min_se;
+        core_config.auth = config.auth.clone();
+        core_config.registrar = config.registrar;
+        core_config.limits = config.limits;
+        let core = Core::new(core_config, Instant::now());
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let (incoming_tx, incoming_rx) = mpsc::channel(config.incoming_queue.max(1));
+        let shared = Arc::new(Shared {
+            commands: commands.clone(),
+            stats: core.stats(),
+            listeners,
+            next_key: AtomicU64::new(1),
+            next_token: AtomicU64::new(1),
+            pacers: Mutex::new(HashMap::new()),
+        });
+        let driver = Driver {
+            core,
+            commands: commands_rx,
+            weak_commands: commands.downgrade(),
+            commands_open: true,
+            net_rx,
+            net_tx,
+            udp,
+            tcp_local,
+            conns: HashMap::new(),
+            by_remote: HashMap::new(),
+            connecting: HashMap::new(),
+            next_conn: 1,
+            calls: HashMap::new(),
+            requests: HashMap::new(),
+            incoming: incoming_tx,
+            tasks,
+            limits: config.limits,
+            stopping: None,
+        };
+        drop(commands);
+        tokio::spawn(driver.run());
+        Ok((Endpoint { shared }, Incoming { rx: incoming_rx }))
+    }
+
+    /// The advertised address of the first listener of `transport`.
+    pub fn local_addr(&self, transport: Transport) -> Option<SocketAddr> {
+        self.shared
+            .listeners
+            .iter()
+            .find(|listener| listener.transport == transport)
+            .map(|listener| listener.advertised)
+    }
+
+    /// Every listener.
+    pub fn listeners(&self) -> &[Listener] {
+        &self.shared.listeners
+    }
+
+    /// The counters now.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.shared.stats.snapshot()
+    }
+
+    /// Hangs up every call, lets their transactions finish (5 s at most), and stops.
+    pub fn shutdown(&self) {
+        let _ = self.shared.commands.send(Command::Shutdown);
+    }
+
+    /// Sets up a trunk: resolves its address now, shares one CPS pacer among every `Trunk` with
+    /// the same URI and cap, and starts the OPTIONS keepalive if asked.
+    pub async fn trunk(&self, config: TrunkConfig) -> Result<Trunk, Error> {
+        let cps = NonZeroU32::new(config.cps).ok_or(Error::ZeroCps)?;
+        let dest = resolve(&config.uri, config.transport).await?;
+        let key = (config.uri.to_string(), config.cps);
+        let pacer = {
+            let mut pacers = self.shared.pacers.lock().map_err(|_| Error::Closed)?;
+            pacers.retain(|_, pacer| pacer.strong_count() > 0);
+            match pacers.get(&key).and_then(Weak::upgrade) {
+                Some(pacer) => pacer,
+                None => {
+                    let pacer = Arc::new(Pacer::new(cps));
+                    pacers.insert(key, Arc::downgrade(&pacer));
+                    pacer
+                }
+            }
+        };
+        let inner = Arc::new(TrunkInner {
+            config,
+            dest,
+            pacer,
+            status: AtomicU8::new(0),
+            keepalive: Mutex::new(None),
+        });
+        if let Some(every) = inner.config.keepalive {
+            let weak = Arc::downgrade(&inner);
+            let endpoint = self.clone();
+            let uri = inner.config.uri.clone();
+            let task = tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                loop {
+                    tick.tick().await;
+                    let code = endpoint.options_to(&uri, dest).await.unwrap_or(503);
+                    let Some(inner) = weak.upgrade() else { return };
+                    // Any answer, even 4xx, shows the trunk is there; 408/503 are ours.
+                    let up = !matches!(code, 408 | 503);
+                    if inner.status.swap(if up { 1 } else { 2 }, Ordering::Relaxed)
+                        != if up { 1 } else { 2 }
+                    {
+                        tracing::info!(trunk = %uri, up, code, "trunk status changed");
+                    }
+                }
+            });
+            if let Ok(mut keepalive) = inner.keepalive.lock() {
+                *keepalive = Some(task);
+            }
+        }
+        Ok(Trunk { inner })
+    }
+
+    /// Places a call on a trunk: waits for a slot under the trunk's CPS cap, then sends the
+    /// INVITE. The returned call reports progress, answer and end.
+    pub async fn dial(&self, trunk: &Trunk, call: OutboundCall) -> Result<Call, Error> {
+        check_number(&call.number)?;
+        check_number(&call.caller_id.number)?;
+        check_headers(&call.headers)?;
+        let config = &trunk.inner.config;
+        let target = config.uri.with_user(&call.number);
+        let domain = config
+            .from_domain
+            .clone()
+            .unwrap_or_else(|| config.uri.host());
+        let caller: Uri = format!("sip:{}@{domain}", call.caller_id.number).parse()?;
+        let from = NameAddr {
+            display: call.caller_id.name.clone(),
+            uri: caller,
+        };
+        let spec = InviteSpec {
+            to: NameAddr::new(target.clone()),
+            request_uri: target,
+            dest: trunk.inner.dest,
+            asserted_identity: Some(from.clone()),
+            from,
+            credentials: config.credentials.clone(),
+            media: call.media,
+            ring_timeout: Some(call.ring_timeout),
+            headers: call.headers,
+        };
+        trunk.inner.pacer.wait().await;
+        self.start(spec).await
+    }
+
+    /// Sends an INVITE anywhere (the lab's phones calling the dialer, its carrier calling out).
+    pub async fn invite(&self, invite: Invite) -> Result<Call, Error> {
+        check_headers(&invite.headers)?;
+        let dest = resolve(&invite.target, invite.transport).await?;
+        let spec = InviteSpec {
+            to: invite
+                .to
+                .unwrap_or_else(|| NameAddr::new(invite.target.clone())),
+            request_uri: invite.target,
+            dest,
+            from: invite.from,
+            asserted_identity: invite.asserted_identity,
+            credentials: invite.credentials,
+            media: invite.media,
+            ring_timeout: invite.ring_timeout,
+            headers: invite.headers,
+        };
+        self.start(spec).await
+    }
+
+    async fn start(&self, spec: InviteSpec) -> Result<Call, Error> {
+        // Odd keys are ours; the core numbers incoming calls with even ones.
+        let key = CallKey(self.shared.next_key.fetch_add(2, Ordering::Relaxed));
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let (reply, rx) = oneshot::channel();
+        self.shared
+            .commands
+            .send(Command::Invite {
+                key,
+                spec: Box::new(spec),
+                events: events_tx,
+                reply,
+            })
+            .map_err(|_| Error::Closed)?;
+        let call_id = rx.await.map_err(|_| Error::Closed)??;
+        Ok(Call {
+            key,
+            call_id,
+            events,
+            commands: self.shared.commands.clone(),
+            done: false,
+        })
+    }
+
+    async fn request(&self, spec: RequestSpec) -> Result<RequestResult, Error> {
+        let token = self.shared.next_token.fetch_add(1, Ordering::Relaxed);
+        let (reply, rx) = oneshot::channel();
+        self.shared
+            .commands
+            .send(Command::Request {
+                token,
+                spec: Box::new(spec),
+                reply,
+            })
+            .map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)?
+    }
+
+    async fn options_to(&self, uri: &Uri, dest: Destination) -> Result<u16, Error> {
+        let listener = self
+            .local_addr(dest.transport)
+            .ok_or(Error::NoListener(dest.transport))?;
+        let from = NameAddr::new(Uri::from_addr(Some("dialer"), listener));
+        let spec = RequestSpec {
+            method: Method::Options,
+            uri: uri.clone(),
+            dest,
+            from,
+            to: NameAddr::new(uri.clone()),
+            call_id: None,
+            cseq: 1,
+            credentials: None,
+            expires: None,
+            contact: false,
+            headers: Vec::new(),
+        };
+        Ok(self.request(spec).await?.code)
+    }
+
+    /// Sends OPTIONS to `target` and returns the status (408 if nothing answered).
+    pub async fn options(&self, target: &Uri) -> Result<u16, Error> {
+        let dest = resolve(target, None).await?;
+        self.options_to(target, dest).await
+    }
+
+    /// Registers with a registrar (answering its digest challenge).
+    pub async fn register(&self, spec: RegisterSpec) -> Result<Registration, Error> {
+        let dest = resolve(&spec.registrar, spec.transport).await?;
+        let call_id = format!("{:024x}@dialer", rand::random::<u128>() >> 32);
+        let mut registration = Registration {
+            endpoint: self.clone(),
+            dest,
+            call_id,
+            cseq: 0,
+            granted: 0,
+            spec,
+        };
+        registration.refresh().await?;
+        Ok(registration)
+    }
+
+    /// The live registrations of an agent (from our registrar).
+    pub async fn bindings(&self, user: &str) -> Result<Vec<Binding>, Error> {
+        let (reply, rx) = oneshot::channel();
+        self.shared
+            .commands
+            .send(Command::Bindings {
+                user: user.to_owned(),
+                reply,
+            })
+            .map_err(|_| Error::Closed)?;
+        rx.await.map_err(|_| Error::Closed)
+    }
+}
+
+struct Conn {
+    remote: SocketAddr,
+    local: SocketAddr,
+    writer: mpsc::UnboundedSender<Bytes>,
+    task: JoinHandle<()>,
+}
+
+/// Most TCP connections kept at once (more are refused) so a flood cannot exhaust descriptors.
+const MAX_CONNECTIONS: usize = 4096;
+
+struct Driver {
+    core: Core,
+    commands: mpsc::UnboundedReceiver<Command>,
+    weak_commands: mpsc::WeakUnboundedSender<Command>,
+    commands_open: bool,
+    net_rx: mpsc::Receiver<NetEvent>,
+    net_tx: mpsc::Sender<NetEvent>,
+    udp: HashMap<SocketAddr, Arc<UdpSocket>>,
+    tcp_local: Option<SocketAddr>,
+    conns: HashMap<u64, Conn>,
+    by_remote: HashMap<SocketAddr, u64>,
+    connecting: HashMap<SocketAddr, Vec<(Bytes, Option<SendToken>)>>,
+    next_conn: u64,
+    calls: HashMap<CallKey, mpsc::UnboundedSender<CallEvent>>,
+    requests: HashMap<u64, oneshot::Sender<Result<RequestResult, Error>>>,
+    incoming: mpsc::Sender<IncomingEvent>,
+    tasks: Vec<JoinHandle<()>>,
+    limits: Limits,
+    stopping: Option<Instant>,
+}
+
+impl Driver {
+    async fn run(mut self) {
+        loop {
+            self.flush();
+            if let Some(until) = self.stopping
+                && (self.core.call_count() == 0 || Instant::now() >= until)
+            {
+                break;
+            }
+            let timeout = self.core.poll_timeout();
+            let stop_at = self.stopping;
+            tokio::select! {
+                command = self.commands.recv(), if self.commands_open => match command {
+                    Some(command) => self.command(command),
+                    None => {
+                        self.commands_open = false;
+                        self.stop();
+                    }
+                },
+                Some(event) = self.net_rx.recv() => {
+                    self.net(event);
+                    // Take what else is waiting before flushing: fewer wake-ups under load.
+                    for _ in 0..64 {
+                        match self.net_rx.try_recv() {
+                            Ok(event) => self.net(event),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = sleep_until(timeout) => self.core.handle_timeout(Instant::now()),
+                _ = sleep_until(stop_at) => {}
+            }
+        }
+        for task in self.tasks.drain(..) {
+            task.abort();
+        }
+        for (_, conn) in self.conns.drain() {
+            conn.task.abort();
+        }
+    }
+
+    fn stop(&mut self) {
+        if self.stopping.is_none() {
+            self.core.hangup_all(Instant::now());
+            self.stopping = Some(Instant::now() + Duration::from_secs(5));
+        }
+    }
+
+    fn flush(&mut self) {
+        loop {
+            let mut idle = true;
+            while let Some(transmit) = self.core.poll_transmit() {
+                idle = false;
+                self.transmit(transmit);
+            }
+            while let Some(event) = self.core.poll_event() {
+                idle = false;
+                self.event(event);
+            }
+            if idle {
+                return;
+            }
+        }
+    }
+
+    fn transmit(&mut self, transmit: crate::core::Transmit) {
+        let dest = transmit.dest;
+        match dest.transport {
+            Transport::Udp => {
+                let socket = self
+                    .udp
+                    .get(&transmit.local)
+                    .or_else(|| self.udp.values().next())
+                    .cloned();
+                let Some(socket) = socket else {
+                    self.send_failed(transmit.token);
+                    return;
+                };
+                match socket.try_send_to(&transmit.payload, dest.addr) {
+                    Ok(_) => {}
+                    Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
+                        let payload = transmit.payload;
+                        tokio::spawn(async move {
+                            let _ = socket.send_to(&payload, dest.addr).await;
+                        });
+                    }
+                    Err(err) => {
+                        tracing::debug!(to = %dest.addr, error = %err, "UDP send failed");
+                        self.send_failed(transmit.token);
+                    }
+                }
+            }
+            Transport::Tcp => {
+                let conn = dest
+                    .conn
+                    .map(|ConnId(id)| id)
+                    .filter(|id| self.conns.contains_key(id))
+                    .or_else(|| self.by_remote.get(&dest.addr).copied());
+                match conn.and_then(|id| self.conns.get(&id)) {
+                    Some(conn) => {
+                        if conn.writer.send(transmit.payload).is_err() {
+                            self.send_failed(transmit.token);
+                        }
+                    }
+                    None => {
+                        let queue = self.connecting.entry(dest.addr).or_default();
+                        if queue.is_empty() {
+                            tokio::spawn(transport::tcp_connect(dest.addr, self.net_tx.clone()));
+                        }
+                        queue.push((transmit.payload, transmit.token));
+                    }
+                }
+            }
+        }
+    }
+
+    fn send_failed(&mut self, token: Option<SendToken>) {
+        match token {
+            Some(token) => self.core.send_failed(Instant::now(), token),
+            None => Stats::bump(&self.core.stats().transport_errors),
+        }
+    }
+
+    fn event(&mut self, event: Event) {
+        match event {
+            Event::Call { call, event } => {
+                let ended = matches!(event, CallEvent::Ended(_));
+                if let Some(sender) = self.calls.get(&call) {
+                    let _ = sender.send(event);
+                }
+                if ended {
+                    self.calls.remove(&call);
+                }
+            }
+            Event::Incoming { call, info } => {
+                let Some(commands) = self.weak_commands.upgrade() else {
+                    self.core.hangup(Instant::now(), call);
+                    return;
+                };
+                let (events_tx, events) = mpsc::unbounded_channel();
+                self.calls.insert(call, events_tx);
+                let handle = IncomingCall {
+                    call: Call {
+                        key: call,
+                        call_id: info.call_id.clone(),
+                        events,
+                        commands,
+                        done: false,
+                    },
+                    info,
+                };
+                if let Err(refused) = self.incoming.try_send(IncomingEvent::Call(handle)) {
+                    tracing::warn!(
+                        "incoming call refused: nobody takes incoming calls fast enough"
+                    );
+                    let _ = self.core.reject(Instant::now(), call, 503);
+                    if let IncomingEvent::Call(mut handle) = refused.into_inner() {
+                        handle.call.done = true;
+                    }
+                }
+            }
+            Event::Registration(change) => {
+                let _ = self.incoming.try_send(IncomingEvent::Registration(change));
+            }
+            Event::Response { token, result } => {
+                if let Some(reply) = self.requests.remove(&token) {
+                    let _ = reply.send(Ok(result));
+                }
+            }
+        }
+    }
+
+    fn command(&mut self, command: Command) {
+        let now = Instant::now();
+        match command {
+            Command::Invite {
+                key,
+                spec,
+                events,
+                reply,
+            } => {
+                self.calls.insert(key, events);
+                let result = self.core.invite(now, key, *spec);
+                if result.is_err() {
+                    self.calls.remove(&key);
+                }
+                let _ = reply.send(result);
+            }
+            Command::Hangup { key } => self.core.hangup(now, key),
+            Command::Progress {
+                key,
+                code,
+                media,
+                reply,
+            } => {
+                let _ = reply.send(self.core.progress(now, key, code, media.as_ref()));
+            }
+            Command::Answer { key, media, reply } => {
+                let _ = reply.send(self.core.answer(now, key, media));
+            }
+            Command::Reject { key, code, reply } => {
+                let _ = reply.send(self.core.reject(now, key, code));
+            }
+            Command::Request { token, spec, reply } => match self.core.request(now, token, *spec) {
+                Ok(()) => {
+                    self.requests.insert(token, reply);
+                }
+                Err(err) => {
+                    let _ = reply.send(Err(err));
+                }
+            },
+            Command::Bindings { user, reply } => {
+                let _ = reply.send(self.core.bindings(&user));
+            }
+            Command::Shutdown => self.stop(),
+        }
+    }
+
+    fn register_conn(
+        &mut self,
+        stream: tokio::net::TcpStream,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Option<u64> {
+        if self.conns.len() >= MAX_CONNECTIONS {
+            tracing::warn!(%remote, "too many TCP connections: refused");
+            return None;
+        }
+        let id = self.next_conn;
+        self.next_conn += 1;
+        let (writer, task) =
+            transport::spawn_connection(id, stream, self.limits, self.net_tx.clone());
+        self.conns.insert(
+            id,
+            Conn {
+                remote,
+                local,
+                writer,
+                task,
+            },
+        );
+        self.by_remote.insert(remote, id);
+        Some(id)
+    }
+
+    fn net(&mut self, event: NetEvent) {
+        let now = Instant::now();
+        match event {
+            NetEvent::Datagram {
+                local,
+                remote,
+                data,
+            } => self.core.handle_input(
+                now,
+                Input {
+                    local,
+                    remote,
+                    transport: Transport::Udp,
+                    conn: None,
+                    data: &data,
+                },
+            ),
+            NetEvent::Frame { conn, data } => {
+                if let Some(c) = self.conns.get(&conn) {
+                    let (local, remote) = (c.local, c.remote);
+                    self.core.handle_input(
+                        now,
+                        Input {
+                            local,
+                            remote,
+                            transport: Transport::Tcp,
+                            conn: Some(ConnId(conn)),
+                            data: &data,
+                        },
+                    );
+                }
+            }
+            NetEvent::FrameError { conn, error } => {
+                Stats::bump(&self.core.stats().messages_received);
+                Stats::bump(&self.core.stats().parse_errors);
+                tracing::info!(conn, %error, "TCP stream unframeable: connection closed");
+            }
+            NetEvent::Accepted {
+                local,
+                remote,
+                stream,
+            } => {
+                self.register_conn(stream, local, remote);
+            }
+            NetEvent::Connected { remote, stream } => {
+                let local = self
+                    .tcp_local
+                    .or_else(|| stream.local_addr().ok())
+                    .unwrap_or(remote);
+                let queued = self.connecting.remove(&remote).unwrap_or_default();
+                match self.register_conn(stream, local, remote) {
+                    Some(id) => {
+                        if let Some(conn) = self.conns.get(&id) {
+                            for (payload, _) in queued {
+                                let _ = conn.writer.send(payload);
+                            }
+                        }
+                    }
+                    None => {
+                        for (_, token) in queued {
+                            self.send_failed(token);
+                        }
+                    }
+                }
+            }
+            NetEvent::ConnectFailed { remote } => {
+                for (_, token) in self.connecting.remove(&remote).unwrap_or_default() {
+                    self.send_failed(token);
+                }
+            }
+            NetEvent::Closed { conn } => {
+                if let Some(c) = self.conns.remove(&conn) {
+                    if self.by_remote.get(&c.remote) == Some(&conn) {
+                        self.by_remote.remove(&c.remote);
+                    }
+                    c.task.abort();
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}

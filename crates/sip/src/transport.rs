@@ -1,0 +1,270 @@
+//! Transports (RFC 3261 section 18): UDP datagrams, and TCP streams framed by Content-Length.
+//!
+//! The socket tasks here only move bytes: each received datagram or TCP frame goes to the
+//! endpoint's driver as a [`NetEvent`], and the driver hands the core's transmits back to the
+//! sockets. Framing and its limits are sans-IO ([`Framer`]).
+
+use crate::message::{Limits, ParseError, leading_crlf, scan_head};
+use bytes::{Buf, Bytes, BytesMut};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+
+/// Cuts SIP messages out of a TCP byte stream by their Content-Length (RFC 3261 18.3), within
+/// [`Limits`]: a header section that never ends or a Content-Length past the limit is an error,
+/// after which the connection must be closed (the stream cannot be resynchronised).
+#[derive(Debug)]
+pub struct Framer {
+    buf: BytesMut,
+    limits: Limits,
+}
+
+impl Framer {
+    /// An empty framer.
+    pub fn new(limits: Limits) -> Self {
+        Framer {
+            buf: BytesMut::with_capacity(4096),
+            limits,
+        }
+    }
+
+    /// Appends bytes read from the stream.
+    pub fn push(&mut self, data: &[u8]) {
+        self.buf.extend_from_slice(data);
+    }
+
+    /// The next complete message, `Ok(None)` if more bytes are needed.
+    pub fn next_frame(&mut self) -> Result<Option<Bytes>, ParseError> {
+        // CRLF keepalives (RFC 5626 section 3.5.1) and stray line ends between messages.
+        let skip = leading_crlf(&self.buf);
+        self.buf.advance(skip);
+        if self.buf.is_empty() {
+            return Ok(None);
+        }
+        let Some(scan) = scan_head(&self.buf, &self.limits)? else {
+            return Ok(None);
+        };
+        let total = scan.head_len + scan.content_length.unwrap_or(0);
+        if total > self.limits.max_message {
+            return Err(ParseError::TooLarge {
+                len: total,
+                max: self.limits.max_message,
+            });
+        }
+        if self.buf.len() < total {
+            return Ok(None);
+        }
+        Ok(Some(self.buf.split_to(total).freeze()))
+    }
+}
+
+/// What the socket tasks tell the driver.
+#[derive(Debug)]
+pub(crate) enum NetEvent {
+    /// A UDP datagram.
+    Datagram {
+        local: SocketAddr,
+        remote: SocketAddr,
+        data: Bytes,
+    },
+    /// A complete message from a TCP connection.
+    Frame { conn: u64, data: Bytes },
+    /// A TCP connection broke its framing (it has been closed).
+    FrameError { conn: u64, error: ParseError },
+    /// A TCP connection was accepted on a listener.
+    Accepted {
+        local: SocketAddr,
+        remote: SocketAddr,
+        stream: TcpStream,
+    },
+    /// An outbound TCP connection is up.
+    Connected {
+        remote: SocketAddr,
+        stream: TcpStream,
+    },
+    /// An outbound TCP connection could not be made.
+    ConnectFailed { remote: SocketAddr },
+    /// A TCP connection closed.
+    Closed { conn: u64 },
+}
+
+/// Reads datagrams from `socket` until the driver goes away.
+pub(crate) async fn udp_reader(
+    socket: Arc<UdpSocket>,
+    local: SocketAddr,
+    events: mpsc::Sender<NetEvent>,
+) {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        match socket.recv_from(&mut buf).await {
+            Ok((len, remote)) => {
+                let data = Bytes::copy_from_slice(&buf[..len]);
+                if events
+                    .send(NetEvent::Datagram {
+                        local,
+                        remote,
+                        data,
+                    })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            // ICMP port unreachable shows up as an error on the next recv on Linux; it says
+            // nothing about which send failed, so it is only logged.
+            Err(err) => tracing::debug!(%local, error = %err, "UDP receive error"),
+        }
+    }
+}
+
+/// Accepts TCP connections until the driver goes away.
+pub(crate) async fn tcp_acceptor(
+    listener: TcpListener,
+    local: SocketAddr,
+    events: mpsc::Sender<NetEvent>,
+) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, remote)) => {
+                let _ = stream.set_nodelay(true);
+                if events
+                    .send(NetEvent::Accepted {
+                        local,
+                        remote,
+                        stream,
+                    })
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Err(err) => {
+                tracing::warn!(%local, error = %err, "TCP accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Opens an outbound TCP connection.
+pub(crate) async fn tcp_connect(remote: SocketAddr, events: mpsc::Sender<NetEvent>) {
+    let connect = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        TcpStream::connect(remote),
+    )
+    .await;
+    let event = match connect {
+        Ok(Ok(stream)) => {
+            let _ = stream.set_nodelay(true);
+            NetEvent::Connected { remote, stream }
+        }
+        Ok(Err(err)) => {
+            tracing::info!(%remote, error = %err, "TCP connect failed");
+            NetEvent::ConnectFailed { remote }
+        }
+        Err(_) => {
+            tracing::info!(%remote, "TCP connect timed out");
+            NetEvent::ConnectFailed { remote }
+        }
+    };
+    let _ = events.send(event).await;
+}
+
+/// Runs one TCP connection: frames what it reads, writes what the driver queues.
+pub(crate) fn spawn_connection(
+    conn: u64,
+    stream: TcpStream,
+    limits: Limits,
+    events: mpsc::Sender<NetEvent>,
+) -> (mpsc::UnboundedSender<Bytes>, tokio::task::JoinHandle<()>) {
+    let (mut reader, mut writer) = stream.into_split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
+    let write_events = events.clone();
+    let writer_task = tokio::spawn(async move {
+        while let Some(bytes) = rx.recv().await {
+            if let Err(err) = writer.write_all(&bytes).await {
+                tracing::debug!(conn, error = %err, "TCP write failed");
+                let _ = write_events.send(NetEvent::Closed { conn }).await;
+                return;
+            }
+        }
+        let _ = writer.shutdown().await;
+    });
+    let task = tokio::spawn(async move {
+        let mut framer = Framer::new(limits);
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let read = reader.read(&mut buf).await;
+            let len = match read {
+                Ok(0) | Err(_) => break,
+                Ok(len) => len,
+            };
+            framer.push(&buf[..len]);
+            loop {
+                match framer.next_frame() {
+                    Ok(Some(data)) => {
+                        if events.send(NetEvent::Frame { conn, data }).await.is_err() {
+                            writer_task.abort();
+                            return;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(error) => {
+                        let _ = events.send(NetEvent::FrameError { conn, error }).await;
+                        writer_task.abort();
+                        let _ = events.send(NetEvent::Closed { conn }).await;
+                        return;
+                    }
+                }
+            }
+        }
+        writer_task.abort();
+        let _ = events.send(NetEvent::Closed { conn }).await;
+    });
+    (tx, task)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OPTIONS: &str = "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\n\
+From: <sip:x@y>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\nContent-Length: 3\r\n\r\nabc";
+
+    #[test]
+    fn frames_are_cut_by_content_length_across_reads() {
+        let mut framer = Framer::new(Limits::default());
+        let stream = format!("\r\n\r\n{OPTIONS}{OPTIONS}");
+        let (first, rest) = stream.as_bytes().split_at(30);
+        framer.push(first);
+        assert_eq!(framer.next_frame(), Ok(None));
+        framer.push(rest);
+        assert_eq!(framer.next_frame().unwrap().unwrap(), OPTIONS.as_bytes());
+        assert_eq!(framer.next_frame().unwrap().unwrap(), OPTIONS.as_bytes());
+        assert_eq!(framer.next_frame(), Ok(None));
+    }
+
+    #[test]
+    fn endless_headers_and_absurd_lengths_are_errors() {
+        let mut framer = Framer::new(Limits::default());
+        framer.push(b"OPTIONS sip:a@b SIP/2.0\r\n");
+        for _ in 0..1000 {
+            framer.push(b"X-Filler: 0123456789012345678901234567890123456789\r\n");
+        }
+        assert!(matches!(
+            framer.next_frame(),
+            Err(ParseError::HeadersTooLarge { .. })
+        ));
+        let mut framer = Framer::new(Limits::default());
+        framer.push(
+            OPTIONS
+                .replace("Content-Length: 3", "Content-Length: 999999")
+                .as_bytes(),
+        );
+        assert!(framer.next_frame().is_err());
+    }
+}
