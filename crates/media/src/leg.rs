@@ -372,7 +372,7 @@ impl LegInner {
         if let Some(codec) = source_codec {
             codec.transcode_in_place(&mut buf[rtp::HEADER_LEN..n], tx.codec);
         }
-        if self.rtp.try_send_to(&buf[..n], remote).is_err() {
+        if send_now(&self.rtp, &buf[..n], remote).is_err() {
             tx.send_errors += 1;
         }
         tx.sent_since_report = true;
@@ -987,7 +987,7 @@ impl Driver {
             ssrc: tx.stream.ssrc(),
         };
         if let Some(n) = rtp::write_packet(&header, &payload[..len], &mut out)
-            && inner.rtp.try_send_to(&out[..n], remote).is_err()
+            && send_now(&inner.rtp, &out[..n], remote).is_err()
         {
             tx.send_errors += 1;
         }
@@ -1019,7 +1019,7 @@ impl Driver {
             return;
         };
         let socket = if mux { &inner.rtp } else { &inner.rtcp };
-        if socket.try_send_to(&report, dest).is_ok() {
+        if send_now(socket, &report, dest).is_ok() {
             tx.rtcp_sent += 1;
         }
     }
@@ -1070,10 +1070,17 @@ impl Driver {
         };
         if let (Some(dest), Some(bye)) = (dest, rtcp::build_bye(ssrc, &inner.options.cname)) {
             let socket = if mux { &inner.rtp } else { &inner.rtcp };
-            let _ = socket.try_send_to(&bye, dest);
+            let _ = send_now(socket, &bye, dest);
         }
         tracing::debug!(leg = inner.id, label = %inner.options.label, "leg closed");
     }
+}
+
+/// Sends a datagram now, with one syscall on the non-blocking socket. tokio's `try_send_to`
+/// would first consult its readiness cache, which reports "not writable" until the reactor has
+/// polled a new socket once: the first packet of a fresh leg would be lost.
+fn send_now(socket: &UdpSocket, buf: &[u8], to: SocketAddr) -> std::io::Result<usize> {
+    socket2::SockRef::from(socket).send_to(buf, &to.into())
 }
 
 fn deliver(

@@ -1,0 +1,527 @@
+//! The media legs driven over real UDP sockets on loopback: the bridge (samples in one side come
+//! out of the other, transcoded, as one continuous stream per side), prompt timing, stereo
+//! recording, DTMF, and hostile traffic that must not disturb other calls.
+
+use std::cell::Cell;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use media::rtp::{self, OutHeader};
+use media::{
+    Bridge, Codec, Leg, LegEvent, LegEvents, LegOptions, PortAllocator, Prompt, Ptime, Recording,
+    RemoteMedia,
+};
+use tokio::net::UdpSocket;
+use tokio::time::timeout;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn ports() -> PortAllocator {
+    PortAllocator::new("127.0.0.1".parse().unwrap(), 0..=0).unwrap()
+}
+
+/// A telephone on the far side of a leg: a plain UDP socket speaking RTP.
+struct Phone {
+    socket: UdpSocket,
+    codec: Codec,
+    ssrc: u32,
+    seq: Cell<u16>,
+    ts: Cell<u32>,
+}
+
+#[derive(Debug, Clone)]
+struct Got {
+    pt: u8,
+    marker: bool,
+    seq: u16,
+    ts: u32,
+    ssrc: u32,
+    payload: Vec<u8>,
+    at: Instant,
+}
+
+impl Phone {
+    async fn new(codec: Codec, ssrc: u32) -> Phone {
+        Phone {
+            socket: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+            codec,
+            ssrc,
+            seq: Cell::new(1000),
+            ts: Cell::new(50_000),
+        }
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.socket.local_addr().unwrap()
+    }
+
+    async fn send_raw(&self, to: SocketAddr, pt: u8, marker: bool, payload: &[u8], seq: u16, ts: u32) {
+        let mut buf = [0u8; 1500];
+        let n = rtp::write_packet(
+            &OutHeader {
+                marker,
+                payload_type: pt,
+                sequence: seq,
+                timestamp: ts,
+                ssrc: self.ssrc,
+            },
+            payload,
+            &mut buf,
+        )
+        .unwrap();
+        self.socket.send_to(&buf[..n], to).await.unwrap();
+    }
+
+    /// Sends linear audio as 20 ms packets, paced in real time.
+    async fn talk(&self, to: SocketAddr, pcm: &[i16]) {
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        for chunk in pcm.chunks(160) {
+            tick.tick().await;
+            let mut payload = vec![0u8; chunk.len()];
+            self.codec.encode(chunk, &mut payload);
+            let pt = self.codec.static_payload_type();
+            self.send_raw(to, pt, false, &payload, self.seq.get(), self.ts.get())
+                .await;
+            self.seq.set(self.seq.get().wrapping_add(1));
+            self.ts.set(self.ts.get().wrapping_add(chunk.len() as u32));
+        }
+    }
+
+    /// Receives RTP for `d` (or until `until` packets).
+    async fn listen(&self, d: Duration, until: usize) -> Vec<Got> {
+        let mut got = vec![];
+        let end = tokio::time::Instant::now() + d;
+        let mut buf = [0u8; 2048];
+        while got.len() < until {
+            let Ok(Ok((n, _))) = tokio::time::timeout_at(end, self.socket.recv_from(&mut buf)).await
+            else {
+                break;
+            };
+            if rtp::is_rtcp(&buf[..n]) {
+                continue;
+            }
+            if let Ok(p) = rtp::parse(&buf[..n]) {
+                got.push(Got {
+                    pt: p.payload_type,
+                    marker: p.marker,
+                    seq: p.sequence,
+                    ts: p.timestamp,
+                    ssrc: p.ssrc,
+                    payload: p.payload.to_vec(),
+                    at: Instant::now(),
+                });
+            }
+        }
+        got
+    }
+}
+
+fn sine(freq: f32, secs: f32, amp: f32) -> Vec<i16> {
+    (0..(8000.0 * secs) as usize)
+        .map(|i| ((i as f32 * freq * std::f32::consts::TAU / 8000.0).sin() * amp) as i16)
+        .collect()
+}
+
+fn decode(codec: Codec, got: &[Got]) -> Vec<i16> {
+    let mut out = vec![];
+    for g in got {
+        let mut pcm = vec![0i16; g.payload.len()];
+        codec.decode(&g.payload, &mut pcm);
+        out.extend(pcm);
+    }
+    out
+}
+
+/// Zero crossings per second: a frequency estimate robust to G.711 noise.
+fn crossings_per_second(pcm: &[i16]) -> f32 {
+    let n = pcm.windows(2).filter(|w| (w[0] < 0) != (w[1] < 0)).count();
+    n as f32 / (pcm.len() as f32 / 8000.0) / 2.0
+}
+
+async fn open(options: LegOptions) -> (Leg, LegEvents) {
+    Leg::open(&ports(), options).unwrap()
+}
+
+/// Asserts one continuous stream: one SSRC, sequence numbers +1, timestamps never backwards.
+fn assert_continuous(got: &[Got], what: &str) {
+    assert!(!got.is_empty(), "{what}: nothing received");
+    let ssrc = got[0].ssrc;
+    for w in got.windows(2) {
+        assert_eq!(w[1].ssrc, ssrc, "{what}: SSRC changed");
+        assert_eq!(w[1].seq, w[0].seq.wrapping_add(1), "{what}: sequence jumped");
+        assert!(
+            (w[1].ts.wrapping_sub(w[0].ts) as i32) >= 0,
+            "{what}: timestamp went back {} -> {}",
+            w[0].ts,
+            w[1].ts
+        );
+    }
+}
+
+#[tokio::test]
+async fn bridged_audio_comes_out_of_the_other_side_transcoded_and_continuous() {
+    let callee = Phone::new(Codec::Pcmu, 0x1111).await;
+    let agent = Phone::new(Codec::Pcma, 0x2222).await;
+    let (callee_leg, _ce) = open(LegOptions::default()).await;
+    let (agent_leg, _ae) = open(LegOptions {
+        comfort_silence: true,
+        ..Default::default()
+    })
+    .await;
+    callee_leg
+        .set_remote(&RemoteMedia::new(callee.addr(), Codec::Pcmu).with_dtmf(101))
+        .unwrap();
+    agent_leg
+        .set_remote(&RemoteMedia::new(agent.addr(), Codec::Pcma).with_dtmf(96))
+        .unwrap();
+
+    // Between calls the agent hears comfort silence.
+    let before = agent.listen(Duration::from_millis(300), 10).await;
+    assert_eq!(before.len(), 10);
+    assert!(before.iter().all(|g| g.pt == 8 && g.payload.iter().all(|&b| b == 0xD5)));
+
+    let bridge = Bridge::connect(&callee_leg, &agent_leg).unwrap();
+    let callee_says = sine(440.0, 1.0, 8000.0);
+    let agent_says = sine(1000.0, 1.0, 8000.0);
+    let callee_addr = callee_leg.local_rtp_addr();
+    let agent_addr = agent_leg.local_rtp_addr();
+    let (_, _, heard_by_agent, heard_by_callee) = tokio::join!(
+        callee.talk(callee_addr, &callee_says),
+        agent.talk(agent_addr, &agent_says),
+        agent.listen(Duration::from_secs(5), 50 + 20),
+        callee.listen(Duration::from_secs(5), 50),
+    );
+    // The callee's 440 Hz reaches the agent, as A-law; the agent's 1 kHz reaches the callee,
+    // as mu-law.
+    let to_agent: Vec<Got> = heard_by_agent
+        .iter()
+        .filter(|g| g.payload.iter().any(|&b| b != 0xD5))
+        .cloned()
+        .collect();
+    assert_eq!(to_agent.len(), 50, "packets of speech reaching the agent");
+    assert!(to_agent.iter().all(|g| g.pt == 8));
+    let pcm = decode(Codec::Pcma, &to_agent);
+    assert_eq!(pcm.len(), callee_says.len());
+    // Sample by sample: PCMU -> PCMA transcoding changes each sample by at most one step.
+    for (i, (&sent, &heard)) in callee_says.iter().zip(&pcm).enumerate() {
+        let err = (sent as i32 - heard as i32).abs();
+        assert!(err <= 600, "sample {i}: sent {sent}, heard {heard}");
+    }
+    assert!((430.0..450.0).contains(&crossings_per_second(&pcm)));
+    assert_eq!(heard_by_callee.len(), 50);
+    assert!(heard_by_callee.iter().all(|g| g.pt == 0));
+    let pcm = decode(Codec::Pcmu, &heard_by_callee);
+    for (&sent, &heard) in agent_says.iter().zip(&pcm) {
+        assert!((sent as i32 - heard as i32).abs() <= 600);
+    }
+
+    // DTMF from the callee reaches the agent on the agent's telephone-event type.
+    let event = [5u8, 0x0A, 0, 160];
+    callee
+        .send_raw(callee_addr, 101, true, &event, callee.seq.get(), callee.ts.get())
+        .await;
+    let dtmf = agent.listen(Duration::from_secs(5), 100).await;
+    let relayed: Vec<&Got> = dtmf.iter().filter(|g| g.pt == 96).collect();
+    assert_eq!(relayed.len(), 1);
+    assert_eq!(relayed[0].payload, event);
+
+    // After the call the agent hears silence again, on the same stream.
+    drop(bridge);
+    let after = agent.listen(Duration::from_millis(500), 10).await;
+    assert_eq!(after.len(), 10);
+    let mut all = heard_by_agent.clone();
+    all.extend(dtmf);
+    all.extend(after);
+    let mut whole = before.clone();
+    whole.extend(all);
+    assert_continuous(&whole, "agent side across silence, call, DTMF, silence");
+    // The switch from silence to the call is marked, so the phone resynchronises.
+    assert!(to_agent[0].marker || heard_by_agent.iter().any(|g| g.marker));
+
+    // A second call into the same agent leg continues the same stream.
+    let callee2 = Phone::new(Codec::Pcmu, 0x3333).await;
+    let (callee2_leg, _c2e) = open(LegOptions::default()).await;
+    callee2_leg
+        .set_remote(&RemoteMedia::new(callee2.addr(), Codec::Pcmu))
+        .unwrap();
+    let _bridge2 = Bridge::connect(&callee2_leg, &agent_leg).unwrap();
+    let callee2_addr = callee2_leg.local_rtp_addr();
+    let tone = sine(300.0, 0.4, 8000.0);
+    let (_, second) = tokio::join!(
+        callee2.talk(callee2_addr, &tone),
+        agent.listen(Duration::from_secs(5), 20)
+    );
+    let mut whole2 = whole.clone();
+    whole2.extend(second);
+    // Sequence numbers keep running (a few comfort-silence packets may fall between listens).
+    let ssrc = whole2[0].ssrc;
+    assert!(whole2.iter().all(|g| g.ssrc == ssrc), "one SSRC for the agent's whole shift");
+    let stats = agent_leg.stats();
+    assert_eq!(stats.dropped.total(), 0, "{stats:?}");
+    assert!(stats.packets_received >= 50);
+    assert!(matches!(
+        Bridge::connect(&callee_leg, &agent_leg),
+        Err(media::MediaError::AlreadyBridged(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_prompt_is_streamed_with_correct_timing_and_its_end_reported() {
+    for ptime in [Ptime::MS20, Ptime::MS30] {
+        let phone = Phone::new(Codec::Pcmu, 1).await;
+        let (leg, mut events) = open(LegOptions {
+            ptime,
+            ..Default::default()
+        })
+        .await;
+        leg.set_remote(&RemoteMedia::new(phone.addr(), Codec::Pcmu)).unwrap();
+        let prompt = Prompt::from_samples(sine(500.0, 1.2, 10000.0), "test");
+        let started = Instant::now();
+        let id = leg.play(&prompt);
+        assert!(leg.is_playing());
+        let per_packet = ptime.samples();
+        let expected = 9600usize.div_ceil(per_packet);
+        let got = phone.listen(WAIT, expected).await;
+        assert_eq!(
+            got.len(),
+            expected,
+            "{:?} {:?}",
+            leg.stats(),
+            got.first().map(|g| (g.seq, g.ts, g.marker)),
+        );
+        assert_continuous(&got, "prompt");
+        for w in got.windows(2) {
+            assert_eq!(w[1].ts.wrapping_sub(w[0].ts), per_packet as u32);
+        }
+        assert!(got.iter().all(|g| g.payload.len() == per_packet));
+        assert!(got[0].marker);
+        // Real-time pacing: the last packet cannot leave before the audio before it has played.
+        let span = got.last().unwrap().at.duration_since(got[0].at);
+        let audio_before_last = Duration::from_millis(((expected - 1) * ptime.millis() as usize) as u64);
+        assert!(span + Duration::from_millis(25) >= audio_before_last, "{span:?} for {ptime:?}");
+        let pcm = decode(Codec::Pcmu, &got);
+        assert!((490.0..510.0).contains(&crossings_per_second(&pcm[..9600])));
+        let event = timeout(WAIT, events.recv()).await.unwrap();
+        assert_eq!(
+            event,
+            Some(LegEvent::PlaybackFinished {
+                id,
+                completed: true
+            })
+        );
+        assert!(started.elapsed() >= Duration::from_millis(1100));
+        assert!(!leg.is_playing());
+    }
+}
+
+#[tokio::test]
+async fn a_stopped_prompt_reports_so_and_dtmf_is_sent_as_rfc4733() {
+    let phone = Phone::new(Codec::Pcma, 1).await;
+    let (leg, mut events) = open(LegOptions::default()).await;
+    leg.set_remote(&RemoteMedia::new(phone.addr(), Codec::Pcma).with_dtmf(101))
+        .unwrap();
+    let id = leg.play(&Prompt::from_samples(vec![1000; 80_000], "long"));
+    phone.listen(Duration::from_millis(200), 5).await;
+    leg.stop_playback();
+    assert_eq!(
+        timeout(WAIT, events.recv()).await.unwrap(),
+        Some(LegEvent::PlaybackFinished {
+            id,
+            completed: false
+        })
+    );
+    // Drain what was already in flight, then send digits.
+    phone.listen(Duration::from_millis(100), 100).await;
+    leg.send_dtmf("1#").unwrap();
+    assert!(leg.send_dtmf("x").is_err());
+    let got = phone.listen(Duration::from_secs(3), 100).await;
+    let events_sent: Vec<&Got> = got.iter().filter(|g| g.pt == 101).collect();
+    let mut rx = media::dtmf::DtmfReceiver::default();
+    let digits: Vec<char> = events_sent
+        .iter()
+        .filter_map(|g| rx.receive(g.ts, &g.payload).unwrap())
+        .collect();
+    assert_eq!(digits, vec!['1', '#']);
+    let ends = events_sent.iter().filter(|g| g.payload[1] & 0x80 != 0).count();
+    assert_eq!(ends, 6, "three end packets per digit");
+}
+
+#[tokio::test]
+async fn received_dtmf_and_audio_reach_the_engine() {
+    let phone = Phone::new(Codec::Pcmu, 9).await;
+    let (leg, mut events) = open(LegOptions::default()).await;
+    leg.set_remote(&RemoteMedia::new(phone.addr(), Codec::Pcmu).with_dtmf(101))
+        .unwrap();
+    let (tx, mut heard) = tokio::sync::mpsc::unbounded_channel();
+    leg.set_listener(Some(Box::new(move |pcm: &[i16], ts: u32| {
+        let _ = tx.send((ts, pcm.to_vec()));
+    })));
+    let to = leg.local_rtp_addr();
+    phone.talk(to, &sine(700.0, 0.5, 9000.0)).await;
+    for i in 0..4u16 {
+        let end = if i >= 1 { 0x80 } else { 0 };
+        phone
+            .send_raw(
+                to,
+                101,
+                i == 0,
+                &[9, end | 10, 0, 160 + i as u8],
+                phone.seq.get() + i,
+                phone.ts.get(),
+            )
+            .await;
+    }
+    assert_eq!(
+        timeout(WAIT, events.recv()).await.unwrap(),
+        Some(LegEvent::Latched { addr: phone.addr() })
+    );
+    assert_eq!(
+        timeout(WAIT, events.recv()).await.unwrap(),
+        Some(LegEvent::Dtmf { digit: '9' })
+    );
+    let mut pcm = vec![];
+    let mut last_ts = None;
+    while pcm.len() < 4000 {
+        let (ts, chunk) = timeout(WAIT, heard.recv()).await.unwrap().unwrap();
+        if let Some(prev) = last_ts {
+            assert_eq!(ts, prev, "listener audio is contiguous");
+        }
+        last_ts = Some(ts.wrapping_add(chunk.len() as u32));
+        pcm.extend(chunk);
+    }
+    assert!((690.0..710.0).contains(&crossings_per_second(&pcm)));
+    assert_eq!(leg.stats().dtmf_received, 1);
+}
+
+#[tokio::test]
+async fn the_recording_is_a_stereo_wav_callee_left_agent_right_readable_while_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("call.wav");
+    let callee = Phone::new(Codec::Pcmu, 1).await;
+    let agent = Phone::new(Codec::Pcma, 2).await;
+    let (callee_leg, _ce) = open(LegOptions::default()).await;
+    let (agent_leg, _ae) = open(LegOptions::default()).await;
+    callee_leg
+        .set_remote(&RemoteMedia::new(callee.addr(), Codec::Pcmu))
+        .unwrap();
+    agent_leg
+        .set_remote(&RemoteMedia::new(agent.addr(), Codec::Pcma))
+        .unwrap();
+    let _bridge = Bridge::connect(&callee_leg, &agent_leg).unwrap();
+    let recording = Recording::start(&path, &callee_leg, Some(&agent_leg)).unwrap();
+    let (ca, aa) = (callee_leg.local_rtp_addr(), agent_leg.local_rtp_addr());
+    let check_midway = async {
+        // While the call runs, the file on disk is already a valid WAV with most of the audio
+        // so far: what a crash would leave.
+        tokio::time::sleep(Duration::from_millis(1800)).await;
+        let reader = hound::WavReader::open(&path).unwrap();
+        let frames = reader.duration();
+        assert!(frames >= 4000, "only {frames} frames on disk after 1.8 s");
+    };
+    let (low, high) = (sine(400.0, 3.0, 8000.0), sine(1200.0, 3.0, 8000.0));
+    tokio::join!(
+        callee.talk(ca, &low),
+        agent.talk(aa, &high),
+        check_midway,
+    );
+    let summary = recording.finish().await.unwrap();
+    assert!(summary.duration >= Duration::from_millis(2900), "{summary:?}");
+    let mut reader = hound::WavReader::open(&path).unwrap();
+    let spec = reader.spec();
+    assert_eq!((spec.channels, spec.sample_rate, spec.bits_per_sample), (2, 8000, 16));
+    let samples: Vec<i16> = reader.samples::<i16>().map(|s| s.unwrap()).collect();
+    let left: Vec<i16> = samples.iter().step_by(2).copied().collect();
+    let right: Vec<i16> = samples.iter().skip(1).step_by(2).copied().collect();
+    // Take the middle second, where both sides talk.
+    let mid = |v: &[i16]| v[v.len() / 2 - 4000..v.len() / 2 + 4000].to_vec();
+    let (l, r) = (mid(&left), mid(&right));
+    assert!((390.0..410.0).contains(&crossings_per_second(&l)), "left {}", crossings_per_second(&l));
+    assert!((1180.0..1220.0).contains(&crossings_per_second(&r)), "right {}", crossings_per_second(&r));
+    // The two sides started within a packet or two of each other, and stay aligned.
+    let onset = |v: &[i16]| v.iter().position(|s| s.unsigned_abs() > 2000).unwrap();
+    let skew = onset(&left) as i64 - onset(&right) as i64;
+    assert!(skew.abs() < 800, "channels are {skew} samples apart");
+}
+
+#[tokio::test]
+async fn hostile_packets_are_counted_and_dropped_without_disturbing_another_call() {
+    let good = Phone::new(Codec::Pcmu, 0xAAAA).await;
+    let hostile = Phone::new(Codec::Pcmu, 0xBBBB).await;
+    let stranger = Phone::new(Codec::Pcmu, 0xCCCC).await;
+    let (good_leg, _ge) = open(LegOptions::default()).await;
+    let (victim_leg, _ve) = open(LegOptions::default()).await;
+    good_leg
+        .set_remote(&RemoteMedia::new(good.addr(), Codec::Pcmu))
+        .unwrap();
+    victim_leg
+        .set_remote(&RemoteMedia::new(hostile.addr(), Codec::Pcmu))
+        .unwrap();
+    let (tx, mut heard) = tokio::sync::mpsc::unbounded_channel();
+    good_leg.set_listener(Some(Box::new(move |pcm: &[i16], _ts: u32| {
+        let _ = tx.send(pcm.len());
+    })));
+    let victim = victim_leg.local_rtp_addr();
+    let attack = async {
+        // The victim's peer starts a real stream (it latches), then everything goes wrong.
+        for i in 0..5u16 {
+            hostile.send_raw(victim, 0, false, &[0xFF; 160], i, i as u32 * 160).await;
+        }
+        let raw: [&[u8]; 3] = [
+            &[0x40; 172],    // version 1
+            &[0x80, 0, 1],   // truncated
+            &[0x8F; 20],     // 15 CSRCs announced, not there
+        ];
+        for bytes in raw {
+            hostile.socket.send_to(bytes, victim).await.unwrap();
+        }
+        hostile.send_raw(victim, 99, false, &[0; 160], 5, 800).await; // not negotiated
+        hostile.send_raw(victim, 0, false, &[0; 160], 4, 640).await; // duplicate
+        stranger.send_raw(victim, 0, false, &[0; 160], 6, 960).await; // stranger
+        // A flood: 20,000 datagrams as fast as possible from the latched address.
+        for i in 0..20_000u32 {
+            let seq = 100 + i as u16;
+            let ssrc_switch = if i % 2 == 0 { 0xBBBB } else { 0xEEEE };
+            let mut buf = [0u8; 172];
+            let n = rtp::write_packet(
+                &OutHeader {
+                    marker: false,
+                    payload_type: 0,
+                    sequence: seq,
+                    timestamp: i * 160,
+                    ssrc: ssrc_switch,
+                },
+                &[0xFF; 160],
+                &mut buf,
+            )
+            .unwrap();
+            let _ = hostile.socket.send_to(&buf[..n], victim).await;
+            if i % 8 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+    };
+    let good_addr = good_leg.local_rtp_addr();
+    let speech = sine(600.0, 2.0, 8000.0);
+    let (_, _) = tokio::join!(good.talk(good_addr, &speech), attack);
+    // The good call heard all of its 2 seconds.
+    let mut samples = 0;
+    while samples < 16000 {
+        samples += timeout(WAIT, heard.recv()).await.unwrap().unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let g = good_leg.stats();
+    assert_eq!(g.packets_received, 100, "{g:?}");
+    assert_eq!(g.dropped.total(), 0, "{g:?}");
+    assert_eq!(g.packets_lost, 0);
+    let v = victim_leg.stats();
+    let d = v.dropped;
+    assert_eq!(d.bad_version, 1, "{d:?}");
+    assert_eq!(d.malformed, 2, "{d:?}");
+    assert_eq!(d.unknown_payload_type, 1, "{d:?}");
+    assert_eq!(d.stranger, 1, "{d:?}");
+    assert!(d.duplicate >= 1, "{d:?}");
+    assert!(d.ssrc_mismatch > 0, "{d:?}");
+    // Most of the flood never got past the rate limit (the kernel may also have dropped some).
+    assert!(d.flood > 5_000, "{d:?}");
+    assert!(v.packets_received < 1000, "{v:?}");
+}
