@@ -32,8 +32,18 @@ fn options() -> Options {
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--rows" => options.rows = args.next().and_then(|v| v.parse().ok()).unwrap_or(options.rows),
-            "--runs" => options.runs = args.next().and_then(|v| v.parse().ok()).unwrap_or(options.runs),
+            "--rows" => {
+                options.rows = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(options.rows)
+            }
+            "--runs" => {
+                options.runs = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(options.runs)
+            }
             "--db" => options.db = args.next().unwrap_or(options.db),
             "--parse" => options.parse = true,
             _ => {} // cargo bench passes --bench
@@ -86,12 +96,8 @@ async fn import_once(url: &str, file: &std::path::Path) -> (Duration, store::Imp
 
 fn parse_only(file: &std::path::Path) {
     let normalizer = store::phone::Normalizer::new(store::Country::US);
-    let mut numbers = Vec::new();
     let reader = BufReader::new(std::fs::File::open(file).expect("open"));
-    let mut csv = csv_fields(reader);
-    while let Some(phone) = csv.next() {
-        numbers.push(phone);
-    }
+    let numbers: Vec<String> = csv_fields(reader).collect();
     let started = Instant::now();
     let mut ok = 0u64;
     for number in &numbers {

@@ -59,13 +59,25 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-async fn measure(store: &Store, campaign_id: i64, k: usize, leases: usize, now: chrono::DateTime<chrono::Utc>) -> Vec<Duration> {
+async fn measure(
+    store: &Store,
+    campaign_id: i64,
+    k: usize,
+    leases: usize,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<Duration> {
     let mut times = Vec::with_capacity(leases);
     let mut total = 0;
     for i in 0..leases {
         let started = Instant::now();
         let got = store
-            .lease_due(campaign_id, &format!("bench-{i}"), k, now, Duration::from_secs(300))
+            .lease_due(
+                campaign_id,
+                &format!("bench-{i}"),
+                k,
+                now,
+                Duration::from_secs(300),
+            )
             .await
             .expect("lease");
         times.push(started.elapsed());
@@ -81,8 +93,14 @@ async fn run(url: &str, db: &str, options: &Options, file: &std::path::Path) {
     let store = Store::connect(url).await.expect("connect");
     store.migrate().await.expect("migrate");
     let always = "[calling_hours]\ndefault = \"00:00-24:00\"\noverride_legal_limits = true\n";
-    let (open, _) = store.apply_campaign(&campaign("open", always)).await.expect("apply");
-    let (legal, _) = store.apply_campaign(&campaign("legal", "")).await.expect("apply");
+    let (open, _) = store
+        .apply_campaign(&campaign("open", always))
+        .await
+        .expect("apply");
+    let (legal, _) = store
+        .apply_campaign(&campaign("legal", ""))
+        .await
+        .expect("apply");
     let due = chrono::Utc::now() - chrono::Duration::days(365);
     for c in [&open, &legal] {
         let started = Instant::now();
@@ -90,7 +108,10 @@ async fn run(url: &str, db: &str, options: &Options, file: &std::path::Path) {
             .import_csv(
                 c.id,
                 std::fs::File::open(file).expect("open"),
-                &ImportOptions { due_at: Some(due), ..Default::default() },
+                &ImportOptions {
+                    due_at: Some(due),
+                    ..Default::default()
+                },
             )
             .await
             .expect("import");
@@ -119,7 +140,10 @@ async fn run(url: &str, db: &str, options: &Options, file: &std::path::Path) {
             percentile(&times, 0.9).as_secs_f64() * 1e3,
             percentile(&times, 1.0).as_secs_f64() * 1e3,
         );
-        let plan = store.explain_lease(c.id, options.k, now).await.expect("explain");
+        let plan = store
+            .explain_lease(c.id, options.k, now)
+            .await
+            .expect("explain");
         println!("{db:<8} plan ({label}):\n{}", indent(&plan));
     }
 }
@@ -153,11 +177,16 @@ fn main() {
         .expect("runtime");
     runtime.block_on(async {
         if options.db != "postgres" {
-            let url = format!("sqlite://{}?mode=rwc", dir.path().join("lease.db").display());
+            let url = format!(
+                "sqlite://{}?mode=rwc",
+                dir.path().join("lease.db").display()
+            );
             run(&url, "sqlite", &options, &file).await;
         }
         if options.db != "sqlite" {
-            let pg = testkit::postgres().await.expect("PostgreSQL is not reachable");
+            let pg = testkit::postgres()
+                .await
+                .expect("PostgreSQL is not reachable");
             run(pg.url(), "postgres", &options, &file).await;
         }
     });

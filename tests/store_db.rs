@@ -26,7 +26,13 @@ async fn campaigns_are_created_updated_and_listed(store: Store) {
     assert_eq!(updated.id, created.id);
     assert_eq!(updated.spec.ring_timeout, store::Dur::secs(30));
     store.apply_campaign(&spec("autumn", "")).await.unwrap();
-    let names: Vec<String> = store.campaigns().await.unwrap().into_iter().map(|c| c.name).collect();
+    let names: Vec<String> = store
+        .campaigns()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.name)
+        .collect();
     assert_eq!(names, ["autumn", "spring"]);
     store
         .set_campaign_status(created.id, CampaignStatus::Running)
@@ -34,7 +40,10 @@ async fn campaigns_are_created_updated_and_listed(store: Store) {
         .unwrap();
     let again = store.campaign_by_name("spring").await.unwrap().unwrap();
     assert_eq!(again.status, CampaignStatus::Running);
-    assert_eq!(store.campaign(created.id).await.unwrap().unwrap().name, "spring");
+    assert_eq!(
+        store.campaign(created.id).await.unwrap().unwrap().name,
+        "spring"
+    );
     assert!(store.campaign_by_name("winter").await.unwrap().is_none());
 }
 on_both!(campaigns_are_created_updated_and_listed);
@@ -72,13 +81,22 @@ async fn a_broken_file_reports_every_bad_row(store: Store) {
     assert_eq!(lines, [4, 5, 6, 9, 11], "{summary:#?}");
     let reasons: Vec<&str> = summary.errors.iter().map(|e| e.reason.as_str()).collect();
     assert!(reasons[0].contains("`n/a`"), "{reasons:?}");
-    assert!(reasons[1].contains("expected 4 columns, found 5"), "{reasons:?}");
-    assert!(reasons[2].contains("unknown time zone `Mars/Base`"), "{reasons:?}");
+    assert!(
+        reasons[1].contains("expected 4 columns, found 5"),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons[2].contains("unknown time zone `Mars/Base`"),
+        "{reasons:?}"
+    );
     assert!(reasons[3].contains("not valid UTF-8"), "{reasons:?}");
     assert!(reasons[4].contains("`555-01`"), "{reasons:?}");
 
     let contacts = store
-        .contacts(&ContactQuery { campaign_id: c.id, ..Default::default() })
+        .contacts(&ContactQuery {
+            campaign_id: c.id,
+            ..Default::default()
+        })
         .await
         .unwrap();
     let numbers: Vec<&str> = contacts.iter().map(|c| c.e164.as_str()).collect();
@@ -103,18 +121,37 @@ on_both!(a_broken_file_reports_every_bad_row);
 async fn a_generated_list_imports_with_the_expected_counts(store: Store) {
     let c = campaign(&store, "generated", "").await;
     let mut csv = Vec::new();
-    let mix = store::sample::Mix { rows: 5000, ..Default::default() };
+    let mix = store::sample::Mix {
+        rows: 5000,
+        ..Default::default()
+    };
     let written = store::sample::write_csv(&mut csv, &mix).unwrap();
     let summary = store
-        .import_csv(c.id, std::io::Cursor::new(csv.clone()), &store::ImportOptions::default())
+        .import_csv(
+            c.id,
+            std::io::Cursor::new(csv.clone()),
+            &store::ImportOptions::default(),
+        )
         .await
         .unwrap();
     assert_eq!(summary.rows, written.rows);
-    assert_eq!(summary.rejected, written.bad, "{:?}", &summary.errors[..5.min(summary.errors.len())]);
+    assert_eq!(
+        summary.rejected,
+        written.bad,
+        "{:?}",
+        &summary.errors[..5.min(summary.errors.len())]
+    );
     assert_eq!(summary.duplicates, written.duplicates);
-    assert_eq!(summary.imported, written.rows - written.bad - written.duplicates);
+    assert_eq!(
+        summary.imported,
+        written.rows - written.bad - written.duplicates
+    );
     let again = store
-        .import_csv(c.id, std::io::Cursor::new(csv), &store::ImportOptions::default())
+        .import_csv(
+            c.id,
+            std::io::Cursor::new(csv),
+            &store::ImportOptions::default(),
+        )
         .await
         .unwrap();
     assert_eq!(again.imported, 0);
@@ -130,10 +167,19 @@ async fn leasing_honours_attempts_due_time_and_leases(store: Store) {
     let noon = utc(2027, 7, 14, 16, 0);
     let first = store.lease_due(c.id, "n1", 2, noon, LEASE).await.unwrap();
     assert_eq!(first.len(), 2);
-    assert_eq!(first[0].zones.iter().map(|z| z.name()).collect::<Vec<_>>(), ["America/New_York"]);
+    assert_eq!(
+        first[0].zones.iter().map(|z| z.name()).collect::<Vec<_>>(),
+        ["America/New_York"]
+    );
     let second = store.lease_due(c.id, "n2", 10, noon, LEASE).await.unwrap();
     assert_eq!(second.len(), 1, "leased contacts are not handed out twice");
-    assert!(store.lease_due(c.id, "n3", 10, noon, LEASE).await.unwrap().is_empty());
+    assert!(
+        store
+            .lease_due(c.id, "n3", 10, noon, LEASE)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // An expired lease makes the contact due again, for anyone.
     let later = noon + chrono::Duration::seconds(121);
@@ -146,7 +192,8 @@ async fn leasing_honours_attempts_due_time_and_leases(store: Store) {
     assert_eq!(store.release(&ids[..1], "n3").await.unwrap(), 1);
     assert_eq!(store.release_node("n3").await.unwrap(), 2);
     // Stored times are whole milliseconds.
-    let now = chrono::DateTime::from_timestamp_millis(chrono::Utc::now().timestamp_millis() + 1000).unwrap();
+    let now = chrono::DateTime::from_timestamp_millis(chrono::Utc::now().timestamp_millis() + 1000)
+        .unwrap();
     let all = store.lease_due(c.id, "n4", 10, now, LEASE).await.unwrap();
     assert_eq!(all.len(), 3);
     let (node, until) = store.lease_of(all[0].id).await.unwrap().unwrap();
@@ -159,20 +206,34 @@ async fn leasing_honours_attempts_due_time_and_leases(store: Store) {
         let at = now + chrono::Duration::hours(round);
         if round == 1 {
             let again = store.lease_due(c.id, "n4", 10, at, LEASE).await.unwrap();
-            assert!(again.iter().any(|l| l.id == contact), "due again after the busy delay");
+            assert!(
+                again.iter().any(|l| l.id == contact),
+                "due again after the busy delay"
+            );
         }
         let attempt = store.start_attempt(contact, "n4", at).await.unwrap();
         let after = store
             .finish_attempt(
                 attempt,
-                &Finish { outcome: Outcome::Busy, sip_code: Some(486), reason: None, ended_at: at },
+                &Finish {
+                    outcome: Outcome::Busy,
+                    sip_code: Some(486),
+                    reason: None,
+                    ended_at: at,
+                },
             )
             .await
             .unwrap();
         if round == 0 {
             assert_eq!(after.status, ContactStatus::Pending);
-            assert_eq!(after.next_attempt_at, Some(at + chrono::Duration::minutes(15)));
-            assert!(store.lease_of(contact).await.unwrap().is_none(), "lease cleared");
+            assert_eq!(
+                after.next_attempt_at,
+                Some(at + chrono::Duration::minutes(15))
+            );
+            assert!(
+                store.lease_of(contact).await.unwrap().is_none(),
+                "lease cleared"
+            );
         } else {
             assert_eq!(after.status, ContactStatus::Exhausted);
         }
@@ -197,19 +258,34 @@ async fn calling_hours_follow_dst_and_multi_zone_prefixes(store: Store) {
         leased.iter().map(|l| l.e164.clone()).collect()
     };
     // Tuesday 9 March 2027, 12:30 UTC: New York is still on EST (07:30, closed).
-    let before_dst = store.lease_due(c.id, "n", 10, utc(2027, 3, 9, 12, 30), LEASE).await.unwrap();
+    let before_dst = store
+        .lease_due(c.id, "n", 10, utc(2027, 3, 9, 12, 30), LEASE)
+        .await
+        .unwrap();
     assert!(before_dst.is_empty(), "{before_dst:?}");
     // Tuesday 16 March 2027, 12:30 UTC: EDT since the 14th, 08:30 in New York; Phoenix keeps
     // MST all year (05:30, closed).
-    let after_dst = store.lease_due(c.id, "n", 10, utc(2027, 3, 16, 12, 30), LEASE).await.unwrap();
-    assert_eq!(names(&after_dst), HashSet::from(["+12125550001".to_owned()]));
+    let after_dst = store
+        .lease_due(c.id, "n", 10, utc(2027, 3, 16, 12, 30), LEASE)
+        .await
+        .unwrap();
+    assert_eq!(
+        names(&after_dst),
+        HashSet::from(["+12125550001".to_owned()])
+    );
     store.release_node("n").await.unwrap();
     // 14:30 UTC in July: Boise 08:30 (open) but Los Angeles 07:30 (closed): the Idaho number
     // waits for both. Phoenix is 07:30: closed.
-    let july = store.lease_due(c.id, "m", 10, utc(2027, 7, 14, 14, 30), LEASE).await.unwrap();
+    let july = store
+        .lease_due(c.id, "m", 10, utc(2027, 7, 14, 14, 30), LEASE)
+        .await
+        .unwrap();
     assert_eq!(names(&july), HashSet::from(["+12125550001".to_owned()]));
     store.release_node("m").await.unwrap();
-    let later = store.lease_due(c.id, "m", 10, utc(2027, 7, 14, 15, 30), LEASE).await.unwrap();
+    let later = store
+        .lease_due(c.id, "m", 10, utc(2027, 7, 14, 15, 30), LEASE)
+        .await
+        .unwrap();
     assert_eq!(names(&later).len(), 3, "{later:?}");
     let idaho = later.iter().find(|l| l.e164 == "+12083990003").unwrap();
     let zones: Vec<&str> = idaho.zones.iter().map(|z| z.name()).collect();
@@ -225,7 +301,11 @@ async fn do_not_call_applies_at_import_and_at_lease_time(store: Store) {
     let c = campaign(&store, "dnc", ALWAYS_OPEN).await;
     let other = campaign(&store, "other", ALWAYS_OPEN).await;
     store
-        .add_dnc(DncScope::Campaign(c.id), &["+12125550001".to_owned()], "test")
+        .add_dnc(
+            DncScope::Campaign(c.id),
+            &["+12125550001".to_owned()],
+            "test",
+        )
         .await
         .unwrap();
     let summary = import(&store, c.id, NY).await;
@@ -251,7 +331,10 @@ async fn do_not_call_applies_at_import_and_at_lease_time(store: Store) {
     let leased = store.lease_due(c.id, "n", 10, now, LEASE).await.unwrap();
     let numbers: Vec<&str> = leased.iter().map(|l| l.e164.as_str()).collect();
     assert_eq!(numbers, ["+12125550003"]);
-    let leased = store.lease_due(other.id, "n", 10, now, LEASE).await.unwrap();
+    let leased = store
+        .lease_due(other.id, "n", 10, now, LEASE)
+        .await
+        .unwrap();
     assert_eq!(leased.len(), 2);
     assert!(leased.iter().all(|l| l.e164 != "+12125550002"));
 }
@@ -282,11 +365,22 @@ async fn outcomes_dispositions_and_callbacks(store: Store) {
         (AttemptEvent::Amd(store::AmdResult::Human), 8),
         (AttemptEvent::Bridged { agent_id: agent.id }, 9),
     ] {
-        store.attempt_event(a1, event, t0 + chrono::Duration::seconds(secs)).await.unwrap();
+        store
+            .attempt_event(a1, event, t0 + chrono::Duration::seconds(secs))
+            .await
+            .unwrap();
     }
     let ended = t0 + chrono::Duration::seconds(90);
     let done = store
-        .finish_attempt(a1, &Finish { outcome: Outcome::Connected, sip_code: Some(200), reason: None, ended_at: ended })
+        .finish_attempt(
+            a1,
+            &Finish {
+                outcome: Outcome::Connected,
+                sip_code: Some(200),
+                reason: None,
+                ended_at: ended,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(done.status, ContactStatus::Done);
@@ -314,25 +408,62 @@ async fn outcomes_dispositions_and_callbacks(store: Store) {
     // 2: a SIT tone: never redialled. 3: abandoned, then retried.
     let a2 = store.start_attempt(leased[1].id, "n", t0).await.unwrap();
     let invalid = store
-        .finish_attempt(a2, &Finish { outcome: Outcome::InvalidNumber, sip_code: None, reason: Some("SIT".into()), ended_at: t0 })
+        .finish_attempt(
+            a2,
+            &Finish {
+                outcome: Outcome::InvalidNumber,
+                sip_code: None,
+                reason: Some("SIT".into()),
+                ended_at: t0,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(invalid.status, ContactStatus::Invalid);
     let a3 = store.start_attempt(leased[2].id, "n", t0).await.unwrap();
     let abandoned = store
-        .finish_attempt(a3, &Finish { outcome: Outcome::Abandoned, sip_code: Some(200), reason: None, ended_at: t0 })
+        .finish_attempt(
+            a3,
+            &Finish {
+                outcome: Outcome::Abandoned,
+                sip_code: Some(200),
+                reason: None,
+                ended_at: t0,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(abandoned.status, ContactStatus::Pending);
-    assert!(store
-        .finish_attempt(a3, &Finish { outcome: Outcome::Busy, sip_code: None, reason: None, ended_at: t0 })
-        .await
-        .is_err(), "an attempt finishes once");
+    assert!(
+        store
+            .finish_attempt(
+                a3,
+                &Finish {
+                    outcome: Outcome::Busy,
+                    sip_code: None,
+                    reason: None,
+                    ended_at: t0
+                }
+            )
+            .await
+            .is_err(),
+        "an attempt finishes once"
+    );
 
-    let counts = store.abandon_counts(c.id, t0 - chrono::Duration::hours(24)).await.unwrap();
+    let counts = store
+        .abandon_counts(c.id, t0 - chrono::Duration::hours(24))
+        .await
+        .unwrap();
     assert_eq!((counts.live_answers, counts.abandons), (2, 1));
-    let counts = store.abandon_counts(c.id, t0 + chrono::Duration::seconds(30)).await.unwrap();
-    assert_eq!((counts.live_answers, counts.abandons), (1, 0), "only the call ended at +90s");
+    let counts = store
+        .abandon_counts(c.id, t0 + chrono::Duration::seconds(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        (counts.live_answers, counts.abandons),
+        (1, 0),
+        "only the call ended at +90s"
+    );
 
     // Tomorrow: the personal callback goes first, but only when its agent is ready.
     let t1 = tomorrow + chrono::Duration::minutes(1);
@@ -340,7 +471,16 @@ async fn outcomes_dispositions_and_callbacks(store: Store) {
     assert!(without.iter().all(|l| !l.callback), "{without:?}");
     store.release_node("n").await.unwrap();
     let with = store
-        .lease_due_with(c.id, "n", 1, t1, LEASE, &LeaseOptions { callback_agents: vec![agent.id] })
+        .lease_due_with(
+            c.id,
+            "n",
+            1,
+            t1,
+            LEASE,
+            &LeaseOptions {
+                callback_agents: vec![agent.id],
+            },
+        )
         .await
         .unwrap();
     assert_eq!(with.len(), 1);
@@ -350,16 +490,28 @@ async fn outcomes_dispositions_and_callbacks(store: Store) {
     // The callee asks not to be called: effective at once, everywhere.
     let a4 = store.start_attempt(with[0].id, "n", t1).await.unwrap();
     store
-        .finish_attempt(a4, &Finish { outcome: Outcome::Connected, sip_code: Some(200), reason: None, ended_at: t1 })
+        .finish_attempt(
+            a4,
+            &Finish {
+                outcome: Outcome::Connected,
+                sip_code: Some(200),
+                reason: None,
+                ended_at: t1,
+            },
+        )
         .await
         .unwrap();
     let after = store
-        .set_disposition(a4, Some(agent.id), &Disposition {
-            kind: DispositionKind::DoNotCall,
-            note: None,
-            callback_at: None,
-            callback_personal: false,
-        })
+        .set_disposition(
+            a4,
+            Some(agent.id),
+            &Disposition {
+                kind: DispositionKind::DoNotCall,
+                note: None,
+                callback_at: None,
+                callback_personal: false,
+            },
+        )
         .await
         .unwrap();
     assert_eq!(after.status, ContactStatus::Dnc);
@@ -367,31 +519,59 @@ async fn outcomes_dispositions_and_callbacks(store: Store) {
 
     // Paging and filters for the API.
     let by_outcome = store
-        .attempts(&AttemptQuery { campaign_id: Some(c.id), outcome: Some(Outcome::Connected), ..Default::default() })
+        .attempts(&AttemptQuery {
+            campaign_id: Some(c.id),
+            outcome: Some(Outcome::Connected),
+            ..Default::default()
+        })
         .await
         .unwrap();
-    assert_eq!(by_outcome.iter().map(|a| a.id).collect::<Vec<_>>(), [a1, a4]);
+    assert_eq!(
+        by_outcome.iter().map(|a| a.id).collect::<Vec<_>>(),
+        [a1, a4]
+    );
     let in_range = store
-        .attempts(&AttemptQuery { campaign_id: Some(c.id), from: Some(t1), ..Default::default() })
+        .attempts(&AttemptQuery {
+            campaign_id: Some(c.id),
+            from: Some(t1),
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(in_range.len(), 1);
     let page1 = store
-        .contacts(&ContactQuery { campaign_id: c.id, limit: 2, ..Default::default() })
+        .contacts(&ContactQuery {
+            campaign_id: c.id,
+            limit: 2,
+            ..Default::default()
+        })
         .await
         .unwrap();
     let page2 = store
-        .contacts(&ContactQuery { campaign_id: c.id, limit: 2, after_id: Some(page1[1].id), ..Default::default() })
+        .contacts(&ContactQuery {
+            campaign_id: c.id,
+            limit: 2,
+            after_id: Some(page1[1].id),
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(page1.len() + page2.len(), 3);
     let invalid = store
-        .contacts(&ContactQuery { campaign_id: c.id, status: Some(ContactStatus::Invalid), ..Default::default() })
+        .contacts(&ContactQuery {
+            campaign_id: c.id,
+            status: Some(ContactStatus::Invalid),
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(invalid.len(), 1);
     let by_number = store
-        .contacts(&ContactQuery { campaign_id: c.id, number_prefix: Some("+1212555000".into()), ..Default::default() })
+        .contacts(&ContactQuery {
+            campaign_id: c.id,
+            number_prefix: Some("+1212555000".into()),
+            ..Default::default()
+        })
         .await
         .unwrap();
     assert_eq!(by_number.len(), 3);
@@ -400,8 +580,14 @@ async fn outcomes_dispositions_and_callbacks(store: Store) {
     let mut out = Vec::new();
     assert_eq!(store.export_csv(c.id, &mut out).await.unwrap(), 3);
     let text = String::from_utf8(out).unwrap();
-    assert!(text.starts_with("phone,status,attempts,last_outcome,"), "{text}");
-    assert!(text.contains("+12125550002,invalid,1,invalid_number"), "{text}");
+    assert!(
+        text.starts_with("phone,status,attempts,last_outcome,"),
+        "{text}"
+    );
+    assert!(
+        text.contains("+12125550002,invalid,1,invalid_number"),
+        "{text}"
+    );
     assert!(text.contains(",dnc,2,connected,"), "{text}");
 }
 on_both!(outcomes_dispositions_and_callbacks);
@@ -416,14 +602,23 @@ async fn agents_store_digest_credentials(store: Store) {
         campaigns: vec![c.id],
     };
     let bob = store.create_agent(&new).await.unwrap();
-    assert!(matches!(store.create_agent(&new).await, Err(store::Error::AgentExists(_))));
+    assert!(matches!(
+        store.create_agent(&new).await,
+        Err(store::Error::AgentExists(_))
+    ));
     let found = store.agent_by_username("bob").await.unwrap().unwrap();
     assert_eq!(found, bob);
     assert_eq!(found.campaigns, [c.id]);
     let (md5, sha) = store::digest_ha1("bob", "dialer.example", "s3cret-pass");
-    assert_eq!((found.ha1_md5.as_str(), found.ha1_sha256.as_str()), (md5.as_str(), sha.as_str()));
+    assert_eq!(
+        (found.ha1_md5.as_str(), found.ha1_sha256.as_str()),
+        (md5.as_str(), sha.as_str())
+    );
     assert_eq!(store.agents().await.unwrap().len(), 1);
-    assert_eq!(store.campaign_agents(c.id).await.unwrap()[0].username, "bob");
+    assert_eq!(
+        store.campaign_agents(c.id).await.unwrap()[0].username,
+        "bob"
+    );
 }
 on_both!(agents_store_digest_credentials);
 
@@ -436,10 +631,19 @@ async fn concurrent_leasers_never_overlap_on_postgres() {
     let store = store_common::connect(db.url()).await;
     let c = campaign(&store, "race", ALWAYS_OPEN).await;
     let mut csv = Vec::new();
-    let mix = store::sample::Mix { rows: 3000, bad: 0.0, duplicates: 0.0, seed: 7 };
+    let mix = store::sample::Mix {
+        rows: 3000,
+        bad: 0.0,
+        duplicates: 0.0,
+        seed: 7,
+    };
     store::sample::write_csv(&mut csv, &mix).unwrap();
     let summary = store
-        .import_csv(c.id, std::io::Cursor::new(csv), &store::ImportOptions::default())
+        .import_csv(
+            c.id,
+            std::io::Cursor::new(csv),
+            &store::ImportOptions::default(),
+        )
         .await
         .unwrap();
     let now = chrono::Utc::now() + chrono::Duration::seconds(5);
@@ -464,6 +668,13 @@ async fn concurrent_leasers_never_overlap_on_postgres() {
     let a_set: HashSet<i64> = a.iter().copied().collect();
     let b_set: HashSet<i64> = b.iter().copied().collect();
     assert_eq!(a_set.len(), a.len(), "node a got a contact twice");
-    assert!(a_set.is_disjoint(&b_set), "both nodes leased the same contact");
-    assert_eq!(a.len() + b.len(), summary.imported as usize, "every contact leased once");
+    assert!(
+        a_set.is_disjoint(&b_set),
+        "both nodes leased the same contact"
+    );
+    assert_eq!(
+        a.len() + b.len(),
+        summary.imported as usize,
+        "every contact leased once"
+    );
 }

@@ -60,7 +60,8 @@ uri = "sip:127.0.0.1:5060"
 }
 
 /// Calling hours open around the clock (tests that are not about hours).
-pub const ALWAYS_OPEN: &str = "[calling_hours]\ndefault = \"00:00-24:00\"\noverride_legal_limits = true\n";
+pub const ALWAYS_OPEN: &str =
+    "[calling_hours]\ndefault = \"00:00-24:00\"\noverride_legal_limits = true\n";
 
 /// Applies a campaign and returns it.
 pub async fn campaign(store: &Store, name: &str, extra: &str) -> Campaign {
@@ -79,7 +80,11 @@ pub async fn import(store: &Store, campaign_id: i64, csv: &str) -> ImportSummary
         ..ImportOptions::default()
     };
     store
-        .import_csv(campaign_id, std::io::Cursor::new(csv.as_bytes().to_vec()), &options)
+        .import_csv(
+            campaign_id,
+            std::io::Cursor::new(csv.as_bytes().to_vec()),
+            &options,
+        )
         .await
         .unwrap()
 }

@@ -6,7 +6,9 @@ use crate::error::{Error, Result};
 use crate::types::{from_ms, ms};
 use chrono::{DateTime, Utc};
 use md5::Md5;
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
+};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -74,7 +76,9 @@ impl Store {
             )));
         }
         if new.password.len() < 8 {
-            return Err(Error::Invalid("agent SIP password must be at least 8 characters".into()));
+            return Err(Error::Invalid(
+                "agent SIP password must be at least 8 characters".into(),
+            ));
         }
         if self.agent_by_username(&new.username).await?.is_some() {
             return Err(Error::AgentExists(new.username.clone()));
@@ -137,7 +141,10 @@ impl Store {
             .all(&self.db)
             .await?
         {
-            if let Some(row) = agent::Entity::find_by_id(link.agent_id).one(&self.db).await? {
+            if let Some(row) = agent::Entity::find_by_id(link.agent_id)
+                .one(&self.db)
+                .await?
+            {
                 agents.push(self.agent_from(row).await?);
             }
         }
@@ -146,7 +153,12 @@ impl Store {
     }
 
     /// Puts an agent on a campaign (or takes them off).
-    pub async fn assign_agent(&self, agent_id: i64, campaign_id: i64, assigned: bool) -> Result<()> {
+    pub async fn assign_agent(
+        &self,
+        agent_id: i64,
+        campaign_id: i64,
+        assigned: bool,
+    ) -> Result<()> {
         if assigned {
             self.execute(
                 "INSERT INTO agent_campaigns (agent_id, campaign_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
@@ -170,7 +182,9 @@ impl Store {
             .await?
             .ok_or_else(|| Error::NoSuchAgent(username.to_owned()))?;
         if password.len() < 8 {
-            return Err(Error::Invalid("agent SIP password must be at least 8 characters".into()));
+            return Err(Error::Invalid(
+                "agent SIP password must be at least 8 characters".into(),
+            ));
         }
         let (md5, sha256) = digest_ha1(username, &agent.realm, password);
         self.execute(

@@ -6,9 +6,7 @@ use crate::entity::{attempt, callback, disposition};
 use crate::error::{Error, Result};
 use crate::types::{AmdResult, ContactStatus, DispositionKind, Outcome, from_ms, ms};
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ActiveModelTrait, DatabaseTransaction, EntityTrait, Set, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, DatabaseTransaction, EntityTrait, Set, TransactionTrait};
 use serde::Serialize;
 
 /// One step of a call's life, recorded on its attempt row.
@@ -190,7 +188,12 @@ impl Store {
         }
         .insert(&self.db)
         .await?;
-        tracing::debug!(attempt_id = inserted.id, contact_id, campaign_id, "attempt started");
+        tracing::debug!(
+            attempt_id = inserted.id,
+            contact_id,
+            campaign_id,
+            "attempt started"
+        );
         Ok(inserted.id)
     }
 
@@ -292,7 +295,8 @@ impl Store {
                 }
                 Outcome::InvalidNumber => (Some(ContactStatus::Invalid), None),
                 Outcome::DoNotCall => {
-                    self.add_dnc_in(&txn, 0, &row.e164, "opt-out", ended).await?;
+                    self.add_dnc_in(&txn, 0, &row.e164, "opt-out", ended)
+                        .await?;
                     (Some(ContactStatus::Dnc), None)
                 }
                 retryable => {
@@ -424,7 +428,8 @@ impl Store {
                 set_status(ContactStatus::Invalid).await?;
             }
             DispositionKind::DoNotCall => {
-                self.add_dnc_in(&txn, 0, &row.e164, "disposition", at).await?;
+                self.add_dnc_in(&txn, 0, &row.e164, "disposition", at)
+                    .await?;
                 set_status(ContactStatus::Dnc).await?;
             }
             DispositionKind::Callback => {
@@ -516,7 +521,8 @@ impl Store {
     ) -> Result<AbandonCounts> {
         let window = chrono::Duration::from_std(window)
             .map_err(|_| Error::Invalid("abandon window too long".into()))?;
-        self.abandon_counts(campaign_id, crate::db::now() - window).await
+        self.abandon_counts(campaign_id, crate::db::now() - window)
+            .await
     }
 
     /// One attempt.

@@ -44,9 +44,8 @@ impl TryFrom<campaign::Model> for Campaign {
     type Error = Error;
 
     fn try_from(row: campaign::Model) -> Result<Self> {
-        let spec: CampaignSpec = serde_json::from_str(&row.spec).map_err(|err| {
-            Error::Corrupt(format!("campaign {} definition: {err}", row.id))
-        })?;
+        let spec: CampaignSpec = serde_json::from_str(&row.spec)
+            .map_err(|err| Error::Corrupt(format!("campaign {} definition: {err}", row.id)))?;
         Ok(Self {
             id: row.id,
             name: row.name,

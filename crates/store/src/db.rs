@@ -1,13 +1,13 @@
 //! The [`Store`] handle: connecting, migrating, and the raw-statement helpers the hot paths use.
 
 use crate::error::{Error, Result};
+use chrono_tz::Tz;
 use migrations::{Migrator, MigratorTrait};
 use sea_orm::{
     ConnectionTrait, DatabaseBackend, DatabaseConnection, QueryResult, Statement, Value,
 };
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use chrono_tz::Tz;
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
@@ -50,8 +50,16 @@ impl Store {
             let pool = SqlitePoolOptions::new()
                 .max_connections(if in_memory { 1 } else { 4 })
                 .min_connections(usize::from(in_memory) as u32)
-                .idle_timeout(if in_memory { None } else { Some(Duration::from_secs(600)) })
-                .max_lifetime(if in_memory { None } else { Some(Duration::from_secs(3600)) })
+                .idle_timeout(if in_memory {
+                    None
+                } else {
+                    Some(Duration::from_secs(600))
+                })
+                .max_lifetime(if in_memory {
+                    None
+                } else {
+                    Some(Duration::from_secs(3600))
+                })
                 .connect_with(options.clone())
                 .await?;
             let mut store = Self::new(DatabaseConnection::from(pool), Backend::Sqlite);
@@ -129,7 +137,11 @@ impl Store {
         Statement::from_sql_and_values(self.db_backend(), sql.into(), values)
     }
 
-    pub(crate) async fn query_all(&self, sql: &str, values: Vec<Value>) -> Result<Vec<QueryResult>> {
+    pub(crate) async fn query_all(
+        &self,
+        sql: &str,
+        values: Vec<Value>,
+    ) -> Result<Vec<QueryResult>> {
         Ok(self.db.query_all_raw(self.stmt(sql, values)).await?)
     }
 
@@ -142,7 +154,11 @@ impl Store {
     }
 
     pub(crate) async fn execute(&self, sql: &str, values: Vec<Value>) -> Result<u64> {
-        Ok(self.db.execute_raw(self.stmt(sql, values)).await?.rows_affected())
+        Ok(self
+            .db
+            .execute_raw(self.stmt(sql, values))
+            .await?
+            .rows_affected())
     }
 }
 
@@ -154,7 +170,11 @@ pub(crate) struct ZoneCache {
 }
 
 /// Runs a raw statement on any connection or transaction.
-pub(crate) async fn exec<C: ConnectionTrait>(conn: &C, sql: &str, values: Vec<Value>) -> Result<u64> {
+pub(crate) async fn exec<C: ConnectionTrait>(
+    conn: &C,
+    sql: &str,
+    values: Vec<Value>,
+) -> Result<u64> {
     let stmt = Statement::from_sql_and_values(conn.get_database_backend(), sql, values);
     Ok(conn.execute_raw(stmt).await?.rows_affected())
 }
@@ -192,10 +212,7 @@ pub(crate) fn now() -> chrono::DateTime<chrono::Utc> {
 mod tests {
     #[test]
     fn passwords_are_redacted() {
-        assert_eq!(
-            super::redact("mysql://u:secret@h/db"),
-            "mysql://u:***@h/db"
-        );
+        assert_eq!(super::redact("mysql://u:secret@h/db"), "mysql://u:***@h/db");
         assert_eq!(super::redact("foo"), "foo");
     }
 }

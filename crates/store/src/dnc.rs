@@ -119,7 +119,12 @@ impl Store {
             .await
             .map_err(|err| Error::Task(err.to_string()))??;
         txn.commit().await?;
-        tracing::info!(?scope, added = summary.added, rejected = summary.rejected, "do-not-call list loaded");
+        tracing::info!(
+            ?scope,
+            added = summary.added,
+            rejected = summary.rejected,
+            "do-not-call list loaded"
+        );
         Ok(summary)
     }
 }
@@ -153,7 +158,12 @@ fn read_dnc<R: Read>(
             continue;
         };
         let text = text.trim_start_matches('\u{feff}');
-        let first = text.split(',').next().unwrap_or("").trim().trim_matches('"');
+        let first = text
+            .split(',')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .trim_matches('"');
         if first.is_empty() {
             continue;
         }

@@ -202,7 +202,8 @@ impl CallingHours {
                         DayHours::Open { start, end }
                     ),
                 ));
-            } else if !self.override_legal_limits && (start < legal_start || to_midnight || end > legal_end)
+            } else if !self.override_legal_limits
+                && (start < legal_start || to_midnight || end > legal_end)
             {
                 problems.push((
                     name.to_owned(),

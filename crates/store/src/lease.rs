@@ -72,8 +72,15 @@ impl Store {
         now: DateTime<Utc>,
         lease: Duration,
     ) -> Result<Vec<LeasedContact>> {
-        self.lease_due_with(campaign_id, node_id, k, now, lease, &LeaseOptions::default())
-            .await
+        self.lease_due_with(
+            campaign_id,
+            node_id,
+            k,
+            now,
+            lease,
+            &LeaseOptions::default(),
+        )
+        .await
     }
 
     /// [`Store::lease_due`], also leasing the personal callbacks of `options.callback_agents`.
@@ -165,7 +172,13 @@ impl Store {
                 lease_until: until,
             });
         }
-        tracing::debug!(campaign_id, node = node_id, k, leased = contacts.len(), "leased contacts");
+        tracing::debug!(
+            campaign_id,
+            node = node_id,
+            k,
+            leased = contacts.len(),
+            "leased contacts"
+        );
         Ok(contacts)
     }
 
@@ -297,7 +310,12 @@ impl Store {
 
     /// The database's plan (and, on PostgreSQL, timing) of the lease statement for pending
     /// contacts, without leasing anything: for benchmarks and operators checking indexes.
-    pub async fn explain_lease(&self, campaign_id: i64, k: usize, now: DateTime<Utc>) -> Result<String> {
+    pub async fn explain_lease(
+        &self,
+        campaign_id: i64,
+        k: usize,
+        now: DateTime<Utc>,
+    ) -> Result<String> {
         let campaign = self.require_campaign_id(campaign_id).await?;
         let open: Vec<i64> = self
             .campaign_zone_sets(campaign_id)

@@ -58,12 +58,14 @@ pub use db::{Backend, Store};
 pub use dnc::{DncScope, DncSummary};
 pub use error::{Error, FieldError, Result};
 pub use hours::{CallingHours, DayHours};
-pub use import::{ImportOptions, ImportSummary, MAX_ERRORS, PHONE_HEADERS, RowError, TIMEZONE_HEADERS};
+pub use import::{
+    ImportOptions, ImportSummary, MAX_ERRORS, PHONE_HEADERS, RowError, TIMEZONE_HEADERS,
+};
 pub use lease::{LeaseOptions, LeasedContact, MAX_LEASE};
+pub use phonenumber::country::Id as Country;
 pub use queries::{AttemptQuery, Contact, ContactQuery, MAX_PAGE};
 pub use spec::{
     AbandonWindow, Amd, CampaignSpec, DialMode, Dur, MachineAction, Pacing, Retry, RetryRule,
     Transport, Trunk,
 };
-pub use phonenumber::country::Id as Country;
 pub use types::{AmdResult, CampaignStatus, ContactStatus, DispositionKind, Outcome};

@@ -255,7 +255,10 @@ mod tests {
     /// The fast path and `phonenumber` agree on every number we throw at them.
     #[test]
     fn fast_path_matches_the_reference() {
-        assert!(!Nanp::get().regions.is_empty(), "NANP metadata did not compile");
+        assert!(
+            !Nanp::get().regions.is_empty(),
+            "NANP metadata did not compile"
+        );
         let mut state = 0x9E37_79B9_7F4A_7C15u64;
         let mut next = move || {
             state ^= state << 13;
@@ -284,9 +287,16 @@ mod tests {
                     assert_eq!(slow.as_ref(), Ok(fast), "{country:?} {written}");
                 }
                 // Whatever the path, the public answer is the reference's.
-                assert_eq!(normalizer.normalize(&written), slow, "{country:?} {written}");
+                assert_eq!(
+                    normalizer.normalize(&written),
+                    slow,
+                    "{country:?} {written}"
+                );
             }
         }
-        assert!(fast_hits > 10_000, "the fast path is hardly used: {fast_hits}");
+        assert!(
+            fast_hits > 10_000,
+            "the fast path is hardly used: {fast_hits}"
+        );
     }
 }

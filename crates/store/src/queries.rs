@@ -83,7 +83,8 @@ fn page(limit: u64) -> u64 {
 impl Store {
     /// One page of a campaign's contacts.
     pub async fn contacts(&self, q: &ContactQuery) -> Result<Vec<Contact>> {
-        let mut select = contact::Entity::find().filter(contact::Column::CampaignId.eq(q.campaign_id));
+        let mut select =
+            contact::Entity::find().filter(contact::Column::CampaignId.eq(q.campaign_id));
         if let Some(status) = q.status {
             select = select.filter(contact::Column::Status.eq(status.as_str()));
         }
@@ -195,8 +196,13 @@ impl Store {
             "next_attempt_at",
             "timezone",
         ];
-        out.write_record(fixed.iter().copied().chain(columns.iter().map(String::as_str)))
-            .map_err(|err| Error::Io(std::io::Error::other(err)))?;
+        out.write_record(
+            fixed
+                .iter()
+                .copied()
+                .chain(columns.iter().map(String::as_str)),
+        )
+        .map_err(|err| Error::Io(std::io::Error::other(err)))?;
         let mut after = None;
         let mut written = 0u64;
         loop {
@@ -217,8 +223,14 @@ impl Store {
                     c.status.to_string(),
                     c.attempts.to_string(),
                     c.last_outcome.map(|o| o.to_string()).unwrap_or_default(),
-                    c.last_attempt_at.map(|t| t.to_rfc3339()).unwrap_or_default(),
-                    if pending { c.next_attempt_at.to_rfc3339() } else { String::new() },
+                    c.last_attempt_at
+                        .map(|t| t.to_rfc3339())
+                        .unwrap_or_default(),
+                    if pending {
+                        c.next_attempt_at.to_rfc3339()
+                    } else {
+                        String::new()
+                    },
                     c.zones.join(" "),
                 ];
                 for name in &columns {

@@ -56,7 +56,13 @@ const LAST: &[&str] = &[
     "Müller",
 ];
 const CITIES: &[&str] = &[
-    "Springfield", "Riverside", "Fairview", "Madison", "Georgetown", "Salem, OR", "Clinton",
+    "Springfield",
+    "Riverside",
+    "Fairview",
+    "Madison",
+    "Georgetown",
+    "Salem, OR",
+    "Clinton",
 ];
 
 struct Rng(u64);
@@ -86,7 +92,11 @@ fn us_number(i: u64) -> (&'static str, u64, u64) {
     (area, 200 + (rest / 10_000) % 800, rest % 10_000)
 }
 
-fn format_us(out: &mut impl Write, (area, exchange, line): (&str, u64, u64), style: usize) -> io::Result<()> {
+fn format_us(
+    out: &mut impl Write,
+    (area, exchange, line): (&str, u64, u64),
+    style: usize,
+) -> io::Result<()> {
     match style {
         0 => write!(out, "({area}) {exchange}-{line:04}"),
         1 => write!(out, "{area}-{exchange}-{line:04}"),
@@ -107,8 +117,16 @@ pub fn write_csv(mut out: impl Write, mix: &Mix) -> io::Result<Written> {
         let first = FIRST[rng.below(FIRST.len())];
         let last = LAST[rng.below(LAST.len())];
         let city = CITIES[rng.below(CITIES.len())];
-        let quoted_last = if last.contains('\'') { format!("\"{last}\"") } else { last.to_owned() };
-        let quoted_city = if city.contains(',') { format!("\"{city}\"") } else { city.to_owned() };
+        let quoted_last = if last.contains('\'') {
+            format!("\"{last}\"")
+        } else {
+            last.to_owned()
+        };
+        let quoted_city = if city.contains(',') {
+            format!("\"{city}\"")
+        } else {
+            city.to_owned()
+        };
         written.rows += 1;
         if rng.chance(mix.bad) {
             written.bad += 1;
@@ -151,7 +169,10 @@ mod tests {
     fn same_seed_same_file() {
         let mut a = Vec::new();
         let mut b = Vec::new();
-        let mix = Mix { rows: 500, ..Mix::default() };
+        let mix = Mix {
+            rows: 500,
+            ..Mix::default()
+        };
         let wa = write_csv(&mut a, &mix).unwrap();
         write_csv(&mut b, &mix).unwrap();
         assert_eq!(a, b);

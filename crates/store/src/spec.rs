@@ -43,7 +43,7 @@ impl fmt::Display for Dur {
             (60_000, "m"),
             (1_000, "s"),
         ];
-        if ms % 1000 != 0 {
+        if !ms.is_multiple_of(1000) {
             return write!(f, "{ms}ms");
         }
         let mut rest = ms;
@@ -71,7 +71,9 @@ impl FromStr for Dur {
         let mut total_ms: u64 = 0;
         let mut rest = text;
         while !rest.is_empty() {
-            let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+            let digits = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
             if digits == 0 {
                 return Err(format!(
                     "`{s}` is not a duration (write e.g. 25s, 1500ms, 15m, 2h, 1d)"
@@ -422,19 +424,19 @@ impl CampaignSpec {
     /// Reads and validates a campaign file's TOML.
     pub fn from_toml(text: &str) -> Result<Self, Error> {
         // Inline credentials are refused by name, before serde's generic "unknown field".
-        if let Ok(value) = text.parse::<toml::Table>() {
-            if let Some(trunk) = value.get("trunk").and_then(|t| t.as_table()) {
-                for key in ["password", "username", "secret"] {
-                    if trunk.contains_key(key) {
-                        return Err(Error::InvalidSpec(vec![FieldError::new(
-                            format!("trunk.{key}"),
-                            format!(
-                                "credentials are never written in the campaign file; set \
-                                 {key}_env to the name of an environment variable holding it"
-                            )
-                            .replace("secret_env", "password_env"),
-                        )]));
-                    }
+        if let Ok(value) = text.parse::<toml::Table>()
+            && let Some(trunk) = value.get("trunk").and_then(|t| t.as_table())
+        {
+            for key in ["password", "username", "secret"] {
+                if trunk.contains_key(key) {
+                    return Err(Error::InvalidSpec(vec![FieldError::new(
+                        format!("trunk.{key}"),
+                        format!(
+                            "credentials are never written in the campaign file; set \
+                             {key}_env to the name of an environment variable holding it"
+                        )
+                        .replace("secret_env", "password_env"),
+                    )]));
                 }
             }
         }
@@ -455,9 +457,8 @@ impl CampaignSpec {
 
     /// The country id `phonenumber` uses for national numbers.
     pub fn country(&self) -> Result<phonenumber::country::Id, Error> {
-        parse_country(&self.default_country).map_err(|reason| {
-            Error::InvalidSpec(vec![FieldError::new("default_country", reason)])
-        })
+        parse_country(&self.default_country)
+            .map_err(|reason| Error::InvalidSpec(vec![FieldError::new("default_country", reason)]))
     }
 
     /// The retry rule for an outcome that may be retried, if any.
@@ -533,8 +534,10 @@ impl CampaignSpec {
                 "agentless mode needs the message file played to answered calls".into(),
             );
         }
-        if matches!(self.pacing.mode, DialMode::Progressive | DialMode::Predictive)
-            && blank(&self.abandon_message)
+        if matches!(
+            self.pacing.mode,
+            DialMode::Progressive | DialMode::Predictive
+        ) && blank(&self.abandon_message)
         {
             bad(
                 "abandon_message",
@@ -610,29 +613,37 @@ impl CampaignSpec {
         for (field, value, max) in [
             ("amd.initial_silence", amd.initial_silence, 10_000),
             ("amd.greeting", amd.greeting, 10_000),
-            ("amd.after_greeting_silence", amd.after_greeting_silence, 5_000),
+            (
+                "amd.after_greeting_silence",
+                amd.after_greeting_silence,
+                5_000,
+            ),
             ("amd.total_analysis_time", amd.total_analysis_time, 30_000),
             ("amd.min_word_length", amd.min_word_length, 2_000),
-            ("amd.between_words_silence", amd.between_words_silence, 2_000),
+            (
+                "amd.between_words_silence",
+                amd.between_words_silence,
+                2_000,
+            ),
         ] {
-            if let Some(value) = value {
-                if value.0.is_zero() || value.0.as_millis() > max {
-                    bad(field, format!("{value} must be between 1ms and {max}ms"));
-                }
+            if let Some(value) = value
+                && (value.0.is_zero() || value.0.as_millis() > max)
+            {
+                bad(field, format!("{value} must be between 1ms and {max}ms"));
             }
         }
-        if let Some(words) = amd.maximum_words {
-            if !(1..=20).contains(&words) {
-                bad("amd.maximum_words", format!("{words} must be 1 to 20"));
-            }
+        if let Some(words) = amd.maximum_words
+            && !(1..=20).contains(&words)
+        {
+            bad("amd.maximum_words", format!("{words} must be 1 to 20"));
         }
-        if let Some(level) = amd.silence_threshold {
-            if !(1..=32_767).contains(&level) {
-                bad(
-                    "amd.silence_threshold",
-                    format!("{level} must be 1 to 32767 (mean absolute sample)"),
-                );
-            }
+        if let Some(level) = amd.silence_threshold
+            && !(1..=32_767).contains(&level)
+        {
+            bad(
+                "amd.silence_threshold",
+                format!("{level} must be 1 to 32767 (mean absolute sample)"),
+            );
         }
 
         for (field, reason) in self.calling_hours.problems() {
@@ -672,25 +683,20 @@ impl CampaignSpec {
         if !(t.uri.starts_with("sip:") || t.uri.starts_with("sips:")) || t.uri.len() < 5 {
             bad(
                 "trunk.uri",
-                format!(
-                    "`{}` is not a SIP URI (write sip:host[:port])",
-                    t.uri
-                ),
+                format!("`{}` is not a SIP URI (write sip:host[:port])", t.uri),
             );
         }
         for (field, value) in [
             ("trunk.username_env", &t.username_env),
             ("trunk.password_env", &t.password_env),
         ] {
-            if let Some(name) = value {
-                if !is_env_name(name) {
-                    bad(
-                        field,
-                        format!(
-                            "`{name}` is not an environment variable name (letters, digits, _)"
-                        ),
-                    );
-                }
+            if let Some(name) = value
+                && !is_env_name(name)
+            {
+                bad(
+                    field,
+                    format!("`{name}` is not an environment variable name (letters, digits, _)"),
+                );
             }
         }
         if t.username_env.is_some() != t.password_env.is_some() {
@@ -778,7 +784,10 @@ uri = "sip:127.0.0.1:5060"
     fn short_ring_timeout_is_refused_by_name() {
         let text = MINIMAL.replace("[trunk]", "ring_timeout = \"10s\"\n[trunk]");
         let err = CampaignSpec::from_toml(&text).unwrap_err();
-        assert!(err.to_string().contains("ring_timeout: 10s is below the 15s minimum"));
+        assert!(
+            err.to_string()
+                .contains("ring_timeout: 10s is below the 15s minimum")
+        );
     }
 
     #[test]
@@ -834,11 +843,16 @@ cps = 0
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "toml") {
                 let text = std::fs::read_to_string(&path).unwrap();
-                CampaignSpec::from_toml(&text).unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+                CampaignSpec::from_toml(&text)
+                    .unwrap_or_else(|err| panic!("{}: {err}", path.display()));
                 seen += 1;
             }
         }
-        assert!(seen >= 3, "example campaigns missing from {}", dir.display());
+        assert!(
+            seen >= 3,
+            "example campaigns missing from {}",
+            dir.display()
+        );
     }
 
     #[test]

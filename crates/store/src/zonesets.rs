@@ -19,7 +19,12 @@ impl Store {
             vec![key.into()],
         )
         .await?;
-        let rows = query(conn, "SELECT id FROM zone_sets WHERE zones = $1", vec![key.into()]).await?;
+        let rows = query(
+            conn,
+            "SELECT id FROM zone_sets WHERE zones = $1",
+            vec![key.into()],
+        )
+        .await?;
         let id: i64 = rows
             .first()
             .ok_or_else(|| Error::Corrupt(format!("zone set `{key}` vanished")))?
@@ -62,7 +67,10 @@ impl Store {
     }
 
     /// The zone sets used by a campaign's contacts, with their zones.
-    pub(crate) async fn campaign_zone_sets(&self, campaign_id: i64) -> Result<Vec<(i64, Arc<[Tz]>)>> {
+    pub(crate) async fn campaign_zone_sets(
+        &self,
+        campaign_id: i64,
+    ) -> Result<Vec<(i64, Arc<[Tz]>)>> {
         let rows = self
             .query_all(
                 "SELECT zone_set_id FROM campaign_zone_sets WHERE campaign_id = $1",
