@@ -2,7 +2,7 @@
 
 use crate::Global;
 use anyhow::Context;
-use pacing::sim::{Mix, Policy, Report, Scenario, VicidialSettings, run};
+use pacing::sim::{self, Mix, Policy, Report, Scenario, VicidialSettings};
 use pacing::{Config, Mode, WINDOW_24H, WINDOW_30D};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -171,7 +171,7 @@ pub async fn run(args: Args, _global: &Global) -> anyhow::Result<ExitCode> {
     let reports = tokio::task::spawn_blocking(move || {
         policies
             .iter()
-            .map(|p| run(&scenario, p))
+            .map(|p| sim::run(&scenario, p))
             .collect::<Result<Vec<Report>, _>>()
     })
     .await
