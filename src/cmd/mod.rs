@@ -6,10 +6,13 @@ use std::process::ExitCode;
 pub mod amd;
 pub mod call;
 pub mod campaign;
+pub mod demo;
 pub mod dnc;
 pub mod export;
 pub mod import;
+pub mod lab;
 pub mod migrate;
+pub mod serve;
 pub mod simulate;
 
 /// Every subcommand of `dialer`.
@@ -33,6 +36,12 @@ pub enum Command {
     Call(call::Args),
     /// Classify WAV recordings as human or answering machine.
     Amd(amd::Args),
+    /// Run the dialer service: campaigns, SIP, media, the HTTP API.
+    Serve(serve::Args),
+    /// Run the dialer against the built-in lab network with a live terminal view.
+    Demo(demo::Args),
+    /// Run the lab network alone (a carrier and agent phones) for a dialer to call.
+    Lab(lab::Args),
 }
 
 /// Runs one subcommand; the exit code says whether it did its job.
@@ -46,5 +55,8 @@ pub async fn run(command: Command, global: Global) -> anyhow::Result<ExitCode> {
         Command::Simulate(args) => simulate::run(args, &global).await,
         Command::Call(args) => call::run(args, &global).await,
         Command::Amd(args) => amd::run(args, &global).await,
+        Command::Serve(args) => serve::run(args, &global).await,
+        Command::Demo(args) => demo::run(args, &global).await,
+        Command::Lab(args) => lab::run(args, &global).await,
     }
 }
