@@ -5,10 +5,12 @@ Every clip is what the dialer hears after the callee answers: line noise, then e
 person (a short word or two, then silence while they wait for the caller to speak, sometimes a
 second "hello?") or a machine (a greeting that talks on for seconds, a beep, music, silence).
 
-Reproducible: the only inputs are this file, espeak-ng and sox. All randomness comes from one
-seeded generator; sox noise is made once with `-R` (repeatable) and cut at seeded offsets.
+Reproducible, byte for byte: the only inputs are this file, espeak-ng and sox. All randomness
+comes from one seeded generator; sox noise is made once with `-R` (repeatable) and cut at seeded
+offsets, and sox never dithers (`-D`).
 
     python3 crates/media/corpus/generate.py            # writes clips/ and labels.csv next to it
+    python3 crates/media/corpus/generate.py --out DIR  # writes them under DIR instead
 
 Labels (labels.csv): file, truth (human|machine), kind, voice, speed_wpm, speech_dbfs (peak level
 of the speech), noise (colour@dBFS RMS or none), split (train|test: test voices are never used for
@@ -28,6 +30,10 @@ import tempfile
 import wave
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+if len(sys.argv) == 3 and sys.argv[1] == "--out":
+    HERE = os.path.abspath(sys.argv[2])
+elif len(sys.argv) != 1:
+    sys.exit("usage: generate.py [--out DIR]")
 CLIPS = os.path.join(HERE, "clips")
 RATE = 8000
 SEED = 20261127
@@ -147,7 +153,7 @@ class Maker:
         for colour in ["pinknoise", "brownnoise", "whitenoise"]:
             path = os.path.join(tmp, colour + ".wav")
             # -R: repeatable random numbers, so the noise is the same on every run.
-            run("sox", "-R", "-n", "-r", str(RATE), "-c", "1", "-b", "16", path,
+            run("sox", "-R", "-D", "-n", "-r", str(RATE), "-c", "1", "-b", "16", path,
                 "synth", "40", colour, "sinc", "200-3400", "norm", "-3")
             self.noise[colour] = read_pcm(path)
 
@@ -160,7 +166,7 @@ class Maker:
         raw = self.tmpfile()
         run("espeak-ng", "-v", voice, "-s", str(wpm), "-p", str(pitch), "-w", raw, text)
         out = self.tmpfile()
-        run("sox", raw, "-r", str(RATE), "-b", "16", out,
+        run("sox", "-D", raw, "-r", str(RATE), "-b", "16", out,
             "silence", "1", "0.01", "-45d", "reverse", "silence", "1", "0.01", "-45d", "reverse",
             "sinc", "300-3400", "gain", "-n", str(peak_dbfs))
         return read_pcm(out)
@@ -299,6 +305,10 @@ def main():
                                     beep_hz = rng.choice(BEEP_HZ)
                                     parts.append(beep(beep_hz, rng.uniform(0.25, 0.8),
                                                       32768 * 10 ** (peak / 20)))
+                                    beep_end = sum(len(p) for p in parts) / RATE
+                                    # A beep the clip cuts off (a slow greeting) is no label.
+                                    if beep_end > MACHINE_SECONDS - 0.1:
+                                        beep_hz = ""
                         elif kind == "music":
                             parts.append(music(rng, MACHINE_SECONDS))
                             greeting_end = MACHINE_SECONDS
@@ -334,7 +344,7 @@ def main():
                     pcm = maker.tmpfile()
                     write_pcm(pcm, mixed)
                     # G.711 mu-law, as the dialer receives it from the network.
-                    run("sox", pcm, "-e", "u-law", "-b", "8", os.path.join(CLIPS, name))
+                    run("sox", "-D", pcm, "-e", "u-law", "-b", "8", os.path.join(CLIPS, name))
                     rows.append({
                         "file": "clips/" + name, "truth": truth, "kind": kind, "voice": voice,
                         "speed_wpm": wpm, "speech_dbfs": "%.1f" % peak,

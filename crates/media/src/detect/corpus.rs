@@ -397,6 +397,44 @@ mod tests {
         );
     }
 
+    /// The tone detector finds every corpus beep at its frequency, and nothing in the speech,
+    /// music and noise of all the other clips.
+    #[test]
+    fn tones_on_corpus_speech_music_and_beeps() {
+        use crate::detect::{ToneEvent, Tones};
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
+        let labels = std::fs::read_to_string(dir.join("labels.csv")).unwrap();
+        let corpus = Corpus::load(&dir).unwrap();
+        let samples = corpus.read_all().unwrap();
+        let mut beeps = 0;
+        for ((clip, audio), line) in corpus
+            .clips
+            .iter()
+            .zip(&samples)
+            .zip(labels.lines().skip(1))
+        {
+            let beep_hz: Option<f32> = line.split(',').nth(10).and_then(|f| f.parse().ok());
+            let mut tones = Tones::default();
+            let mut events = Vec::new();
+            for (i, packet) in audio.chunks(160).enumerate() {
+                events.extend(tones.push(packet, 160 * i as u32));
+            }
+            match beep_hz {
+                Some(hz) => {
+                    beeps += 1;
+                    assert!(
+                        matches!(events.as_slice(), [ToneEvent::Beep { freq_hz, .. }]
+                            if (freq_hz - hz).abs() < hz * 0.01),
+                        "{}: {events:?}",
+                        clip.file
+                    );
+                }
+                None => assert!(events.is_empty(), "{}: {events:?}", clip.file),
+            }
+        }
+        assert!(beeps >= 10);
+    }
+
     #[test]
     fn folder_without_labels_is_labelled_by_name() {
         let dir = tempfile::tempdir().unwrap();

@@ -119,6 +119,9 @@ pub enum ParamError {
         /// Largest allowed value.
         max: f64,
     },
+    /// The TOML text or a value given on the command line could not be read.
+    #[error("amd parameters: {0}")]
+    Toml(String),
     /// Two parameters contradict each other.
     #[error("amd parameter `{name}` must be {relation} `{other}`")]
     Relation {
@@ -253,6 +256,107 @@ impl AmdParams {
     }
 }
 
+/// Campaign-file names (`[amd]` of a campaign, durations as `"2500ms"`/`"2.5s"`) and the
+/// parameter each stands for.
+const CAMPAIGN_NAMES: [(&str, &str); 8] = [
+    ("initial_silence", "initial_silence_ms"),
+    ("greeting", "greeting_ms"),
+    ("after_greeting_silence", "after_greeting_silence_ms"),
+    ("total_analysis_time", "total_analysis_time_ms"),
+    ("min_word_length", "min_word_length_ms"),
+    ("between_words_silence", "between_words_silence_ms"),
+    ("maximum_word_length", "maximum_word_length_ms"),
+    ("maximum_words", "maximum_number_of_words"),
+];
+/// Keys of a campaign's `[amd]` table that are not detector parameters.
+const CAMPAIGN_ONLY: [&str; 3] = ["enabled", "machine_action", "message"];
+
+impl AmdParams {
+    /// Reads parameters from TOML: a campaign file (its `[amd]` table is used, the rest ignored)
+    /// or a bare table. Keys may use this type's names (`greeting_ms = 2500`) or the campaign's
+    /// (`greeting = "2500ms"`); missing keys keep their defaults; unknown keys are an error
+    /// naming them. The result is validated.
+    pub fn from_toml(text: &str) -> Result<AmdParams, ParamError> {
+        let mut table: toml::Table =
+            toml::from_str(text).map_err(|e| ParamError::Toml(e.to_string()))?;
+        let table = match table.remove("amd") {
+            Some(toml::Value::Table(amd)) => amd,
+            Some(_) => return Err(ParamError::Toml("`amd` must be a table".into())),
+            None => table,
+        };
+        let mut params = AmdParams::default();
+        for (key, value) in table {
+            params.set_value(&key, value)?;
+        }
+        params.validate()?;
+        Ok(params)
+    }
+
+    /// Sets one parameter from text, as given on a command line (`greeting_ms=2500`,
+    /// `greeting=2.5s`, `algorithm=asterisk`). Not validated: call [`AmdParams::validate`].
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), ParamError> {
+        // A TOML literal if it is one (numbers, booleans), otherwise a bare string.
+        let value = toml::from_str::<toml::Table>(&format!("v = {value}"))
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or_else(|| toml::Value::String(value.to_string()));
+        self.set_value(key.trim(), value)
+    }
+
+    fn set_value(&mut self, key: &str, value: toml::Value) -> Result<(), ParamError> {
+        if CAMPAIGN_ONLY.contains(&key) {
+            return Ok(());
+        }
+        let (key, value) = match CAMPAIGN_NAMES.iter().find(|(campaign, _)| *campaign == key) {
+            Some((_, ours)) if ours.ends_with("_ms") => {
+                let ms = match &value {
+                    toml::Value::String(text) => parse_duration_ms(text).ok_or_else(|| {
+                        ParamError::Toml(format!(
+                            "`{key}` = {text:?} is not a duration (like 2500ms or 2.5s)"
+                        ))
+                    })?,
+                    // A bare number in a campaign file is seconds.
+                    toml::Value::Integer(secs) => secs.saturating_mul(1000),
+                    toml::Value::Float(secs) => (secs * 1000.0).round() as i64,
+                    other => {
+                        return Err(ParamError::Toml(format!(
+                            "`{key}` = {other} is not a duration"
+                        )));
+                    }
+                };
+                (*ours, toml::Value::Integer(ms))
+            }
+            Some((_, ours)) => (*ours, value),
+            None => (key, value),
+        };
+        let mut table =
+            toml::Table::try_from(&*self).map_err(|e| ParamError::Toml(e.to_string()))?;
+        table.insert(key.to_string(), value);
+        *self = table
+            .try_into()
+            .map_err(|e: toml::de::Error| ParamError::Toml(format!("`{key}`: {}", e.message())))?;
+        Ok(())
+    }
+}
+
+/// `2500ms`, `2.5s`, `3s`, `1m`: milliseconds.
+fn parse_duration_ms(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| c.is_ascii_alphabetic()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let number: f64 = number.trim().parse().ok()?;
+    let scale = match unit.trim() {
+        "ms" => 1.0,
+        "s" => 1000.0,
+        "m" => 60_000.0,
+        _ => return None,
+    };
+    let ms = number * scale;
+    (ms.is_finite() && ms >= 0.0).then(|| ms.round() as i64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,6 +397,40 @@ mod tests {
         };
         let err = p.validate().unwrap_err();
         assert!(err.to_string().contains("total_analysis_time_ms"), "{err}");
+
+        let p = AmdParams::from_toml(
+            "name = \"x\"\n[amd]\nenabled = true\ngreeting = \"2.2s\"\ninitial_silence = 3\n\
+             maximum_words = 4\nspeech_margin_db = 8.0\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (
+                p.greeting_ms,
+                p.initial_silence_ms,
+                p.maximum_number_of_words
+            ),
+            (2200, 3000, 4)
+        );
+        assert_eq!(p.speech_margin_db, 8.0);
+        let err = AmdParams::from_toml("[amd]\ngreeting = \"soon\"").unwrap_err();
+        assert!(err.to_string().contains("greeting"), "{err}");
+        let err = AmdParams::from_toml("[amd]\nbogus = 1").unwrap_err();
+        assert!(err.to_string().contains("bogus"), "{err}");
+        let err = AmdParams::from_toml("greeting_ms = 5").unwrap_err();
+        assert!(err.to_string().contains("greeting_ms"), "{err}");
+
+        let mut p = AmdParams::default();
+        p.set("algorithm", "asterisk").unwrap();
+        p.set("greeting", "1800ms").unwrap();
+        p.set("after_greeting_silence_ms", "700").unwrap();
+        assert_eq!(p.algorithm, Algorithm::Asterisk);
+        assert_eq!((p.greeting_ms, p.after_greeting_silence_ms), (1800, 700));
+        assert!(
+            p.set("greeting_ms", "long")
+                .unwrap_err()
+                .to_string()
+                .contains("greeting_ms")
+        );
 
         let p = AmdParams {
             speech_margin_db: f32::NAN,

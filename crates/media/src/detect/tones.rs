@@ -116,7 +116,7 @@ impl Default for ToneParams {
             min_level_dbfs: -50.0,
             beep_min_hz: 440.0,
             beep_max_hz: 2000.0,
-            beep_min_ms: 120,
+            beep_min_ms: 180,
             beep_max_ms: 3000,
             sit: true,
             fax: true,
@@ -510,7 +510,7 @@ pub(crate) mod tests {
     fn beeps_across_the_band_with_noise() {
         let mut noise_state = 12345u32;
         for freq in [440.0, 600.0, 850.0, 1000.0, 1400.0, 1800.0, 2000.0] {
-            for ms in [150, 400, 1000] {
+            for ms in [200, 400, 1000] {
                 let mut phase = 0.0;
                 let mut s = vec![0i16; 1200];
                 s.extend(tone(freq, ms, 5000.0, &mut phase));
