@@ -5,6 +5,7 @@ use super::frame::{FRAME_MS, Frame, FrameCutter, StreamClock};
 use super::params::{Algorithm, AmdParams, ParamError};
 use super::tones::{ToneEvent, ToneParams, ToneTracker};
 use serde::{Deserialize, Serialize};
+use std::ops::ControlFlow;
 
 /// What the detector concluded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -147,10 +148,11 @@ impl Amd {
         };
         let tones = (params.algorithm == Algorithm::Adaptive && params.tones_are_machine)
             .then(|| ToneTracker::new(ToneParams::default()));
+        let full = params.algorithm == Algorithm::Adaptive;
         Ok(Amd {
             params,
             clock: StreamClock::default(),
-            cutter: FrameCutter::default(),
+            cutter: FrameCutter::new(full),
             tones,
             frames: 0,
             state,
@@ -163,7 +165,7 @@ impl Amd {
         Amd {
             params: AmdParams::asterisk(),
             clock: StreamClock::default(),
-            cutter: FrameCutter::default(),
+            cutter: FrameCutter::new(false),
             tones: None,
             frames: 0,
             state: State::Asterisk(Asterisk::default()),
@@ -194,17 +196,42 @@ impl Amd {
             return None;
         }
         let place = self.clock.place(rtp_timestamp, samples.len());
-        for _ in 0..place.gap {
-            if let Some(v) = self.sample(0) {
-                return Some(v);
+        let Amd {
+            params,
+            cutter,
+            tones,
+            frames,
+            state,
+            ..
+        } = self;
+        let decided = cutter.feed(place.gap, &samples[place.skip..], |frame| {
+            *frames += 1;
+            let now = *frames * FRAME_MS;
+            if let Some(tones) = tones.as_mut()
+                && let Some(event) = tones.frame(frame, now)
+            {
+                let cause = match event {
+                    ToneEvent::Beep { .. } => AmdCause::Beep,
+                    ToneEvent::Fax { .. } => AmdCause::Fax,
+                    ToneEvent::Sit { .. } => AmdCause::Sit,
+                };
+                return ControlFlow::Break((AmdResult::Machine, cause, Some(event)));
             }
-        }
-        for &s in &samples[place.skip..] {
-            if let Some(v) = self.sample(s) {
-                return Some(v);
+            let outcome = match state {
+                State::Adaptive(a) => a.frame(params, frame, now),
+                State::Asterisk(a) => a.frame(params, frame, now),
+            };
+            match outcome {
+                Some((result, cause)) => ControlFlow::Break((result, cause, None)),
+                None => ControlFlow::Continue(()),
             }
-        }
-        None
+        });
+        let ControlFlow::Break((result, cause, tone)) = decided else {
+            return None;
+        };
+        let v = self.decide(result, cause, tone);
+        self.verdict = Some(v);
+        Some(v)
     }
 
     /// Ends the stream (the callee hung up, or the file ended): the verdict, HANGUP if none yet.
@@ -215,33 +242,6 @@ impl Amd {
         let v = self.decide(AmdResult::Hangup, AmdCause::Hangup, None);
         self.verdict = Some(v);
         v
-    }
-
-    #[inline]
-    fn sample(&mut self, s: i16) -> Option<AmdVerdict> {
-        let frame = self.cutter.push(s)?;
-        self.frames += 1;
-        let now = self.frames * FRAME_MS;
-        if let Some(tones) = &mut self.tones
-            && let Some(event) = tones.frame(&frame, now)
-        {
-            let cause = match event {
-                ToneEvent::Beep { .. } => AmdCause::Beep,
-                ToneEvent::Fax { .. } => AmdCause::Fax,
-                ToneEvent::Sit { .. } => AmdCause::Sit,
-            };
-            let v = self.decide(AmdResult::Machine, cause, Some(event));
-            self.verdict = Some(v);
-            return Some(v);
-        }
-        let outcome = match &mut self.state {
-            State::Adaptive(a) => a.frame(&self.params, &frame, now),
-            State::Asterisk(a) => a.frame(&self.params, &frame, now),
-        };
-        let (result, cause) = outcome?;
-        let v = self.decide(result, cause, None);
-        self.verdict = Some(v);
-        Some(v)
     }
 
     fn decide(&self, result: AmdResult, cause: AmdCause, tone: Option<ToneEvent>) -> AmdVerdict {

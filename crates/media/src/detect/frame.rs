@@ -1,6 +1,8 @@
 //! The shared front end of every detector: placing packets on the stream's timeline by their RTP
 //! timestamps, and cutting 10 ms frames with the few sums the detectors need.
 
+use std::ops::ControlFlow;
+
 /// Samples per second of the audio every detector is fed (G.711 narrowband).
 pub const SAMPLE_RATE: u32 = 8000;
 /// Samples in one analysis frame: 10 ms.
@@ -89,15 +91,18 @@ impl Frame {
 }
 
 /// Accumulates samples into frames. The sums are the covariance terms of a two-tap predictor,
-/// which give tone frequency and purity at three multiply-adds per sample.
-#[derive(Debug, Clone, Default)]
+/// which give tone frequency and purity at three multiply-adds per sample; a cutter for the
+/// Asterisk baseline keeps only the absolute sum.
+#[derive(Debug, Clone)]
 pub(crate) struct FrameCutter {
+    /// Whether to compute power and the predictor (false: absolute sum only).
+    full: bool,
     n: u32,
     abs_sum: u32,
     e00: i64,
     e01: i64,
     e02: i64,
-    /// The two samples before the current one.
+    /// The two samples before the next one.
     x1: i32,
     x2: i32,
     /// The two samples before the current frame began.
@@ -105,34 +110,143 @@ pub(crate) struct FrameCutter {
     b2: i32,
 }
 
+impl Default for FrameCutter {
+    fn default() -> Self {
+        FrameCutter::new(true)
+    }
+}
+
+/// Silence to analyse for lost packets, fed in slices of this.
+const ZEROS: [i16; FRAME as usize] = [0; FRAME as usize];
+
+/// Lanes of independent accumulators, so the sums are computed several samples at a time.
+const LANES: usize = 8;
+
 impl FrameCutter {
-    /// Adds one sample; returns the frame it completes, if any.
-    #[inline]
-    pub fn push(&mut self, sample: i16) -> Option<Frame> {
-        let x = i32::from(sample);
-        self.abs_sum += x.unsigned_abs();
-        self.e00 += i64::from(x * x);
-        self.e01 += i64::from(x) * i64::from(self.x1);
-        self.e02 += i64::from(x) * i64::from(self.x2);
-        self.x2 = self.x1;
-        self.x1 = x;
-        self.n += 1;
-        if self.n < FRAME {
-            return None;
+    /// A cutter computing everything (`full`) or only Asterisk's absolute sum.
+    pub fn new(full: bool) -> Self {
+        FrameCutter {
+            full,
+            n: 0,
+            abs_sum: 0,
+            e00: 0,
+            e01: 0,
+            e02: 0,
+            x1: 0,
+            x2: 0,
+            b1: 0,
+            b2: 0,
         }
-        let frame = self.finish_frame();
-        self.n = 0;
-        self.abs_sum = 0;
-        self.e00 = 0;
-        self.e01 = 0;
-        self.e02 = 0;
-        self.b1 = self.x1;
-        self.b2 = self.x2;
-        Some(frame)
+    }
+
+    /// Feeds `gap` samples of silence then `samples`, calling `on_frame` with each completed
+    /// frame until it says stop.
+    pub fn feed<B>(
+        &mut self,
+        mut gap: u32,
+        mut samples: &[i16],
+        mut on_frame: impl FnMut(&Frame) -> ControlFlow<B>,
+    ) -> ControlFlow<B> {
+        loop {
+            let need = (FRAME - self.n) as usize;
+            let chunk = if gap > 0 {
+                let take = need.min(gap as usize);
+                gap -= take as u32;
+                &ZEROS[..take]
+            } else if !samples.is_empty() {
+                let take = need.min(samples.len());
+                let (chunk, rest) = samples.split_at(take);
+                samples = rest;
+                chunk
+            } else {
+                return ControlFlow::Continue(());
+            };
+            self.accumulate(chunk);
+            if self.n == FRAME {
+                let frame = self.finish_frame();
+                self.n = 0;
+                self.abs_sum = 0;
+                self.e00 = 0;
+                self.e01 = 0;
+                self.e02 = 0;
+                self.b1 = self.x1;
+                self.b2 = self.x2;
+                on_frame(&frame)?;
+            }
+        }
+    }
+
+    /// Adds a chunk that does not cross a frame boundary.
+    fn accumulate(&mut self, c: &[i16]) {
+        self.n += c.len() as u32;
+        let mut abs = [0u32; LANES];
+        let lanes = c.chunks_exact(LANES);
+        let tail = lanes.remainder();
+        for block in lanes {
+            for (a, &x) in abs.iter_mut().zip(block) {
+                *a += i32::from(x).unsigned_abs();
+            }
+        }
+        self.abs_sum += abs.iter().sum::<u32>()
+            + tail
+                .iter()
+                .map(|&x| i32::from(x).unsigned_abs())
+                .sum::<u32>();
+        let Some(&last) = c.last() else {
+            return;
+        };
+        if self.full {
+            // Products fit in i32 (|x| <= 32768); each lane sums at most 10 of them per frame.
+            let (mut e00, mut e01, mut e02) = ([0i64; LANES], [0i64; LANES], [0i64; LANES]);
+            // x[n], x[n-1], x[n-2] over the chunk, the first two from the carried samples.
+            let head = c.len().min(2);
+            let mut p1 = self.x1;
+            let mut p2 = self.x2;
+            for &x in &c[..head] {
+                let x = i32::from(x);
+                self.e00 += i64::from(x * x);
+                self.e01 += i64::from(x) * i64::from(p1);
+                self.e02 += i64::from(x) * i64::from(p2);
+                p2 = p1;
+                p1 = x;
+            }
+            if c.len() > 2 {
+                let now = &c[2..];
+                let back1 = &c[1..c.len() - 1];
+                let back2 = &c[..c.len() - 2];
+                let mut k = 0;
+                for ((&x, &y), &z) in now.iter().zip(back1).zip(back2) {
+                    let (x, y, z) = (i32::from(x), i32::from(y), i32::from(z));
+                    let lane = k % LANES;
+                    e00[lane] += i64::from(x * x);
+                    e01[lane] += i64::from(x * y);
+                    e02[lane] += i64::from(x * z);
+                    k += 1;
+                }
+            }
+            self.e00 += e00.iter().sum::<i64>();
+            self.e01 += e01.iter().sum::<i64>();
+            self.e02 += e02.iter().sum::<i64>();
+        }
+        self.x2 = if c.len() >= 2 {
+            i32::from(c[c.len() - 2])
+        } else {
+            self.x1
+        };
+        self.x1 = i32::from(last);
     }
 
     fn finish_frame(&self) -> Frame {
         let n = f64::from(FRAME);
+        let mut frame = Frame {
+            abs_sum: self.abs_sum,
+            power: 0.0,
+            tone_gain_db: 0.0,
+            tone_hz: 0.0,
+        };
+        if !self.full {
+            return frame;
+        }
         let (last1, last2) = (f64::from(self.x1), f64::from(self.x2));
         let (before1, before2) = (f64::from(self.b1), f64::from(self.b2));
         // Covariance method: phi(i, j) = sum over the frame of x[n-i] x[n-j].
@@ -142,12 +256,7 @@ impl FrameCutter {
         let p11 = p00 - last1 * last1 + before1 * before1;
         let p22 = p11 - last2 * last2 + before2 * before2;
         let p12 = p01 - last1 * last2 + before1 * before2;
-        let mut frame = Frame {
-            abs_sum: self.abs_sum,
-            power: p00 / n,
-            tone_gain_db: 0.0,
-            tone_hz: 0.0,
-        };
+        frame.power = p00 / n;
         let det = p11 * p22 - p12 * p12;
         if p00 <= n || det <= 1e-9 * p11 * p22 {
             return frame;
@@ -216,13 +325,44 @@ mod tests {
     }
 
     #[test]
+    fn sums_do_not_depend_on_packet_sizes() {
+        let audio: Vec<i16> = (0..1000i32)
+            .map(|n| ((n * 7919) % 20001 - 10000) as i16)
+            .collect();
+        let mut reference = Vec::new();
+        let mut cutter = FrameCutter::default();
+        let _ = cutter.feed::<()>(3, &audio, |f| {
+            reference.push((f.abs_sum, f.power, f.tone_gain_db, f.tone_hz));
+            ControlFlow::Continue(())
+        });
+        for size in [1, 2, 3, 79, 80, 81, 160] {
+            let mut got = Vec::new();
+            let mut cutter = FrameCutter::default();
+            let _ = cutter.feed::<()>(3, &[], |_| ControlFlow::Continue(()));
+            for packet in audio.chunks(size) {
+                let _ = cutter.feed::<()>(0, packet, |f| {
+                    got.push((f.abs_sum, f.power, f.tone_gain_db, f.tone_hz));
+                    ControlFlow::Continue(())
+                });
+            }
+            assert_eq!(got, reference, "packets of {size}");
+        }
+    }
+
+    #[test]
     fn tone_frequency_and_purity() {
         for freq in [440.0, 913.8, 1100.0, 1776.7, 2000.0] {
             let mut cutter = FrameCutter::default();
-            let frames: Vec<Frame> = sine(freq, 8000.0, 800)
-                .into_iter()
-                .filter_map(|s| cutter.push(s))
-                .collect();
+            let mut frames: Vec<Frame> = Vec::new();
+            let audio = sine(freq, 8000.0, 800);
+            // Odd packet sizes, so chunks cross frame boundaries anywhere.
+            for packet in audio.chunks(37) {
+                let _ = cutter.feed::<()>(0, packet, |f| {
+                    frames.push(*f);
+                    ControlFlow::Continue(())
+                });
+            }
+            assert_eq!(frames.len(), 10);
             let last = frames.last().unwrap();
             assert!(
                 (f64::from(last.tone_hz) - freq).abs() < 2.0,

@@ -8,6 +8,7 @@
 
 use super::frame::{FRAME_MS, Frame, FrameCutter, StreamClock};
 use serde::{Deserialize, Serialize};
+use std::ops::ControlFlow;
 
 /// What the network says with a special information tone (Telcordia SR-2275 encoding).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -395,12 +396,22 @@ impl Tones {
     /// event if one completed; lost packets count as silence, duplicates are ignored.
     pub fn push(&mut self, samples: &[i16], rtp_timestamp: u32) -> Option<ToneEvent> {
         let place = self.clock.place(rtp_timestamp, samples.len());
-        for _ in 0..place.gap {
-            self.sample(0);
-        }
-        for &s in &samples[place.skip..] {
-            self.sample(s);
-        }
+        let Tones {
+            cutter,
+            tracker,
+            frames,
+            queued,
+            ..
+        } = self;
+        let _ = cutter.feed::<()>(place.gap, &samples[place.skip..], |frame| {
+            *frames += 1;
+            if let Some(event) = tracker.frame(frame, *frames * FRAME_MS)
+                && let Some(slot) = queued.iter_mut().find(|q| q.is_none())
+            {
+                *slot = Some(event);
+            }
+            ControlFlow::Continue(())
+        });
         self.next_event()
     }
 
@@ -414,18 +425,6 @@ impl Tones {
     /// Milliseconds of audio analysed so far.
     pub fn elapsed_ms(&self) -> u32 {
         self.frames * FRAME_MS
-    }
-
-    #[inline]
-    fn sample(&mut self, s: i16) {
-        if let Some(frame) = self.cutter.push(s) {
-            self.frames += 1;
-            if let Some(event) = self.tracker.frame(&frame, self.frames * FRAME_MS)
-                && let Some(slot) = self.queued.iter_mut().find(|q| q.is_none())
-            {
-                *slot = Some(event);
-            }
-        }
     }
 }
 

@@ -1,10 +1,12 @@
 //! Reading recordings for the detectors: 8 kHz WAV, linear PCM (through `hound`) or G.711
-//! mu-law/A-law (format tags 7 and 6, which `hound` does not read; the corpus is stored that way).
+//! mu-law/A-law (format tags 7 and 6, which `hound` does not read; the corpus is stored that way),
+//! decoded with the crate's G.711 tables.
 
 use std::io::Read;
 use std::path::Path;
 
 use super::frame::SAMPLE_RATE;
+use crate::g711::Codec;
 
 /// Why a recording could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -110,12 +112,12 @@ pub fn read_wav(path: &Path, channel: Channel) -> Result<Vec<i16>, WavError> {
                 .find(|c| &c.0 == b"data")
                 .map(|c| c.1)
                 .ok_or_else(|| format("no `data` chunk".into()))?;
-            let decode = if tag == FORMAT_MULAW {
-                ulaw_to_linear
+            let codec = if tag == FORMAT_MULAW {
+                Codec::Pcmu
             } else {
-                alaw_to_linear
+                Codec::Pcma
             };
-            data.iter().map(|&b| decode(b)).collect()
+            data.iter().map(|&b| codec.decode_sample(b)).collect()
         }
         _ => read_pcm(&bytes).map_err(|e| format(e.to_string()))?,
     };
@@ -189,49 +191,9 @@ fn riff_chunks(bytes: &[u8]) -> Result<Vec<Chunk<'_>>, &'static str> {
     Ok(chunks)
 }
 
-/// G.711 mu-law to linear (ITU-T G.711, the inverse of the encoder's segment code).
-fn ulaw_to_linear(code: u8) -> i16 {
-    let u = !code;
-    let exponent = (u >> 4) & 0x07;
-    let mantissa = i32::from(u & 0x0f);
-    let magnitude = (((mantissa << 3) + 0x84) << exponent) - 0x84;
-    if u & 0x80 != 0 {
-        -magnitude as i16
-    } else {
-        magnitude as i16
-    }
-}
-
-/// G.711 A-law to linear.
-fn alaw_to_linear(code: u8) -> i16 {
-    let a = code ^ 0x55;
-    let exponent = (a >> 4) & 0x07;
-    let mantissa = i32::from(a & 0x0f);
-    let magnitude = match exponent {
-        0 => (mantissa << 4) + 8,
-        e => ((mantissa << 4) + 0x108) << (e - 1),
-    };
-    if a & 0x80 != 0 {
-        magnitude as i16
-    } else {
-        -magnitude as i16
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn g711_decoders_match_reference_points() {
-        assert_eq!(ulaw_to_linear(0xff), 0);
-        assert_eq!(ulaw_to_linear(0x7f), 0);
-        assert_eq!(ulaw_to_linear(0x80), 32124);
-        assert_eq!(ulaw_to_linear(0x00), -32124);
-        assert_eq!(alaw_to_linear(0xd5), 8);
-        assert_eq!(alaw_to_linear(0x55), -8);
-        assert_eq!(alaw_to_linear(0xaa), 32256);
-    }
 
     #[test]
     fn reads_pcm_and_mulaw_and_rejects_bad_files() {
