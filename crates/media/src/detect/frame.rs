@@ -214,14 +214,12 @@ impl FrameCutter {
                 let now = &c[2..];
                 let back1 = &c[1..c.len() - 1];
                 let back2 = &c[..c.len() - 2];
-                let mut k = 0;
-                for ((&x, &y), &z) in now.iter().zip(back1).zip(back2) {
+                for (k, ((&x, &y), &z)) in now.iter().zip(back1).zip(back2).enumerate() {
                     let (x, y, z) = (i32::from(x), i32::from(y), i32::from(z));
                     let lane = k % LANES;
                     e00[lane] += i64::from(x * x);
                     e01[lane] += i64::from(x * y);
                     e02[lane] += i64::from(x * z);
-                    k += 1;
                 }
             }
             self.e00 += e00.iter().sum::<i64>();
