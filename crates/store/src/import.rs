@@ -46,6 +46,9 @@ pub const TIMEZONE_HEADERS: &[&str] = &["timezone", "time_zone", "tz"];
 pub const MAX_ERRORS: usize = 100_000;
 
 const CHUNK_ROWS: usize = 2048;
+/// Columns an import writes, in the order both insert paths give them.
+const CONTACT_COLUMNS: &str =
+    "campaign_id, list_id, e164, zone_set_id, extra, status, attempts, next_attempt_at, created_at";
 const INSERT_ROWS: usize = 1000;
 const COMMIT_ROWS: usize = 100_000;
 const ANALYZE_AFTER: u64 = 50_000;
@@ -411,9 +414,7 @@ impl Writer<'_> {
             waiting: BTreeMap::new(),
             next: 0,
         };
-        let head = "INSERT INTO contacts (campaign_id, list_id, e164, zone_set_id, extra, status, \
-                    attempts, next_attempt_at, created_at) VALUES "
-            .to_owned();
+        let head = format!("INSERT INTO contacts ({CONTACT_COLUMNS}) VALUES ");
         let tail = format!(
             ", '{}', 0, {}, {})",
             ContactStatus::Pending.as_str(),
@@ -505,8 +506,8 @@ impl Writer<'_> {
         .execute(&mut *conn)
         .await?;
         let insert = format!(
-            "INSERT INTO contacts (campaign_id, list_id, e164, zone_set_id, extra, status, attempts, \
-             next_attempt_at, created_at) SELECT {}, {}, e164, zone_set_id, extra, '{}', 0, {}, {} \
+            "INSERT INTO contacts ({CONTACT_COLUMNS}) \
+             SELECT {}, {}, e164, zone_set_id, extra, '{}', 0, {}, {} \
              FROM import_staging ORDER BY line ON CONFLICT (e164, campaign_id) DO NOTHING",
             self.campaign_id,
             self.list_id,

@@ -119,34 +119,27 @@ impl Store {
         let until = from_ms(ms(now).saturating_add(lease_ms));
         let max_attempts = i64::from(campaign.spec.retry.max_attempts);
 
-        let mut leased = self
-            .lease_status(
-                campaign_id,
-                ContactStatus::Callback,
-                &open,
-                Some(&options.callback_agents),
-                None,
-                k,
-                now,
-                until,
-                node_id,
-            )
-            .await?;
+        let callbacks = LeaseQuery {
+            campaign_id,
+            status: ContactStatus::Callback,
+            open_zone_sets: &open,
+            callback_agents: Some(&options.callback_agents),
+            max_attempts: None,
+            k,
+            now,
+            until,
+            node_id,
+        };
+        let mut leased = self.lease_status(&callbacks).await?;
         if leased.len() < k {
-            let more = self
-                .lease_status(
-                    campaign_id,
-                    ContactStatus::Pending,
-                    &open,
-                    None,
-                    Some(max_attempts),
-                    k - leased.len(),
-                    now,
-                    until,
-                    node_id,
-                )
-                .await?;
-            leased.extend(more);
+            let pending = LeaseQuery {
+                status: ContactStatus::Pending,
+                callback_agents: None,
+                max_attempts: Some(max_attempts),
+                k: k - leased.len(),
+                ..callbacks
+            };
+            leased.extend(self.lease_status(&pending).await?);
         }
 
         let mut contacts = Vec::with_capacity(leased.len());
@@ -182,19 +175,18 @@ impl Store {
         Ok(contacts)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn lease_sql(
-        &self,
-        campaign_id: i64,
-        status: ContactStatus,
-        open_zone_sets: &[i64],
-        callback_agents: Option<&[i64]>,
-        max_attempts: Option<i64>,
-        k: usize,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-        node_id: &str,
-    ) -> (String, Vec<Value>) {
+    fn lease_sql(&self, q: &LeaseQuery<'_>) -> (String, Vec<Value>) {
+        let LeaseQuery {
+            campaign_id,
+            status,
+            open_zone_sets,
+            callback_agents,
+            max_attempts,
+            k,
+            now,
+            until,
+            node_id,
+        } = *q;
         // $1 campaign, $2 status, $3 now, $4 k, $5 node, $6 until, $7 max attempts.
         let mut filter = String::from(
             "t.campaign_id = $1 AND t.status = $2 AND t.next_attempt_at <= $3 \
@@ -267,30 +259,8 @@ impl Store {
         (sql, values)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn lease_status(
-        &self,
-        campaign_id: i64,
-        status: ContactStatus,
-        open_zone_sets: &[i64],
-        callback_agents: Option<&[i64]>,
-        max_attempts: Option<i64>,
-        k: usize,
-        now: DateTime<Utc>,
-        until: DateTime<Utc>,
-        node_id: &str,
-    ) -> Result<Vec<LeaseRow>> {
-        let (sql, values) = self.lease_sql(
-            campaign_id,
-            status,
-            open_zone_sets,
-            callback_agents,
-            max_attempts,
-            k,
-            now,
-            until,
-            node_id,
-        );
+    async fn lease_status(&self, q: &LeaseQuery<'_>) -> Result<Vec<LeaseRow>> {
+        let (sql, values) = self.lease_sql(q);
         let rows = self.query_all(&sql, values).await?;
         rows.into_iter()
             .map(|row| {
@@ -327,17 +297,17 @@ impl Store {
         if open.is_empty() {
             return Ok("no zone set is open at this time: nothing to lease".into());
         }
-        let (sql, values) = self.lease_sql(
+        let (sql, values) = self.lease_sql(&LeaseQuery {
             campaign_id,
-            ContactStatus::Pending,
-            &open,
-            None,
-            Some(i64::from(campaign.spec.retry.max_attempts)),
+            status: ContactStatus::Pending,
+            open_zone_sets: &open,
+            callback_agents: None,
+            max_attempts: Some(i64::from(campaign.spec.retry.max_attempts)),
             k,
             now,
-            now,
-            "explain",
-        );
+            until: now,
+            node_id: "explain",
+        });
         let (prefix, column) = match self.backend {
             Backend::Postgres => ("EXPLAIN (ANALYZE, BUFFERS) ", "QUERY PLAN"),
             Backend::Sqlite => ("EXPLAIN QUERY PLAN ", "detail"),
@@ -410,6 +380,20 @@ impl Store {
         let until: Option<i64> = row.try_get("", "lease_until")?;
         Ok(node.zip(until.map(from_ms)))
     }
+}
+
+/// One lease statement's parameters.
+#[derive(Clone, Copy)]
+struct LeaseQuery<'a> {
+    campaign_id: i64,
+    status: ContactStatus,
+    open_zone_sets: &'a [i64],
+    callback_agents: Option<&'a [i64]>,
+    max_attempts: Option<i64>,
+    k: usize,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+    node_id: &'a str,
 }
 
 struct LeaseRow {
