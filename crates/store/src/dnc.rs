@@ -1,6 +1,6 @@
 //! Do-not-call lists: global (campaign id 0) and per campaign.
 
-use crate::db::{Store, exec};
+use crate::db::{Store, exec, placeholder};
 use crate::error::{Error, Result};
 use crate::import::RowError;
 use crate::phone::Normalizer;
@@ -193,17 +193,21 @@ async fn insert_batch<C: ConnectionTrait>(
         return Ok(0);
     }
     let at = ms(crate::db::now());
+    let backend = conn.get_database_backend();
     let mut sql = String::from("INSERT INTO dnc (e164, campaign_id, source, created_at) VALUES ");
-    let mut values: Vec<Value> = Vec::with_capacity(numbers.len() + 3);
-    values.push(campaign_id.into());
-    values.push(source.into());
-    values.push(at.into());
+    let mut values: Vec<Value> = Vec::with_capacity(numbers.len() * 2);
     for (i, number) in numbers.iter().enumerate() {
         if i > 0 {
             sql.push(',');
         }
-        sql.push_str(&format!("(${}, $1, $2, $3)", i + 4));
+        // Integers are ours: inlined; the number and the source are bound.
+        let (e164, src) = (
+            placeholder(backend, 2 * i + 1),
+            placeholder(backend, 2 * i + 2),
+        );
+        sql.push_str(&format!("({e164}, {campaign_id}, {src}, {at})"));
         values.push(number.as_str().into());
+        values.push(source.into());
     }
     sql.push_str(" ON CONFLICT (e164, campaign_id) DO NOTHING");
     let added = exec(conn, &sql, values).await?;
@@ -217,23 +221,25 @@ async fn flag_contacts<C: ConnectionTrait>(
     campaign_id: i64,
     numbers: &[String],
 ) -> Result<u64> {
-    let mut sql = String::from("UPDATE contacts SET status = $1 WHERE status IN ($2, $3)");
-    let mut values: Vec<Value> = vec![
-        ContactStatus::Dnc.as_str().into(),
-        ContactStatus::Pending.as_str().into(),
-        ContactStatus::Callback.as_str().into(),
-    ];
+    // Statuses and ids are ours: inlined; the numbers are bound.
+    let mut sql = format!(
+        "UPDATE contacts SET status = '{}' WHERE status IN ('{}', '{}')",
+        ContactStatus::Dnc.as_str(),
+        ContactStatus::Pending.as_str(),
+        ContactStatus::Callback.as_str()
+    );
     if campaign_id != 0 {
-        values.push(campaign_id.into());
-        sql.push_str(&format!(" AND campaign_id = ${}", values.len()));
+        sql.push_str(&format!(" AND campaign_id = {campaign_id}"));
     }
     sql.push_str(" AND e164 IN (");
+    let backend = conn.get_database_backend();
+    let mut values: Vec<Value> = Vec::with_capacity(numbers.len());
     for (i, number) in numbers.iter().enumerate() {
         if i > 0 {
             sql.push(',');
         }
         values.push(number.as_str().into());
-        sql.push_str(&format!("${}", values.len()));
+        sql.push_str(&placeholder(backend, i + 1));
     }
     sql.push(')');
     exec(conn, &sql, values).await

@@ -14,7 +14,7 @@
 //! Rows are committed in chunks: an interrupted upload keeps the chunks before the failure (the
 //! list stays marked incomplete), and uploading the same file again completes it.
 
-use crate::db::{Backend, Store, exec, query};
+use crate::db::{Backend, Store, exec, placeholder, query};
 use crate::entity::contact_list;
 use crate::error::{Error, Result};
 use crate::phone::Normalizer;
@@ -370,14 +370,16 @@ impl Writer<'_> {
         }
         let mut listed = HashSet::new();
         for chunk in rows.chunks(INSERT_ROWS) {
-            let mut sql =
-                String::from("SELECT e164 FROM dnc WHERE campaign_id IN (0, $1) AND e164 IN (");
-            let mut values: Vec<Value> = vec![self.campaign_id.into()];
+            let mut sql = format!(
+                "SELECT e164 FROM dnc WHERE campaign_id IN (0, {}) AND e164 IN (",
+                self.campaign_id
+            );
+            let mut values: Vec<Value> = Vec::with_capacity(chunk.len());
             for (i, row) in chunk.iter().enumerate() {
                 if i > 0 {
                     sql.push(',');
                 }
-                let _ = write!(sql, "${}", i + 2);
+                sql.push_str(&placeholder(conn.get_database_backend(), i + 1));
                 values.push(row.e164.as_str().into());
             }
             sql.push(')');
@@ -447,15 +449,11 @@ impl Writer<'_> {
                     if i > 0 {
                         sql.push(',');
                     }
-                    let n = i * 3;
+                    // SQLite only: bare `?` placeholders (see `placeholder`).
                     let _ = write!(
                         sql,
-                        "({}, {}, ${}, ${}, ${}{tail}",
-                        self.campaign_id,
-                        self.list_id,
-                        n + 1,
-                        n + 2,
-                        n + 3
+                        "({}, {}, ?, ?, ?{tail}",
+                        self.campaign_id, self.list_id
                     );
                     values.push(row.e164.as_str().into());
                     values.push(zone.into());
