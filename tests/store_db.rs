@@ -146,15 +146,17 @@ async fn a_generated_list_imports_with_the_expected_counts(store: Store) {
         summary.imported,
         written.rows - written.bad - written.duplicates
     );
+    // The same file again, this time from an async reader (as an HTTP upload would be).
     let again = store
-        .import_csv(
+        .import_csv_async(
             c.id,
-            std::io::Cursor::new(csv),
+            tokio::io::BufReader::new(std::io::Cursor::new(csv)),
             &store::ImportOptions::default(),
         )
         .await
         .unwrap();
     assert_eq!(again.imported, 0);
+    assert_eq!(again.rejected, written.bad);
 }
 on_both!(a_generated_list_imports_with_the_expected_counts);
 
