@@ -55,7 +55,15 @@ impl Phone {
         self.socket.local_addr().unwrap()
     }
 
-    async fn send_raw(&self, to: SocketAddr, pt: u8, marker: bool, payload: &[u8], seq: u16, ts: u32) {
+    async fn send_raw(
+        &self,
+        to: SocketAddr,
+        pt: u8,
+        marker: bool,
+        payload: &[u8],
+        seq: u16,
+        ts: u32,
+    ) {
         let mut buf = [0u8; 1500];
         let n = rtp::write_packet(
             &OutHeader {
@@ -93,7 +101,8 @@ impl Phone {
         let end = tokio::time::Instant::now() + d;
         let mut buf = [0u8; 2048];
         while got.len() < until {
-            let Ok(Ok((n, _))) = tokio::time::timeout_at(end, self.socket.recv_from(&mut buf)).await
+            let Ok(Ok((n, _))) =
+                tokio::time::timeout_at(end, self.socket.recv_from(&mut buf)).await
             else {
                 break;
             };
@@ -148,7 +157,11 @@ fn assert_continuous(got: &[Got], what: &str) {
     let ssrc = got[0].ssrc;
     for w in got.windows(2) {
         assert_eq!(w[1].ssrc, ssrc, "{what}: SSRC changed");
-        assert_eq!(w[1].seq, w[0].seq.wrapping_add(1), "{what}: sequence jumped");
+        assert_eq!(
+            w[1].seq,
+            w[0].seq.wrapping_add(1),
+            "{what}: sequence jumped"
+        );
         assert!(
             (w[1].ts.wrapping_sub(w[0].ts) as i32) >= 0,
             "{what}: timestamp went back {} -> {}",
@@ -178,7 +191,11 @@ async fn bridged_audio_comes_out_of_the_other_side_transcoded_and_continuous() {
     // Between calls the agent hears comfort silence.
     let before = agent.listen(Duration::from_millis(300), 10).await;
     assert_eq!(before.len(), 10);
-    assert!(before.iter().all(|g| g.pt == 8 && g.payload.iter().all(|&b| b == 0xD5)));
+    assert!(
+        before
+            .iter()
+            .all(|g| g.pt == 8 && g.payload.iter().all(|&b| b == 0xD5))
+    );
 
     let bridge = Bridge::connect(&callee_leg, &agent_leg).unwrap();
     let callee_says = sine(440.0, 1.0, 8000.0);
@@ -218,7 +235,14 @@ async fn bridged_audio_comes_out_of_the_other_side_transcoded_and_continuous() {
     // DTMF from the callee reaches the agent on the agent's telephone-event type.
     let event = [5u8, 0x0A, 0, 160];
     callee
-        .send_raw(callee_addr, 101, true, &event, callee.seq.get(), callee.ts.get())
+        .send_raw(
+            callee_addr,
+            101,
+            true,
+            &event,
+            callee.seq.get(),
+            callee.ts.get(),
+        )
         .await;
     let dtmf = agent.listen(Duration::from_secs(5), 100).await;
     let relayed: Vec<&Got> = dtmf.iter().filter(|g| g.pt == 96).collect();
@@ -255,7 +279,10 @@ async fn bridged_audio_comes_out_of_the_other_side_transcoded_and_continuous() {
     whole2.extend(second);
     // Sequence numbers keep running (a few comfort-silence packets may fall between listens).
     let ssrc = whole2[0].ssrc;
-    assert!(whole2.iter().all(|g| g.ssrc == ssrc), "one SSRC for the agent's whole shift");
+    assert!(
+        whole2.iter().all(|g| g.ssrc == ssrc),
+        "one SSRC for the agent's whole shift"
+    );
     let stats = agent_leg.stats();
     assert_eq!(stats.dropped.total(), 0, "{stats:?}");
     assert!(stats.packets_received >= 50);
@@ -274,7 +301,8 @@ async fn a_prompt_is_streamed_with_correct_timing_and_its_end_reported() {
             ..Default::default()
         })
         .await;
-        leg.set_remote(&RemoteMedia::new(phone.addr(), Codec::Pcmu)).unwrap();
+        leg.set_remote(&RemoteMedia::new(phone.addr(), Codec::Pcmu))
+            .unwrap();
         let prompt = Prompt::from_samples(sine(500.0, 1.2, 10000.0), "test");
         let started = Instant::now();
         let id = leg.play(&prompt);
@@ -297,8 +325,12 @@ async fn a_prompt_is_streamed_with_correct_timing_and_its_end_reported() {
         assert!(got[0].marker);
         // Real-time pacing: the last packet cannot leave before the audio before it has played.
         let span = got.last().unwrap().at.duration_since(got[0].at);
-        let audio_before_last = Duration::from_millis(((expected - 1) * ptime.millis() as usize) as u64);
-        assert!(span + Duration::from_millis(25) >= audio_before_last, "{span:?} for {ptime:?}");
+        let audio_before_last =
+            Duration::from_millis(((expected - 1) * ptime.millis() as usize) as u64);
+        assert!(
+            span + Duration::from_millis(25) >= audio_before_last,
+            "{span:?} for {ptime:?}"
+        );
         let pcm = decode(Codec::Pcmu, &got);
         assert!((490.0..510.0).contains(&crossings_per_second(&pcm[..9600])));
         let event = timeout(WAIT, events.recv()).await.unwrap();
@@ -342,7 +374,10 @@ async fn a_stopped_prompt_reports_so_and_dtmf_is_sent_as_rfc4733() {
         .filter_map(|g| rx.receive(g.ts, &g.payload).unwrap())
         .collect();
     assert_eq!(digits, vec!['1', '#']);
-    let ends = events_sent.iter().filter(|g| g.payload[1] & 0x80 != 0).count();
+    let ends = events_sent
+        .iter()
+        .filter(|g| g.payload[1] & 0x80 != 0)
+        .count();
     assert_eq!(ends, 6, "three end packets per digit");
 }
 
@@ -419,24 +454,34 @@ async fn the_recording_is_a_stereo_wav_callee_left_agent_right_readable_while_ru
         assert!(frames >= 4000, "only {frames} frames on disk after 1.8 s");
     };
     let (low, high) = (sine(400.0, 3.0, 8000.0), sine(1200.0, 3.0, 8000.0));
-    tokio::join!(
-        callee.talk(ca, &low),
-        agent.talk(aa, &high),
-        check_midway,
-    );
+    tokio::join!(callee.talk(ca, &low), agent.talk(aa, &high), check_midway,);
     let summary = recording.finish().await.unwrap();
-    assert!(summary.duration >= Duration::from_millis(2900), "{summary:?}");
+    assert!(
+        summary.duration >= Duration::from_millis(2900),
+        "{summary:?}"
+    );
     let mut reader = hound::WavReader::open(&path).unwrap();
     let spec = reader.spec();
-    assert_eq!((spec.channels, spec.sample_rate, spec.bits_per_sample), (2, 8000, 16));
+    assert_eq!(
+        (spec.channels, spec.sample_rate, spec.bits_per_sample),
+        (2, 8000, 16)
+    );
     let samples: Vec<i16> = reader.samples::<i16>().map(|s| s.unwrap()).collect();
     let left: Vec<i16> = samples.iter().step_by(2).copied().collect();
     let right: Vec<i16> = samples.iter().skip(1).step_by(2).copied().collect();
     // Take the middle second, where both sides talk.
     let mid = |v: &[i16]| v[v.len() / 2 - 4000..v.len() / 2 + 4000].to_vec();
     let (l, r) = (mid(&left), mid(&right));
-    assert!((390.0..410.0).contains(&crossings_per_second(&l)), "left {}", crossings_per_second(&l));
-    assert!((1180.0..1220.0).contains(&crossings_per_second(&r)), "right {}", crossings_per_second(&r));
+    assert!(
+        (390.0..410.0).contains(&crossings_per_second(&l)),
+        "left {}",
+        crossings_per_second(&l)
+    );
+    assert!(
+        (1180.0..1220.0).contains(&crossings_per_second(&r)),
+        "right {}",
+        crossings_per_second(&r)
+    );
     // The two sides started within a packet or two of each other, and stay aligned.
     let onset = |v: &[i16]| v.iter().position(|s| s.unsigned_abs() > 2000).unwrap();
     let skew = onset(&left) as i64 - onset(&right) as i64;
@@ -464,12 +509,14 @@ async fn hostile_packets_are_counted_and_dropped_without_disturbing_another_call
     let attack = async {
         // The victim's peer starts a real stream (it latches), then everything goes wrong.
         for i in 0..5u16 {
-            hostile.send_raw(victim, 0, false, &[0xFF; 160], i, i as u32 * 160).await;
+            hostile
+                .send_raw(victim, 0, false, &[0xFF; 160], i, i as u32 * 160)
+                .await;
         }
         let raw: [&[u8]; 3] = [
-            &[0x40; 172],    // version 1
-            &[0x80, 0, 1],   // truncated
-            &[0x8F; 20],     // 15 CSRCs announced, not there
+            &[0x40; 172],  // version 1
+            &[0x80, 0, 1], // truncated
+            &[0x8F; 20],   // 15 CSRCs announced, not there
         ];
         for bytes in raw {
             hostile.socket.send_to(bytes, victim).await.unwrap();

@@ -39,7 +39,10 @@ impl Callee {
         let child = Command::new(sipp)
             .args([
                 "-sf",
-                &repo().join("tests/sipp/media_stream_uas.xml").display().to_string(),
+                &repo()
+                    .join("tests/sipp/media_stream_uas.xml")
+                    .display()
+                    .to_string(),
                 "-i",
                 "127.0.0.1",
                 "-mi",
@@ -159,7 +162,10 @@ impl Caller {
             tag = self.to_tag,
             call = self.call_id,
         );
-        self.socket.send_to(msg.as_bytes(), callee.sip).await.unwrap();
+        self.socket
+            .send_to(msg.as_bytes(), callee.sip)
+            .await
+            .unwrap();
     }
 }
 
@@ -170,7 +176,8 @@ async fn stream_clip(samples: &[i16]) -> Option<(AmdVerdict, Vec<i16>)> {
     let ports = PortAllocator::new("127.0.0.1".parse().unwrap(), 0..=0).unwrap();
     let (leg, _events) = Leg::open(&ports, LegOptions::default()).unwrap();
     let (caller, sipp_media) = Caller::invite(&callee, leg.local_rtp_addr()).await;
-    leg.set_remote(&RemoteMedia::new(sipp_media, Codec::Pcmu)).unwrap();
+    leg.set_remote(&RemoteMedia::new(sipp_media, Codec::Pcmu))
+        .unwrap();
     let amd = Arc::new(Mutex::new(Amd::new(AmdParams::default()).unwrap()));
     let heard = Arc::new(Mutex::new(Vec::<i16>::new()));
     let (verdict_tx, mut verdict_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -224,9 +231,16 @@ async fn verdict_matches_the_file(name: &str, expected: AmdResult) {
     let mut coded = vec![0u8; samples.len()];
     Codec::Pcmu.encode(&samples, &mut coded);
     Codec::Pcmu.decode(&coded, &mut through_g711);
-    assert_eq!(&heard[..samples.len()], &through_g711[..], "{name}: audio differs");
+    assert_eq!(
+        &heard[..samples.len()],
+        &through_g711[..],
+        "{name}: audio differs"
+    );
     assert_eq!(on_file.result, expected, "{name} on file: {on_file:?}");
-    assert_eq!(over_network.result, on_file.result, "{name}: {over_network:?} vs {on_file:?}");
+    assert_eq!(
+        over_network.result, on_file.result,
+        "{name}: {over_network:?} vs {on_file:?}"
+    );
     assert_eq!(over_network.cause, on_file.cause, "{name}");
     let drift = over_network.decided_at_ms as i64 - on_file.decided_at_ms as i64;
     assert!(drift.abs() <= 40, "{name}: decided {drift} ms apart");
@@ -247,7 +261,10 @@ async fn a_machine_greeting_streamed_by_sipp_is_machine_as_on_the_file() {
         .filter(|l| l.split(',').nth(1) == Some("machine"))
         .filter_map(|l| {
             let cols: Vec<&str> = l.split(',').collect();
-            Some((cols.last()?.parse::<u32>().ok()?, cols[0].trim_start_matches("clips/").to_owned()))
+            Some((
+                cols.last()?.parse::<u32>().ok()?,
+                cols[0].trim_start_matches("clips/").to_owned(),
+            ))
         })
         .filter(|(_, name)| {
             let samples = clip(name);

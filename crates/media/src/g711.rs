@@ -222,7 +222,11 @@ const fn build_ulaw_encode() -> [u8; 16384] {
     let mut table = [0u8; 16384];
     let mut i = 0;
     while i < 16384 {
-        let value = if i >= 8192 { i as i32 - 16384 } else { i as i32 };
+        let value = if i >= 8192 {
+            i as i32 - 16384
+        } else {
+            i as i32
+        };
         table[i] = ulaw_from_14bit(value);
         i += 1;
     }
@@ -339,7 +343,10 @@ mod tests {
         for code in 0..=255u8 {
             let mu = Codec::Pcmu.decode_sample(code) as i32;
             let a = Codec::Pcma.decode_sample(Codec::Pcmu.transcode_byte(code, Codec::Pcma)) as i32;
-            assert!((mu - a).abs() <= mu.abs() / 16 + 16, "{code:#04x}: {mu} vs {a}");
+            assert!(
+                (mu - a).abs() <= mu.abs() / 16 + 16,
+                "{code:#04x}: {mu} vs {a}"
+            );
             let a_code = code;
             let a_lin = Codec::Pcma.decode_sample(a_code) as i32;
             let mu_back =
@@ -353,7 +360,9 @@ mod tests {
 
     #[test]
     fn slices_are_converted_whole() {
-        let pcm: Vec<i16> = (0..160).map(|i| ((i * 400) % 20000 - 10000) as i16).collect();
+        let pcm: Vec<i16> = (0..160)
+            .map(|i| ((i * 400) % 20000 - 10000) as i16)
+            .collect();
         let mut coded = [0u8; 160];
         let mut back = [0i16; 160];
         assert_eq!(Codec::Pcma.encode(&pcm, &mut coded), 160);

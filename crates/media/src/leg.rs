@@ -60,7 +60,7 @@ impl Ptime {
 
     /// A packetisation time of 10-60 ms in steps of 10 ms (SDP `a=ptime`).
     pub fn from_millis(ms: u32) -> Result<Ptime, MediaError> {
-        if (10..=60).contains(&ms) && ms % 10 == 0 {
+        if (10..=60).contains(&ms) && ms.is_multiple_of(10) {
             Ok(Ptime(ms as u8))
         } else {
             Err(MediaError::BadPtime(ms))
@@ -340,7 +340,13 @@ impl LegInner {
                 codec,
                 packet,
                 stream,
-            } => (packet, packet.payload.len() as u32, tx.payload_type, Some(codec), stream),
+            } => (
+                packet,
+                packet.payload.len() as u32,
+                tx.payload_type,
+                Some(codec),
+                stream,
+            ),
             Inbound::Event { packet, stream, .. } => match tx.dtmf_pt {
                 Some(pt) => (packet, 0, pt, None, stream),
                 None => return,
@@ -410,7 +416,10 @@ impl std::fmt::Debug for Leg {
 
 impl Leg {
     /// Opens a leg on the next free port pair and starts its task on the current tokio runtime.
-    pub fn open(ports: &PortAllocator, options: LegOptions) -> Result<(Leg, LegEvents), MediaError> {
+    pub fn open(
+        ports: &PortAllocator,
+        options: LegOptions,
+    ) -> Result<(Leg, LegEvents), MediaError> {
         let handle = tokio::runtime::Handle::try_current().map_err(|_| MediaError::NoRuntime)?;
         let (rtp_std, rtcp_std) = ports.bind_pair()?;
         rtp_std.set_nonblocking(true)?;
@@ -517,9 +526,9 @@ impl Leg {
         rx.rtcp_signalled = Some(if remote.rtcp_mux {
             remote.rtp
         } else {
-            remote
-                .rtcp
-                .unwrap_or_else(|| SocketAddr::new(remote.rtp.ip(), remote.rtp.port().wrapping_add(1)))
+            remote.rtcp.unwrap_or_else(|| {
+                SocketAddr::new(remote.rtp.ip(), remote.rtp.port().wrapping_add(1))
+            })
         });
         rx.rtcp_latched = None;
         rx.playout.reset();
@@ -803,7 +812,8 @@ impl Driver {
                 }
                 if !rx.rtcp_mux && rx.rtcp_latched.is_none() {
                     // Symmetric RTCP follows the RTP source: same IP, next port.
-                    rx.rtcp_signalled = Some(SocketAddr::new(addr.ip(), addr.port().wrapping_add(1)));
+                    rx.rtcp_signalled =
+                        Some(SocketAddr::new(addr.ip(), addr.port().wrapping_add(1)));
                 } else if rx.rtcp_mux {
                     rx.rtcp_signalled = Some(addr);
                 }
@@ -830,7 +840,9 @@ impl Driver {
                 if let Some((ssrc, ntp)) = info.sender_report
                     && rx.session.ssrc() == Some(ssrc)
                 {
-                    rx.session.stats_mut().note_sender_report(ntp, now.into_std());
+                    rx.session
+                        .stats_mut()
+                        .note_sender_report(ntp, now.into_std());
                 }
                 if let Some(report) = info.report_about_us {
                     rx.remote_report = Some(RemoteReport {
@@ -867,7 +879,8 @@ impl Driver {
                     tap,
                     ..
                 } = rx;
-                if let Some(due) = playout.tick(now.into_std(), &mut |s, ts| deliver(listener, tap, s, ts))
+                if let Some(due) =
+                    playout.tick(now.into_std(), &mut |s, ts| deliver(listener, tap, s, ts))
                 {
                     deadline = deadline.min(Instant::from_std(due));
                 }
@@ -932,7 +945,13 @@ impl Driver {
                         completed: true,
                     });
                 }
-                (tx.payload_type, samples, marker, ts, ts.wrapping_add(samples as u32))
+                (
+                    tx.payload_type,
+                    samples,
+                    marker,
+                    ts,
+                    ts.wrapping_add(samples as u32),
+                )
             }
             Some(Job::Digit { tone, ts: start }) => {
                 let Some(dtmf_pt) = tx.dtmf_pt else {
@@ -951,7 +970,13 @@ impl Driver {
                         };
                         payload[..4].copy_from_slice(&bytes);
                         let duration = u16::from_be_bytes([bytes[2], bytes[3]]) as u32;
-                        (dtmf_pt, 4, first, ts, ts.wrapping_add(duration.max(samples as u32)))
+                        (
+                            dtmf_pt,
+                            4,
+                            first,
+                            ts,
+                            ts.wrapping_add(duration.max(samples as u32)),
+                        )
                     }
                     None => {
                         tx.jobs.pop_front();
@@ -967,7 +992,13 @@ impl Driver {
                 }
                 payload[..samples].fill(tx.codec.silence());
                 let (ts, marker) = tx.stream.local_timestamp(std_now);
-                (tx.payload_type, samples, marker, ts, ts.wrapping_add(samples as u32))
+                (
+                    tx.payload_type,
+                    samples,
+                    marker,
+                    ts,
+                    ts.wrapping_add(samples as u32),
+                )
             }
             None => {
                 if !tx.comfort_silence || tx.relay_attached {
@@ -975,7 +1006,13 @@ impl Driver {
                 }
                 payload[..samples].fill(tx.codec.silence());
                 let (ts, marker) = tx.stream.local_timestamp(std_now);
-                (tx.payload_type, samples, marker, ts, ts.wrapping_add(samples as u32))
+                (
+                    tx.payload_type,
+                    samples,
+                    marker,
+                    ts,
+                    ts.wrapping_add(samples as u32),
+                )
             }
         };
         let seq = tx.stream.commit_local(std_now, ts, next_ts, len);
@@ -1014,7 +1051,8 @@ impl Driver {
         };
         tx.sent_since_report = false;
         let remote = remote_ssrc.map(|ssrc| (ssrc, rx.session.stats_mut()));
-        let Some(report) = rtcp::build_report(&sender, remote, &inner.options.cname, now.into_std())
+        let Some(report) =
+            rtcp::build_report(&sender, remote, &inner.options.cname, now.into_std())
         else {
             return;
         };
@@ -1045,7 +1083,11 @@ impl Driver {
             let mut rx = lock(&inner.rx);
             rx.listener = None;
             rx.tap = None;
-            (rx.rtcp_latched.or(rx.rtcp_signalled), rx.rtcp_mux, rx.peer.take())
+            (
+                rx.rtcp_latched.or(rx.rtcp_signalled),
+                rx.rtcp_mux,
+                rx.peer.take(),
+            )
         };
         if let Some(peer) = peer {
             let mut peer_rx = lock(&peer.rx);

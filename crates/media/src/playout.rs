@@ -149,8 +149,8 @@ impl Playout {
         let Some(next) = self.next_ts else {
             return;
         };
-        let Some(i) = (0..self.slots.len())
-            .min_by_key(|&i| self.slots[i].ts.wrapping_sub(next) as i32)
+        let Some(i) =
+            (0..self.slots.len()).min_by_key(|&i| self.slots[i].ts.wrapping_sub(next) as i32)
         else {
             return;
         };
@@ -242,13 +242,21 @@ mod tests {
         let got = std::cell::RefCell::new(vec![]);
         let mut out = |pcm: &[i16], ts: u32| got.borrow_mut().push((ts, pcm[0], pcm.len()));
         p.push(t0, 0, &frame(0), &mut out);
-        assert_eq!(p.tick(t0 + Duration::from_millis(50), &mut out), Some(t0 + FILL_AFTER));
+        assert_eq!(
+            p.tick(t0 + Duration::from_millis(50), &mut out),
+            Some(t0 + FILL_AFTER)
+        );
         // 500 ms of nothing: about 480 ms of silence is fed, one packet kept in hand.
         p.tick(t0 + Duration::from_millis(500), &mut out);
         let silence: usize = got.borrow().iter().filter(|g| g.1 == 0).map(|g| g.2).sum();
         assert_eq!(silence, 160 * 24);
         // The peer resumes where its clock says: the overlap with fed silence is trimmed.
-        p.push(t0 + Duration::from_millis(520), 160 * 25, &frame(9), &mut out);
+        p.push(
+            t0 + Duration::from_millis(520),
+            160 * 25,
+            &frame(9),
+            &mut out,
+        );
         assert!(continuous(&got.borrow()));
     }
 }

@@ -34,7 +34,7 @@ impl PortAllocator {
         if first >= end {
             return Err(MediaError::BadPortRange(range));
         }
-        let pairs = (end as u32 - first as u32 + 1) / 2;
+        let pairs = (end as u32 - first as u32).div_ceil(2);
         Ok(PortAllocator {
             ip,
             first,
@@ -98,7 +98,11 @@ mod tests {
         let ip: IpAddr = [127, 0, 0, 1].into();
         // Find a free block of 4 ports first.
         let base = loop {
-            let probe = UdpSocket::bind((ip, 0)).unwrap().local_addr().unwrap().port();
+            let probe = UdpSocket::bind((ip, 0))
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
             let base = probe - probe % 2;
             if base > 1024 && base < 65000 {
                 break base;
@@ -119,7 +123,10 @@ mod tests {
                 Err(e) => panic!("{e}"),
             }
         }
-        assert!(matches!(alloc.bind_pair(), Err(MediaError::NoFreePorts { .. })));
+        assert!(matches!(
+            alloc.bind_pair(),
+            Err(MediaError::NoFreePorts { .. })
+        ));
         drop(held);
         assert!(matches!(
             PortAllocator::new(ip, 5001..=5001),
@@ -127,6 +134,9 @@ mod tests {
         ));
         let any = PortAllocator::new(ip, 0..=0).unwrap();
         let (a, b) = any.bind_pair().unwrap();
-        assert_eq!(a.local_addr().unwrap().port() + 1, b.local_addr().unwrap().port());
+        assert_eq!(
+            a.local_addr().unwrap().port() + 1,
+            b.local_addr().unwrap().port()
+        );
     }
 }

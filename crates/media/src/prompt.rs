@@ -83,7 +83,10 @@ impl Prompt {
         }
     }
 
-    fn from_hound<R: Read>(reader: hound::WavReader<R>, name: String) -> Result<Prompt, PromptError> {
+    fn from_hound<R: Read>(
+        reader: hound::WavReader<R>,
+        name: String,
+    ) -> Result<Prompt, PromptError> {
         let spec = reader.spec();
         let channels = spec.channels.max(1) as usize;
         let wav_err = |source| PromptError::Wav {
@@ -160,8 +163,9 @@ impl Prompt {
 
 /// Band-limited resampling of a whole clip to 8 kHz (rubato's FFT resampler).
 fn resample(mono: &[f32], rate: u32) -> Result<Vec<f32>, String> {
-    let mut resampler = Fft::<f32>::new(rate as usize, CLOCK_RATE as usize, 1024, 1, FixedSync::Both)
-        .map_err(|e| e.to_string())?;
+    let mut resampler =
+        Fft::<f32>::new(rate as usize, CLOCK_RATE as usize, 1024, 1, FixedSync::Both)
+            .map_err(|e| e.to_string())?;
     let input = InterleavedSlice::new(mono, 1, mono.len()).map_err(|e| e.to_string())?;
     let out = resampler
         .process_all(&input, mono.len(), None)
@@ -189,7 +193,9 @@ mod tests {
 
     fn tone(rate: u32, freq: f32, secs: f32) -> Vec<i16> {
         (0..(rate as f32 * secs) as usize)
-            .map(|i| ((i as f32 * freq * std::f32::consts::TAU / rate as f32).sin() * 10000.0) as i16)
+            .map(|i| {
+                ((i as f32 * freq * std::f32::consts::TAU / rate as f32).sin() * 10000.0) as i16
+            })
             .collect()
     }
 
@@ -212,7 +218,11 @@ mod tests {
         let stereo: Vec<i16> = mono.iter().flat_map(|&s| [s, s]).collect();
         write_wav(&path, 44100, 2, &stereo);
         let p = Prompt::from_wav_file(&path).unwrap();
-        assert!((7990..=8010).contains(&p.samples().len()), "{}", p.samples().len());
+        assert!(
+            (7990..=8010).contains(&p.samples().len()),
+            "{}",
+            p.samples().len()
+        );
         // 1 kHz at 8 kHz: 8 samples per period, about 2000 zero crossings per second.
         let crossings = p
             .samples()
@@ -220,7 +230,11 @@ mod tests {
             .filter(|w| (w[0] < 0) != (w[1] < 0))
             .count();
         assert!((1980..=2020).contains(&crossings), "{crossings}");
-        let peak = p.samples()[1000..7000].iter().map(|s| s.unsigned_abs()).max().unwrap();
+        let peak = p.samples()[1000..7000]
+            .iter()
+            .map(|s| s.unsigned_abs())
+            .max()
+            .unwrap();
         assert!((9000..=11000).contains(&peak), "{peak}");
     }
 
@@ -231,6 +245,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("empty.wav");
         write_wav(&path, 8000, 1, &[]);
-        assert!(matches!(Prompt::from_wav_file(&path), Err(PromptError::Empty(_))));
+        assert!(matches!(
+            Prompt::from_wav_file(&path),
+            Err(PromptError::Empty(_))
+        ));
     }
 }

@@ -101,7 +101,11 @@ impl Recording {
     /// Starts recording `left` (the callee) and `right` (the agent; `None` leaves the right
     /// channel silent, as the lab does to capture one leg) into a new WAV file at `path`.
     /// A leg can feed one recording at a time; a newer one replaces the older feed.
-    pub fn start(path: impl AsRef<Path>, left: &Leg, right: Option<&Leg>) -> Result<Recording, MediaError> {
+    pub fn start(
+        path: impl AsRef<Path>,
+        left: &Leg,
+        right: Option<&Leg>,
+    ) -> Result<Recording, MediaError> {
         let path = path.as_ref().to_path_buf();
         let err = |reason: String| MediaError::Recording {
             path: path.display().to_string(),
@@ -270,13 +274,19 @@ impl Writer {
         let pos = match track.anchor {
             Some((ts, pos)) => {
                 let p = pos + (frame.ts.wrapping_sub(ts) as i32) as i64;
-                if (p - by_clock).abs() > REANCHOR { None } else { Some(p) }
+                if (p - by_clock).abs() > REANCHOR {
+                    None
+                } else {
+                    Some(p)
+                }
             }
             None => None,
         };
         let pos = pos.unwrap_or_else(|| {
             // Never anchor before what is already written on this track.
-            let p = by_clock.max(self.written + track.buf.len() as i64).max(self.written);
+            let p = by_clock
+                .max(self.written + track.buf.len() as i64)
+                .max(self.written);
             track.anchor = Some((frame.ts, p));
             p
         });

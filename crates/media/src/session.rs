@@ -12,7 +12,7 @@ use crate::dtmf::DtmfReceiver;
 use crate::g711::Codec;
 use crate::rtcp::{ReceptionStats, SeqVerdict};
 use crate::rtp::{self, RtpError, RtpPacket};
-use crate::stats::{DropReason, DropCounts};
+use crate::stats::{DropCounts, DropReason};
 
 /// What a payload type was negotiated for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -183,7 +183,12 @@ impl RxSession {
     }
 
     /// Judges one datagram that arrived at `now` from `from`.
-    pub fn receive<'a>(&mut self, now: Instant, from: SocketAddr, datagram: &'a [u8]) -> Inbound<'a> {
+    pub fn receive<'a>(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        datagram: &'a [u8],
+    ) -> Inbound<'a> {
         let verdict = self.judge(now, from, datagram);
         if let Inbound::Dropped(reason) = verdict {
             self.drops.count(reason);
@@ -234,7 +239,10 @@ impl RxSession {
             None => self.ssrc = Some(packet.ssrc),
         }
         let arrival = (now.saturating_duration_since(self.epoch).as_micros() as i64) * 8 / 1000;
-        match self.stats.update(packet.sequence, packet.timestamp, arrival) {
+        match self
+            .stats
+            .update(packet.sequence, packet.timestamp, arrival)
+        {
             SeqVerdict::Duplicate => {
                 self.duplicates += 1;
                 return Inbound::Dropped(DropReason::Duplicate);
@@ -443,7 +451,13 @@ impl TxStream {
 
     /// Records a locally generated packet stamped `timestamp` after which the stream's time
     /// stands at `next_ts`; returns its sequence number.
-    pub fn commit_local(&mut self, now: Instant, timestamp: u32, next_ts: u32, octets: usize) -> u16 {
+    pub fn commit_local(
+        &mut self,
+        now: Instant,
+        timestamp: u32,
+        next_ts: u32,
+        octets: usize,
+    ) -> u16 {
         let seq = self.next_seq;
         self.next_seq = seq.wrapping_add(1);
         self.next_ts = next_ts;
@@ -609,7 +623,11 @@ mod tests {
             Inbound::Dropped(DropReason::Stranger)
         );
         // A sudden SSRC change interleaved with the live stream.
-        assert!(accepted(&s.receive(ms(20), addr(4000), &packet(0, 2, 160, 7))));
+        assert!(accepted(&s.receive(
+            ms(20),
+            addr(4000),
+            &packet(0, 2, 160, 7)
+        )));
         assert_eq!(
             s.receive(ms(25), addr(4000), &packet(0, 900, 5000, 8)),
             Inbound::Dropped(DropReason::SsrcMismatch)
@@ -628,7 +646,13 @@ mod tests {
         );
         let d = s.drops();
         assert_eq!(
-            (d.bad_version, d.malformed, d.unknown_payload_type, d.stranger, d.ssrc_mismatch),
+            (
+                d.bad_version,
+                d.malformed,
+                d.unknown_payload_type,
+                d.stranger,
+                d.ssrc_mismatch
+            ),
             (1, 1, 1, 1, 1)
         );
         assert_eq!((d.duplicate, d.bad_event), (1, 1));
@@ -663,7 +687,11 @@ mod tests {
         assert_eq!(s.send_to(), Some(addr(5000)));
         // After a long silence, a new address takes over (NAT rebinding).
         let later = t0 + Duration::from_secs(2);
-        assert!(accepted(&s.receive(later, addr(5002), &packet(0, 2, 160, 7))));
+        assert!(accepted(&s.receive(
+            later,
+            addr(5002),
+            &packet(0, 2, 160, 7)
+        )));
         assert_eq!(s.send_to(), Some(addr(5002)));
         assert_eq!(s.counters().1, 1);
     }
@@ -674,7 +702,11 @@ mod tests {
         let mut s = session(t0);
         s.receive(t0, addr(4000), &packet(0, 1, 0, 7));
         let later = t0 + Duration::from_millis(100);
-        assert!(accepted(&s.receive(later, addr(4000), &packet(0, 500, 9000, 9))));
+        assert!(accepted(&s.receive(
+            later,
+            addr(4000),
+            &packet(0, 500, 9000, 9)
+        )));
         assert_eq!(s.ssrc(), Some(9));
         assert_eq!(s.counters().0, 1);
     }
@@ -685,7 +717,11 @@ mod tests {
         let mut s = session(t0);
         for (i, seq) in [1u16, 3, 2, 4].iter().enumerate() {
             let now = t0 + Duration::from_millis(i as u64 * 20);
-            assert!(accepted(&s.receive(now, addr(4000), &packet(0, *seq, *seq as u32 * 160, 7))));
+            assert!(accepted(&s.receive(
+                now,
+                addr(4000),
+                &packet(0, *seq, *seq as u32 * 160, 7)
+            )));
         }
         assert_eq!(s.counters().2, 1);
         assert_eq!(s.stats().lost(), 0);
@@ -726,20 +762,40 @@ mod tests {
         let s = tx.relay(now, call1, 5000, 777_000, 160, 160).unwrap();
         assert_eq!((s.sequence, s.timestamp, s.marker), (102, 1320, true));
         let s = tx
-            .relay(now + Duration::from_millis(20), call1, 5001, 777_160, 160, 160)
+            .relay(
+                now + Duration::from_millis(20),
+                call1,
+                5001,
+                777_160,
+                160,
+                160,
+            )
             .unwrap();
         assert_eq!((s.sequence, s.timestamp, s.marker), (103, 1480, false));
         // A packet lost in the callee's network: the gap carries through.
         let s = tx
-            .relay(now + Duration::from_millis(60), call1, 5003, 777_480, 160, 160)
+            .relay(
+                now + Duration::from_millis(60),
+                call1,
+                5003,
+                777_480,
+                160,
+                160,
+            )
             .unwrap();
         assert_eq!((s.sequence, s.timestamp), (105, 1800));
         // The next call, one second later: timestamps move on by the wall-clock gap.
         let call2 = Source::Relay { leg: 8, stream: 0 };
         let later = now + Duration::from_millis(1060);
         let s = tx.relay(later, call2, 1, 42, 160, 160).unwrap();
-        assert_eq!((s.sequence, s.timestamp, s.marker), (106, 1800 + 8000, true));
+        assert_eq!(
+            (s.sequence, s.timestamp, s.marker),
+            (106, 1800 + 8000, true)
+        );
         // A late packet of call 2 from before its first one is dropped.
-        assert_eq!(tx.relay(later, call2, 0, 42u32.wrapping_sub(160), 160, 160), None);
+        assert_eq!(
+            tx.relay(later, call2, 0, 42u32.wrapping_sub(160), 160, 160),
+            None
+        );
     }
 }
