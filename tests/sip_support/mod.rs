@@ -1,0 +1,319 @@
+//! Running sipp as the carrier or the agent phone in the `sip_*` tests.
+//!
+//! sipp runs in the foreground as a child process (not `-bg`, whose exit code is always 99 and
+//! whose bind failures are silent), with `-m` so that it exits after its calls, and logs every
+//! message it sends and receives; [`SippRun::messages`] turns that log into the wire sequence
+//! seen from sipp (`<INVITE` received, `>180` sent), which the tests compare exactly.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running sipp.
+pub struct Sipp {
+    child: Child,
+    dir: tempfile::TempDir,
+    addr: SocketAddr,
+    name: String,
+}
+
+/// How sipp ended.
+pub struct SippRun {
+    /// sipp's exit code (0: every call succeeded).
+    pub code: Option<i32>,
+    /// The wire sequence seen by sipp.
+    pub messages: Vec<String>,
+    /// sipp's error log and screen, for failure messages.
+    pub diagnostics: String,
+    /// The whole message log.
+    pub log: String,
+}
+
+fn scenario_path(scenario: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/sipp")
+        .join(scenario)
+}
+
+/// One second of a 400 Hz tone in G.711 A-law: what the carrier streams as the callee's voice.
+fn write_audio(dir: &Path) {
+    let samples: Vec<u8> = (0..8000)
+        .map(|n| {
+            let x = (n as f64 * 400.0 * 2.0 * std::f64::consts::PI / 8000.0).sin();
+            alaw((x * 8000.0) as i16)
+        })
+        .collect();
+    std::fs::write(dir.join("audio.alaw"), samples).expect("write audio");
+}
+
+/// G.711 A-law encoding (the ITU reference algorithm).
+fn alaw(sample: i16) -> u8 {
+    let mut value = (sample as i32) >> 3;
+    let mask = if value >= 0 {
+        0xD5
+    } else {
+        value = -value - 1;
+        0x55
+    };
+    const SEGMENT_ENDS: [i32; 8] = [0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF];
+    let Some(segment) = SEGMENT_ENDS.iter().position(|end| value <= *end) else {
+        return (0x7F ^ mask) as u8;
+    };
+    let shift = if segment < 2 { 1 } else { segment as i32 };
+    let code = ((segment as i32) << 4) | ((value >> shift) & 0x0F);
+    (code ^ mask) as u8
+}
+
+fn port_taken(transport: &str, port: u16) -> bool {
+    match transport {
+        "t1" => std::net::TcpListener::bind(("127.0.0.1", port)).is_err(),
+        _ => std::net::UdpSocket::bind(("127.0.0.1", port)).is_err(),
+    }
+}
+
+impl Sipp {
+    /// sipp as the carrier (UAS) with `scenario`, over UDP (`u1`) or TCP (`t1`), exiting after
+    /// `calls` calls. `None` when sipp is not installed (outside CI).
+    pub fn carrier(scenario: &str, transport: &str, calls: u32, extra: &[&str]) -> Option<Sipp> {
+        Sipp::carrier_with(scenario, transport, calls, extra, true, 60)
+    }
+
+    /// Like [`carrier`](Self::carrier), for benchmarks: optionally without the message log
+    /// (which would slow sipp down), with a global timeout of `timeout_secs`.
+    pub fn carrier_with(
+        scenario: &str,
+        transport: &str,
+        calls: u32,
+        extra: &[&str],
+        trace: bool,
+        timeout_secs: u64,
+    ) -> Option<Sipp> {
+        let program = testkit::program("sipp")?;
+        let port = match transport {
+            "t1" => testkit::free_tcp_port(),
+            _ => testkit::free_udp_port(),
+        };
+        let media = testkit::free_udp_port();
+        let dir = tempfile::tempdir().expect("temporary directory");
+        write_audio(dir.path());
+        let mut args: Vec<String> = vec![
+            "-sf".into(),
+            scenario_path(scenario).display().to_string(),
+            "-i".into(),
+            "127.0.0.1".into(),
+            "-mi".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            port.to_string(),
+            "-mp".into(),
+            media.to_string(),
+            "-t".into(),
+            transport.into(),
+            "-m".into(),
+            calls.to_string(),
+            "-timeout".into(),
+            format!("{timeout_secs}s"),
+            "-timeout_error".into(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let sipp = Sipp::spawn(program, dir, args, SocketAddr::from(([127, 0, 0, 1], port)), scenario, trace);
+        sipp.wait_listening(transport, port);
+        Some(sipp)
+    }
+
+    /// sipp as an agent phone (UAC) calling `target`, with `user`/`password`.
+    pub fn phone(scenario: &str, target: SocketAddr, user: &str, password: &str) -> Option<Sipp> {
+        let program = testkit::program("sipp")?;
+        let port = testkit::free_udp_port();
+        let media = testkit::free_udp_port();
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let args: Vec<String> = vec![
+            target.to_string(),
+            "-sf".into(),
+            scenario_path(scenario).display().to_string(),
+            "-i".into(),
+            "127.0.0.1".into(),
+            "-mi".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            port.to_string(),
+            "-mp".into(),
+            media.to_string(),
+            "-s".into(),
+            user.into(),
+            "-au".into(),
+            user.into(),
+            "-ap".into(),
+            password.into(),
+            "-m".into(),
+            "1".into(),
+            "-timeout".into(),
+            "60s".into(),
+            "-timeout_error".into(),
+        ];
+        Some(Sipp::spawn(program, dir, args, SocketAddr::from(([127, 0, 0, 1], port)), scenario, true))
+    }
+
+    fn spawn(program: PathBuf, dir: tempfile::TempDir, mut args: Vec<String>, addr: SocketAddr, scenario: &str, trace: bool) -> Sipp {
+        let messages = dir.path().join("messages.log");
+        let errors = dir.path().join("errors.log");
+        args.extend([
+            "-nostdin".into(),
+            "-trace_err".into(),
+            "-error_file".into(),
+            errors.display().to_string(),
+        ]);
+        if trace {
+            args.extend([
+                "-trace_msg".into(),
+                "-message_file".into(),
+                messages.display().to_string(),
+            ]);
+        }
+        let screen = std::fs::File::create(dir.path().join("screen.log")).expect("screen log");
+        let child = Command::new(program)
+            .args(&args)
+            .current_dir(dir.path())
+            .stdin(Stdio::null())
+            .stdout(screen.try_clone().expect("screen log"))
+            .stderr(screen)
+            .spawn()
+            .expect("start sipp");
+        Sipp {
+            child,
+            dir,
+            addr,
+            name: scenario.to_owned(),
+        }
+    }
+
+    fn wait_listening(&self, transport: &str, port: u16) {
+        let start = Instant::now();
+        while !port_taken(transport, port) {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "sipp ({}) did not start listening on {port}: {}",
+                self.name,
+                self.diagnostics()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Where sipp listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The trunk URI for this carrier.
+    pub fn uri(&self, transport: &str) -> sip::Uri {
+        let suffix = if transport == "t1" { ";transport=tcp" } else { "" };
+        format!("sip:{}{suffix}", self.addr).parse().expect("uri")
+    }
+
+    /// sipp's error log, screen and last messages so far, for failure messages.
+    pub fn diagnostics(&self) -> String {
+        let read = |name: &str| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
+        let screen = read("screen.log");
+        let tail: String = screen
+            .lines()
+            .rev()
+            .take(40)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join("\n");
+        let messages = read("messages.log");
+        let messages: Vec<&str> = messages.lines().collect();
+        let messages = messages[messages.len().saturating_sub(120)..].join("\n");
+        format!(
+            "errors:\n{}\nscreen (end):\n{tail}\nmessages (end):\n{messages}",
+            read("errors.log")
+        )
+    }
+
+    /// Waits for sipp to exit (60 s at most) and reads its logs.
+    pub async fn finish(self) -> SippRun {
+        self.finish_within(Duration::from_secs(60)).await
+    }
+
+    /// Waits for sipp to exit (`limit` at most, then kills it) and reads its logs.
+    pub async fn finish_within(mut self, limit: Duration) -> SippRun {
+        let start = Instant::now();
+        let code = loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => break status.code(),
+                Ok(None) if start.elapsed() < limit => {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                _ => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    break None;
+                }
+            }
+        };
+        let log = std::fs::read_to_string(self.dir.path().join("messages.log")).unwrap_or_default();
+        SippRun {
+            code,
+            messages: wire_sequence(&log),
+            diagnostics: self.diagnostics(),
+            log,
+        }
+    }
+}
+
+impl Drop for Sipp {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// `<INVITE`, `>100`... from sipp's message log.
+fn wire_sequence(log: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut direction = None;
+    for line in log.lines() {
+        if line.contains("message received") {
+            direction = Some('<');
+            continue;
+        }
+        if line.contains("message sent") {
+            direction = Some('>');
+            continue;
+        }
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(dir) = direction.take() {
+            let label = match line.strip_prefix("SIP/2.0 ") {
+                Some(rest) => rest.split(' ').next().unwrap_or("").to_owned(),
+                None => line.split(' ').next().unwrap_or("").to_owned(),
+            };
+            out.push(format!("{dir}{label}"));
+        }
+    }
+    out
+}
+
+impl SippRun {
+    /// Asserts sipp succeeded and saw exactly `expected`.
+    pub fn assert(&self, expected: &[&str]) {
+        let shown: Vec<&String> = self.messages.iter().take(60).collect();
+        assert!(
+            self.messages == expected,
+            "wire sequence seen by sipp differs\nseen:     {shown:?}{}\nexpected: {expected:?}\n{}",
+            if self.messages.len() > 60 { " ..." } else { "" },
+            self.diagnostics
+        );
+        assert_eq!(self.code, Some(0), "sipp failed\n{}", self.diagnostics);
+    }
+}
