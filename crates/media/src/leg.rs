@@ -716,25 +716,13 @@ impl Future for Driver {
             let now = Instant::now();
             let mut budget = BUDGET;
             let mut storage = [0u8; MAX_DATAGRAM + 1];
-            while budget > 0 {
-                let mut buf = ReadBuf::new(&mut storage);
-                match this.inner.rtp.poll_recv_from(cx, &mut buf) {
-                    Poll::Ready(Ok(from)) => this.on_rtp(now, from, buf.filled()),
-                    // ICMP errors (the peer's port closed) surface here; keep reading.
-                    Poll::Ready(Err(_)) => {}
-                    Poll::Pending => break,
-                }
-                budget -= 1;
-            }
-            while budget > 0 {
-                let mut buf = ReadBuf::new(&mut storage);
-                match this.inner.rtcp.poll_recv_from(cx, &mut buf) {
-                    Poll::Ready(Ok(from)) => this.handle_rtcp(now, from, buf.filled()),
-                    Poll::Ready(Err(_)) => {}
-                    Poll::Pending => break,
-                }
-                budget -= 1;
-            }
+            let inner = this.inner.clone();
+            drain(&inner.rtp, cx, &mut storage, &mut budget, |from, data| {
+                this.on_rtp(now, from, data)
+            });
+            drain(&inner.rtcp, cx, &mut storage, &mut budget, |from, data| {
+                this.handle_rtcp(now, from, data)
+            });
             let deadline = this.on_timers(now);
             if budget == 0 {
                 // More may be waiting: let the other legs on this thread run first.
@@ -1115,6 +1103,26 @@ impl Driver {
             let _ = send_now(socket, &bye, dest);
         }
         tracing::debug!(leg = inner.id, label = %inner.options.label, "leg closed");
+    }
+}
+
+/// Reads datagrams from `socket` into `on` until it would block or the budget is spent.
+fn drain(
+    socket: &UdpSocket,
+    cx: &mut Context<'_>,
+    storage: &mut [u8],
+    budget: &mut usize,
+    mut on: impl FnMut(SocketAddr, &[u8]),
+) {
+    while *budget > 0 {
+        let mut buf = ReadBuf::new(storage);
+        match socket.poll_recv_from(cx, &mut buf) {
+            Poll::Ready(Ok(from)) => on(from, buf.filled()),
+            // ICMP errors (the peer's port closed) surface here; keep reading.
+            Poll::Ready(Err(_)) => {}
+            Poll::Pending => return,
+        }
+        *budget -= 1;
     }
 }
 

@@ -256,18 +256,23 @@ pub fn build_report(
             profile_extensions: Bytes::new(),
         })
     };
-    let sdes: Box<dyn Packet> = Box::new(SourceDescription {
+    let sdes = cname_packet(sender.ssrc, cname);
+    rtc_rtcp::packet::marshal(&[first, sdes])
+        .ok()
+        .map(|b| b.freeze())
+}
+
+/// The SDES packet with our CNAME that every compound report carries.
+fn cname_packet(ssrc: u32, cname: &str) -> Box<dyn Packet> {
+    Box::new(SourceDescription {
         chunks: vec![SourceDescriptionChunk {
-            source: sender.ssrc,
+            source: ssrc,
             items: vec![SourceDescriptionItem {
                 sdes_type: SdesType::SdesCname,
                 text: Bytes::copy_from_slice(cname.as_bytes()),
             }],
         }],
-    });
-    rtc_rtcp::packet::marshal(&[first, sdes])
-        .ok()
-        .map(|b| b.freeze())
+    })
 }
 
 /// Builds a BYE for our SSRC, sent when a leg closes.
@@ -277,15 +282,7 @@ pub fn build_bye(ssrc: u32, cname: &str) -> Option<Bytes> {
         reports: vec![],
         profile_extensions: Bytes::new(),
     });
-    let sdes: Box<dyn Packet> = Box::new(SourceDescription {
-        chunks: vec![SourceDescriptionChunk {
-            source: ssrc,
-            items: vec![SourceDescriptionItem {
-                sdes_type: SdesType::SdesCname,
-                text: Bytes::copy_from_slice(cname.as_bytes()),
-            }],
-        }],
-    });
+    let sdes = cname_packet(ssrc, cname);
     let bye: Box<dyn Packet> = Box::new(Goodbye {
         sources: vec![ssrc],
         reason: Bytes::new(),
