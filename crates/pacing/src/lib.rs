@@ -44,5 +44,5 @@ mod window;
 pub use config::{Config, ConfigError, MIN_RING, Mode, Priors, WINDOW_24H, WINDOW_30D};
 pub use estimate::Estimates;
 pub use event::{AgentId, CallId, Decision, EndReason, Event, Reason};
-pub use pacer::{AbandonFigures, AgentCounts, CallCounts, Figures, Pacer};
+pub use pacer::{AbandonFigures, AgentCounts, CallCounts, Figures, ModelCheck, Pacer};
 pub use window::HistoryBucket;

@@ -3,7 +3,7 @@
 use crate::config::{Config, ConfigError, Mode, Priors};
 use crate::estimate::{BUSY, Estimates, Estimators, FAILED, LIVE, MACHINE, NO_ANSWER};
 use crate::event::{AgentId, CallId, Decision, EndReason, Event, Reason};
-use crate::model::{Contrib, J, Model};
+use crate::model::{CERTAIN, Contrib, J, Model};
 use crate::window::{HistoryBucket, Window};
 use indexmap::IndexMap;
 use serde::Serialize;
@@ -16,10 +16,14 @@ const QUANTUM: f64 = 0.5;
 const REBUILD_EVERY: f64 = 30.0;
 /// Calls asked for and neither placed nor given back within this time are forgotten.
 const PENDING_TIMEOUT: f64 = 30.0;
-/// Gain of the fast loop (model-predicted abandon of each placed call versus the aim).
-const FAST_GAIN: f64 = 0.01;
-/// Gain of the slow loop (observed abandons versus the setpoint), per live answer.
-const SLOW_GAIN: f64 = 0.004;
+/// Calls placed on the model's decision over which the threshold's yield (their mean own
+/// abandon probability over the threshold) is learned.
+const FILL_MEMORY: f64 = 500.0;
+/// Live answers of those calls over which the model's bias (observed over predicted abandons)
+/// is learned.
+const BIAS_MEMORY: f64 = 3000.0;
+/// Weight, in abandons, of the prior that the model has no bias.
+const BIAS_PRIOR: f64 = 5.0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum AgentState {
@@ -54,17 +58,75 @@ struct Call {
     since: f64,
     ringing: bool,
     agent: Option<AgentId>,
-    /// Placed on the model's decision (its outcome steers the controller).
-    predictive: bool,
+    /// The model's abandon probability for it when it was placed on the model's decision (its
+    /// outcome steers the controller); `None` for calls placed otherwise.
+    risk: Option<f64>,
 }
 
-/// The two integral loops that steer the abandon-probability threshold.
-#[derive(Debug, Clone)]
+/// What sets the threshold on one more call's cost: how the calls placed under it turn out,
+/// exponentially forgotten.
+///
+/// A decision places calls while the next one's cost stays under the threshold, so the calls
+/// carry a little less than the threshold; each call's own abandon probability (the model's
+/// `risk`) is a share of its cost; the abandons among their live answers are the sum of those
+/// probabilities times the model's bias. So the abandon rate is `threshold x yield x bias`,
+/// with `yield` the placed calls' mean own probability over the threshold they were placed
+/// under, learned from every placed call (quickly, without noise), and `bias` learned from
+/// the abandons (slowly: a few abandons are noisy). The threshold that meets the setpoint is
+/// `setpoint / (yield x bias)`. The bias starts at 1 (the model's own probabilities are
+/// calibrated, see `docs/pacing.md`), so the threshold does not swing with the noise of a few
+/// abandons, which would cost occupancy.
+#[derive(Debug, Clone, Default)]
 struct Controller {
-    /// ln of the threshold on one more call's abandon probability.
-    ln_theta: f64,
-    /// ln of the correction of the model's predicted abandon rate by the observed one.
-    ln_corr: f64,
+    /// Over calls placed at the threshold: sums of their cost, own abandon probability and the
+    /// threshold they were placed under.
+    cost: f64,
+    risk: f64,
+    threshold: f64,
+    /// Over their live answers: predicted and observed abandons.
+    predicted: f64,
+    abandoned: f64,
+}
+
+impl Controller {
+    /// Observed over predicted abandons, shrunk towards 1.
+    fn bias(&self) -> f64 {
+        (self.abandoned + BIAS_PRIOR) / (self.predicted + BIAS_PRIOR)
+    }
+
+    /// The placed calls' mean own abandon probability over their threshold.
+    fn yield_(&self) -> f64 {
+        if self.threshold > 0.0 {
+            (self.risk / self.threshold).clamp(0.05, 1.0)
+        } else {
+            1.0
+        }
+    }
+
+    /// A new call's own abandon probability over its cost.
+    fn own_share(&self) -> f64 {
+        if self.cost > 0.0 {
+            (self.risk / self.cost).clamp(0.05, 1.0)
+        } else {
+            1.0
+        }
+    }
+
+    /// `n` calls were placed at the threshold `theta`, each with this cost and own abandon
+    /// probability.
+    fn placed(&mut self, n: u32, cost: f64, risk: f64, theta: f64) {
+        let keep = (1.0 - 1.0 / FILL_MEMORY).powi(n as i32);
+        self.cost = self.cost * keep + cost * n as f64;
+        self.risk = self.risk * keep + risk * n as f64;
+        self.threshold = self.threshold * keep + theta * n as f64;
+    }
+
+    /// A live answer of a call placed with abandon probability `risk` was connected or not.
+    fn answered(&mut self, risk: f64, abandoned: bool) {
+        let keep = 1.0 - 1.0 / BIAS_MEMORY;
+        self.predicted = self.predicted * keep + risk;
+        self.abandoned = self.abandoned * keep + f64::from(u8::from(abandoned));
+    }
 }
 
 /// A pacer for one campaign: a deterministic state machine with no clock or I/O.
@@ -81,8 +143,9 @@ pub struct Pacer {
     calls: IndexMap<CallId, Call>,
     agent_counts: [u32; 5],
     call_counts: [u32; 7],
-    /// Calls asked for and not yet placed: whether each was a model decision.
-    pending: VecDeque<bool>,
+    /// Calls asked for and not yet placed: the model's abandon probability for each one asked
+    /// for on the model's decision.
+    pending: VecDeque<Option<f64>>,
     pending_at: f64,
     ctl: Controller,
     guard: bool,
@@ -91,6 +154,7 @@ pub struct Pacer {
     model: Model,
     cps_tokens: f64,
     cps_at: f64,
+    check: ModelCheck,
     last_reason: Option<Reason>,
     last_probability: f64,
     now: f64,
@@ -109,7 +173,6 @@ impl Pacer {
     /// A pacer whose estimators start from `priors` (say, the campaign's history).
     pub fn with_priors(config: Config, priors: &Priors) -> Result<Self, ConfigError> {
         config.validate()?;
-        let setpoint = (config.abandon_target * config.setpoint).max(1e-4);
         Ok(Pacer {
             est: Estimators::new(priors, secs(config.memory)),
             window: Window::new(config.abandon_window),
@@ -119,15 +182,13 @@ impl Pacer {
             call_counts: [0; 7],
             pending: VecDeque::new(),
             pending_at: 0.0,
-            ctl: Controller {
-                ln_theta: (setpoint * 2.0).ln(),
-                ln_corr: 0.0,
-            },
+            ctl: Controller::default(),
             guard: false,
             margin: 2.0,
             model: Model::new(),
             cps_tokens: config.max_cps.unwrap_or(0.0).max(1.0),
             cps_at: 0.0,
+            check: ModelCheck::default(),
             last_reason: None,
             last_probability: 0.0,
             now: 0.0,
@@ -183,7 +244,7 @@ impl Pacer {
     fn agent_contrib(&self, a: &Agent) -> Option<Contrib> {
         let elapsed = (self.model.at - a.since).max(0.0);
         match a.state {
-            AgentState::Ready => Some([1.0; J]),
+            AgentState::Ready => Some(CERTAIN),
             AgentState::Talking => Some(*self.model.talk_row(elapsed)),
             AgentState::WrapUp => Some(*self.model.wrap_row(elapsed)),
             AgentState::NotReady | AgentState::Paused => None,
@@ -194,7 +255,7 @@ impl Pacer {
         match c.state {
             CallState::Dialing => Some(*self.model.dial_row(self.model.at - c.placed)),
             CallState::Answered => Some(*self.model.amd_row(self.model.at - c.since)),
-            CallState::Waiting => Some([1.0; J]),
+            CallState::Waiting => Some(CERTAIN),
             _ => None,
         }
     }
@@ -242,7 +303,7 @@ impl Pacer {
         self.calls.insert(id, call);
     }
 
-    fn insert_call(&mut self, id: CallId, predictive: bool, t: f64) {
+    fn insert_call(&mut self, id: CallId, risk: Option<f64>, t: f64) {
         if self.calls.contains_key(&id) {
             return;
         }
@@ -252,7 +313,7 @@ impl Pacer {
             since: t,
             ringing: false,
             agent: None,
-            predictive,
+            risk,
         };
         if self.patching(t)
             && let Some(c) = self.call_contrib(&call)
@@ -334,15 +395,24 @@ impl Pacer {
         );
     }
 
-    fn steer(&mut self, abandoned: bool) {
-        let s = self.setpoint_rate();
-        let a = if abandoned { 1.0 } else { 0.0 };
-        self.ctl.ln_corr = (self.ctl.ln_corr + SLOW_GAIN * (s - a) / s).clamp(-3.0, 3.0);
+    /// A live answer of a call placed on the model's decision, with the abandon probability
+    /// the model gave it, was connected or abandoned.
+    fn steer(&mut self, risk: f64, abandoned: bool) {
+        self.ctl.answered(risk, abandoned);
+        self.check.live += 1;
+        self.check.predicted_abandons += risk;
+        self.check.abandons += u64::from(abandoned);
     }
 
     /// The abandon rate the controller aims at.
     fn setpoint_rate(&self) -> f64 {
         (self.config.abandon_target * self.config.setpoint).max(1e-4)
+    }
+
+    /// The threshold on one more call's abandon probability.
+    fn threshold(&self) -> f64 {
+        let s = self.setpoint_rate();
+        (s / (self.ctl.yield_() * self.ctl.bias())).clamp(s / 4.0, (20.0 * s).min(0.9))
     }
 
     /// Takes one event that happened at `now`.
@@ -373,19 +443,19 @@ impl Pacer {
                 }
             }
             Event::CallPlaced(c) => {
-                let predictive = self.pending.pop_front().unwrap_or(false);
+                let risk = self.pending.pop_front().flatten();
                 self.est.placed_rate.observe(t);
-                self.insert_call(c, predictive, t);
+                self.insert_call(c, risk, t);
             }
             Event::CallRinging(c) => {
                 if !self.calls.contains_key(&c) {
-                    self.insert_call(c, false, t);
+                    self.insert_call(c, None, t);
                 }
                 self.set_call(c, |call| call.ringing = true, t);
             }
             Event::CallAnswered(c) => {
                 if !self.calls.contains_key(&c) {
-                    self.insert_call(c, false, t);
+                    self.insert_call(c, None, t);
                 }
                 if self.calls.get(&c).map(|x| x.state) == Some(CallState::Dialing) {
                     self.set_call(
@@ -433,8 +503,10 @@ impl Pacer {
                     self.call_live(call, t);
                 }
                 if let Some(c) = self.calls.get(&call) {
-                    if c.state == CallState::Waiting && c.predictive {
-                        self.steer(false);
+                    if c.state == CallState::Waiting
+                        && let Some(risk) = c.risk
+                    {
+                        self.steer(risk, false);
                     }
                     self.set_call(
                         call,
@@ -458,8 +530,8 @@ impl Pacer {
                 if let Some(call) = self.calls.get(&c)
                     && call.state == CallState::Waiting
                 {
-                    if call.predictive {
-                        self.steer(true);
+                    if let Some(risk) = call.risk {
+                        self.steer(risk, true);
                     }
                     self.window.abandon(t);
                     self.set_call(
@@ -519,11 +591,9 @@ impl Pacer {
             self.model
                 .prepare(&self.est, secs(self.config.connect_grace));
         }
-        self.model.reset(q, t);
         // Calls the next decisions will place may turn live before a call placed now and take
-        // the agents ahead of it: count the expected overtakers at the current dialing pace.
-        let rate = self.est.placed_rate.per_second(t);
-        self.model.add_overtakers(rate);
+        // the agents ahead of it: the model counts them at the current dialing pace.
+        self.model.reset(q, t, self.est.placed_rate.per_second(t));
         for a in self.agents.values() {
             if let Some(c) = self.agent_contrib(a) {
                 self.model.add_agent(&c, 1.0);
@@ -630,49 +700,89 @@ impl Pacer {
             reason
         };
         let mut cancel = Vec::new();
+        let mut risk = None;
         if predictive {
-            let theta = self.ctl.ln_theta.exp();
-            let limit = cap.min(4 * active + 10);
+            let theta = self.threshold();
+            let most = 4 * active + 10;
+            let limit = cap.min(most);
+            let known = ready as f64 - self.call_counts[CallState::Waiting as usize] as f64;
             // The window's headroom also bounds what this decision may risk: the abandons
             // expected among calls in flight and the new calls, with two standard deviations.
             let headroom = self.window.headroom(self.config.abandon_target) - 1.0;
-            // The model under-predicts abandons by the slow loop's correction (and by a safety
-            // factor of two while that is still learning).
-            let scale = 2.0 / self.ctl.ln_corr.exp().min(1.0);
+            // Scaled by the model's bias when it has under-predicted, and by a safety factor of
+            // two; a new call's own abandon probability is about `own` times its cost.
+            let scale = 2.0 * self.ctl.bias().max(1.0);
             let exposure = scale * self.model.exposure();
             let live = scale * self.model.g[J - 1] / (J as f64 - 0.5) * J as f64;
-            let mut risk = exposure;
-            let mut k = 0;
-            let mut p = self.model.abandon_probability(pending as f64);
-            self.last_probability = p;
-            while k < limit && p <= theta {
-                risk += live * p;
-                if risk + 2.0 * risk.sqrt() > headroom {
-                    reason = Reason::Guard;
+            let own = self.ctl.own_share();
+            // Each call of a decision carries the last one's cost (the calls are alike: each has
+            // the others ahead of it with the same chance), which grows with their number.
+            let p = |k: u32| self.model.cost((pending + k) as f64);
+            let fits = |k: u32, pk: f64| {
+                let r = exposure + live * own * pk * k as f64;
+                r + 2.0 * r.sqrt() <= headroom
+            };
+            let first = p(0);
+            // Largest k <= limit whose k-th call stays under the threshold and within the
+            // headroom: gallop, then bisect (the risk grows with k).
+            let ok = |k: u32| {
+                if k == 0 {
+                    return (true, true);
+                }
+                let pk = if k == 1 { first } else { p(k - 1) };
+                (pk <= theta, fits(k, pk))
+            };
+            let (mut lo, mut hi) = (0u32, None);
+            let mut blocked_by_guard = false;
+            let mut step = 1u32;
+            while hi.is_none() {
+                let k = (lo + step).min(limit);
+                if k == lo {
                     break;
                 }
-                k += 1;
-                p = self.model.abandon_probability((pending + k) as f64);
+                match ok(k) {
+                    (true, true) => lo = k,
+                    (under, _) => {
+                        blocked_by_guard = under;
+                        hi = Some(k);
+                    }
+                }
+                step *= 2;
             }
-            if k == limit && limit < 4 * active + 10 {
+            if let Some(h) = hi.as_mut() {
+                while *h - lo > 1 {
+                    let mid = lo + (*h - lo) / 2;
+                    match ok(mid) {
+                        (true, true) => lo = mid,
+                        (under, _) => {
+                            blocked_by_guard = under;
+                            *h = mid;
+                        }
+                    }
+                }
+            }
+            let k = lo;
+            if blocked_by_guard && k < limit {
+                reason = Reason::Guard;
+            } else if k == limit && limit < most {
                 reason = Reason::Cap;
             }
             start = k;
+            // The next call's own abandon probability, for the dashboard; each placed call's,
+            // for the controller.
+            self.last_probability = self.model.risk(pending as f64, known);
             if k > 0 {
-                // Every call of this decision carries about the last one's risk.
-                let placed = self.model.abandon_probability((pending + k - 1) as f64);
-                let aim = self.setpoint_rate() * self.ctl.ln_corr.exp();
-                let step = FAST_GAIN * ((aim - placed) / aim).clamp(-5.0, 1.0);
-                self.ctl.ln_theta =
-                    (self.ctl.ln_theta + step * k as f64).clamp((1e-4f64).ln(), (0.9f64).ln());
-            } else {
-                let aim = self.setpoint_rate() * self.ctl.ln_corr.exp();
-                if p > 4.0 * theta.max(aim) {
-                    cancel = self.over_dialed();
+                let cost = if k == 1 { first } else { p(k - 1) };
+                let r = self.model.risk((pending + k - 1) as f64, known);
+                risk = Some(r);
+                if hi.is_some() && !blocked_by_guard {
+                    self.ctl.placed(k, cost, r, theta);
                 }
+            } else if first > 4.0 * theta {
+                cancel = self.over_dialed();
             }
         }
-        if let Some(_cps) = self.config.max_cps {
+        if self.config.max_cps.is_some() {
             self.cps_tokens -= start as f64;
         }
         if start > 0 {
@@ -680,7 +790,7 @@ impl Pacer {
                 self.pending_at = t;
             }
             self.pending
-                .extend(std::iter::repeat_n(predictive, start as usize));
+                .extend(std::iter::repeat_n(risk, start as usize));
         }
         self.last_reason = Some(reason);
         Decision {
@@ -752,11 +862,12 @@ impl Pacer {
                 headroom: self.window.headroom(self.config.abandon_target),
                 guard_active: self.guard,
             },
-            threshold: self.ctl.ln_theta.exp(),
-            correction: self.ctl.ln_corr.exp(),
+            threshold: self.threshold(),
+            correction: self.threshold() / self.setpoint_rate(),
             next_call_abandon_probability: self.last_probability,
             expected_free_agents: free,
             expected_live_callers: callers,
+            model_check: self.check.clone(),
             dial_level: if active == 0 {
                 0.0
             } else {
@@ -834,7 +945,8 @@ pub struct Figures {
     pub abandon: AbandonFigures,
     /// The controller's threshold on one more call's abandon probability.
     pub threshold: f64,
-    /// The slow loop's correction of the model's abandon predictions.
+    /// The threshold over the setpoint: the controller's correction for the model's measured
+    /// bias and for calls being placed a little under the threshold.
     pub correction: f64,
     /// The model's abandon probability for one more call, at the last decision.
     pub next_call_abandon_probability: f64,
@@ -844,4 +956,20 @@ pub struct Figures {
     pub expected_live_callers: f64,
     /// Calls in progress per active agent.
     pub dial_level: f64,
+    /// The model's predicted abandons against what happened, for the calls it placed.
+    pub model_check: ModelCheck,
+}
+
+/// How well the model predicts: over the live answers of the calls placed on its decisions
+/// since the pacer started, the abandons it expected (the sum of each call's abandon
+/// probability when placed) and the abandons that happened. Their ratio is the model's bias;
+/// the controller corrects it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ModelCheck {
+    /// Live answers of calls placed on the model's decision.
+    pub live: u64,
+    /// The abandons the model expected among them.
+    pub predicted_abandons: f64,
+    /// The abandons among them.
+    pub abandons: u64,
 }

@@ -342,3 +342,22 @@ fn predictive_beats_progressive_and_keeps_abandons_under_target() {
     assert!(pred.abandon_rate < 0.03, "{}", pred.abandon_rate);
     assert!(prog.abandon_rate < 0.005);
 }
+
+#[test]
+fn the_model_predicts_the_abandons_it_causes() {
+    // The abandons the model expected among the live answers of the calls it placed, against
+    // those that happened. Counting abandoned callers as still ahead (and the overtakers'
+    // variance) made it over-predict two to three times.
+    let mut s = short(50, 150.0, 21);
+    s.history = Some((5000, 125));
+    let mut pacer = Pacer::new(Config::default()).unwrap();
+    let r = run_dialer(&s, &mut pacer, "calibration").unwrap();
+    let check = pacer.figures(secs(s.duration)).model_check;
+    assert!(check.live > 2000 && check.abandons > 30, "{check:?}");
+    let ratio = check.abandons as f64 / check.predicted_abandons;
+    assert!(
+        (0.6..1.6).contains(&ratio),
+        "observed / predicted {ratio}: {check:?}"
+    );
+    assert!(r.abandon_rate < 0.03, "{}", r.abandon_rate);
+}
