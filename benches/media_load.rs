@@ -1,0 +1,536 @@
+//! Media load figures: receive + decode + AMD for many streams on one core, the latency the
+//! bridge adds under load, and the memory of an idle leg. Prints a table.
+//!
+//!     cargo bench --bench media_load                 # all three, issue-sized
+//!     cargo bench --bench media_load -- receive 5000 # one part, with its size
+//!
+//! The system under test runs on one thread (a current-thread tokio runtime); its CPU time is
+//! read from the kernel for that thread alone (`/proc/thread-self/schedstat`), so "share of one
+//! core" is exact even while the load generator and other work use the machine's other core.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use media::detect::{Amd, AmdParams, Channel, read_wav};
+use media::rtp::{self, OutHeader};
+use media::{Bridge, Codec, Leg, LegOptions, PortAllocator, RemoteMedia};
+
+/// Counts live heap bytes, for the per-leg memory figure.
+struct Counting;
+
+static HEAP: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        HEAP.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        HEAP.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        HEAP.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+const PACKET: Duration = Duration::from_millis(20);
+
+/// CPU time of the calling thread.
+fn thread_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    let ns: u64 = stat
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    Duration::from_nanos(ns)
+}
+
+fn rss_kib() -> i64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn ports() -> PortAllocator {
+    PortAllocator::new("127.0.0.1".parse().unwrap(), 0..=0).unwrap()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Real speech for the streams: the corpus clips, mu-law, end to end.
+fn speech() -> Vec<u8> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/media/corpus/clips");
+    let mut pcm = vec![];
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        let mut files: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+        files.sort();
+        for f in files.iter().step_by(10).take(12) {
+            if let Ok(samples) = read_wav(f, Channel::Mix) {
+                pcm.extend(samples);
+            }
+        }
+    }
+    if pcm.is_empty() {
+        pcm = (0..80_000)
+            .map(|i| ((i as f32 * 0.07).sin() * 6000.0) as i16)
+            .collect();
+    }
+    let mut ulaw = vec![0u8; pcm.len()];
+    Codec::Pcmu.encode(&pcm, &mut ulaw);
+    ulaw
+}
+
+fn percentile(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+/// Sends one 20 ms packet to every destination per tick from a few sockets, until `stop`.
+fn generator(
+    targets: Vec<(SocketAddr, Arc<UdpSocket>)>,
+    payload: Arc<Vec<u8>>,
+    stop: Arc<AtomicBool>,
+    stamp_from: Option<Instant>,
+) -> u64 {
+    let mut sent = 0u64;
+    let start = Instant::now();
+    let mut tick = 0u64;
+    let mut buf = [0u8; 200];
+    while !stop.load(Ordering::Relaxed) {
+        for (i, (to, socket)) in targets.iter().enumerate() {
+            let off = (i * 1637 + tick as usize * 160) % (payload.len() - 160);
+            let mut body = [0u8; 160];
+            body.copy_from_slice(&payload[off..off + 160]);
+            if let Some(base) = stamp_from {
+                body[..8].copy_from_slice(&(base.elapsed().as_nanos() as u64).to_be_bytes());
+            }
+            let n = rtp::write_packet(
+                &OutHeader {
+                    marker: false,
+                    payload_type: 0,
+                    sequence: tick as u16,
+                    timestamp: (tick * 160) as u32,
+                    ssrc: i as u32 + 1,
+                },
+                &body,
+                &mut buf,
+            )
+            .unwrap();
+            if socket.send_to(&buf[..n], to).is_ok() {
+                sent += 1;
+            }
+        }
+        tick += 1;
+        let next = start + PACKET * tick as u32;
+        let now = Instant::now();
+        if next > now {
+            std::thread::sleep(next - now);
+        }
+    }
+    sent
+}
+
+fn bind_many(n: usize) -> Vec<Arc<UdpSocket>> {
+    (0..n)
+        .map(|_| Arc::new(UdpSocket::bind("127.0.0.1:0").unwrap()))
+        .collect()
+}
+
+/// Pairs each destination with the socket that sends to it (round-robin over `sockets`).
+fn from_sockets(
+    targets: &[SocketAddr],
+    sockets: &[Arc<UdpSocket>],
+) -> Vec<(SocketAddr, Arc<UdpSocket>)> {
+    targets
+        .iter()
+        .enumerate()
+        .map(|(i, &t)| (t, sockets[i % sockets.len()].clone()))
+        .collect()
+}
+
+struct Row(String, String, String);
+
+fn receive(streams: usize, secs: u64) -> Vec<Row> {
+    let senders = bind_many(32);
+    let sender_addrs: Vec<SocketAddr> = senders.iter().map(|s| s.local_addr().unwrap()).collect();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (result_tx, result_rx) = mpsc::channel();
+    let verdicts = Arc::new(AtomicU64::new(0));
+    let v2 = verdicts.clone();
+    let window = Duration::from_secs(secs);
+    let sut = std::thread::spawn(move || {
+        let rt = runtime();
+        rt.block_on(async move {
+            let ports = ports();
+            let mut legs = vec![];
+            for i in 0..streams {
+                let (leg, _events) = Leg::open(&ports, LegOptions::default()).unwrap();
+                leg.set_remote(&RemoteMedia::new(
+                    sender_addrs[i % sender_addrs.len()],
+                    Codec::Pcmu,
+                ))
+                .unwrap();
+                // AMD on every stream, restarted after each verdict so its cost is always paid.
+                let params = AmdParams::default();
+                let mut amd = Amd::new(params.clone()).unwrap();
+                let verdicts = v2.clone();
+                leg.set_listener(Some(Box::new(move |pcm: &[i16], ts: u32| {
+                    if amd.push(pcm, ts).is_some() {
+                        verdicts.fetch_add(1, Ordering::Relaxed);
+                        amd = Amd::new(params.clone()).unwrap();
+                    }
+                })));
+                legs.push(leg);
+            }
+            ready_tx
+                .send(legs.iter().map(|l| l.local_rtp_addr()).collect::<Vec<_>>())
+                .unwrap();
+            // Warm up, then measure.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let before: u64 = legs.iter().map(|l| l.stats().packets_received).sum();
+            let (cpu0, t0) = (thread_cpu(), Instant::now());
+            tokio::time::sleep(window).await;
+            let (cpu, wall) = (thread_cpu() - cpu0, t0.elapsed());
+            let after: u64 = legs.iter().map(|l| l.stats().packets_received).sum();
+            let dropped: u64 = legs.iter().map(|l| l.stats().dropped.total()).sum();
+            let lost: i64 = legs.iter().map(|l| l.stats().packets_lost).sum();
+            result_tx
+                .send((after - before, cpu, wall, dropped, lost))
+                .unwrap();
+        });
+    });
+    let targets = ready_rx.recv().unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let payload = Arc::new(speech());
+    let targets = from_sockets(&targets, &senders);
+    let gen_thread = std::thread::spawn(move || generator(targets, payload, stop2, None));
+    let (packets, cpu, wall, dropped, lost) = result_rx.recv().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let sent = gen_thread.join().unwrap();
+    sut.join().unwrap();
+    let pps = packets as f64 / wall.as_secs_f64();
+    let share = cpu.as_secs_f64() / wall.as_secs_f64();
+    let per_packet = cpu.as_secs_f64() / packets.max(1) as f64;
+    let at_target = per_packet * streams as f64 * 50.0;
+    vec![
+        Row(
+            format!("receive+decode+AMD, {streams} streams"),
+            format!(
+                "{pps:.0} packets/s received ({:.0}% of the 50 pps x streams offered)",
+                pps / (streams as f64 * 50.0) * 100.0
+            ),
+            format!("{} sent in total", sent),
+        ),
+        Row(
+            "  CPU of the one runtime thread".into(),
+            format!("{:.1}% of one core", share * 100.0),
+            format!(
+                "{:.2} us per packet; {:.1}% at the full {} pps",
+                per_packet * 1e6,
+                at_target * 100.0,
+                streams * 50
+            ),
+        ),
+        Row(
+            "  verdicts / drops / loss".into(),
+            format!("{} AMD verdicts", verdicts.load(Ordering::Relaxed)),
+            format!("{dropped} dropped, {lost} lost (generator lag or socket overflow)"),
+        ),
+    ]
+}
+
+fn bridge(calls: usize, secs: u64) -> Vec<Row> {
+    // Phones: the callee side and the agent side, a few sockets each (many calls per socket).
+    let callee_phones = bind_many(32);
+    let agent_phones = bind_many(32);
+    // Sampled receivers: the first `sampled` calls' agents get sockets of their own that we read.
+    let sampled = calls.min(64);
+    let sample_sockets = bind_many(sampled);
+    let direct_rx = bind_many(16);
+    let direct_addrs: Vec<SocketAddr> = direct_rx.iter().map(|s| s.local_addr().unwrap()).collect();
+    let callee_addrs: Vec<SocketAddr> = callee_phones
+        .iter()
+        .map(|s| s.local_addr().unwrap())
+        .collect();
+    let agent_addrs: Vec<SocketAddr> = agent_phones
+        .iter()
+        .map(|s| s.local_addr().unwrap())
+        .collect();
+    let sample_addrs: Vec<SocketAddr> = sample_sockets
+        .iter()
+        .map(|s| s.local_addr().unwrap())
+        .collect();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (result_tx, result_rx) = mpsc::channel();
+    let done = Arc::new(AtomicBool::new(false));
+    let done2 = done.clone();
+    let total = Duration::from_secs(secs + 2);
+    let sut = std::thread::spawn(move || {
+        runtime().block_on(async move {
+            let ports = ports();
+            let mut keep = vec![];
+            let mut callee_targets = vec![];
+            let mut agent_targets = vec![];
+            for i in 0..calls {
+                let (callee, _) = Leg::open(&ports, LegOptions::default()).unwrap();
+                let (agent, _) = Leg::open(
+                    &ports,
+                    LegOptions {
+                        comfort_silence: true,
+                        ..Default::default()
+                    },
+                )
+                .unwrap();
+                callee
+                    .set_remote(&RemoteMedia::new(
+                        callee_addrs[i % callee_addrs.len()],
+                        Codec::Pcmu,
+                    ))
+                    .unwrap();
+                let agent_phone = if i < sample_addrs.len() {
+                    sample_addrs[i]
+                } else {
+                    agent_addrs[i % agent_addrs.len()]
+                };
+                agent
+                    .set_remote(&RemoteMedia::new(agent_phone, Codec::Pcmu))
+                    .unwrap();
+                let bridge = Bridge::connect(&callee, &agent).unwrap();
+                callee_targets.push(callee.local_rtp_addr());
+                agent_targets.push(agent.local_rtp_addr());
+                keep.push((callee, agent, bridge));
+            }
+            ready_tx.send((callee_targets, agent_targets)).unwrap();
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let cpu0 = thread_cpu();
+            let t0 = Instant::now();
+            tokio::time::sleep(total - Duration::from_secs(2)).await;
+            result_tx.send((thread_cpu() - cpu0, t0.elapsed())).unwrap();
+            while !done2.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            drop(keep);
+        });
+    });
+    let (callee_targets, agent_targets) = ready_rx.recv().unwrap();
+    let base = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let payload = Arc::new(speech());
+    // Callees talk into their legs; agents talk too (both directions loaded). The sampled calls'
+    // packets and the direct baseline carry a send time.
+    let mut gens = vec![];
+    {
+        let (stop, payload) = (stop.clone(), payload.clone());
+        let mut targets = from_sockets(&callee_targets, &callee_phones);
+        targets.extend(from_sockets(&direct_addrs, &callee_phones));
+        gens.push(std::thread::spawn(move || {
+            generator(targets, payload, stop, Some(base))
+        }));
+    }
+    {
+        let (stop, payload) = (stop.clone(), payload.clone());
+        // The sampled agents talk from the socket they listen on: symmetric RTP sends the
+        // bridged audio back to where their packets come from.
+        let targets: Vec<(SocketAddr, Arc<UdpSocket>)> = agent_targets
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| {
+                let socket = match sample_sockets.get(i) {
+                    Some(s) => s.clone(),
+                    None => agent_phones[i % agent_phones.len()].clone(),
+                };
+                (t, socket)
+            })
+            .collect();
+        gens.push(std::thread::spawn(move || {
+            generator(targets, payload, stop, Some(base))
+        }));
+    }
+    // Read the sampled agents and the direct baseline sockets.
+    let bridged = Arc::new(Mutex::new(Vec::new()));
+    let direct = Arc::new(Mutex::new(Vec::new()));
+    let reader = {
+        let (bridged, direct, stop) = (bridged.clone(), direct.clone(), stop.clone());
+        let sample_sockets = sample_sockets.clone();
+        std::thread::spawn(move || {
+            for s in sample_sockets.iter().chain(&direct_rx) {
+                s.set_nonblocking(true).unwrap();
+            }
+            let mut buf = [0u8; 512];
+            let warm = Instant::now() + Duration::from_secs(2);
+            while !stop.load(Ordering::Relaxed) {
+                let mut idle = true;
+                for (k, s) in sample_sockets.iter().chain(&direct_rx).enumerate() {
+                    while let Ok(n) = s.recv(&mut buf) {
+                        idle = false;
+                        let now = base.elapsed().as_nanos() as u64;
+                        let Ok(p) = rtp::parse(&buf[..n]) else {
+                            continue;
+                        };
+                        if p.payload.len() < 8 || Instant::now() < warm {
+                            continue;
+                        }
+                        let sent = u64::from_be_bytes(p.payload[..8].try_into().unwrap());
+                        if sent == 0 || sent > now || p.payload.iter().all(|&b| b == 0xFF) {
+                            continue;
+                        }
+                        let target = if k < sample_sockets.len() {
+                            &bridged
+                        } else {
+                            &direct
+                        };
+                        target.lock().unwrap().push(now - sent);
+                    }
+                }
+                if idle {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            }
+        })
+    };
+    let (cpu, wall) = result_rx.recv().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let sent: u64 = gens.into_iter().map(|g| g.join().unwrap()).sum();
+    reader.join().unwrap();
+    done.store(true, Ordering::Relaxed);
+    sut.join().unwrap();
+    let mut b = bridged.lock().unwrap().clone();
+    let mut d = direct.lock().unwrap().clone();
+    b.sort_unstable();
+    d.sort_unstable();
+    let us = |v: u64| format!("{:.0}", v as f64 / 1000.0);
+    let added = |p: f64| (percentile(&b, p) as i64 - percentile(&d, p) as i64) as f64 / 1000.0;
+    vec![
+        Row(
+            format!("bridge, {calls} calls ({} streams each way)", calls * 2),
+            format!(
+                "{:.1}% of one core",
+                cpu.as_secs_f64() / wall.as_secs_f64() * 100.0
+            ),
+            format!(
+                "{:.0} packets/s offered in total",
+                sent as f64 / (secs as f64 + 4.0)
+            ),
+        ),
+        Row(
+            "  latency through the bridge (us)".into(),
+            format!(
+                "p50 {} / p99 {} / p99.9 {}",
+                us(percentile(&b, 0.5)),
+                us(percentile(&b, 0.99)),
+                us(percentile(&b, 0.999))
+            ),
+            format!("{} samples", b.len()),
+        ),
+        Row(
+            "  latency direct, same load (us)".into(),
+            format!(
+                "p50 {} / p99 {} / p99.9 {}",
+                us(percentile(&d, 0.5)),
+                us(percentile(&d, 0.99)),
+                us(percentile(&d, 0.999))
+            ),
+            format!("{} samples", d.len()),
+        ),
+        Row(
+            "  added by the bridge (us)".into(),
+            format!("p50 {:.0} / p99 {:.0}", added(0.5), added(0.99)),
+            "bridge minus direct, same percentile".into(),
+        ),
+    ]
+}
+
+fn memory(legs: usize) -> Vec<Row> {
+    let peer = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let peer_addr = peer.local_addr().unwrap();
+    let rt = runtime();
+    let (heap, rss) = rt.block_on(async move {
+        let ports = ports();
+        // One leg first, so one-off allocations (the runtime's timer wheel, tables) are not
+        // charged to the measured legs.
+        let (_first, _) = Leg::open(&ports, LegOptions::default()).unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (heap0, rss0) = (HEAP.load(Ordering::Relaxed), rss_kib());
+        let mut held = vec![];
+        for _ in 0..legs {
+            let (leg, events) = Leg::open(&ports, LegOptions::default()).unwrap();
+            leg.set_remote(&RemoteMedia::new(peer_addr, Codec::Pcmu).with_dtmf(101))
+                .unwrap();
+            held.push((leg, events));
+        }
+        // Let every task run once (its timer armed, sockets registered).
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let heap = HEAP.load(Ordering::Relaxed) - heap0;
+        let rss = rss_kib() - rss0;
+        drop(held);
+        (heap, rss)
+    });
+    vec![Row(
+        format!("idle legs, {legs}"),
+        format!("{:.1} KiB heap per leg", heap as f64 / legs as f64 / 1024.0),
+        format!(
+            "{:.1} KiB RSS per leg (sockets' kernel buffers not included)",
+            rss as f64 * 1.0 / legs as f64
+        ),
+    )]
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let which = args.first().map(String::as_str).unwrap_or("all");
+    let size = args.get(1).and_then(|s| s.parse().ok());
+    let secs = std::env::var("MEDIA_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let mut rows = vec![];
+    if matches!(which, "all" | "memory") {
+        rows.extend(memory(size.unwrap_or(5000)));
+    }
+    if matches!(which, "all" | "receive") {
+        rows.extend(receive(size.unwrap_or(5000), secs));
+    }
+    if matches!(which, "all" | "bridge") {
+        rows.extend(bridge(size.unwrap_or(2000), secs));
+    }
+    println!("\n{:<44} | {:<52} | note", "measure", "value");
+    println!("{}", "-".repeat(150));
+    for Row(a, b, c) in rows {
+        println!("{a:<44} | {b:<52} | {c}");
+    }
+    println!(
+        "\nmachine: {} cores, load average {}",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0),
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .trim()
+    );
+}
