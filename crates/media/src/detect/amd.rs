@@ -9,7 +9,7 @@ use std::ops::ControlFlow;
 
 /// What the detector concluded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[serde(rename_all = "UPPERCASE")]
 pub enum AmdResult {
     /// A live person answered.
     Human,
@@ -41,7 +41,7 @@ impl std::fmt::Display for AmdResult {
 
 /// Why the detector concluded what it did (Asterisk's `AMDCAUSE`, plus tones).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[serde(rename_all = "UPPERCASE")]
 pub enum AmdCause {
     /// Nothing was said for `initial_silence_ms`.
     InitialSilence,
@@ -789,6 +789,40 @@ mod tests {
             "{v:?}"
         );
         assert_eq!(v.words, 3);
+    }
+
+    #[test]
+    fn serialised_names_are_asterisks() {
+        use AmdCause::*;
+        for cause in [
+            InitialSilence,
+            Human,
+            LongGreeting,
+            MaxWords,
+            MaxWordLength,
+            MaxSyllables,
+            TooLong,
+            Beep,
+            Fax,
+            Sit,
+            Hangup,
+        ] {
+            assert_eq!(
+                toml::Value::try_from(cause).unwrap(),
+                toml::Value::String(cause.as_str().into())
+            );
+        }
+        for result in [
+            AmdResult::Human,
+            AmdResult::Machine,
+            AmdResult::NotSure,
+            AmdResult::Hangup,
+        ] {
+            assert_eq!(
+                toml::Value::try_from(result).unwrap(),
+                toml::Value::String(result.as_str().into())
+            );
+        }
     }
 
     #[test]
