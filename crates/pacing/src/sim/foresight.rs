@@ -82,6 +82,7 @@ pub(super) fn run(s: &Scenario) -> Report {
         abandoned: 0,
         connects,
         cancelled: 0,
+        model_check: None,
         timeline,
     }
 }

@@ -25,7 +25,7 @@ pub use scenario::{Decline, Mix, Pauses, Scenario};
 pub use vicidial::{Vicidial, VicidialSettings};
 
 use crate::event::{AgentId, CallId, Decision, EndReason, Event};
-use crate::{Config, ConfigError, Pacer};
+use crate::{Config, ConfigError, ModelCheck, Pacer};
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 use scenario::{Fate, Outcome, fate};
@@ -75,6 +75,10 @@ pub trait Dialer {
     fn threshold(&self, _now: Duration) -> Option<f64> {
         None
     }
+    /// The abandons the model predicted against those that happened, if it has a model.
+    fn model_check(&self) -> Option<ModelCheck> {
+        None
+    }
 }
 
 impl<D: Dialer + ?Sized> Dialer for &mut D {
@@ -90,6 +94,9 @@ impl<D: Dialer + ?Sized> Dialer for &mut D {
     fn threshold(&self, now: Duration) -> Option<f64> {
         (**self).threshold(now)
     }
+    fn model_check(&self) -> Option<ModelCheck> {
+        (**self).model_check()
+    }
 }
 
 impl Dialer for Pacer {
@@ -104,6 +111,9 @@ impl Dialer for Pacer {
     }
     fn threshold(&self, now: Duration) -> Option<f64> {
         Some(self.figures(now).threshold)
+    }
+    fn model_check(&self) -> Option<ModelCheck> {
+        Some(self.figures(Duration::ZERO).model_check)
     }
 }
 
@@ -168,6 +178,8 @@ pub struct Report {
     pub connects: u64,
     /// Calls cancelled on the pacer's request.
     pub cancelled: u64,
+    /// The pacer model's predicted abandons against those that happened (predictive only).
+    pub model_check: Option<ModelCheck>,
     /// Occupancy and abandons over time.
     pub timeline: Vec<Sample>,
 }
@@ -197,7 +209,7 @@ pub fn run(scenario: &Scenario, policy: &Policy) -> Result<Report, SimError> {
     scenario.validate().map_err(SimError::Scenario)?;
     match policy {
         Policy::Pacer(config) => {
-            let pacer = Pacer::new(config.clone())?;
+            let pacer = Pacer::with_priors(config.clone(), &scenario.pacer_priors())?;
             Ok(Sim::new(scenario, pacer).run(policy.label()))
         }
         Policy::Vicidial(settings) => {
@@ -763,6 +775,7 @@ impl<'a, D: Dialer> Sim<'a, D> {
             abandoned: self.abandoned,
             connects: self.connects,
             cancelled: self.cancelled,
+            model_check: self.dialer.model_check(),
             timeline,
         }
     }

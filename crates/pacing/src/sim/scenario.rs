@@ -203,6 +203,15 @@ impl Scenario {
         Ok(())
     }
 
+    /// What the engine tells a pacer before its first call: the default priors, with the
+    /// campaign's ring timeout (a setting, not something the pacer would have to learn).
+    pub fn pacer_priors(&self) -> crate::Priors {
+        crate::Priors {
+            ring_timeout: std::time::Duration::from_secs_f64(self.ring_timeout),
+            ..crate::Priors::default()
+        }
+    }
+
     /// The live share at `t` seconds into the run.
     pub fn live_share(&self, t: f64) -> f64 {
         match &self.decline {
