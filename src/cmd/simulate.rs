@@ -6,10 +6,19 @@ use pacing::sim::{self, Mix, Policy, Report, Scenario, VicidialSettings};
 use pacing::{Config, Mode, WINDOW_24H, WINDOW_30D};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
+use store::CampaignSpec;
 
 /// Options of `dialer simulate`.
+///
+/// The pacing settings (mode, ratios, target, window, lines, CPS) come from the flags, else from
+/// `--campaign FILE.toml`, else from the defaults shown.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// Take the pacing settings, the trunk's CPS and the ring timeout from this campaign file
+    /// (flags given as well override it).
+    #[arg(long, value_name = "FILE.toml")]
+    pub campaign: Option<PathBuf>,
     /// Agents logged in all day.
     #[arg(long, default_value_t = 50)]
     pub agents: u32,
@@ -17,9 +26,10 @@ pub struct Args {
     #[arg(long, default_value_t = 8.0)]
     pub hours: f64,
     /// Dial mode: preview, progressive, predictive, agentless, or the references `vicidial`
-    /// (VICIdial's adaptive dial level) and `foresight` (the perfect-foresight bound).
-    #[arg(long, default_value = "predictive")]
-    pub mode: String,
+    /// (VICIdial's adaptive dial level) and `foresight` (the perfect-foresight bound)
+    /// [default: predictive].
+    #[arg(long)]
+    pub mode: Option<String>,
     /// Run every reference policy (progressive 1:1, ratio 2 and 3, VICIdial, predictive,
     /// perfect foresight) on the same contacts and compare them.
     #[arg(long)]
@@ -49,30 +59,30 @@ pub struct Args {
     /// Mean wrap-up time in seconds (uniform, +-4 s).
     #[arg(long, default_value_t = 10.0)]
     pub wrap: f64,
-    /// Progressive lines per ready agent.
-    #[arg(long, default_value_t = 1.0)]
-    pub ratio: f64,
-    /// Most calls in progress per active agent.
-    #[arg(long, default_value_t = 3.0)]
-    pub max_ratio: f64,
-    /// Abandon target (0.03 = 3% of live answers).
-    #[arg(long, default_value_t = 0.03)]
-    pub target: f64,
+    /// Progressive lines per ready agent [default: 1].
+    #[arg(long)]
+    pub ratio: Option<f64>,
+    /// Most calls in progress per active agent [default: 3].
+    #[arg(long)]
+    pub max_ratio: Option<f64>,
+    /// Abandon target (0.03 = 3% of live answers) [default: 0.03].
+    #[arg(long)]
+    pub target: Option<f64>,
     /// Share of the target the controller aims at.
     #[arg(long, default_value_t = 2.5 / 3.0)]
     pub setpoint: f64,
-    /// Abandon window: 24h (UK) or 30d (US).
-    #[arg(long, default_value = "24h")]
-    pub window: String,
-    /// Fewest agents for predictive mode.
-    #[arg(long, default_value_t = 5)]
-    pub min_agents: u32,
-    /// Most calls in progress at once (needed for agentless).
+    /// Abandon window: 24h (UK) or 30d (US) [default: 24h].
+    #[arg(long)]
+    pub window: Option<String>,
+    /// Fewest agents for predictive mode [default: 5].
+    #[arg(long)]
+    pub min_agents: Option<u32>,
+    /// Most calls in progress at once (needed for agentless) [default: no cap].
     #[arg(long)]
     pub max_lines: Option<u32>,
-    /// The carrier's calls-per-second cap.
-    #[arg(long, default_value_t = 50.0)]
-    pub cps: f64,
+    /// The carrier's calls-per-second cap [default: 50].
+    #[arg(long)]
+    pub cps: Option<f64>,
     /// Seed the abandon window with a previous day like this one at 2.5% (a running campaign);
     /// without it the campaign starts with an empty window, as on its first day.
     #[arg(long)]
@@ -88,8 +98,113 @@ pub struct Args {
     pub plot: Option<PathBuf>,
 }
 
+/// The pacing settings in force: each from its flag, else the campaign file, else the default.
+#[derive(Debug, Clone, PartialEq)]
+struct Settings {
+    mode: String,
+    ratio: f64,
+    max_ratio: f64,
+    target: f64,
+    window: Duration,
+    min_agents: u32,
+    max_lines: Option<u32>,
+    cps: f64,
+    /// The engine's ring timeout (no answer), seconds; `None` keeps the scenario's.
+    ring_timeout: Option<f64>,
+}
+
+impl Settings {
+    /// Flags over the campaign file over the defaults.
+    fn resolve(args: &Args, spec: Option<&CampaignSpec>) -> anyhow::Result<Self> {
+        let file = spec.map(|s| &s.pacing);
+        let window = match &args.window {
+            Some(w) => match w.as_str() {
+                "24h" | "1d" => WINDOW_24H,
+                "30d" => WINDOW_30D,
+                other => anyhow::bail!("--window {other}: must be 24h or 30d"),
+            },
+            None => file.map_or(WINDOW_24H, |p| p.abandon_window.duration()),
+        };
+        let file_mode = file.map(|p| {
+            match p.mode {
+                store::DialMode::Preview => Mode::Preview,
+                store::DialMode::Progressive => Mode::Progressive,
+                store::DialMode::Predictive => Mode::Predictive,
+                store::DialMode::Agentless => Mode::Agentless,
+            }
+            .to_string()
+        });
+        let defaults = Config::default();
+        Ok(Settings {
+            mode: args
+                .mode
+                .clone()
+                .or(file_mode)
+                .unwrap_or_else(|| Mode::Predictive.to_string()),
+            ratio: args.ratio.or(file.map(|p| p.ratio)).unwrap_or(1.0),
+            max_ratio: args
+                .max_ratio
+                .or(file.map(|p| p.max_ratio))
+                .unwrap_or(defaults.max_ratio),
+            target: args
+                .target
+                .or(file.map(|p| p.abandon_target))
+                .unwrap_or(defaults.abandon_target),
+            window,
+            min_agents: args
+                .min_agents
+                .or(file.map(|p| p.min_agents))
+                .unwrap_or(defaults.min_agents_predictive),
+            max_lines: args.max_lines.or(file.map(|p| p.max_lines)),
+            cps: args
+                .cps
+                .or(spec.map(|s| f64::from(s.trunk.cps)))
+                .unwrap_or(50.0),
+            ring_timeout: spec.map(|s| s.ring_timeout.0.as_secs_f64()),
+        })
+    }
+
+    /// One line saying what is in force, for the table's header.
+    fn describe(&self) -> String {
+        let window = if self.window == WINDOW_30D {
+            "30d"
+        } else {
+            "24h"
+        };
+        let lines = self
+            .max_lines
+            .map_or("no line cap".to_string(), |n| format!("at most {n} lines"));
+        format!(
+            "{}, ratio {} (max {}), abandon target {}% over {window}, {lines}, {} CPS",
+            self.mode,
+            self.ratio,
+            self.max_ratio,
+            100.0 * self.target,
+            self.cps
+        )
+    }
+}
+
+/// Reads and checks a campaign file, listing every refused field.
+fn read_campaign(path: &Path) -> anyhow::Result<CampaignSpec> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    CampaignSpec::from_toml(&text).map_err(|err| match err {
+        store::Error::InvalidSpec(fields) => anyhow::anyhow!(
+            "{} is not a valid campaign:\n  {}",
+            path.display(),
+            fields
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        ),
+        other => anyhow::Error::new(other).context(path.display().to_string()),
+    })
+}
+
 impl Args {
-    fn scenario(&self) -> anyhow::Result<Scenario> {
+    fn scenario(&self, settings: &Settings) -> anyhow::Result<Scenario> {
         let mut s = if self.hard_day {
             Scenario::hard_day(self.agents, self.seed)
         } else {
@@ -107,7 +222,10 @@ impl Args {
         };
         s.agents = self.agents;
         s.duration = self.hours * 3600.0;
-        s.cps = Some(self.cps);
+        s.cps = Some(settings.cps);
+        if let Some(timeout) = settings.ring_timeout {
+            s.ring_timeout = timeout;
+        }
         if self.history {
             let live = (26.0 * self.agents as f64 * 8.0).round() as u64;
             s.history = Some((live, (live as f64 * 0.025).round() as u64));
@@ -116,32 +234,27 @@ impl Args {
         Ok(s)
     }
 
-    fn config(&self, mode: Mode) -> anyhow::Result<Config> {
-        let window = match self.window.as_str() {
-            "24h" | "1d" => WINDOW_24H,
-            "30d" => WINDOW_30D,
-            other => anyhow::bail!("--window {other}: must be 24h or 30d"),
-        };
+    fn config(&self, settings: &Settings, mode: Mode) -> anyhow::Result<Config> {
         let cfg = Config {
             mode,
-            ratio: self.ratio,
-            max_ratio: self.max_ratio,
-            abandon_target: self.target,
+            ratio: settings.ratio,
+            max_ratio: settings.max_ratio,
+            abandon_target: settings.target,
             setpoint: self.setpoint,
-            abandon_window: window,
-            max_in_flight: self.max_lines,
-            min_agents_predictive: self.min_agents,
-            max_cps: Some(self.cps),
+            abandon_window: settings.window,
+            max_in_flight: settings.max_lines,
+            min_agents_predictive: settings.min_agents,
+            max_cps: Some(settings.cps),
             ..Config::default()
         };
         cfg.validate()?;
         Ok(cfg)
     }
 
-    fn policies(&self) -> anyhow::Result<Vec<Policy>> {
+    fn policies(&self, settings: &Settings) -> anyhow::Result<Vec<Policy>> {
         if self.compare {
             let progressive = |ratio: f64| -> anyhow::Result<Policy> {
-                let mut c = self.config(Mode::Progressive)?;
+                let mut c = self.config(settings, Mode::Progressive)?;
                 c.ratio = ratio;
                 c.max_ratio = c.max_ratio.max(ratio);
                 Ok(Policy::Pacer(c))
@@ -151,22 +264,24 @@ impl Args {
                 progressive(2.0)?,
                 progressive(3.0)?,
                 Policy::Vicidial(VicidialSettings::default()),
-                Policy::Pacer(self.config(Mode::Predictive)?),
+                Policy::Pacer(self.config(settings, Mode::Predictive)?),
                 Policy::Foresight,
             ]);
         }
-        Ok(vec![match self.mode.as_str() {
+        Ok(vec![match settings.mode.as_str() {
             "vicidial" => Policy::Vicidial(VicidialSettings::default()),
             "foresight" => Policy::Foresight,
-            other => Policy::Pacer(self.config(other.parse::<Mode>()?)?),
+            other => Policy::Pacer(self.config(settings, other.parse::<Mode>()?)?),
         }])
     }
 }
 
 /// Runs `dialer simulate`.
 pub async fn run(args: Args, _global: &Global) -> anyhow::Result<ExitCode> {
-    let scenario = args.scenario()?;
-    let policies = args.policies()?;
+    let spec = args.campaign.as_deref().map(read_campaign).transpose()?;
+    let settings = Settings::resolve(&args, spec.as_ref())?;
+    let scenario = args.scenario(&settings)?;
+    let policies = args.policies(&settings)?;
     // The simulation is CPU-bound: keep it off the async workers.
     let reports = tokio::task::spawn_blocking(move || {
         policies
@@ -179,7 +294,7 @@ pub async fn run(args: Args, _global: &Global) -> anyhow::Result<ExitCode> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&reports)?);
     } else {
-        print_table(&args, &reports);
+        print_table(&args, &settings, &reports);
     }
     if let Some(path) = &args.plot {
         plot(path, &reports).with_context(|| format!("cannot draw {}", path.display()))?;
@@ -190,7 +305,7 @@ pub async fn run(args: Args, _global: &Global) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_table(args: &Args, reports: &[Report]) {
+fn print_table(args: &Args, settings: &Settings, reports: &[Report]) {
     println!(
         "{} agents, {} h, seed {}{}",
         args.agents,
@@ -198,6 +313,11 @@ fn print_table(args: &Args, reports: &[Report]) {
         args.seed,
         if args.hard_day { ", harder day" } else { "" }
     );
+    let from = args
+        .campaign
+        .as_ref()
+        .map_or(String::new(), |p| format!(" (from {})", p.display()));
+    println!("settings: {}{from}", settings.describe());
     println!(
         "{:<20} {:>9} {:>10} {:>9} {:>10} {:>11} {:>11} {:>12}",
         "policy",
