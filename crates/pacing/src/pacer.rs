@@ -18,7 +18,7 @@ const REBUILD_EVERY: f64 = 30.0;
 const PENDING_TIMEOUT: f64 = 30.0;
 /// Calls placed on the model's decision over which the threshold's yield (their mean own
 /// abandon probability over the threshold) is learned.
-const FILL_MEMORY: f64 = 500.0;
+const PLACED_MEMORY: f64 = 500.0;
 /// Live answers of those calls over which the model's bias (observed over predicted abandons)
 /// is learned.
 const BIAS_MEMORY: f64 = 3000.0;
@@ -74,8 +74,8 @@ struct Call {
 /// under, learned from every placed call (quickly, without noise), and `bias` learned from
 /// the abandons (slowly: a few abandons are noisy). The threshold that meets the setpoint is
 /// `setpoint / (yield x bias)`. The bias starts at 1 (the model's own probabilities are
-/// calibrated, see `docs/pacing.md`), so the threshold does not swing with the noise of a few
-/// abandons, which would cost occupancy.
+/// calibrated within about 30%, see `docs/pacing.md`) and moves only as the abandons add up, so
+/// the threshold does not swing with the noise of a few abandons, which would cost occupancy.
 #[derive(Debug, Clone, Default)]
 struct Controller {
     /// Over calls placed at the threshold: sums of their cost, own abandon probability and the
@@ -95,7 +95,7 @@ impl Controller {
     }
 
     /// The placed calls' mean own abandon probability over their threshold.
-    fn yield_(&self) -> f64 {
+    fn yield_share(&self) -> f64 {
         if self.threshold > 0.0 {
             (self.risk / self.threshold).clamp(0.05, 1.0)
         } else {
@@ -115,7 +115,7 @@ impl Controller {
     /// `n` calls were placed at the threshold `theta`, each with this cost and own abandon
     /// probability.
     fn placed(&mut self, n: u32, cost: f64, risk: f64, theta: f64) {
-        let keep = (1.0 - 1.0 / FILL_MEMORY).powi(n as i32);
+        let keep = (1.0 - 1.0 / PLACED_MEMORY).powi(n as i32);
         self.cost = self.cost * keep + cost * n as f64;
         self.risk = self.risk * keep + risk * n as f64;
         self.threshold = self.threshold * keep + theta * n as f64;
@@ -412,7 +412,7 @@ impl Pacer {
     /// The threshold on one more call's abandon probability.
     fn threshold(&self) -> f64 {
         let s = self.setpoint_rate();
-        (s / (self.ctl.yield_() * self.ctl.bias())).clamp(s / 4.0, (20.0 * s).min(0.9))
+        (s / (self.ctl.yield_share() * self.ctl.bias())).clamp(s / 4.0, (20.0 * s).min(0.9))
     }
 
     /// Takes one event that happened at `now`.
