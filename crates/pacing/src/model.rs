@@ -245,40 +245,33 @@ impl Model {
         }
     }
 
+    /// An agent's contribution from its chance of being free within `x` seconds from now: at
+    /// each point plus the grace, and within the grace alone.
+    fn agent_row(&self, free_within: impl Fn(f64) -> f64) -> Contrib {
+        let mut c = [0.0; J + 1];
+        for j in 0..J {
+            c[j] = free_within(self.t[j] + self.grace) * self.stay;
+        }
+        c[J] = free_within(self.grace) * self.stay;
+        c
+    }
+
     /// An agent talking for `elapsed` seconds: P(done talking and wrapping up by each point),
     /// the remaining talk convolved with the wrap-up quantiles.
     pub(crate) fn talking(&self, est: &Estimators, elapsed: f64) -> Contrib {
-        let mut c = [0.0; J + 1];
-        for (j, x) in self
-            .t
-            .iter()
-            .map(|t| t + self.grace)
-            .chain([self.grace])
-            .enumerate()
-        {
+        self.agent_row(|x| {
             let p: f64 = self
                 .wrap_q
                 .iter()
                 .map(|w| finish_within(&est.talk, elapsed, x - w, self.talk_mean))
                 .sum();
-            c[j] = p / K as f64 * self.stay;
-        }
-        c
+            p / K as f64
+        })
     }
 
     /// An agent wrapping up for `elapsed` seconds.
     pub(crate) fn wrapping(&self, est: &Estimators, elapsed: f64) -> Contrib {
-        let mut c = [0.0; J + 1];
-        for (j, x) in self
-            .t
-            .iter()
-            .map(|t| t + self.grace)
-            .chain([self.grace])
-            .enumerate()
-        {
-            c[j] = finish_within(&est.wrap, elapsed, x, self.wrap_mean) * self.stay;
-        }
-        c
+        self.agent_row(|x| finish_within(&est.wrap, elapsed, x, self.wrap_mean))
     }
 
     /// A call placed `elapsed` seconds ago and not answered yet: P(live-ready by each point).
