@@ -38,8 +38,17 @@ fn row(agents: u32, label: &str, reports: &[Report]) {
     let (calls, _, _) = stats(reports.iter().map(|r| r.calls_per_agent_hour));
     let (conn, _, _) = stats(reports.iter().map(|r| r.connects_per_agent_hour));
     let (wait, _, _) = stats(reports.iter().map(|r| r.agent_wait));
+    // The abandons the model predicted for the calls it placed, against those that happened.
+    let checks: Vec<_> = reports.iter().filter_map(|r| r.model_check.as_ref()).collect();
+    let check = if checks.is_empty() {
+        "-".to_string()
+    } else {
+        let predicted: f64 = checks.iter().map(|c| c.predicted_abandons).sum();
+        let observed: u64 = checks.iter().map(|c| c.abandons).sum();
+        format!("{predicted:.0} / {observed}")
+    };
     println!(
-        "| {agents} | {label} | {occ:.4} ({lo:.4}-{hi:.4}) | {:.2}% (max {:.2}%) | {:.2}% | {:.2}% | {wait:.1} | {calls:.1} | {conn:.1} |",
+        "| {agents} | {label} | {occ:.4} ({lo:.4}-{hi:.4}) | {:.2}% (max {:.2}%) | {:.2}% | {:.2}% | {wait:.1} | {calls:.1} | {conn:.1} | {check} |",
         100.0 * ab,
         100.0 * ab_hi,
         100.0 * worst,
@@ -50,9 +59,9 @@ fn row(agents: u32, label: &str, reports: &[Report]) {
 fn header(title: &str) {
     println!("\n### {title}\n");
     println!(
-        "| agents | policy | occupancy mean (min-max) | abandons overall mean (max) | worst hour (max) | window max | agent wait s | calls / agent h | connects / agent h |"
+        "| agents | policy | occupancy mean (min-max) | abandons overall mean (max) | worst hour (max) | window max | agent wait s | calls / agent h | connects / agent h | model: abandons predicted / observed |"
     );
-    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
 }
 
 fn main() {
