@@ -95,6 +95,7 @@ async fn a_broken_file_reports_every_bad_row(store: Store) {
     let contacts = store
         .contacts(&ContactQuery {
             campaign_id: c.id,
+            status: Some(ContactStatus::Pending),
             ..Default::default()
         })
         .await
@@ -104,6 +105,18 @@ async fn a_broken_file_reports_every_bad_row(store: Store) {
     assert_eq!(contacts[0].zones, ["America/New_York"]);
     assert_eq!(contacts[1].extra["name"], "Fay\non two lines");
     assert_eq!(contacts[2].zones, ["Europe/London"]);
+    // The do-not-call row is stored, flagged, so lifting the entry later makes it callable.
+    let flagged = store
+        .contacts(&ContactQuery {
+            campaign_id: c.id,
+            status: Some(ContactStatus::Dnc),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(flagged.len(), 1);
+    assert_eq!(flagged[0].e164, "+12025550104");
+    assert_eq!(flagged[0].extra["name"], "Hal");
 
     // The same file again adds nothing.
     let again = store
@@ -111,10 +124,14 @@ async fn a_broken_file_reports_every_bad_row(store: Store) {
         .await
         .unwrap();
     assert_eq!(again.imported, 0, "{again:#?}");
-    assert_eq!(again.duplicates, 4, "{again:#?}");
+    assert_eq!(again.duplicates, 5, "{again:#?}");
+    assert_eq!(again.dnc, 0, "{again:#?}");
     assert_eq!(again.rejected, 5);
     let counts = store.contact_counts(c.id).await.unwrap();
-    assert_eq!(counts, [(ContactStatus::Pending, 3)]);
+    assert_eq!(
+        counts,
+        [(ContactStatus::Pending, 3), (ContactStatus::Dnc, 1)]
+    );
 }
 on_both!(a_broken_file_reports_every_bad_row);
 

@@ -94,10 +94,13 @@ impl Store {
                     (row, Applied::Unchanged)
                 } else {
                     let id = row.id;
+                    let row_updated = row.updated_at;
                     let mut active: campaign::ActiveModel = row.into();
                     active.spec = Set(json);
                     active.max_attempts = Set(max_attempts);
-                    active.updated_at = Set(at);
+                    // Strictly increasing: it is the version cached lease plans are checked
+                    // against, and two changes may fall in the same millisecond.
+                    active.updated_at = Set(at.max(row_updated + 1));
                     let row = active.update(&txn).await?;
                     exec(
                         &txn,
@@ -128,6 +131,7 @@ impl Store {
             }
         };
         txn.commit().await?;
+        self.forget_lease_plan(row.id);
         tracing::info!(campaign = %spec.name, campaign_id = row.id, ?applied, "campaign applied");
         Ok((row.try_into()?, applied))
     }
@@ -179,7 +183,8 @@ impl Store {
     pub async fn set_campaign_status(&self, id: i64, status: CampaignStatus) -> Result<()> {
         let changed = self
             .execute(
-                "UPDATE campaigns SET status = $1, updated_at = $2 WHERE id = $3",
+                "UPDATE campaigns SET status = $1, \
+                 updated_at = CASE WHEN updated_at < $2 THEN $2 ELSE updated_at + 1 END WHERE id = $3",
                 vec![status.as_str().into(), ms(now()).into(), id.into()],
             )
             .await?;

@@ -29,6 +29,8 @@ pub struct Store {
     pub(crate) backend: Backend,
     /// Parsed zone sets by id; rows of `zone_sets` never change, so this never goes stale.
     pub(crate) zone_cache: Arc<Mutex<ZoneCache>>,
+    /// What the lease statement needs per campaign; checked by the statement itself.
+    pub(crate) lease_plans: Arc<Mutex<HashMap<i64, Arc<crate::lease::LeasePlan>>>>,
     /// How to open the SQLite file again (migrations run on a connection of their own).
     sqlite: Option<(SqliteConnectOptions, bool)>,
 }
@@ -82,6 +84,7 @@ impl Store {
             db,
             backend,
             zone_cache: Arc::default(),
+            lease_plans: Arc::default(),
             sqlite: None,
         }
     }

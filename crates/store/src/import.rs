@@ -5,27 +5,28 @@
 //! 2. worker threads (one per core) check each row: column count, UTF-8, phone number to E.164
 //!    with the campaign's default country, time zone (explicit column, else from the number), and
 //!    turn the other columns into a JSON object;
-//! 3. the async writer puts chunks back in file order, drops do-not-call numbers, and stores the
-//!    rows: multi-row `INSERT ... ON CONFLICT DO NOTHING` on SQLite, `COPY` into a temporary
-//!    table then one `INSERT ... SELECT ... ON CONFLICT DO NOTHING` on PostgreSQL. The unique
-//!    index on (number, campaign) makes duplicates (in the file or against the campaign) cost
-//!    nothing and makes a second upload of the same file add nothing.
+//! 3. the async writer puts chunks back in file order, flags do-not-call numbers, and stores the
+//!    rows: multi-row `INSERT ... ON CONFLICT DO NOTHING` on SQLite ([`sqlite`]), `COPY`
+//!    straight into `contacts` after an in-memory duplicate check on PostgreSQL ([`postgres`]).
+//!    A number already in the campaign or earlier in the file is a duplicate (the first
+//!    occurrence wins), so a second upload of the same file adds nothing.
 //!
-//! Rows are committed in chunks: an interrupted upload keeps the chunks before the failure (the
-//! list stays marked incomplete), and uploading the same file again completes it.
+//! Rows are committed in chunks of [`COMMIT_ROWS`], each chunk whole, with the list's counts
+//! updated in the same transaction. An upload that stops half-way leaves an *incomplete list*:
+//! `complete = false`, the chunks before the failure stored with exactly the counts the list
+//! row shows, nothing of the chunk that failed. Uploading the same file again completes it.
 
-use crate::db::{Backend, Store, exec, placeholder, query};
+use crate::db::{Backend, Store, exec, query};
 use crate::entity::contact_list;
 use crate::error::{Error, Result};
 use crate::phone::Normalizer;
-use crate::types::{ContactStatus, ms};
+use crate::types::ms;
 use crate::zones::{ZoneTable, explicit_zone};
 use csv::ByteRecord;
-use sea_orm::{ActiveModelTrait, ConnectionTrait, Set, TransactionTrait, Value};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
 use serde::Serialize;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::fmt::Write as _;
 use std::io::Read;
 use std::sync::{Arc, Mutex, mpsc};
 
@@ -45,13 +46,19 @@ pub const TIMEZONE_HEADERS: &[&str] = &["timezone", "time_zone", "tz"];
 /// Most row errors kept in a summary; past it only the count grows.
 pub const MAX_ERRORS: usize = 100_000;
 
+mod postgres;
+mod sqlite;
+
 const CHUNK_ROWS: usize = 2048;
 /// Columns an import writes, in the order both insert paths give them.
 const CONTACT_COLUMNS: &str =
     "campaign_id, list_id, e164, zone_set_id, extra, status, attempts, next_attempt_at, created_at";
-const INSERT_ROWS: usize = 1000;
+/// Rows per transaction.
 const COMMIT_ROWS: usize = 100_000;
 const ANALYZE_AFTER: u64 = 50_000;
+/// The list's counts, written in each chunk's transaction.
+const UPDATE_LIST: &str = "UPDATE contact_lists SET imported = $1, duplicates = $2, dnc = $3, \
+                           rejected = $4 WHERE id = $5";
 
 /// How to read an upload.
 #[derive(Debug, Clone)]
@@ -68,6 +75,10 @@ pub struct ImportOptions {
     pub workers: usize,
     /// When the new contacts become due (`None`: now).
     pub due_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// PostgreSQL: most numbers (the campaign's and the file's) held in memory for the
+    /// duplicate check, 16 bytes each; past it the database's unique index does the check,
+    /// through a slower insert. The default, 3,500,000, is about 40 MB.
+    pub max_numbers_in_memory: usize,
 }
 
 impl Default for ImportOptions {
@@ -79,6 +90,7 @@ impl Default for ImportOptions {
             delimiter: b',',
             workers: 0,
             due_at: None,
+            max_numbers_in_memory: 3_500_000,
         }
     }
 }
@@ -112,7 +124,8 @@ pub struct ImportSummary {
     pub imported: u64,
     /// Rows whose number was already in the campaign or earlier in the file.
     pub duplicates: u64,
-    /// Rows whose number is on the global or the campaign's do-not-call list (not stored).
+    /// New contacts whose number is on the global or the campaign's do-not-call list: stored
+    /// with status `dnc`, never dialled while the number stays listed.
     pub dnc: u64,
     /// Rows refused.
     pub rejected: u64,
@@ -136,10 +149,11 @@ struct Layout {
 /// A row ready to store.
 #[derive(Debug)]
 struct GoodRow {
-    line: u64,
     e164: String,
     zone_key: Cow<'static, str>,
     extra: String,
+    /// On a do-not-call list (set by the writer).
+    dnc: bool,
 }
 
 #[derive(Debug)]
@@ -232,6 +246,7 @@ impl Store {
                 )
                 .await?
                 .is_some(),
+            max_numbers: options.max_numbers_in_memory,
             zone_ids: HashMap::new(),
             registered: HashSet::new(),
             summary: ImportSummary {
@@ -245,7 +260,8 @@ impl Store {
         };
         let mut summary = writer.summary;
         summary.errors.sort_by_key(|e| e.line);
-        let complete = result.is_ok();
+        // A failed upload leaves the list as its last committed chunk wrote it: incomplete.
+        result?;
         self.execute(
             "UPDATE contact_lists SET imported = $1, duplicates = $2, dnc = $3, rejected = $4, \
              complete = $5 WHERE id = $6",
@@ -254,12 +270,11 @@ impl Store {
                 to_i64(summary.duplicates).into(),
                 to_i64(summary.dnc).into(),
                 to_i64(summary.rejected).into(),
-                complete.into(),
+                true.into(),
                 list.id.into(),
             ],
         )
         .await?;
-        result?;
         if summary.imported >= ANALYZE_AFTER {
             // Fresh statistics keep the planner on the lease index after a big upload.
             let sql = match self.backend {
@@ -293,6 +308,8 @@ struct Writer<'a> {
     created: i64,
     due: i64,
     check_dnc: bool,
+    /// See [`ImportOptions::max_numbers_in_memory`].
+    max_numbers: usize,
     zone_ids: HashMap<Cow<'static, str>, i64>,
     registered: HashSet<i64>,
     summary: ImportSummary,
@@ -357,234 +374,6 @@ impl Writer<'_> {
         };
         self.zone_ids.insert(key.clone(), id);
         Ok(id)
-    }
-
-    /// Drops do-not-call rows (counted) and returns the rest.
-    async fn without_dnc<C: ConnectionTrait>(
-        &mut self,
-        conn: &C,
-        rows: Vec<GoodRow>,
-    ) -> Result<Vec<GoodRow>> {
-        if !self.check_dnc || rows.is_empty() {
-            return Ok(rows);
-        }
-        let mut listed = HashSet::new();
-        for chunk in rows.chunks(INSERT_ROWS) {
-            let mut sql = format!(
-                "SELECT e164 FROM dnc WHERE campaign_id IN (0, {}) AND e164 IN (",
-                self.campaign_id
-            );
-            let mut values: Vec<Value> = Vec::with_capacity(chunk.len());
-            for (i, row) in chunk.iter().enumerate() {
-                if i > 0 {
-                    sql.push(',');
-                }
-                sql.push_str(&placeholder(conn.get_database_backend(), i + 1));
-                values.push(row.e164.as_str().into());
-            }
-            sql.push(')');
-            for hit in query(conn, &sql, values).await? {
-                listed.insert(hit.try_get::<String>("", "e164")?);
-            }
-        }
-        let before = rows.len();
-        let kept: Vec<GoodRow> = rows
-            .into_iter()
-            .filter(|r| !listed.contains(&r.e164))
-            .collect();
-        self.summary.dnc += (before - kept.len()) as u64;
-        Ok(kept)
-    }
-
-    async fn register_zones<C: ConnectionTrait>(&mut self, conn: &C, ids: &[i64]) -> Result<()> {
-        let new: Vec<i64> = ids
-            .iter()
-            .copied()
-            .filter(|id| self.registered.insert(*id))
-            .collect();
-        self.store
-            .register_campaign_zone_sets(conn, self.campaign_id, new)
-            .await
-    }
-
-    async fn run_sqlite(
-        &mut self,
-        rx: &mut tokio::sync::mpsc::Receiver<Result<Msg>>,
-    ) -> Result<()> {
-        let mut ordered = Ordered {
-            rx,
-            waiting: BTreeMap::new(),
-            next: 0,
-        };
-        let head = format!("INSERT INTO contacts ({CONTACT_COLUMNS}) VALUES ");
-        let tail = format!(
-            ", '{}', 0, {}, {})",
-            ContactStatus::Pending.as_str(),
-            self.due,
-            self.created
-        );
-        let mut txn = self.store.db.begin().await?;
-        let mut in_txn = 0usize;
-        let mut pending: Vec<GoodRow> = Vec::new();
-        loop {
-            let next = ordered.next().await?;
-            let done = next.is_none();
-            if let Some(mut chunk) = next {
-                self.account(&mut chunk);
-                pending.append(&mut chunk.rows);
-            }
-            while pending.len() >= INSERT_ROWS || (done && !pending.is_empty()) {
-                let take = pending.len().min(INSERT_ROWS);
-                let batch: Vec<GoodRow> = pending.drain(..take).collect();
-                let batch = self.without_dnc(&txn, batch).await?;
-                if batch.is_empty() {
-                    continue;
-                }
-                let mut sql = head.clone();
-                let mut values: Vec<Value> = Vec::with_capacity(batch.len() * 3);
-                let mut zone_ids = Vec::new();
-                for (i, row) in batch.iter().enumerate() {
-                    let zone = self.zone_id(&txn, &row.zone_key).await?;
-                    zone_ids.push(zone);
-                    if i > 0 {
-                        sql.push(',');
-                    }
-                    // SQLite only: bare `?` placeholders (see `placeholder`).
-                    let _ = write!(
-                        sql,
-                        "({}, {}, ?, ?, ?{tail}",
-                        self.campaign_id, self.list_id
-                    );
-                    values.push(row.e164.as_str().into());
-                    values.push(zone.into());
-                    values.push(row.extra.as_str().into());
-                }
-                sql.push_str(" ON CONFLICT (e164, campaign_id) DO NOTHING");
-                let inserted = exec(&txn, &sql, values).await?;
-                zone_ids.sort_unstable();
-                zone_ids.dedup();
-                self.register_zones(&txn, &zone_ids).await?;
-                self.summary.imported += inserted;
-                self.summary.duplicates += batch.len() as u64 - inserted;
-                in_txn += batch.len();
-                if in_txn >= COMMIT_ROWS {
-                    txn.commit().await?;
-                    txn = self.store.db.begin().await?;
-                    in_txn = 0;
-                }
-            }
-            if done {
-                break;
-            }
-        }
-        txn.commit().await?;
-        Ok(())
-    }
-
-    async fn run_postgres(
-        &mut self,
-        rx: &mut tokio::sync::mpsc::Receiver<Result<Msg>>,
-    ) -> Result<()> {
-        use sqlx::Connection as _;
-        let mut ordered = Ordered {
-            rx,
-            waiting: BTreeMap::new(),
-            next: 0,
-        };
-        let mut conn = self
-            .store
-            .db
-            .get_postgres_connection_pool()
-            .acquire()
-            .await?;
-        sqlx::query(
-            "CREATE TEMP TABLE IF NOT EXISTS import_staging (line BIGINT, e164 TEXT, \
-             zone_set_id BIGINT, extra TEXT) ON COMMIT DELETE ROWS",
-        )
-        .execute(&mut *conn)
-        .await?;
-        let insert = format!(
-            "INSERT INTO contacts ({CONTACT_COLUMNS}) \
-             SELECT {}, {}, e164, zone_set_id, extra, '{}', 0, {}, {} \
-             FROM import_staging ORDER BY line ON CONFLICT (e164, campaign_id) DO NOTHING",
-            self.campaign_id,
-            self.list_id,
-            ContactStatus::Pending.as_str(),
-            self.due,
-            self.created
-        );
-        let delete_dnc = format!(
-            "DELETE FROM import_staging s USING dnc d WHERE d.e164 = s.e164 \
-             AND d.campaign_id IN (0, {})",
-            self.campaign_id
-        );
-        let mut buffer = Vec::<u8>::with_capacity(8 << 20);
-        let mut staged = 0usize;
-        let mut zones_seen: Vec<i64> = Vec::new();
-        loop {
-            let next = ordered.next().await?;
-            let done = next.is_none();
-            if let Some(mut chunk) = next {
-                self.account(&mut chunk);
-                for row in chunk.rows {
-                    let zone = self.zone_id(&self.store.db, &row.zone_key).await?;
-                    zones_seen.push(zone);
-                    let _ = write!(
-                        CopyLine(&mut buffer),
-                        "{}\t{}\t{}\t",
-                        row.line,
-                        row.e164,
-                        zone
-                    );
-                    copy_escape(&mut buffer, &row.extra);
-                    buffer.push(b'\n');
-                    staged += 1;
-                }
-            }
-            if staged >= COMMIT_ROWS || (done && staged > 0) {
-                let mut tx = conn.begin().await?;
-                let mut copy = tx
-                    .copy_in_raw("COPY import_staging (line, e164, zone_set_id, extra) FROM STDIN")
-                    .await?;
-                copy.send(buffer.as_slice()).await?;
-                copy.finish().await?;
-                if self.check_dnc {
-                    let removed = sqlx::query(sqlx::AssertSqlSafe(delete_dnc.clone()))
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
-                    self.summary.dnc += removed;
-                    staged -= usize::try_from(removed).unwrap_or(staged);
-                }
-                let inserted = sqlx::query(sqlx::AssertSqlSafe(insert.clone()))
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                zones_seen.sort_unstable();
-                zones_seen.dedup();
-                for zone in zones_seen.drain(..) {
-                    if self.registered.insert(zone) {
-                        sqlx::query(
-                            "INSERT INTO campaign_zone_sets (campaign_id, zone_set_id) \
-                             VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                        )
-                        .bind(self.campaign_id)
-                        .bind(zone)
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                }
-                tx.commit().await?;
-                self.summary.imported += inserted;
-                self.summary.duplicates += staged as u64 - inserted;
-                staged = 0;
-                buffer.clear();
-            }
-            if done {
-                break;
-            }
-        }
-        Ok(())
     }
 }
 
@@ -756,10 +545,10 @@ fn parse_row(
     }
     extra.push('}');
     Ok(GoodRow {
-        line,
         e164,
         zone_key,
         extra,
+        dnc: false,
     })
 }
 

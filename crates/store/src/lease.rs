@@ -7,11 +7,11 @@
 //! LOCKED`, never hands the same contact to two nodes on PostgreSQL.
 
 use crate::db::{Backend, Store, now};
+use crate::hours::CallingHours;
 use crate::error::{Error, Result};
 use crate::types::{ContactStatus, from_ms, ms};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
-use sea_orm::Value;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -84,6 +84,12 @@ impl Store {
     }
 
     /// [`Store::lease_due`], also leasing the personal callbacks of `options.callback_agents`.
+    ///
+    /// One statement in the common case: the campaign's calling hours, retry limit and zone
+    /// sets are cached per campaign ([`LeasePlan`]), and the statement itself checks that the
+    /// cache is current (the campaign's `updated_at` and its number of zone sets), leasing
+    /// nothing otherwise. Only when it leases nothing does a second query ask whether the cache
+    /// was stale, and then the plan is reloaded and the lease tried once more.
     pub async fn lease_due_with(
         &self,
         campaign_id: i64,
@@ -100,52 +106,28 @@ impl Store {
         if node_id.is_empty() {
             return Err(Error::Invalid("node id must not be empty".into()));
         }
-        let campaign = self.require_campaign_id(campaign_id).await?;
-        let hours = &campaign.spec.calling_hours;
-        let mut zones_by_id = std::collections::HashMap::new();
-        let mut open = Vec::new();
-        for (id, zones) in self.campaign_zone_sets(campaign_id).await? {
-            if hours.is_open(&zones, now) {
-                open.push(id);
-            }
-            zones_by_id.insert(id, zones);
-        }
-        if open.is_empty() {
-            return Ok(Vec::new());
-        }
         let lease_ms = i64::try_from(lease.as_millis())
             .map_err(|_| Error::Invalid("lease duration too long".into()))?;
         // Stored times are milliseconds: hand out exactly what is stored.
         let until = from_ms(ms(now).saturating_add(lease_ms));
-        let max_attempts = i64::from(campaign.spec.retry.max_attempts);
-
-        let callbacks = LeaseQuery {
-            campaign_id,
-            status: ContactStatus::Callback,
-            open_zone_sets: &open,
-            callback_agents: Some(&options.callback_agents),
-            max_attempts: None,
-            k,
-            now,
-            until,
-            node_id,
-        };
-        let mut leased = self.lease_status(&callbacks).await?;
-        if leased.len() < k {
-            let pending = LeaseQuery {
-                status: ContactStatus::Pending,
-                callback_agents: None,
-                max_attempts: Some(max_attempts),
-                k: k - leased.len(),
-                ..callbacks
-            };
-            leased.extend(self.lease_status(&pending).await?);
+        let mut plan = self.lease_plan(campaign_id).await?;
+        let mut rows = self
+            .lease_rows(&plan, campaign_id, node_id, k, now, until, options)
+            .await?;
+        if rows.is_empty() && !self.lease_plan_is_current(campaign_id, &plan).await? {
+            self.forget_lease_plan(campaign_id);
+            plan = self.lease_plan(campaign_id).await?;
+            rows = self
+                .lease_rows(&plan, campaign_id, node_id, k, now, until, options)
+                .await?;
         }
+        // Callbacks first, as the statement picked them; then the oldest due.
+        rows.sort_by_key(|row| (row.status != ContactStatus::Callback.as_str(), row.id));
 
-        let mut contacts = Vec::with_capacity(leased.len());
-        for row in leased {
-            let zones = match zones_by_id.get(&row.zone_set_id) {
-                Some(zones) => zones.clone(),
+        let mut contacts = Vec::with_capacity(rows.len());
+        for row in rows {
+            let zones = match plan.zones(row.zone_set_id) {
+                Some(zones) => zones,
                 None => self.zones_of(row.zone_set_id).await?,
             };
             let extra = match serde_json::from_str(&row.extra) {
@@ -175,154 +157,264 @@ impl Store {
         Ok(contacts)
     }
 
-    fn lease_sql(&self, q: &LeaseQuery<'_>) -> (String, Vec<Value>) {
-        let LeaseQuery {
+    /// Runs the lease statement for the zone sets open now under `plan`.
+    #[allow(clippy::too_many_arguments)]
+    async fn lease_rows(
+        &self,
+        plan: &LeasePlan,
+        campaign_id: i64,
+        node_id: &str,
+        k: usize,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        options: &LeaseOptions,
+    ) -> Result<Vec<LeaseRow>> {
+        let open = plan.open(now);
+        if open.is_empty() {
+            return Ok(Vec::new());
+        }
+        let q = LeaseQuery {
             campaign_id,
-            status,
-            open_zone_sets,
-            callback_agents,
-            max_attempts,
+            open_zone_sets: &open,
+            callback_agents: &options.callback_agents,
+            max_attempts: plan.max_attempts,
+            version: plan.version,
+            zone_set_count: plan.zone_sets.len(),
             k,
             now,
             until,
             node_id,
-        } = *q;
-        // $1 campaign, $2 status, $3 now, $4 k, $5 node, $6 until, $7 max attempts.
-        let mut filter = String::from(
-            "t.campaign_id = $1 AND t.status = $2 AND t.next_attempt_at <= $3 \
-             AND NOT EXISTS (SELECT 1 FROM dnc d WHERE d.e164 = t.e164 AND d.campaign_id IN (0, $1))",
-        );
-        let mut values: Vec<Value> = vec![
-            campaign_id.into(),
-            status.as_str().into(),
-            ms(now).into(),
-            i64::try_from(k).unwrap_or(i64::MAX).into(),
-            node_id.into(),
-            ms(until).into(),
-        ];
-        if let Some(max) = max_attempts {
-            filter.push_str(" AND t.attempts < $7");
-            values.push(max.into());
-        }
-        if let Some(agents) = callback_agents {
-            // Ids are integers we format ourselves: no injection possible.
-            filter.push_str(" AND (t.callback_agent_id IS NULL");
-            if !agents.is_empty() {
-                filter.push_str(" OR t.callback_agent_id IN (");
-                push_ids(&mut filter, agents);
-                filter.push(')');
+        };
+        let sql = self.lease_sql(&q);
+        match self.backend {
+            Backend::Postgres => {
+                let pool = self.db.get_postgres_connection_pool();
+                let rows = q
+                    .bind_pg(sqlx::query(sqlx::AssertSqlSafe(sql)))
+                    .fetch_all(pool)
+                    .await?;
+                rows.iter().map(LeaseRow::from_row).collect()
             }
-            filter.push(')');
+            Backend::Sqlite => {
+                let pool = self.db.get_sqlite_connection_pool();
+                let rows = q
+                    .bind_sqlite(sqlx::query(sqlx::AssertSqlSafe(sql)))
+                    .fetch_all(pool)
+                    .await?;
+                rows.iter().map(LeaseRow::from_row).collect()
+            }
         }
+    }
+
+    /// The lease statement. Parameters: $1 campaign, $2 now, $3 k, $4 node, $5 lease end,
+    /// $6 max attempts, $7 campaign version, $8 zone-set count, $9 candidates per zone set,
+    /// and on PostgreSQL $10 the agents whose personal callbacks may be leased.
+    ///
+    /// Candidates come from one range scan of `contacts_due` per open zone set (callbacks:
+    /// one scan over all open sets, they are few), merged in `next_attempt_at` order; the
+    /// number checks (do-not-call, attempts) and, on PostgreSQL, the row locks are applied
+    /// to that merged stream lazily, so about K candidates are read and exactly the rows
+    /// handed out are locked (a lock per zone set's candidates would block other nodes for
+    /// nothing).
+    fn lease_sql(&self, q: &LeaseQuery<'_>) -> String {
+        let callback = ContactStatus::Callback.as_str();
+        let pending = ContactStatus::Pending.as_str();
+        let not_dnc = "NOT EXISTS (SELECT 1 FROM dnc d WHERE d.e164 = t.e164 \
+                       AND d.campaign_id IN (0, $1))";
+        let guard = "EXISTS (SELECT 1 FROM campaigns g WHERE g.id = $1 AND g.updated_at = $7) \
+                     AND (SELECT COUNT(*) FROM campaign_zone_sets s WHERE s.campaign_id = $1) = $8";
         let returning = "RETURNING contacts.id, contacts.list_id, contacts.e164, \
                          contacts.zone_set_id, contacts.attempts, contacts.extra, contacts.status, \
                          contacts.callback_agent_id";
+        let mut zones_in = String::new();
+        push_ids(&mut zones_in, q.open_zone_sets);
+        // Personal callbacks only for the ready agents.
+        let agents = |alias: &str| match self.backend {
+            Backend::Postgres => format!(
+                "({alias}.callback_agent_id IS NULL OR {alias}.callback_agent_id = ANY($10))"
+            ),
+            Backend::Sqlite => {
+                let mut ids = String::new();
+                push_ids(&mut ids, q.callback_agents);
+                format!("({alias}.callback_agent_id IS NULL OR {alias}.callback_agent_id IN ({ids}))")
+            }
+        };
+        let due = |alias: &str, status: &str| {
+            format!(
+                "{alias}.campaign_id = $1 AND {alias}.status = '{status}' \
+                 AND {alias}.next_attempt_at <= $2"
+            )
+        };
+        let callbacks = format!(
+            "SELECT c.id, c.next_attempt_at FROM contacts c WHERE {} AND c.zone_set_id IN \
+             ({zones_in}) AND {} ORDER BY c.next_attempt_at LIMIT $9",
+            due("c", callback),
+            agents("c")
+        );
+        let branch = |zone: i64| {
+            format!(
+                "SELECT c.id, c.next_attempt_at FROM contacts c WHERE {} AND c.zone_set_id = \
+                 {zone} ORDER BY c.next_attempt_at LIMIT $9",
+                due("c", pending)
+            )
+        };
         let mut sql = String::new();
         match self.backend {
             Backend::Postgres => {
-                sql.push_str("WITH picked AS (SELECT c.id FROM (VALUES ");
-                for (i, id) in open_zone_sets.iter().enumerate() {
-                    if i > 0 {
-                        sql.push(',');
-                    }
-                    let _ = write!(sql, "({id}::bigint)");
-                }
+                let branches = q
+                    .open_zone_sets
+                    .iter()
+                    .map(|z| format!("({})", branch(*z)))
+                    .collect::<Vec<_>>()
+                    .join(" UNION ALL ");
+                // Each half locks lazily (LockRows under its LIMIT); the Append runs the
+                // callbacks first and pulls pending rows only while K is not reached.
                 let _ = write!(
                     sql,
-                    ") AS z(id) CROSS JOIN LATERAL (SELECT t.id, t.next_attempt_at FROM contacts t \
-                     WHERE {filter} AND t.zone_set_id = z.id ORDER BY t.next_attempt_at LIMIT $4 \
-                     FOR UPDATE SKIP LOCKED) c ORDER BY c.next_attempt_at, c.id LIMIT $4) \
-                     UPDATE contacts SET lease_node = $5, lease_until = $6, next_attempt_at = $6 \
-                     FROM picked WHERE contacts.id = picked.id {returning}"
+                    "WITH picked AS (SELECT id FROM (\
+                     SELECT id FROM (SELECT t.id FROM ({callbacks}) c JOIN contacts t ON t.id = c.id \
+                     WHERE {} AND {} AND {not_dnc} ORDER BY c.next_attempt_at LIMIT $3 \
+                     FOR UPDATE OF t SKIP LOCKED) cb \
+                     UNION ALL \
+                     SELECT id FROM (SELECT t.id FROM (SELECT id, next_attempt_at FROM ({branches}) u \
+                     ORDER BY next_attempt_at LIMIT $9) c JOIN contacts t ON t.id = c.id \
+                     WHERE {} AND t.attempts < $6 AND {not_dnc} ORDER BY c.next_attempt_at LIMIT $3 \
+                     FOR UPDATE OF t SKIP LOCKED) pe\
+                     ) both_kinds WHERE {guard} LIMIT $3) \
+                     UPDATE contacts SET lease_node = $4, lease_until = $5, next_attempt_at = $5 \
+                     FROM picked WHERE contacts.id = picked.id {returning}",
+                    due("t", callback),
+                    agents("t"),
+                    due("t", pending),
                 );
             }
             Backend::Sqlite => {
-                sql.push_str("WITH picked AS (SELECT id FROM (");
-                for (i, id) in open_zone_sets.iter().enumerate() {
-                    if i > 0 {
-                        sql.push_str(" UNION ALL ");
-                    }
-                    let _ = write!(
-                        sql,
-                        "SELECT * FROM (SELECT t.id, t.next_attempt_at FROM contacts t WHERE {filter} \
-                         AND t.zone_set_id = {id} ORDER BY t.next_attempt_at LIMIT $4)"
-                    );
-                }
+                // SQLite has one writer at a time: no locks to skip, and the statement is
+                // atomic by itself. Compound members cannot carry their own ORDER BY/LIMIT,
+                // hence the `SELECT * FROM (...)` wrappers.
+                let branches = q
+                    .open_zone_sets
+                    .iter()
+                    .map(|z| format!("SELECT * FROM ({})", branch(*z)))
+                    .collect::<Vec<_>>()
+                    .join(" UNION ALL ");
                 let _ = write!(
                     sql,
-                    ") ORDER BY next_attempt_at, id LIMIT $4) \
-                     UPDATE contacts SET lease_node = $5, lease_until = $6, next_attempt_at = $6 \
-                     WHERE id IN (SELECT id FROM picked) {returning}"
+                    "UPDATE contacts SET lease_node = $4, lease_until = $5, next_attempt_at = $5 \
+                     WHERE id IN (\
+                     SELECT id FROM (SELECT t.id FROM ({callbacks}) c JOIN contacts t ON t.id = c.id \
+                     WHERE {not_dnc} LIMIT $3) \
+                     UNION ALL \
+                     SELECT id FROM (SELECT t.id FROM ({branches} ORDER BY next_attempt_at LIMIT $9) c \
+                     JOIN contacts t ON t.id = c.id WHERE t.attempts < $6 AND {not_dnc} LIMIT $3) \
+                     LIMIT $3) AND {guard} {returning}"
                 );
             }
         }
-        (sql, values)
+        sql
     }
 
-    async fn lease_status(&self, q: &LeaseQuery<'_>) -> Result<Vec<LeaseRow>> {
-        let (sql, values) = self.lease_sql(q);
-        let rows = self.query_all(&sql, values).await?;
-        rows.into_iter()
-            .map(|row| {
-                Ok(LeaseRow {
-                    id: row.try_get("", "id")?,
-                    list_id: row.try_get("", "list_id")?,
-                    e164: row.try_get("", "e164")?,
-                    zone_set_id: row.try_get("", "zone_set_id")?,
-                    attempts: row.try_get("", "attempts")?,
-                    extra: row.try_get("", "extra")?,
-                    status: row.try_get("", "status")?,
-                    callback_agent_id: row.try_get("", "callback_agent_id")?,
-                })
-            })
-            .collect()
-    }
-
-    /// The database's plan (and, on PostgreSQL, timing) of the lease statement for pending
-    /// contacts, without leasing anything: for benchmarks and operators checking indexes.
+    /// The database's plan (and, on PostgreSQL, timing) of the lease statement, without
+    /// leasing anything: for benchmarks and operators checking indexes.
     pub async fn explain_lease(
         &self,
         campaign_id: i64,
         k: usize,
         now: DateTime<Utc>,
     ) -> Result<String> {
-        let campaign = self.require_campaign_id(campaign_id).await?;
-        let open: Vec<i64> = self
-            .campaign_zone_sets(campaign_id)
-            .await?
-            .into_iter()
-            .filter(|(_, zones)| campaign.spec.calling_hours.is_open(zones, now))
-            .map(|(id, _)| id)
-            .collect();
+        let plan = self.lease_plan(campaign_id).await?;
+        let open = plan.open(now);
         if open.is_empty() {
             return Ok("no zone set is open at this time: nothing to lease".into());
         }
-        let (sql, values) = self.lease_sql(&LeaseQuery {
+        let q = LeaseQuery {
             campaign_id,
-            status: ContactStatus::Pending,
             open_zone_sets: &open,
-            callback_agents: None,
-            max_attempts: Some(i64::from(campaign.spec.retry.max_attempts)),
-            k,
+            callback_agents: &[],
+            max_attempts: plan.max_attempts,
+            version: plan.version,
+            zone_set_count: plan.zone_sets.len(),
+            k: k.clamp(1, MAX_LEASE),
             now,
             until: now,
             node_id: "explain",
-        });
-        let (prefix, column) = match self.backend {
-            Backend::Postgres => ("EXPLAIN (ANALYZE, BUFFERS) ", "QUERY PLAN"),
-            Backend::Sqlite => ("EXPLAIN QUERY PLAN ", "detail"),
         };
+        let sql = self.lease_sql(&q);
+        let mut plan_text = String::new();
         // ANALYZE runs the update: do it in a transaction that is rolled back.
-        let txn = sea_orm::TransactionTrait::begin(&self.db).await?;
-        let rows = crate::db::query(&txn, &format!("{prefix}{sql}"), values).await?;
-        txn.rollback().await?;
-        let mut plan = String::new();
-        for row in rows {
-            let line: String = row.try_get("", column)?;
-            plan.push_str(&line);
-            plan.push('\n');
+        match self.backend {
+            Backend::Postgres => {
+                let mut tx = self.db.get_postgres_connection_pool().begin().await?;
+                let explain = format!("EXPLAIN (ANALYZE, BUFFERS) {sql}");
+                let rows = q
+                    .bind_pg(sqlx::query(sqlx::AssertSqlSafe(explain)))
+                    .fetch_all(&mut *tx)
+                    .await?;
+                tx.rollback().await?;
+                for row in rows {
+                    plan_text.push_str(&sqlx::Row::try_get::<String, _>(&row, 0)?);
+                    plan_text.push('\n');
+                }
+            }
+            Backend::Sqlite => {
+                let explain = format!("EXPLAIN QUERY PLAN {sql}");
+                let rows = q
+                    .bind_sqlite(sqlx::query(sqlx::AssertSqlSafe(explain)))
+                    .fetch_all(self.db.get_sqlite_connection_pool())
+                    .await?;
+                for row in rows {
+                    plan_text.push_str(&sqlx::Row::try_get::<String, _>(&row, "detail")?);
+                    plan_text.push('\n');
+                }
+            }
+        }
+        Ok(plan_text)
+    }
+
+    /// The campaign's lease plan, from the cache or the database.
+    async fn lease_plan(&self, campaign_id: i64) -> Result<Arc<LeasePlan>> {
+        if let Some(plan) = self
+            .lease_plans
+            .lock()
+            .ok()
+            .and_then(|plans| plans.get(&campaign_id).cloned())
+        {
+            return Ok(plan);
+        }
+        let campaign = self.require_campaign_id(campaign_id).await?;
+        let zone_sets = self.campaign_zone_sets(campaign_id).await?;
+        let plan = Arc::new(LeasePlan {
+            version: ms(campaign.updated_at),
+            hours: campaign.spec.calling_hours.clone(),
+            max_attempts: i64::from(campaign.spec.retry.max_attempts),
+            zone_sets,
+        });
+        if let Ok(mut plans) = self.lease_plans.lock() {
+            plans.insert(campaign_id, plan.clone());
         }
         Ok(plan)
+    }
+
+    /// Drops a campaign's cached lease plan (it changed).
+    pub(crate) fn forget_lease_plan(&self, campaign_id: i64) {
+        if let Ok(mut plans) = self.lease_plans.lock() {
+            plans.remove(&campaign_id);
+        }
+    }
+
+    /// Whether the campaign and its zone sets are still what `plan` was built from.
+    async fn lease_plan_is_current(&self, campaign_id: i64, plan: &LeasePlan) -> Result<bool> {
+        let row = self
+            .query_one(
+                "SELECT updated_at, (SELECT COUNT(*) FROM campaign_zone_sets s \
+                 WHERE s.campaign_id = $1) AS zone_sets FROM campaigns WHERE id = $1",
+                vec![campaign_id.into()],
+            )
+            .await?
+            .ok_or_else(|| Error::NoSuchCampaign(campaign_id.to_string()))?;
+        let version: i64 = row.try_get("", "updated_at")?;
+        let zone_sets: i64 = row.try_get("", "zone_sets")?;
+        Ok(version == plan.version && usize::try_from(zone_sets).ok() == Some(plan.zone_sets.len()))
     }
 
     /// Gives leased contacts back (not dialled): they are due again at once.
@@ -382,18 +474,90 @@ impl Store {
     }
 }
 
+/// What a lease needs to know about a campaign, cached per campaign (see
+/// [`Store::lease_due_with`] for how staleness is caught).
+#[derive(Debug)]
+pub(crate) struct LeasePlan {
+    /// The campaign's `updated_at` when read: every change of the campaign moves it.
+    version: i64,
+    hours: CallingHours,
+    max_attempts: i64,
+    /// The campaign's zone sets; they are only ever added to, so their count is a version.
+    zone_sets: Vec<(i64, Arc<[Tz]>)>,
+}
+
+impl LeasePlan {
+    /// Zone sets whose calling hours are open now in every zone.
+    fn open(&self, now: DateTime<Utc>) -> Vec<i64> {
+        self.zone_sets
+            .iter()
+            .filter(|(_, zones)| self.hours.is_open(zones, now))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    fn zones(&self, zone_set_id: i64) -> Option<Arc<[Tz]>> {
+        self.zone_sets
+            .iter()
+            .find(|(id, _)| *id == zone_set_id)
+            .map(|(_, zones)| zones.clone())
+    }
+}
+
 /// One lease statement's parameters.
 #[derive(Clone, Copy)]
 struct LeaseQuery<'a> {
     campaign_id: i64,
-    status: ContactStatus,
     open_zone_sets: &'a [i64],
-    callback_agents: Option<&'a [i64]>,
-    max_attempts: Option<i64>,
+    callback_agents: &'a [i64],
+    max_attempts: i64,
+    version: i64,
+    zone_set_count: usize,
     k: usize,
     now: DateTime<Utc>,
     until: DateTime<Utc>,
     node_id: &'a str,
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>;
+
+impl LeaseQuery<'_> {
+    /// Candidates read per zone set at most: room for rows other nodes hold locked.
+    fn per_zone(&self) -> i64 {
+        to_i64(self.k.saturating_mul(4).max(self.k + 100))
+    }
+
+    fn bind_pg<'q>(&self, query: PgQuery<'q>) -> PgQuery<'q> {
+        query
+            .bind(self.campaign_id)
+            .bind(ms(self.now))
+            .bind(to_i64(self.k))
+            .bind(self.node_id.to_owned())
+            .bind(ms(self.until))
+            .bind(self.max_attempts)
+            .bind(self.version)
+            .bind(to_i64(self.zone_set_count))
+            .bind(self.per_zone())
+            .bind(self.callback_agents.to_vec())
+    }
+
+    fn bind_sqlite<'q>(&self, query: SqliteQuery<'q>) -> SqliteQuery<'q> {
+        query
+            .bind(self.campaign_id)
+            .bind(ms(self.now))
+            .bind(to_i64(self.k))
+            .bind(self.node_id.to_owned())
+            .bind(ms(self.until))
+            .bind(self.max_attempts)
+            .bind(self.version)
+            .bind(to_i64(self.zone_set_count))
+            .bind(self.per_zone())
+    }
+}
+
+fn to_i64(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 struct LeaseRow {
@@ -405,6 +569,28 @@ struct LeaseRow {
     extra: String,
     status: String,
     callback_agent_id: Option<i64>,
+}
+
+impl LeaseRow {
+    fn from_row<'r, R>(row: &'r R) -> Result<Self>
+    where
+        R: sqlx::Row,
+        &'static str: sqlx::ColumnIndex<R>,
+        i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        i32: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+        String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    {
+        Ok(Self {
+            id: row.try_get("id")?,
+            list_id: row.try_get("list_id")?,
+            e164: row.try_get("e164")?,
+            zone_set_id: row.try_get("zone_set_id")?,
+            attempts: row.try_get("attempts")?,
+            extra: row.try_get("extra")?,
+            status: row.try_get("status")?,
+            callback_agent_id: row.try_get("callback_agent_id")?,
+        })
+    }
 }
 
 pub(crate) fn push_ids(sql: &mut String, ids: &[i64]) {

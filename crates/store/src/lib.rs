@@ -66,6 +66,6 @@ pub use phonenumber::country::Id as Country;
 pub use queries::{AttemptQuery, Contact, ContactQuery, MAX_PAGE};
 pub use spec::{
     AbandonWindow, Amd, CampaignSpec, DialMode, Dur, MachineAction, Pacing, Retry, RetryRule,
-    Transport, Trunk,
+    Transport, Trunk, WrapUp,
 };
 pub use types::{AmdResult, CampaignStatus, ContactStatus, DispositionKind, Outcome};

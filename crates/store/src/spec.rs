@@ -337,6 +337,41 @@ impl Default for Retry {
     }
 }
 
+/// What agents do after a call: the wrap-up time, its default disposition, and the phone keys
+/// that set a disposition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WrapUp {
+    /// Time after a call before the agent is made ready again without a disposition.
+    pub timeout: Dur,
+    /// Disposition recorded when the wrap-up time runs out.
+    pub default: crate::DispositionKind,
+    /// Phone key (`"1"` to `"9"`, `"0"`, `"*"`) pressed during wrap-up -> disposition.
+    pub digits: std::collections::BTreeMap<String, crate::DispositionKind>,
+    /// When a callback set by a key is due (the API sets any time).
+    pub callback_after: Dur,
+}
+
+impl Default for WrapUp {
+    fn default() -> Self {
+        use crate::DispositionKind as K;
+        Self {
+            timeout: Dur::secs(30),
+            default: K::Other,
+            digits: [
+                ("1", K::Sale),
+                ("2", K::NotInterested),
+                ("3", K::Callback),
+                ("9", K::DoNotCall),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+            callback_after: Dur::secs(3600),
+        }
+    }
+}
+
 /// SIP transport to the carrier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -409,6 +444,9 @@ pub struct CampaignSpec {
     /// Retry rules per outcome.
     #[serde(default)]
     pub retry: Retry,
+    /// Agents' wrap-up after a call.
+    #[serde(default)]
+    pub wrap_up: WrapUp,
     /// The carrier trunk.
     pub trunk: Trunk,
 }
@@ -679,6 +717,31 @@ impl CampaignSpec {
             }
         }
 
+        let w = &self.wrap_up;
+        if w.timeout < Dur::secs(1) || w.timeout > Dur::secs(3600) {
+            bad(
+                "wrap_up.timeout",
+                format!("{} must be between 1s and 1h", w.timeout),
+            );
+        }
+        for key in w.digits.keys() {
+            if !matches!(
+                key.as_str(),
+                "0" | "1" | "2" | "3" | "4" | "5" | "6" | "7" | "8" | "9" | "*"
+            ) {
+                bad(
+                    &format!("wrap_up.digits.{key}"),
+                    "keys are \"0\" to \"9\" or \"*\" (\"#\" ends the call)".into(),
+                );
+            }
+        }
+        if w.callback_after < Dur::secs(60) {
+            bad(
+                "wrap_up.callback_after",
+                format!("{} is below 1 minute", w.callback_after),
+            );
+        }
+
         let t = &self.trunk;
         if !(t.uri.starts_with("sip:") || t.uri.starts_with("sips:")) || t.uri.len() < 5 {
             bad(
@@ -853,6 +916,22 @@ cps = 0
             "example campaigns missing from {}",
             dir.display()
         );
+    }
+
+    #[test]
+    fn wrap_up_defaults_and_bad_keys() {
+        let spec = CampaignSpec::from_toml(MINIMAL).unwrap();
+        assert_eq!(spec.wrap_up.timeout, Dur::secs(30));
+        assert_eq!(
+            spec.wrap_up.digits.get("9"),
+            Some(&crate::DispositionKind::DoNotCall)
+        );
+        let text = MINIMAL.replace(
+            "[trunk]",
+            "[wrap_up]\ntimeout = \"2h\"\ndigits = { \"#\" = \"sale\" }\n[trunk]",
+        );
+        let got = fields(CampaignSpec::from_toml(&text).unwrap_err());
+        assert_eq!(got, vec!["wrap_up.timeout", "wrap_up.digits.#"]);
     }
 
     #[test]
