@@ -39,7 +39,10 @@ fn row(agents: u32, label: &str, reports: &[Report]) {
     let (conn, _, _) = stats(reports.iter().map(|r| r.connects_per_agent_hour));
     let (wait, _, _) = stats(reports.iter().map(|r| r.agent_wait));
     // The abandons the model predicted for the calls it placed, against those that happened.
-    let checks: Vec<_> = reports.iter().filter_map(|r| r.model_check.as_ref()).collect();
+    let checks: Vec<_> = reports
+        .iter()
+        .filter_map(|r| r.model_check.as_ref())
+        .collect();
     let check = if checks.is_empty() {
         "-".to_string()
     } else {

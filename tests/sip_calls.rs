@@ -87,7 +87,10 @@ async fn answered_call_streams_audio_to_our_offer_and_we_hang_up() {
         return;
     };
     let endpoint = endpoint().await;
-    let trunk = endpoint.trunk(TrunkConfig::new(sipp.uri("u1"), 10)).await.unwrap();
+    let trunk = endpoint
+        .trunk(TrunkConfig::new(sipp.uri("u1"), 10))
+        .await
+        .unwrap();
     let (rtp, media) = media_socket().await;
     let mut call = endpoint.dial(&trunk, outbound(media, WAIT)).await.unwrap();
     let events = events_until(&mut call, |e| matches!(e, CallEvent::Answered { .. })).await;
@@ -96,7 +99,10 @@ async fn answered_call_streams_audio_to_our_offer_and_we_hang_up() {
         panic!("no SDP in the 200")
     };
     let remote = sdp.remote_media(&[Codec::Pcmu, Codec::Pcma]).unwrap();
-    assert_eq!((remote.codec, remote.payload_type, remote.telephone_event), (Codec::Pcma, 8, Some(101)));
+    assert_eq!(
+        (remote.codec, remote.payload_type, remote.telephone_event),
+        (Codec::Pcma, 8, Some(101))
+    );
     // The callee's audio reaches the address we offered, as PCMA.
     let mut packets = 0;
     let mut buf = [0u8; 2048];
@@ -133,15 +139,23 @@ async fn refused(scenario: &str, expected: Outcome, code: u16, status: &str) {
         return;
     };
     let endpoint = endpoint().await;
-    let trunk = endpoint.trunk(TrunkConfig::new(sipp.uri("u1"), 10)).await.unwrap();
+    let trunk = endpoint
+        .trunk(TrunkConfig::new(sipp.uri("u1"), 10))
+        .await
+        .unwrap();
     let (_rtp, media) = media_socket().await;
     let mut call = endpoint.dial(&trunk, outbound(media, WAIT)).await.unwrap();
     let events = events_until(&mut call, |_| false).await;
     assert_eq!(
         labels(&events),
-        ["100".to_owned(), format!("ended {expected:?} Rejected Some({code})")]
+        [
+            "100".to_owned(),
+            format!("ended {expected:?} Rejected Some({code})")
+        ]
     );
-    sipp.finish().await.assert(&["<INVITE", ">100", status, "<ACK"]);
+    sipp.finish()
+        .await
+        .assert(&["<INVITE", ">100", status, "<ACK"]);
 }
 
 #[tokio::test]
@@ -160,7 +174,10 @@ async fn no_answer_is_cancelled_at_the_ring_timeout() {
         return;
     };
     let endpoint = endpoint().await;
-    let trunk = endpoint.trunk(TrunkConfig::new(sipp.uri("u1"), 10)).await.unwrap();
+    let trunk = endpoint
+        .trunk(TrunkConfig::new(sipp.uri("u1"), 10))
+        .await
+        .unwrap();
     let (_rtp, media) = media_socket().await;
     let started = std::time::Instant::now();
     let mut call = endpoint
@@ -169,7 +186,10 @@ async fn no_answer_is_cancelled_at_the_ring_timeout() {
         .unwrap();
     let events = events_until(&mut call, |_| false).await;
     assert!(started.elapsed() >= Duration::from_secs(2));
-    assert_eq!(labels(&events), ["100", "180", "ended NoAnswer RingTimeout Some(487)"]);
+    assert_eq!(
+        labels(&events),
+        ["100", "180", "ended NoAnswer RingTimeout Some(487)"]
+    );
     sipp.finish()
         .await
         .assert(&["<INVITE", ">100", ">180", "<CANCEL", ">200", ">487", "<ACK"]);
@@ -187,7 +207,12 @@ async fn proxy_challenge_is_answered_with_the_trunk_credentials() {
     let (_rtp, media) = media_socket().await;
     let mut call = endpoint.dial(&trunk, outbound(media, WAIT)).await.unwrap();
     let events = events_until(&mut call, |e| matches!(e, CallEvent::Answered { .. })).await;
-    assert_eq!(labels(&events), ["100", "answered"], "{}", sipp.diagnostics());
+    assert_eq!(
+        labels(&events),
+        ["100", "answered"],
+        "{}",
+        sipp.diagnostics()
+    );
     call.hangup();
     assert_eq!(call.wait_end().await.unwrap().cause, EndCause::LocalHangup);
     let run = sipp.finish().await;
@@ -201,8 +226,16 @@ async fn proxy_challenge_is_answered_with_the_trunk_credentials() {
         let start = line.find(&format!("{name}=\"")).expect(name) + name.len() + 2;
         line[start..].split('"').next().unwrap().to_owned()
     };
-    let challenge = run.log.lines().find(|l| l.starts_with("Proxy-Authenticate:")).unwrap();
-    let answer = run.log.lines().find(|l| l.starts_with("Proxy-Authorization:")).unwrap();
+    let challenge = run
+        .log
+        .lines()
+        .find(|l| l.starts_with("Proxy-Authenticate:"))
+        .unwrap();
+    let answer = run
+        .log
+        .lines()
+        .find(|l| l.starts_with("Proxy-Authorization:"))
+        .unwrap();
     let md5 = |text: String| {
         use md5::Digest as _;
         md5::Md5::digest(text.as_bytes())
@@ -223,15 +256,27 @@ async fn ringing_then_early_media_then_answer() {
         return;
     };
     let endpoint = endpoint().await;
-    let trunk = endpoint.trunk(TrunkConfig::new(sipp.uri("u1"), 10)).await.unwrap();
+    let trunk = endpoint
+        .trunk(TrunkConfig::new(sipp.uri("u1"), 10))
+        .await
+        .unwrap();
     let (_rtp, media) = media_socket().await;
     let mut call = endpoint.dial(&trunk, outbound(media, WAIT)).await.unwrap();
     let events = events_until(&mut call, |e| matches!(e, CallEvent::Answered { .. })).await;
     assert_eq!(labels(&events), ["100", "180", "183+sdp", "answered"]);
-    let CallEvent::Progress { sdp: Some(early), .. } = &events[2] else {
+    let CallEvent::Progress {
+        sdp: Some(early), ..
+    } = &events[2]
+    else {
         unreachable!()
     };
-    assert_eq!(early.remote_media(&[Codec::Pcmu, Codec::Pcma]).unwrap().codec, Codec::Pcma);
+    assert_eq!(
+        early
+            .remote_media(&[Codec::Pcmu, Codec::Pcma])
+            .unwrap()
+            .codec,
+        Codec::Pcma
+    );
     call.hangup();
     call.wait_end().await.unwrap();
     sipp.finish().await.assert(&[
@@ -245,7 +290,10 @@ async fn a_retransmitted_200_is_acked_again_and_answers_once() {
         return;
     };
     let endpoint = endpoint().await;
-    let trunk = endpoint.trunk(TrunkConfig::new(sipp.uri("u1"), 10)).await.unwrap();
+    let trunk = endpoint
+        .trunk(TrunkConfig::new(sipp.uri("u1"), 10))
+        .await
+        .unwrap();
     let (_rtp, media) = media_socket().await;
     let mut call = endpoint.dial(&trunk, outbound(media, WAIT)).await.unwrap();
     let events = events_until(&mut call, |e| matches!(e, CallEvent::Answered { .. })).await;
@@ -266,13 +314,21 @@ async fn the_callee_hangs_up() {
         return;
     };
     let endpoint = endpoint().await;
-    let trunk = endpoint.trunk(TrunkConfig::new(sipp.uri("u1"), 10)).await.unwrap();
+    let trunk = endpoint
+        .trunk(TrunkConfig::new(sipp.uri("u1"), 10))
+        .await
+        .unwrap();
     let (_rtp, media) = media_socket().await;
     let mut call = endpoint.dial(&trunk, outbound(media, WAIT)).await.unwrap();
     let events = events_until(&mut call, |_| false).await;
     assert_eq!(
         labels(&events),
-        ["100", "180", "answered", "ended Answered RemoteHangup Some(200)"]
+        [
+            "100",
+            "180",
+            "answered",
+            "ended Answered RemoteHangup Some(200)"
+        ]
     );
     sipp.finish()
         .await
@@ -285,7 +341,10 @@ async fn answered_call_over_tcp() {
         return;
     };
     let endpoint = tcp_endpoint().await;
-    let trunk = endpoint.trunk(TrunkConfig::new(sipp.uri("t1"), 10)).await.unwrap();
+    let trunk = endpoint
+        .trunk(TrunkConfig::new(sipp.uri("t1"), 10))
+        .await
+        .unwrap();
     assert_eq!(trunk.destination().transport, sip::Transport::Tcp);
     let (_rtp, media) = media_socket().await;
     let mut call = endpoint.dial(&trunk, outbound(media, WAIT)).await.unwrap();
@@ -325,11 +384,16 @@ From: <sip:a@b>;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: q\r\nCSeq: 1 OPTIONS\r\nConte
     for payload in &payloads {
         attacker.send_to(payload, target).await.unwrap();
     }
-    let trunk = endpoint.trunk(TrunkConfig::new(sipp.uri("u1"), 10)).await.unwrap();
+    let trunk = endpoint
+        .trunk(TrunkConfig::new(sipp.uri("u1"), 10))
+        .await
+        .unwrap();
     let (_rtp, media) = media_socket().await;
     let mut call = endpoint.dial(&trunk, outbound(media, WAIT)).await.unwrap();
     assert_eq!(call.wait_end().await.unwrap().outcome, Outcome::Busy);
-    sipp.finish().await.assert(&["<INVITE", ">100", ">486", "<ACK"]);
+    sipp.finish()
+        .await
+        .assert(&["<INVITE", ">100", ">486", "<ACK"]);
     assert_eq!(endpoint.stats().parse_errors, payloads.len() as u64);
 }
 
@@ -367,19 +431,41 @@ async fn an_agent_phone_registers_and_calls_in() {
     assert_eq!(call.info().user.as_deref(), Some("agent1"));
     assert_eq!(call.info().from_display.as_deref(), Some("Agent One"));
     let offer = call.info().offer.clone().expect("the phone's offer");
-    assert_eq!(offer.remote_media(&[Codec::Pcmu]).unwrap().codec, Codec::Pcmu);
+    assert_eq!(
+        offer.remote_media(&[Codec::Pcmu]).unwrap().codec,
+        Codec::Pcmu
+    );
     let (_rtp, media) = media_socket().await;
     let mut call = call.answer(media).await.unwrap();
     let events = events_until(&mut call, |_| false).await;
-    assert_eq!(labels(&events), ["confirmed", "ended Answered RemoteHangup Some(200)"]);
-    let Some(IncomingEvent::Registration(RegistrationChange::Unregistered { expired: false, .. })) =
-        next_incoming(&mut incoming, &phone).await
+    assert_eq!(
+        labels(&events),
+        ["confirmed", "ended Answered RemoteHangup Some(200)"]
+    );
+    let Some(IncomingEvent::Registration(RegistrationChange::Unregistered {
+        expired: false, ..
+    })) = next_incoming(&mut incoming, &phone).await
     else {
         panic!("expected the phone to unregister")
     };
     phone.finish().await.assert(&[
-        ">REGISTER", "<401", ">REGISTER", "<200", ">INVITE", "<401", ">ACK", ">INVITE", "<100",
-        "<200", ">ACK", ">BYE", "<200", ">REGISTER", "<401", ">REGISTER", "<200",
+        ">REGISTER",
+        "<401",
+        ">REGISTER",
+        "<200",
+        ">INVITE",
+        "<401",
+        ">ACK",
+        ">INVITE",
+        "<100",
+        "<200",
+        ">ACK",
+        ">BYE",
+        "<200",
+        ">REGISTER",
+        "<401",
+        ">REGISTER",
+        "<200",
     ]);
     let stats = endpoint.stats();
     assert_eq!(stats.auth_challenges, 3);

@@ -36,7 +36,13 @@ async fn json_report_of_an_answered_call() {
         "--json",
     ])
     .await;
-    assert_eq!(out.status.code(), Some(0), "{}{}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     assert_eq!(report["outcome"], "answered");
     assert_eq!(report["code"], 200);
@@ -54,7 +60,14 @@ async fn json_report_of_an_answered_call() {
         .collect();
     assert_eq!(
         events,
-        ["invite", "progress 100", "progress 180", "answered", "bye", "ended"]
+        [
+            "invite",
+            "progress 100",
+            "progress 180",
+            "answered",
+            "bye",
+            "ended"
+        ]
     );
     sipp.finish()
         .await
@@ -67,7 +80,10 @@ async fn steps_of_a_busy_call_through_a_campaign() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let database = format!("sqlite://{}?mode=rwc", dir.path().join("dialer.db").display());
+    let database = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("dialer.db").display()
+    );
     let campaign = dir.path().join("test-call.toml");
     std::fs::write(
         &campaign,
@@ -79,7 +95,14 @@ async fn steps_of_a_busy_call_through_a_campaign() {
         ),
     )
     .unwrap();
-    let applied = dialer(&["--database-url", &database, "campaign", "apply", campaign.to_str().unwrap()]).await;
+    let applied = dialer(&[
+        "--database-url",
+        &database,
+        "campaign",
+        "apply",
+        campaign.to_str().unwrap(),
+    ])
+    .await;
     assert!(applied.status.success(), "{}", text(&applied.stderr));
     // A national number: normalised with the campaign's country.
     let out = dialer(&[
@@ -96,10 +119,19 @@ async fn steps_of_a_busy_call_through_a_campaign() {
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(3), "{stdout}{}", text(&out.stderr));
     let lines: Vec<&str> = stdout.lines().collect();
-    assert!(lines[0].contains("INVITE +12025550123 via sip:"), "{stdout}");
+    assert!(
+        lines[0].contains("INVITE +12025550123 via sip:"),
+        "{stdout}"
+    );
     assert!(lines[1].ends_with("100 Trying"), "{stdout}");
-    assert!(lines[2].contains("outcome: busy, SIP 486 (final response)"), "{stdout}");
+    assert!(
+        lines[2].contains("outcome: busy, SIP 486 (final response)"),
+        "{stdout}"
+    );
     let run = sipp.finish().await;
     run.assert(&["<INVITE", ">100", ">486", "<ACK"]);
-    assert!(run.log.contains("From: <sip:+12025550100@127.0.0.1>"), "caller ID from the campaign");
+    assert!(
+        run.log.contains("From: <sip:+12025550100@127.0.0.1>"),
+        "caller ID from the campaign"
+    );
 }

@@ -119,7 +119,14 @@ impl Sipp {
             "-timeout_error".into(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let sipp = Sipp::spawn(program, dir, args, SocketAddr::from(([127, 0, 0, 1], port)), scenario, trace);
+        let sipp = Sipp::spawn(
+            program,
+            dir,
+            args,
+            SocketAddr::from(([127, 0, 0, 1], port)),
+            scenario,
+            trace,
+        );
         sipp.wait_listening(transport, port);
         Some(sipp)
     }
@@ -154,10 +161,24 @@ impl Sipp {
             "60s".into(),
             "-timeout_error".into(),
         ];
-        Some(Sipp::spawn(program, dir, args, SocketAddr::from(([127, 0, 0, 1], port)), scenario, true))
+        Some(Sipp::spawn(
+            program,
+            dir,
+            args,
+            SocketAddr::from(([127, 0, 0, 1], port)),
+            scenario,
+            true,
+        ))
     }
 
-    fn spawn(program: PathBuf, dir: tempfile::TempDir, mut args: Vec<String>, addr: SocketAddr, scenario: &str, trace: bool) -> Sipp {
+    fn spawn(
+        program: PathBuf,
+        dir: tempfile::TempDir,
+        mut args: Vec<String>,
+        addr: SocketAddr,
+        scenario: &str,
+        trace: bool,
+    ) -> Sipp {
         let messages = dir.path().join("messages.log");
         let errors = dir.path().join("errors.log");
         args.extend([
@@ -210,13 +231,18 @@ impl Sipp {
 
     /// The trunk URI for this carrier.
     pub fn uri(&self, transport: &str) -> sip::Uri {
-        let suffix = if transport == "t1" { ";transport=tcp" } else { "" };
+        let suffix = if transport == "t1" {
+            ";transport=tcp"
+        } else {
+            ""
+        };
         format!("sip:{}{suffix}", self.addr).parse().expect("uri")
     }
 
     /// sipp's error log, screen and last messages so far, for failure messages.
     pub fn diagnostics(&self) -> String {
-        let read = |name: &str| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
+        let read =
+            |name: &str| std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
         let screen = read("screen.log");
         let tail: String = screen
             .lines()

@@ -7,8 +7,8 @@
 //! LOCKED`, never hands the same contact to two nodes on PostgreSQL.
 
 use crate::db::{Backend, Store, now};
-use crate::hours::CallingHours;
 use crate::error::{Error, Result};
+use crate::hours::CallingHours;
 use crate::types::{ContactStatus, from_ms, ms};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -236,7 +236,9 @@ impl Store {
             Backend::Sqlite => {
                 let mut ids = String::new();
                 push_ids(&mut ids, q.callback_agents);
-                format!("({alias}.callback_agent_id IS NULL OR {alias}.callback_agent_id IN ({ids}))")
+                format!(
+                    "({alias}.callback_agent_id IS NULL OR {alias}.callback_agent_id IN ({ids}))"
+                )
             }
         };
         let due = |alias: &str, status: &str| {
@@ -414,7 +416,10 @@ impl Store {
             .ok_or_else(|| Error::NoSuchCampaign(campaign_id.to_string()))?;
         let version: i64 = row.try_get("", "updated_at")?;
         let zone_sets: i64 = row.try_get("", "zone_sets")?;
-        Ok(version == plan.version && usize::try_from(zone_sets).ok() == Some(plan.zone_sets.len()))
+        Ok(
+            version == plan.version
+                && usize::try_from(zone_sets).ok() == Some(plan.zone_sets.len()),
+        )
     }
 
     /// Gives leased contacts back (not dialled): they are due again at once.

@@ -32,7 +32,9 @@ pub fn missing(peer: &str, why: &str) {
     if peers_required() {
         panic!("required test peer `{peer}` is unavailable: {why}");
     }
-    eprintln!("SKIPPED: test peer `{peer}` is unavailable ({why}); set CI=1 to make this a failure");
+    eprintln!(
+        "SKIPPED: test peer `{peer}` is unavailable ({why}); set CI=1 to make this a failure"
+    );
 }
 
 /// Finds an executable on `PATH`, or reports it missing (see [`missing`]).
@@ -105,9 +107,9 @@ impl Drop for TempPostgres {
                 sqlx::query(sqlx::AssertSqlSafe(format!(
                     "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
                 )))
-                    .execute(&mut conn)
-                    .await
-                    .ok()
+                .execute(&mut conn)
+                .await
+                .ok()
             })
         })
         .join();

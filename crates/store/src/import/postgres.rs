@@ -81,7 +81,12 @@ impl Writer<'_> {
             waiting: BTreeMap::new(),
             next: 0,
         };
-        let mut pooled = self.store.db.get_postgres_connection_pool().acquire().await?;
+        let mut pooled = self
+            .store
+            .db
+            .get_postgres_connection_pool()
+            .acquire()
+            .await?;
         let conn: &mut PgConnection = &mut pooled;
         let mut seen = match self.max_numbers {
             0 => None,
@@ -143,14 +148,16 @@ impl Writer<'_> {
                         "a concurrent upload stored some of the same numbers; retrying the chunk"
                     );
                     tx.rollback().await?;
-                    self.retry_staged(conn, &buffer, staged.rows, &zones).await?;
+                    self.retry_staged(conn, &buffer, staged.rows, &zones)
+                        .await?;
                 }
                 Some(Err(err)) => return Err(err.into()),
                 None => match stage_and_insert(&mut tx, &buffer).await {
                     Ok(counts) => self.finish_chunk(tx, counts, staged.rows, &zones).await?,
                     Err(err) if is_retryable(&err) => {
                         tx.rollback().await?;
-                        self.retry_staged(conn, &buffer, staged.rows, &zones).await?;
+                        self.retry_staged(conn, &buffer, staged.rows, &zones)
+                            .await?;
                     }
                     Err(err) => return Err(err.into()),
                 },
@@ -378,7 +385,9 @@ async fn stage_and_insert(
     .execute(&mut *tx)
     .await?;
     let mut copy = tx
-        .copy_in_raw(&format!("COPY import_staging ({CONTACT_COLUMNS}) FROM STDIN"))
+        .copy_in_raw(&format!(
+            "COPY import_staging ({CONTACT_COLUMNS}) FROM STDIN"
+        ))
         .await?;
     copy.send(buffer).await?;
     copy.finish().await?;
