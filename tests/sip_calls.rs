@@ -440,7 +440,19 @@ async fn an_agent_phone_registers_and_calls_in() {
     let events = events_until(&mut call, |_| false).await;
     assert_eq!(
         labels(&events),
-        ["confirmed", "ended Answered RemoteHangup Some(200)"]
+        [
+            "confirmed",
+            "media changed",
+            "ended Answered RemoteHangup Some(200)"
+        ]
+    );
+    // The phone's hold (sendonly) was answered from our media, mirrored to recvonly.
+    let CallEvent::MediaChanged { sdp, .. } = &events[1] else {
+        unreachable!()
+    };
+    assert_eq!(
+        sdp.remote_media(&[Codec::Pcmu]).unwrap().direction,
+        sip::sdp::Direction::SendOnly
     );
     let Some(IncomingEvent::Registration(RegistrationChange::Unregistered {
         expired: false, ..
@@ -448,7 +460,8 @@ async fn an_agent_phone_registers_and_calls_in() {
     else {
         panic!("expected the phone to unregister")
     };
-    phone.finish().await.assert(&[
+    let run = phone.finish().await;
+    run.assert(&[
         ">REGISTER",
         "<401",
         ">REGISTER",
@@ -460,6 +473,9 @@ async fn an_agent_phone_registers_and_calls_in() {
         "<100",
         "<200",
         ">ACK",
+        ">INVITE",
+        "<200",
+        ">ACK",
         ">BYE",
         "<200",
         ">REGISTER",
@@ -467,7 +483,63 @@ async fn an_agent_phone_registers_and_calls_in() {
         ">REGISTER",
         "<200",
     ]);
+    // sipp's log: a dashed line before each message sent or received.
+    let hold_answer = run
+        .log
+        .split("-----------------------------------------------")
+        .find(|block| block.contains("SIP/2.0 200") && block.contains("CSeq: 3 INVITE"))
+        .expect("our 200 to the re-INVITE in sipp's log");
+    assert!(hold_answer.contains("a=recvonly"), "{hold_answer}");
     let stats = endpoint.stats();
     assert_eq!(stats.auth_challenges, 3);
     assert_eq!(stats.auth_failures, 0);
+}
+
+/// The lab's shape: our own endpoint as the carrier, scripting 180, 183 with early media, 200,
+/// then hanging up; and the trunk's OPTIONS keepalive answered by it.
+#[tokio::test]
+async fn our_endpoint_as_the_carrier_scripts_the_call() {
+    let dialer = endpoint().await;
+    let (carrier, mut incoming) =
+        Endpoint::bind(EndpointConfig::udp("127.0.0.1:0".parse().unwrap()))
+            .await
+            .unwrap();
+    let carrier_addr = carrier.local_addr(sip::Transport::Udp).unwrap();
+    let mut config = TrunkConfig::new(format!("sip:{carrier_addr}").parse().unwrap(), 10);
+    config.keepalive = Some(Duration::from_millis(100));
+    let trunk = dialer.trunk(config).await.unwrap();
+    let (_rtp, media) = media_socket().await;
+    let mut call = dialer.dial(&trunk, outbound(media, WAIT)).await.unwrap();
+
+    let ringing = tokio::time::timeout(WAIT, incoming.next_call())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ringing.info().to_user.as_deref(), Some("+15551234567"));
+    assert_eq!(ringing.info().from_display.as_deref(), Some("ACME Sales"));
+    assert_eq!(ringing.info().user, None);
+    let (_carrier_rtp, carrier_media) = media_socket().await;
+    ringing.ringing().await.unwrap();
+    ringing.progress(183, Some(&carrier_media)).await.unwrap();
+    let mut answered = ringing.answer(carrier_media).await.unwrap();
+    let carrier_events =
+        events_until(&mut answered, |e| matches!(e, CallEvent::Confirmed { .. })).await;
+    assert_eq!(labels(&carrier_events), ["confirmed"]);
+
+    let events = events_until(&mut call, |e| matches!(e, CallEvent::Answered { .. })).await;
+    assert_eq!(labels(&events), ["100", "180", "183+sdp", "answered"]);
+    answered.hangup();
+    assert_eq!(
+        labels(&events_until(&mut call, |_| false).await),
+        ["ended Answered RemoteHangup Some(200)"]
+    );
+    assert_eq!(
+        labels(&events_until(&mut answered, |_| false).await),
+        ["ended Answered LocalHangup Some(200)"]
+    );
+    let start = std::time::Instant::now();
+    while trunk.is_up() != Some(true) {
+        assert!(start.elapsed() < WAIT, "the keepalive never got an answer");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -718,6 +718,60 @@ mod tests {
     }
 
     #[test]
+    fn nonce_count_is_32_bits_and_does_not_wrap_at_255() {
+        // rsip's helper keeps nc in a u8; ours counts on past 255 and the server accepts it.
+        let mut server = Server::new("dialer", vec![Algorithm::Md5], 300);
+        let lookup = |_: &str| Some(Secret::password("secret"));
+        let challenge = Challenge::parse(&server.challenges(10, false)[0]).unwrap();
+        for nc in [255, 256, 65_536, u32::MAX] {
+            let header = authorization(
+                &challenge,
+                &Credentials::new("agent1", "secret"),
+                "INVITE",
+                "sip:dialer",
+                b"",
+                nc,
+                "c",
+            );
+            assert!(header.contains(&format!("nc={nc:08x}")), "{header}");
+            assert_eq!(
+                server.verify(&header, "INVITE", b"", 11, &lookup),
+                Verdict::Authenticated("agent1".into()),
+                "nc {nc}"
+            );
+        }
+    }
+
+    #[test]
+    fn sess_algorithms_and_auth_int_answer_challenges() {
+        // "SHA-256-sess" with auth-int: H(H(user:realm:pass):nonce:cnonce) and the body in HA2.
+        let challenge = Challenge::parse(
+            "Digest realm=\"r\", nonce=\"n\", algorithm=SHA-256-sess, qop=\"auth-int\"",
+        )
+        .unwrap();
+        assert_eq!(challenge.algorithm, Algorithm::Sha256Sess);
+        assert_eq!(challenge.qop, Some(Qop::AuthInt));
+        let header = authorization(
+            &challenge,
+            &Credentials::new("u", "p"),
+            "INVITE",
+            "sip:x",
+            b"body",
+            1,
+            "c",
+        );
+        let h = |text: String| Algorithm::Sha256.hash(text.as_bytes());
+        let ha1 = h(format!("{}:n:c", h("u:r:p".into())));
+        let ha2 = h(format!("INVITE:sip:x:{}", h("body".into())));
+        let expected = h(format!("{ha1}:n:00000001:c:auth-int:{ha2}"));
+        assert!(
+            header.contains(&format!("response=\"{expected}\"")),
+            "{header}"
+        );
+        assert!(header.contains("algorithm=SHA-256-sess"), "{header}");
+    }
+
+    #[test]
     fn forged_nonces_are_refused() {
         let mut server = Server::new("dialer", vec![Algorithm::Md5], 300);
         let challenge = Challenge {
