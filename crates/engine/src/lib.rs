@@ -1,1 +1,62 @@
-//! placeholder (being built)
+//! The campaign runtime of the dialer: it leases due contacts, places calls through the SIP
+//! trunk, follows them through ringing, early media, answer and answering-machine detection,
+//! connects live answers into the longest-waiting agent's open leg within two seconds (or
+//! abandons them with the campaign's message), keeps the agents' states, and writes every step
+//! and outcome to the store as it happens.
+//!
+//! [`Engine`] is the facade the API, `dialer serve` and `dialer demo` use. Inside, each
+//! campaign is an actor that owns its [`pacing::Pacer`], its agent pool and its leases and
+//! decides on every event and a 250 ms tick; each call is a task. The decisions are sans-IO
+//! state machines (the agent pool, one call, the campaign core) tested without sockets or sleeps. State shared
+//! by several nodes sits behind [`ClusterState`] ([`InProcess`] for one node).
+//!
+//! Agents log in with a SIP phone: it registers with the engine's registrar (digest, the
+//! agent's username and password) and calls `sip:<campaign or username>@<engine>`; the engine
+//! answers with a leg that plays comfort silence, and live calls are bridged into it. See
+//! `docs/engine.md`.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), engine::EngineError> {
+//! use engine::{Engine, EngineConfig, InProcess};
+//! let store = store::Store::connect("sqlite://dialer.db?mode=rwc").await?;
+//! store.migrate().await?;
+//! let engine = Engine::start(EngineConfig::new("node-1"), store, InProcess::shared()).await?;
+//! let spec = store::CampaignSpec::from_toml(&std::fs::read_to_string("campaigns/demo.toml").unwrap())?;
+//! engine.apply_campaign(&spec).await?;
+//! engine.start_campaign("demo").await?;
+//! let mut events = engine.subscribe();
+//! while let Ok(event) = events.recv().await {
+//!     println!("{}", serde_json::to_string(&event).unwrap());
+//! }
+//! # Ok(()) }
+//! ```
+
+#![warn(missing_docs, unreachable_pub)]
+#![forbid(unsafe_code)]
+
+mod agent;
+mod call;
+mod campaign;
+mod cluster;
+mod config;
+mod core;
+mod driver;
+mod engine;
+mod error;
+mod pool;
+mod setup;
+mod shared;
+mod view;
+
+pub use cluster::{ClusterState, Counters, InProcess};
+pub use config::EngineConfig;
+pub use engine::Engine;
+pub use error::{ClusterError, EngineError, Result};
+pub use store::{
+    Applied, CampaignSpec, CampaignStatus, ContactAfter, DialMode, DispositionKind, Outcome,
+};
+pub use view::{
+    AbandonView, AgentCounts, AgentSpec, AgentState, AgentView, CallCounts, CallState, CallTotals,
+    CallUpdate, CampaignFigures, CampaignView, Disposition, EngineEvent, PacingPatch, PacingView,
+    ShutdownReport, Snapshot,
+};

@@ -6,9 +6,7 @@ use crate::error::{Error, Result};
 use crate::types::{from_ms, ms};
 use chrono::{DateTime, Utc};
 use md5::Md5;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -84,7 +82,7 @@ impl Store {
             return Err(Error::AgentExists(new.username.clone()));
         }
         let (md5, sha256) = digest_ha1(&new.username, &new.realm, &new.password);
-        let txn = self.db.begin().await?;
+        let txn = self.write_txn().await?;
         let row = agent::ActiveModel {
             username: Set(new.username.clone()),
             display_name: Set(new.display_name.clone()),

@@ -6,7 +6,7 @@ use crate::entity::{attempt, callback, disposition};
 use crate::error::{Error, Result};
 use crate::types::{AmdResult, ContactStatus, DispositionKind, Outcome, from_ms, ms};
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, DatabaseTransaction, EntityTrait, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, DatabaseTransaction, EntityTrait, Set};
 use serde::Serialize;
 
 /// One step of a call's life, recorded on its attempt row.
@@ -241,7 +241,7 @@ impl Store {
     /// attempts and next attempt under the campaign's retry rules, the abandon counters, and
     /// the lease cleared.
     pub async fn finish_attempt(&self, attempt_id: i64, finish: &Finish) -> Result<ContactAfter> {
-        let txn = self.db.begin().await?;
+        let txn = self.write_txn().await?;
         let row = attempt::Entity::find_by_id(attempt_id)
             .one(&txn)
             .await?
@@ -251,7 +251,13 @@ impl Store {
                 "attempt {attempt_id} is finished already"
             )));
         }
-        let campaign = self.require_campaign_id(row.campaign_id).await?;
+        // Read inside the transaction: on SQLite it holds the write lock, and a second pooled
+        // connection may not be free while other writers wait for that lock.
+        let campaign = crate::entity::campaign::Entity::find_by_id(row.campaign_id)
+            .one(&txn)
+            .await?
+            .ok_or_else(|| Error::NoSuchCampaign(row.campaign_id.to_string()))
+            .and_then(crate::campaigns::Campaign::try_from)?;
         let ended = ms(finish.ended_at);
         exec(
             &txn,
@@ -392,7 +398,7 @@ impl Store {
                 "a personal callback needs the agent who promised it".into(),
             ));
         }
-        let txn = self.db.begin().await?;
+        let txn = self.write_txn().await?;
         let row = attempt::Entity::find_by_id(attempt_id)
             .one(&txn)
             .await?

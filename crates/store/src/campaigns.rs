@@ -6,9 +6,7 @@ use crate::error::{Error, Result};
 use crate::spec::CampaignSpec;
 use crate::types::{CampaignStatus, ContactStatus, from_ms, ms};
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use serde::Serialize;
 
 /// A stored campaign.
@@ -68,7 +66,7 @@ impl Store {
             .map_err(|err| Error::Invalid(format!("cannot store the campaign: {err}")))?;
         let max_attempts = i32::try_from(spec.retry.max_attempts).unwrap_or(i32::MAX);
         let at = ms(now());
-        let txn = self.db.begin().await?;
+        let txn = self.write_txn().await?;
         let existing = campaign::Entity::find()
             .filter(campaign::Column::Name.eq(&spec.name))
             .one(&txn)

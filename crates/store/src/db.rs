@@ -4,7 +4,8 @@ use crate::error::{Error, Result};
 use chrono_tz::Tz;
 use migrations::{Migrator, MigratorTrait};
 use sea_orm::{
-    ConnectionTrait, DatabaseBackend, DatabaseConnection, QueryResult, Statement, Value,
+    ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, QueryResult,
+    SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait, Value,
 };
 use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -129,6 +130,20 @@ impl Store {
     /// The sea-orm connection, for queries this crate does not offer.
     pub fn connection(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    /// A transaction that writes. On SQLite it takes the write lock at `BEGIN` (IMMEDIATE):
+    /// a deferred transaction that reads first and writes after another connection committed
+    /// fails at once with SQLITE_BUSY_SNAPSHOT ("database is locked", code 517) instead of
+    /// waiting out the busy timeout, which concurrent calls' outcomes hit all the time.
+    pub(crate) async fn write_txn(&self) -> Result<DatabaseTransaction> {
+        Ok(self
+            .db
+            .begin_with_options(TransactionOptions {
+                sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+                ..TransactionOptions::default()
+            })
+            .await?)
     }
 
     pub(crate) fn db_backend(&self) -> DatabaseBackend {

@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::import::RowError;
 use crate::phone::Normalizer;
 use crate::types::{ContactStatus, ms};
-use sea_orm::{ConnectionTrait, TransactionTrait, Value};
+use sea_orm::{ConnectionTrait, Value};
 use serde::Serialize;
 use std::io::{BufRead, BufReader, Read};
 
@@ -65,7 +65,7 @@ impl Store {
 
     /// Adds numbers (already E.164) to a do-not-call list; returns how many were new.
     pub async fn add_dnc(&self, scope: DncScope, e164s: &[String], source: &str) -> Result<u64> {
-        let txn = self.db.begin().await?;
+        let txn = self.write_txn().await?;
         let mut added = 0;
         for chunk in e164s.chunks(DNC_BATCH) {
             added += insert_batch(&txn, scope.campaign_id(), chunk, source).await?;
@@ -101,7 +101,7 @@ impl Store {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<ParsedDnc>(4);
         let reading = tokio::task::spawn_blocking(move || read_dnc(reader, normalizer, &tx));
         let mut summary = DncSummary::default();
-        let txn = self.db.begin().await?;
+        let txn = self.write_txn().await?;
         while let Some(parsed) = rx.recv().await {
             match parsed {
                 ParsedDnc::Numbers(numbers) => {

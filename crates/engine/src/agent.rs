@@ -1,0 +1,106 @@
+//! An agent's session: the phone's call into the dialer, answered with a leg that plays comfort
+//! silence between calls. The task reports the phone's keys to the campaign actor and the end
+//! of the call (the agent logs out), and hangs up when the actor says so.
+
+use crate::campaign::{ActorMsg, CampaignHandle, Session};
+use crate::core::CoreInput;
+use crate::driver::remote_media;
+use crate::shared::Shared;
+use media::{Leg, LegEvent, LegOptions};
+use sip::sdp::LocalMedia;
+use sip::{CallEvent, IncomingCall};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// What the campaign actor tells an agent's session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AgentCommand {
+    /// Hang up the phone's call (log out).
+    Hangup,
+}
+
+/// Answers an agent's phone and runs the session until the call ends.
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    incoming: IncomingCall,
+    agent: store::Agent,
+    campaign: CampaignHandle,
+) {
+    let (leg, mut leg_events) = match Leg::open(
+        &shared.ports,
+        LegOptions {
+            comfort_silence: true,
+            label: format!("agent:{}", agent.username),
+            // A quiet agent (muted phone, sipp holding the line) is not a dead one.
+            media_timeout: None,
+            ..LegOptions::default()
+        },
+    ) {
+        Ok(leg) => leg,
+        Err(err) => {
+            tracing::error!(%err, agent = %agent.username, "cannot open the agent's leg");
+            let _ = incoming.reject(503).await;
+            return;
+        }
+    };
+    let offer = incoming.info().offer.as_ref().and_then(remote_media);
+    if let Some(remote) = &offer
+        && let Err(err) = leg.set_remote(remote)
+    {
+        tracing::warn!(%err, agent = %agent.username, "agent's SDP unusable");
+    }
+    let mut call = match incoming.answer(LocalMedia::new(leg.local_rtp_addr())).await {
+        Ok(call) => call,
+        Err(err) => {
+            tracing::warn!(%err, agent = %agent.username, "cannot answer the agent's phone");
+            return;
+        }
+    };
+    let (control, mut commands) = mpsc::unbounded_channel();
+    let session = Session {
+        username: agent.username.clone(),
+        display_name: agent.display_name.clone(),
+        leg: leg.clone(),
+        control,
+    };
+    if campaign
+        .tx
+        .send(ActorMsg::Login {
+            agent: agent.id,
+            session,
+        })
+        .is_err()
+    {
+        call.hangup();
+    }
+    tracing::info!(agent = %agent.username, campaign = %campaign.runtime().name, "agent logged in");
+    let report = |input: CoreInput| {
+        let _ = campaign.tx.send(ActorMsg::Core(input));
+    };
+    loop {
+        tokio::select! {
+            event = call.next_event() => match event {
+                Some(CallEvent::Confirmed { sdp: Some(sdp) }) | Some(CallEvent::MediaChanged { sdp, .. }) => {
+                    if let Some(remote) = remote_media(&sdp) {
+                        let _ = leg.set_remote(&remote);
+                    }
+                }
+                Some(CallEvent::Ended(_)) | None => break,
+                Some(_) => {}
+            },
+            Some(event) = leg_events.recv() => {
+                if let LegEvent::Dtmf { digit } = event {
+                    report(CoreInput::AgentDigit { agent: agent.id, digit });
+                }
+            }
+            Some(AgentCommand::Hangup) = commands.recv() => call.hangup(),
+        }
+    }
+    let _ = campaign.tx.send(ActorMsg::Logout {
+        agent: agent.id,
+        leg: leg.id(),
+    });
+    shared.forget_session(agent.id, leg.id());
+    leg.close();
+    tracing::info!(agent = %agent.username, "agent logged out");
+}

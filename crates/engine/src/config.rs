@@ -1,0 +1,119 @@
+//! How an engine is set up: its node id, SIP listeners, RTP ports, registrar realm, files.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The settings of one engine (one `dialer serve` node).
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// This node's id: written on leases and attempts, and shown in the cluster state. Several
+    /// nodes sharing a database must have different ids.
+    pub node_id: String,
+    /// UDP addresses the SIP endpoint listens on (agents' phones and the carrier); port 0 picks
+    /// one ([`crate::Engine::sip_addr`] tells which).
+    pub sip_udp: Vec<SocketAddr>,
+    /// TCP addresses the SIP endpoint listens on.
+    pub sip_tcp: Vec<SocketAddr>,
+    /// The address written into Via, Contact and SDP when listening on `0.0.0.0`.
+    pub advertise: Option<IpAddr>,
+    /// The address RTP legs bind to (and announce in SDP).
+    pub rtp_ip: IpAddr,
+    /// The UDP ports RTP legs use (pairs: even RTP, odd RTCP); `0..=0` lets the OS choose.
+    pub rtp_ports: RangeInclusive<u16>,
+    /// The digest realm agents' phones authenticate in. Agents' stored HA1 values are computed
+    /// with it, so it must not change once agents exist.
+    pub realm: String,
+    /// Digest algorithms offered to phones, preferred first. Many phones (and sipp) read only
+    /// the first challenge and speak only MD5; SHA-256 first suits modern phones.
+    pub digest_algorithms: Vec<sip::digest::Algorithm>,
+    /// Base directory of campaigns' relative message paths (`abandon_message`, ...).
+    pub prompts_dir: PathBuf,
+    /// Directory recordings are written to (`<campaign>/<attempt>.wav` under it).
+    pub recordings_dir: PathBuf,
+    /// How long a leased contact stays ours: a dead node's contacts come back after at most
+    /// this long. Calls must end well within it (leases are not renewed; a longer call's
+    /// contact is still never dialled twice at once by this node).
+    pub lease: Duration,
+    /// The campaign actor's tick: pacing decisions are taken on every event and at least this
+    /// often.
+    pub tick: Duration,
+    /// A live answer not connected to an agent within this time after the greeting's end is
+    /// abandoned (the 2-second rule; more is refused above 10 s by the pacer).
+    pub connect_grace: Duration,
+    /// How often campaign figures are published as [`crate::EngineEvent::Campaign`].
+    pub figures_every: Duration,
+    /// With `machine_action = "leave-message"`: how long to wait for the voicemail beep before
+    /// playing the message anyway.
+    pub beep_timeout: Duration,
+    /// Calls a campaign may start per pacing decision at most (a burst bound on top of the
+    /// pacer's own caps, so one decision never leases thousands of contacts).
+    pub max_starts_per_decision: u32,
+}
+
+impl EngineConfig {
+    /// Loopback defaults for a node called `node_id`: SIP on UDP 127.0.0.1:5060, RTP on
+    /// 127.0.0.1 ports 20000-29999, realm `dialer`, MD5 then SHA-256 challenges, files under
+    /// the current directory.
+    pub fn new(node_id: impl Into<String>) -> Self {
+        let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        EngineConfig {
+            node_id: node_id.into(),
+            sip_udp: vec![SocketAddr::new(loopback, 5060)],
+            sip_tcp: Vec::new(),
+            advertise: None,
+            rtp_ip: loopback,
+            rtp_ports: 20000..=29999,
+            realm: "dialer".to_owned(),
+            digest_algorithms: vec![sip::digest::Algorithm::Md5, sip::digest::Algorithm::Sha256],
+            prompts_dir: PathBuf::from("."),
+            recordings_dir: PathBuf::from("recordings"),
+            lease: Duration::from_secs(300),
+            tick: Duration::from_millis(250),
+            connect_grace: Duration::from_secs(2),
+            figures_every: Duration::from_secs(1),
+            beep_timeout: Duration::from_secs(20),
+            max_starts_per_decision: 50,
+        }
+    }
+
+    /// Checks the settings; the error names the setting.
+    pub fn validate(&self) -> Result<(), crate::EngineError> {
+        let bad = |what: &str| Err(crate::EngineError::Config(what.to_owned()));
+        if self.node_id.is_empty()
+            || self.node_id.len() > 64
+            || !self
+                .node_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return bad("node_id must be 1-64 letters, digits, `-`, `_` or `.`");
+        }
+        if self.sip_udp.is_empty() && self.sip_tcp.is_empty() {
+            return bad("sip_udp/sip_tcp: the SIP endpoint needs at least one listener");
+        }
+        if self.realm.is_empty() {
+            return bad("realm must not be empty");
+        }
+        if self.digest_algorithms.is_empty() {
+            return bad("digest_algorithms must offer at least one algorithm");
+        }
+        if self.lease < Duration::from_secs(30) {
+            return bad("lease must be at least 30 s (a call must end within its lease)");
+        }
+        if self.tick.is_zero() || self.tick > Duration::from_secs(5) {
+            return bad("tick must be between 1 ms and 5 s");
+        }
+        if self.connect_grace > Duration::from_secs(10) {
+            return bad("connect_grace must be at most 10 s (the rule is 2 s)");
+        }
+        if self.figures_every.is_zero() {
+            return bad("figures_every must be above zero");
+        }
+        if self.max_starts_per_decision == 0 {
+            return bad("max_starts_per_decision must be at least 1");
+        }
+        Ok(())
+    }
+}

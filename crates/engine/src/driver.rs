@@ -1,0 +1,611 @@
+//! The call task: one per leased contact. It re-checks the contact just before dialling, takes
+//! a slot of the trunk's calls-per-second budget, opens the RTP leg, places the call, and runs
+//! the call's state machine ([`crate::call::CallMachine`]) against the real SIP call, the leg,
+//! the detectors, the agent's leg and the store.
+
+use crate::call::{CallAction, CallInput, CallMachine, Finished, HangupReason, PromptKind};
+use crate::campaign::{ActorMsg, Runtime};
+use crate::core::CoreInput;
+use crate::shared::Shared;
+use crate::view::{CallState, CallUpdate};
+use chrono::Utc;
+use media::detect::{Amd, AmdVerdict, ToneEvent, ToneParams, Tones};
+use media::{Bridge, Leg, LegEvent, LegOptions, PlaybackId, Recording};
+use sip::sdp::{LocalMedia, Sdp};
+use sip::{CallEvent, CallerId, OutboundCall};
+use std::sync::Arc;
+use std::time::Duration;
+use store::{AttemptEvent, Finish, LeasedContact, Outcome};
+use tokio::sync::{mpsc, oneshot};
+
+/// What the campaign actor tells a call.
+#[derive(Debug)]
+pub(crate) enum CallCommand {
+    /// Connect to this agent's leg.
+    Assign {
+        /// The agent.
+        agent: i64,
+        /// The agent's open leg.
+        leg: Leg,
+    },
+    /// No agent in time.
+    Abandon,
+    /// End the call.
+    Hangup(HangupReason),
+}
+
+/// Everything a call task needs.
+pub(crate) struct CallCtx {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) key: u64,
+    pub(crate) runtime: Arc<Runtime>,
+    pub(crate) contact: LeasedContact,
+    pub(crate) actor: mpsc::UnboundedSender<ActorMsg>,
+    pub(crate) commands: mpsc::UnboundedReceiver<CallCommand>,
+}
+
+enum Detected {
+    Amd(AmdVerdict),
+    Tone(ToneEvent),
+}
+
+enum Write {
+    Event(AttemptEvent, chrono::DateTime<Utc>),
+    Finish(Finish, oneshot::Sender<()>),
+}
+
+/// How long before the calling window closes the last call may be started: the INVITE leaves
+/// a few milliseconds after the check (attempt row, RTP leg), and a loaded machine may take
+/// longer.
+const DIAL_GUARD: Duration = Duration::from_secs(1);
+
+/// Maps the SDP crate's view of the peer to the media crate's.
+pub(crate) fn remote_media(sdp: &Sdp) -> Option<media::RemoteMedia> {
+    let remote = sdp
+        .remote_media(&[sip::sdp::Codec::Pcmu, sip::sdp::Codec::Pcma])
+        .ok()?;
+    let codec = match remote.codec {
+        sip::sdp::Codec::Pcma => media::Codec::Pcma,
+        _ => media::Codec::Pcmu,
+    };
+    let mut media = media::RemoteMedia::new(remote.addr, codec);
+    media.codecs = vec![(remote.payload_type, codec)];
+    if let Some(pt) = remote.telephone_event {
+        media = media.with_dtmf(pt);
+    }
+    Some(media)
+}
+
+impl CallCtx {
+    fn report(&self, input: CoreInput) {
+        let _ = self.actor.send(ActorMsg::Core(input));
+    }
+
+    /// Gives the contact back undialled.
+    async fn skip(&self, why: &str) {
+        tracing::info!(
+            campaign = %self.runtime.name,
+            contact_id = self.contact.id,
+            why,
+            "contact not dialled"
+        );
+        if let Err(err) = self
+            .shared
+            .store
+            .release(&[self.contact.id], &self.shared.config.node_id)
+            .await
+        {
+            tracing::warn!(%err, contact_id = self.contact.id, "cannot release the lease");
+        }
+        self.report(CoreInput::CallSkipped { key: self.key });
+    }
+
+    /// Whether a stop arrived while waiting.
+    fn stopped(&mut self) -> bool {
+        while let Ok(cmd) = self.commands.try_recv() {
+            if matches!(cmd, CallCommand::Hangup(_)) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// The last check before dialling: calling hours in the callee's zones now, do-not-call
+    /// lists (a number added a second ago counts), attempts left.
+    async fn recheck(&self) -> Result<(), String> {
+        let spec = &self.runtime.spec;
+        // Open now and still open when the INVITE leaves (after the attempt row and the RTP
+        // leg): a window closing within the guard is treated as closed.
+        let now = Utc::now();
+        let guard = chrono::Duration::from_std(DIAL_GUARD).unwrap_or_default();
+        if !spec.calling_hours.is_open(&self.contact.zones, now)
+            || !spec.calling_hours.is_open(&self.contact.zones, now + guard)
+        {
+            return Err("calling hours closed in the callee's time zone".into());
+        }
+        match self
+            .shared
+            .store
+            .is_dnc(self.runtime.id, &self.contact.e164)
+            .await
+        {
+            Ok(false) => {}
+            Ok(true) => return Err("number on a do-not-call list".into()),
+            Err(err) => return Err(format!("cannot check the do-not-call lists: {err}")),
+        }
+        // A callback promised to the callee is made whatever the retry limit (the lease
+        // hands callbacks out regardless of attempts; refusing one here would loop).
+        if !self.contact.callback && self.contact.attempts >= spec.retry.max_attempts {
+            return Err("no attempts left".into());
+        }
+        Ok(())
+    }
+}
+
+/// Runs one call from the lease to the stored outcome.
+pub(crate) async fn run(mut ctx: CallCtx) {
+    if ctx.stopped() {
+        return ctx.skip("campaign stopped").await;
+    }
+    if let Err(why) = ctx.recheck().await {
+        return ctx.skip(&why).await;
+    }
+    // The trunk's budget, shared by every node.
+    let trunk_key = ctx.runtime.trunk.uri().to_string();
+    let cps = ctx.runtime.spec.trunk.cps;
+    loop {
+        match ctx.shared.cluster.take_cps(&trunk_key, cps).await {
+            Ok(None) => break,
+            Ok(Some(wait)) => tokio::time::sleep(wait).await,
+            Err(err) => {
+                tracing::warn!(%err, "cluster CPS budget unavailable; using this node's cap");
+                break;
+            }
+        }
+        if ctx.stopped() {
+            return ctx.skip("campaign stopped").await;
+        }
+    }
+    // Hours may have closed while waiting for a slot.
+    if let Err(why) = ctx.recheck().await {
+        return ctx.skip(&why).await;
+    }
+    let shared = ctx.shared.clone();
+    let label = format!("{}:{}", ctx.runtime.name, ctx.contact.id);
+    let (leg, leg_events) = match Leg::open(
+        &shared.ports,
+        LegOptions {
+            label,
+            ..LegOptions::default()
+        },
+    ) {
+        Ok(leg) => leg,
+        Err(err) => {
+            tracing::error!(%err, "cannot open an RTP leg");
+            return ctx.skip("no RTP port").await;
+        }
+    };
+    let attempt = match shared
+        .store
+        .start_attempt(ctx.contact.id, &shared.config.node_id, Utc::now())
+        .await
+    {
+        Ok(id) => id,
+        Err(err) => {
+            tracing::error!(%err, contact_id = ctx.contact.id, "cannot start the attempt");
+            return ctx.skip("store unavailable").await;
+        }
+    };
+    shared.add_in_flight(1);
+    ctx.report(CoreInput::CallPlaced {
+        key: ctx.key,
+        attempt,
+    });
+    let writer = spawn_writer(shared.clone(), attempt);
+    let spec = &ctx.runtime.spec;
+    let outbound = OutboundCall {
+        number: ctx.contact.e164.clone(),
+        caller_id: CallerId {
+            number: spec.caller_id.clone(),
+            name: None,
+        },
+        media: LocalMedia::new(leg.local_rtp_addr()),
+        ring_timeout: spec.ring_timeout.0,
+        headers: vec![("X-Campaign".into(), ctx.runtime.name.clone())],
+    };
+    let mut live = Live {
+        machine: CallMachine::new(ctx.runtime.setup.call.clone()),
+        leg,
+        leg_events,
+        attempt,
+        writer,
+        bridge: None,
+        agent_leg: None,
+        recording: None,
+        playback: None,
+        detected: mpsc::unbounded_channel(),
+        finished: None,
+    };
+    let call = match shared.endpoint.dial(&ctx.runtime.trunk, outbound).await {
+        Ok(call) => Some(call),
+        Err(err) => {
+            tracing::warn!(%err, attempt, "INVITE not sent");
+            live.machine.handle(
+                shared.now(),
+                CallInput::Ended {
+                    outcome: sip::Outcome::Failed {
+                        code: 503,
+                        reason: err.to_string(),
+                    },
+                    code: None,
+                },
+            );
+            None
+        }
+    };
+    live.run(&mut ctx, call).await;
+}
+
+struct Live {
+    machine: CallMachine,
+    leg: Leg,
+    leg_events: media::LegEvents,
+    attempt: i64,
+    writer: mpsc::UnboundedSender<Write>,
+    bridge: Option<Bridge>,
+    agent_leg: Option<Leg>,
+    recording: Option<Recording>,
+    playback: Option<PlaybackId>,
+    detected: (
+        mpsc::UnboundedSender<Detected>,
+        mpsc::UnboundedReceiver<Detected>,
+    ),
+    finished: Option<Finished>,
+}
+
+fn spawn_writer(shared: Arc<Shared>, attempt: i64) -> mpsc::UnboundedSender<Write> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Write>();
+    tokio::spawn(async move {
+        while let Some(write) = rx.recv().await {
+            match write {
+                Write::Event(event, at) => {
+                    if let Err(err) = shared.store.attempt_event(attempt, event, at).await {
+                        tracing::error!(%err, attempt, "cannot record a step of the call");
+                    }
+                }
+                Write::Finish(finish, done) => {
+                    if let Err(err) = shared.store.finish_attempt(attempt, &finish).await {
+                        tracing::error!(%err, attempt, "cannot record the call's outcome");
+                    }
+                    let _ = done.send(());
+                }
+            }
+        }
+    });
+    tx
+}
+
+impl Live {
+    async fn run(&mut self, ctx: &mut CallCtx, mut call: Option<sip::Call>) {
+        self.execute(ctx, call.as_ref()).await;
+        while self.finished.is_none() {
+            let timer = self.machine.poll_timeout();
+            let sleep = async {
+                match timer {
+                    Some(t) => tokio::time::sleep_until(ctx.shared.epoch + t).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let now = || ctx.shared.now();
+            tokio::select! {
+                event = next_call_event(&mut call) => match event {
+                    Some(CallEvent::Progress { code, sdp, .. }) => {
+                        let early = sdp.as_ref().and_then(remote_media);
+                        if let Some(remote) = &early
+                            && let Err(err) = self.leg.set_remote(remote)
+                        {
+                            tracing::warn!(%err, attempt = self.attempt, "early media unusable");
+                        }
+                        self.machine.handle(now(), CallInput::Progress { code, early_media: early.is_some() });
+                    }
+                    Some(CallEvent::Answered { sdp }) => {
+                        if let Some(remote) = sdp.as_ref().and_then(remote_media)
+                            && let Err(err) = self.leg.set_remote(&remote)
+                        {
+                            tracing::warn!(%err, attempt = self.attempt, "answer's media unusable");
+                        }
+                        self.machine.handle(now(), CallInput::Answered);
+                    }
+                    Some(CallEvent::MediaChanged { sdp, .. }) => {
+                        if let Some(remote) = remote_media(&sdp) {
+                            let _ = self.leg.set_remote(&remote);
+                        }
+                    }
+                    Some(CallEvent::Confirmed { .. }) => {}
+                    Some(CallEvent::Ended(end)) => {
+                        self.machine.handle(now(), CallInput::Ended { outcome: end.outcome, code: end.code });
+                    }
+                    None => {
+                        call = None;
+                        self.machine.handle(now(), CallInput::Ended {
+                            outcome: sip::Outcome::Failed { code: 500, reason: "SIP endpoint stopped".into() },
+                            code: None,
+                        });
+                    }
+                },
+                Some(cmd) = ctx.commands.recv() => match cmd {
+                    CallCommand::Assign { agent, leg } => {
+                        self.agent_leg = Some(leg);
+                        self.machine.handle(now(), CallInput::Assigned { agent });
+                    }
+                    CallCommand::Abandon => self.machine.handle(now(), CallInput::Abandon),
+                    CallCommand::Hangup(reason) => self.machine.handle(now(), CallInput::Hangup(reason)),
+                },
+                Some(found) = self.detected.1.recv() => self.detected(now(), found),
+                Some(event) = self.leg_events.recv() => {
+                    if let LegEvent::PlaybackFinished { id, .. } = event
+                        && self.playback == Some(id)
+                    {
+                        self.playback = None;
+                        self.machine.handle(now(), CallInput::PlaybackFinished);
+                    }
+                }
+                () = sleep => self.machine.handle_timeout(now()),
+            }
+            self.execute(ctx, call.as_ref()).await;
+        }
+        if let Some(finished) = self.finished.take() {
+            self.finish(ctx, finished).await;
+        }
+    }
+
+    fn detected(&mut self, now: Duration, found: Detected) {
+        match found {
+            Detected::Amd(v) => {
+                let result = match v.result {
+                    media::detect::AmdResult::Human => Some(store::AmdResult::Human),
+                    media::detect::AmdResult::Machine => Some(store::AmdResult::Machine),
+                    media::detect::AmdResult::NotSure => Some(store::AmdResult::NotSure),
+                    media::detect::AmdResult::Hangup => None,
+                };
+                // Stream time to the engine's clock: the verdict is "now".
+                let greeting_end = v.greeting_end_ms.map(|end| {
+                    now.saturating_sub(Duration::from_millis(u64::from(
+                        v.decided_at_ms.saturating_sub(end),
+                    )))
+                });
+                tracing::debug!(attempt = self.attempt, result = %v.result, cause = %v.cause, "amd");
+                self.machine.handle(
+                    now,
+                    CallInput::Amd {
+                        result,
+                        greeting_end,
+                        cause: v.cause.as_str().to_owned(),
+                    },
+                );
+            }
+            Detected::Tone(ToneEvent::Sit { code, .. }) => self.machine.handle(
+                now,
+                CallInput::Sit {
+                    invalid: code.number_is_invalid(),
+                    name: format!("{code:?}"),
+                },
+            ),
+            Detected::Tone(ToneEvent::Beep { .. }) => self.machine.handle(now, CallInput::Beep),
+            Detected::Tone(ToneEvent::Fax { .. }) => {}
+        }
+    }
+
+    fn listen_tones(&self) {
+        let tx = self.detected.0.clone();
+        let mut tones = Tones::new(ToneParams::default());
+        self.leg
+            .set_listener(Some(Box::new(move |pcm: &[i16], ts: u32| {
+                let mut event = tones.push(pcm, ts);
+                while let Some(e) = event {
+                    let _ = tx.send(Detected::Tone(e));
+                    event = tones.next_event();
+                }
+            })));
+    }
+
+    async fn execute(&mut self, ctx: &mut CallCtx, call: Option<&sip::Call>) {
+        while let Some(action) = self.machine.poll_action() {
+            let shared = &ctx.shared;
+            match action {
+                CallAction::State(state) => self.publish(ctx, state, None, None),
+                CallAction::Record(event) => {
+                    let _ = self.writer.send(Write::Event(event, Utc::now()));
+                }
+                CallAction::Report(report) => ctx.report(CoreInput::CallReport {
+                    key: ctx.key,
+                    report,
+                }),
+                CallAction::ListenSit | CallAction::ListenBeep => self.listen_tones(),
+                CallAction::ListenAmd => {
+                    let tx = self.detected.0.clone();
+                    match Amd::new(ctx.runtime.setup.amd.clone()) {
+                        Ok(mut amd) => {
+                            self.leg
+                                .set_listener(Some(Box::new(move |pcm: &[i16], ts: u32| {
+                                    if let Some(v) = amd.push(pcm, ts) {
+                                        let _ = tx.send(Detected::Amd(v));
+                                    }
+                                })))
+                        }
+                        // Checked when the campaign was loaded; a person is never hung up on.
+                        Err(err) => tracing::error!(%err, "AMD parameters refused"),
+                    }
+                }
+                CallAction::StopListening => self.leg.set_listener(None),
+                CallAction::Bridge { agent } => {
+                    let bridged = self
+                        .agent_leg
+                        .as_ref()
+                        .map(|agent_leg| Bridge::connect(&self.leg, agent_leg));
+                    match bridged {
+                        Some(Ok(bridge)) => {
+                            self.bridge = Some(bridge);
+                            self.machine.bridged();
+                            if ctx.runtime.spec.recording {
+                                self.start_recording(ctx);
+                            }
+                        }
+                        Some(Err(err)) => {
+                            tracing::warn!(%err, agent, attempt = self.attempt, "bridge failed");
+                            self.agent_leg = None;
+                            self.machine.handle(shared.now(), CallInput::BridgeFailed);
+                        }
+                        None => self.machine.handle(shared.now(), CallInput::BridgeFailed),
+                    }
+                }
+                CallAction::Unbridge => {
+                    self.bridge = None;
+                    self.agent_leg = None;
+                }
+                CallAction::Play(kind) => {
+                    let prompts = &ctx.runtime.setup.prompts;
+                    let prompt = match kind {
+                        PromptKind::Abandon => prompts.abandon.as_ref(),
+                        PromptKind::Voicemail => prompts.voicemail.as_ref(),
+                        PromptKind::Agentless => prompts.agentless.as_ref(),
+                    };
+                    match prompt {
+                        Some(prompt) => self.playback = Some(self.leg.play(prompt)),
+                        None => {
+                            tracing::error!(?kind, campaign = %ctx.runtime.name, "no message to play");
+                            self.machine
+                                .handle(shared.now(), CallInput::PlaybackFinished);
+                        }
+                    }
+                }
+                CallAction::Hangup => {
+                    if let Some(call) = call {
+                        call.hangup();
+                    }
+                }
+                CallAction::Finish(finished) => {
+                    self.finished = Some(finished);
+                }
+            }
+        }
+    }
+
+    fn start_recording(&mut self, ctx: &CallCtx) {
+        let Some(agent_leg) = &self.agent_leg else {
+            return;
+        };
+        let dir = ctx.shared.config.recordings_dir.join(&ctx.runtime.name);
+        if let Err(err) = std::fs::create_dir_all(&dir) {
+            tracing::error!(%err, dir = %dir.display(), "cannot create the recordings directory");
+            return;
+        }
+        match Recording::start(
+            dir.join(format!("{}.wav", self.attempt)),
+            &self.leg,
+            Some(agent_leg),
+        ) {
+            Ok(recording) => self.recording = Some(recording),
+            Err(err) => tracing::error!(%err, attempt = self.attempt, "cannot start the recording"),
+        }
+    }
+
+    fn publish(
+        &self,
+        ctx: &CallCtx,
+        state: CallState,
+        outcome: Option<Outcome>,
+        code: Option<u16>,
+    ) {
+        ctx.shared.publish_call(CallUpdate {
+            campaign: ctx.runtime.name.clone(),
+            attempt_id: self.attempt,
+            contact_id: ctx.contact.id,
+            number: ctx.contact.e164.clone(),
+            state,
+            agent_id: self.machine.agent(),
+            outcome,
+            sip_code: code,
+            at: Utc::now(),
+        });
+    }
+
+    async fn finish(&mut self, ctx: &mut CallCtx, finished: Finished) {
+        let shared = ctx.shared.clone();
+        self.bridge = None;
+        self.leg.set_listener(None);
+        if let Some(recording) = self.recording.take() {
+            match recording.finish().await {
+                Ok(summary) => {
+                    let path = summary.path.display().to_string();
+                    let _ = self
+                        .writer
+                        .send(Write::Event(AttemptEvent::Recording { path }, Utc::now()));
+                }
+                Err(err) => tracing::error!(%err, attempt = self.attempt, "recording not closed"),
+            }
+        }
+        let campaign = ctx.runtime.name.clone();
+        tracing::info!(
+            campaign = %campaign,
+            attempt = self.attempt,
+            contact_id = ctx.contact.id,
+            outcome = %finished.outcome,
+            sip_code = ?finished.sip_code,
+            reason = ?finished.reason,
+            "call ended"
+        );
+        // The agent is free for wrap-up at once; the store write follows in order.
+        ctx.report(CoreInput::CallFinished {
+            key: ctx.key,
+            finished: finished.clone(),
+        });
+        let (done, wait) = oneshot::channel();
+        let _ = self.writer.send(Write::Finish(
+            Finish {
+                outcome: finished.outcome,
+                sip_code: finished.sip_code,
+                reason: finished.reason.clone(),
+                ended_at: Utc::now(),
+            },
+            done,
+        ));
+        let _ = wait.await;
+        metrics::counter!(
+            "dialer_calls_total",
+            "campaign" => campaign.clone(),
+            "outcome" => finished.outcome.as_str()
+        )
+        .increment(1);
+        let stats = self.leg.stats();
+        for (reason, count) in [
+            ("malformed", stats.dropped.malformed),
+            ("stranger", stats.dropped.stranger),
+            ("flood", stats.dropped.flood),
+            ("unknown_payload_type", stats.dropped.unknown_payload_type),
+        ] {
+            if count > 0 {
+                metrics::counter!("dialer_rtp_dropped_packets_total", "reason" => reason)
+                    .increment(count);
+            }
+        }
+        if stats.send_errors > 0 {
+            metrics::counter!("dialer_rtp_send_errors_total").increment(stats.send_errors);
+        }
+        self.leg.close();
+        shared.add_in_flight(-1);
+        self.publish(
+            ctx,
+            CallState::Ended,
+            Some(finished.outcome),
+            finished.sip_code,
+        );
+    }
+}
+
+async fn next_call_event(call: &mut Option<sip::Call>) -> Option<CallEvent> {
+    match call {
+        Some(call) => call.next_event().await,
+        None => std::future::pending().await,
+    }
+}

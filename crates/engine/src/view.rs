@@ -1,0 +1,458 @@
+//! What the engine shows: agents, calls and campaigns as plain serde values, the events that
+//! carry their changes, and the inputs of the facade (pacing patches, dispositions, agents).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use store::{
+    AbandonWindow, CampaignStatus, DialMode, DispositionKind, FieldError, Outcome, Pacing,
+};
+
+/// Where an agent stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AgentState {
+    /// No open leg to the dialer.
+    LoggedOut,
+    /// Waiting for a call, since [`AgentView::since`] (the longest-waiting ready agent gets
+    /// the next live answer).
+    Ready,
+    /// Chosen for a live answer that is being connected (a few milliseconds).
+    Reserved,
+    /// Talking to a callee.
+    OnCall,
+    /// After a call, until a disposition is set or the campaign's wrap-up time runs out.
+    WrapUp,
+    /// Not taking calls, for [`AgentView::pause_reason`].
+    Paused,
+}
+
+impl AgentState {
+    /// The state's name, as serialised.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentState::LoggedOut => "logged_out",
+            AgentState::Ready => "ready",
+            AgentState::Reserved => "reserved",
+            AgentState::OnCall => "on_call",
+            AgentState::WrapUp => "wrap_up",
+            AgentState::Paused => "paused",
+        }
+    }
+}
+
+/// An agent as supervisors and the agent desktop see it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentView {
+    /// Store id.
+    pub id: i64,
+    /// Login and SIP user name.
+    pub username: String,
+    /// Name shown to supervisors.
+    pub display_name: String,
+    /// State.
+    pub state: AgentState,
+    /// Since when the agent is in this state.
+    pub since: DateTime<Utc>,
+    /// Why the agent paused (with [`AgentState::Paused`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_reason: Option<String>,
+    /// The campaign the agent is logged in to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign: Option<String>,
+    /// The node holding the agent's leg.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
+    /// The attempt on the agent's line (on a call, or being wrapped up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempt_id: Option<i64>,
+    /// Calls connected to the agent since login.
+    pub calls: u64,
+    /// Seconds talked since login.
+    pub talk_secs: f64,
+    /// Seconds spent ready (waiting for calls) since login.
+    pub wait_secs: f64,
+}
+
+/// Where a call stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallState {
+    /// INVITE sent.
+    Dialing,
+    /// 180 Ringing.
+    Ringing,
+    /// 183 with early media (listened to for special information tones).
+    EarlyMedia,
+    /// Answered; answering-machine detection listening.
+    Answered,
+    /// A person (or not sure): waiting for an agent, at most 2 s after the greeting.
+    Live,
+    /// Connected to an agent.
+    Bridged,
+    /// An answering machine: being hung up on, or waiting for the beep.
+    Machine,
+    /// Leaving the campaign's message on a machine.
+    LeavingMessage,
+    /// No agent in time: the abandon message is playing.
+    Abandoning,
+    /// Agentless mode: the campaign's message is playing.
+    PlayingMessage,
+    /// Over ([`CallUpdate::outcome`] says how).
+    Ended,
+}
+
+impl CallState {
+    /// The state's name, as serialised.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallState::Dialing => "dialing",
+            CallState::Ringing => "ringing",
+            CallState::EarlyMedia => "early_media",
+            CallState::Answered => "answered",
+            CallState::Live => "live",
+            CallState::Bridged => "bridged",
+            CallState::Machine => "machine",
+            CallState::LeavingMessage => "leaving_message",
+            CallState::Abandoning => "abandoning",
+            CallState::PlayingMessage => "playing_message",
+            CallState::Ended => "ended",
+        }
+    }
+}
+
+/// One call's state change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallUpdate {
+    /// The campaign.
+    pub campaign: String,
+    /// The attempt's store id (also the call's id in the engine).
+    pub attempt_id: i64,
+    /// The contact.
+    pub contact_id: i64,
+    /// The number dialled (E.164).
+    pub number: String,
+    /// The new state.
+    pub state: CallState,
+    /// The agent connected to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<i64>,
+    /// How it ended (with [`CallState::Ended`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+    /// The final SIP status, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sip_code: Option<u16>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// Agents of a campaign by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentCounts {
+    /// Logged in, in any state.
+    pub logged_in: u32,
+    /// Waiting for a call.
+    pub ready: u32,
+    /// Being connected to a call.
+    pub reserved: u32,
+    /// Talking.
+    pub on_call: u32,
+    /// In wrap-up.
+    pub wrap_up: u32,
+    /// Paused.
+    pub paused: u32,
+}
+
+/// Calls of a campaign in flight, by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallCounts {
+    /// Every call not ended yet.
+    pub in_flight: u32,
+    /// Dialing, ringing or in early media.
+    pub dialing: u32,
+    /// Answered, AMD listening.
+    pub answered: u32,
+    /// Live, waiting for an agent.
+    pub waiting: u32,
+    /// Connected to agents.
+    pub bridged: u32,
+    /// Machines, abandons and messages being played.
+    pub other: u32,
+}
+
+/// What a campaign's calls came to since the engine started it (this node).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallTotals {
+    /// Calls placed (INVITE sent).
+    pub placed: u64,
+    /// Answered (200 OK).
+    pub answered: u64,
+    /// Live answers (a person, or not sure).
+    pub live: u64,
+    /// Live answers connected to an agent (or given the agentless message).
+    pub connected: u64,
+    /// Live answers abandoned (no agent within 2 s).
+    pub abandoned: u64,
+    /// Answering machines.
+    pub machines: u64,
+    /// Messages left on machines.
+    pub messages_left: u64,
+    /// Busy.
+    pub busy: u64,
+    /// Not answered.
+    pub no_answer: u64,
+    /// Declined or unavailable.
+    pub rejected: u64,
+    /// Numbers that do not exist (SIT, 404).
+    pub invalid: u64,
+    /// Carrier or network failures.
+    pub failed: u64,
+    /// Leased contacts not dialled at the last check (hours closed, do-not-call, no attempts
+    /// left); given back.
+    pub skipped: u64,
+}
+
+/// The abandon rate over the campaign's legal window.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct AbandonView {
+    /// The window (24 h or 30 days).
+    pub window: AbandonWindow,
+    /// Live answers in the window (stored history and this run).
+    pub live_answers: u64,
+    /// Abandons among them.
+    pub abandons: u64,
+    /// Abandons / live answers.
+    pub rate: f64,
+    /// The campaign's limit.
+    pub target: f64,
+}
+
+/// What the pacer sees and decides.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PacingView {
+    /// Why the last decision was what it was (`model`, `guard`, `progressive`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Calls in progress per active agent.
+    pub dial_level: f64,
+    /// Estimated share of calls a person answers.
+    pub answer_rate: f64,
+    /// Estimated share of calls a machine answers.
+    pub machine_rate: f64,
+    /// Estimated mean talk time, seconds.
+    pub talk_mean_secs: f64,
+    /// The model's abandon probability for one more call.
+    pub next_call_abandon_probability: f64,
+    /// Pacing decisions taken.
+    pub decisions: u64,
+    /// CPU time spent in the pacer (handling events and deciding), seconds.
+    pub cpu_secs: f64,
+}
+
+/// Live figures of a campaign.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CampaignFigures {
+    /// When they were taken.
+    pub at: DateTime<Utc>,
+    /// Agents.
+    pub agents: AgentCounts,
+    /// Calls in flight.
+    pub calls: CallCounts,
+    /// Totals since the campaign was started on this node.
+    pub totals: CallTotals,
+    /// Abandon rate over the window.
+    pub abandon: AbandonView,
+    /// Pacing.
+    pub pacing: PacingView,
+    /// Share of logged-in agent time spent talking or in wrap-up since start (0-1).
+    pub occupancy: f64,
+    /// Mean wait of an agent between two calls, seconds.
+    pub mean_wait_secs: f64,
+    /// Answer-to-agent times of connected calls: median and 99th percentile, seconds.
+    pub connect_median_secs: f64,
+    /// 99th percentile of answer-to-agent times, seconds.
+    pub connect_p99_secs: f64,
+}
+
+/// A campaign and its live figures.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CampaignView {
+    /// Store id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+    /// Running, paused or stopped.
+    pub status: CampaignStatus,
+    /// Dial mode in force.
+    pub mode: DialMode,
+    /// Live figures (zeroes when the campaign has not run on this node).
+    pub figures: CampaignFigures,
+}
+
+/// Something that changed, for dashboards and the agent desktop (WebSocket stream).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum EngineEvent {
+    /// A call changed state.
+    Call(CallUpdate),
+    /// An agent changed state.
+    Agent(AgentView),
+    /// A campaign's figures (every second while it is loaded) or status changed.
+    Campaign(CampaignView),
+}
+
+/// Everything at once, for a terminal view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// When it was taken.
+    pub at: DateTime<Utc>,
+    /// This node.
+    pub node: String,
+    /// Every campaign.
+    pub campaigns: Vec<CampaignView>,
+    /// Every agent (logged out ones too).
+    pub agents: Vec<AgentView>,
+    /// Calls in flight on this node, in their latest state.
+    pub calls: Vec<CallUpdate>,
+}
+
+/// What [`crate::Engine::shutdown`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShutdownReport {
+    /// Calls not yet answered that were cancelled.
+    pub cancelled: u32,
+    /// Calls that finished by themselves within the grace time.
+    pub finished: u32,
+    /// Calls still up when the grace time ran out, hung up.
+    pub cut: u32,
+    /// Leases given back.
+    pub leases_released: u64,
+}
+
+/// A new agent account, as the API takes it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSpec {
+    /// Login and SIP user name (letters, digits, `.`, `_`, `-`).
+    pub username: String,
+    /// Name shown to supervisors (the username when empty).
+    #[serde(default)]
+    pub display_name: String,
+    /// SIP password (at least 8 characters; only digest hashes are stored).
+    pub password: String,
+    /// Names of the campaigns the agent works on.
+    #[serde(default)]
+    pub campaigns: Vec<String>,
+}
+
+/// An agent's verdict on a connected call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Disposition {
+    /// Sale, not interested, callback, do-not-call, wrong number, other.
+    pub kind: DispositionKind,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// For a callback: when.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback_at: Option<DateTime<Utc>>,
+    /// For a callback: only this agent takes it (otherwise anyone on the campaign).
+    #[serde(default)]
+    pub callback_personal: bool,
+}
+
+impl Disposition {
+    /// A disposition of `kind` with nothing else.
+    pub fn new(kind: DispositionKind) -> Self {
+        Disposition {
+            kind,
+            note: None,
+            callback_at: None,
+            callback_personal: false,
+        }
+    }
+}
+
+impl From<Disposition> for store::Disposition {
+    fn from(d: Disposition) -> Self {
+        store::Disposition {
+            kind: d.kind,
+            note: d.note,
+            callback_at: d.callback_at,
+            callback_personal: d.callback_personal,
+        }
+    }
+}
+
+/// A supervisor's change to a running campaign's pacing; fields left out keep their value.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PacingPatch {
+    /// Dial mode.
+    pub mode: Option<DialMode>,
+    /// Lines per idle agent (progressive) and the predictive starting ratio.
+    pub ratio: Option<f64>,
+    /// Lowest ratio of the predictive pacer.
+    pub min_ratio: Option<f64>,
+    /// Highest ratio of the predictive pacer.
+    pub max_ratio: Option<f64>,
+    /// Abandon target (0.03 = 3%).
+    pub abandon_target: Option<f64>,
+    /// Abandon window.
+    pub abandon_window: Option<AbandonWindow>,
+    /// Most calls in progress at once.
+    pub max_lines: Option<u32>,
+    /// Fewest agents for predictive mode.
+    pub min_agents: Option<u32>,
+    /// Allows an abandon target above 3%.
+    pub override_legal_limits: Option<bool>,
+}
+
+impl PacingPatch {
+    /// The pacing section with this patch applied.
+    pub fn apply(&self, pacing: &Pacing) -> Pacing {
+        let mut p = pacing.clone();
+        if let Some(v) = self.mode {
+            p.mode = v;
+        }
+        if let Some(v) = self.ratio {
+            p.ratio = v;
+        }
+        if let Some(v) = self.min_ratio {
+            p.min_ratio = v;
+        }
+        if let Some(v) = self.max_ratio {
+            p.max_ratio = v;
+        }
+        if let Some(v) = self.abandon_target {
+            p.abandon_target = v;
+        }
+        if let Some(v) = self.abandon_window {
+            p.abandon_window = v;
+        }
+        if let Some(v) = self.max_lines {
+            p.max_lines = v;
+        }
+        if let Some(v) = self.min_agents {
+            p.min_agents = v;
+        }
+        if let Some(v) = self.override_legal_limits {
+            p.override_legal_limits = v;
+        }
+        p
+    }
+
+    /// Whether the patch changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self == &PacingPatch::default()
+    }
+}
+
+/// A field error of the engine's own (the store's constructor is private to it).
+pub(crate) fn field_error(field: impl Into<String>, reason: impl Into<String>) -> FieldError {
+    FieldError {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
