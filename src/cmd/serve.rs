@@ -1,13 +1,372 @@
-//! `dialer serve`.
+//! `dialer serve`: the dialer service. The engine (SIP, media, campaigns, agents) and the HTTP
+//! API on one node, set up from a TOML file and flags (flags win), on SQLite by default or
+//! PostgreSQL by URL. Migrations run on start; campaigns in `campaigns_dir` are applied;
+//! Ctrl-C or SIGTERM stops dialling, lets calls with agents finish (up to the grace time),
+//! gives the leases back and exits.
 
 use crate::Global;
+use anyhow::Context as _;
+use engine::{Engine, EngineConfig, InProcess};
+use serde::Deserialize;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
+use store::Dur;
+
+/// The default of the global `--database-url`, which the config file's `database_url` may
+/// replace (a URL given by flag or `DATABASE_URL` wins over the file).
+const DEFAULT_DATABASE_URL: &str = "sqlite://dialer.db?mode=rwc";
 
 /// Options of `dialer serve`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// TOML configuration file (see docs/api.md); flags override its values.
+    #[arg(long, short = 'c', env = "DIALER_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// HTTP address of the API, `/metrics` and the docs (default 127.0.0.1:8080; port 0 picks one).
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// This node's id, written on leases and attempts (default `node-1`).
+    #[arg(long)]
+    pub node_id: Option<String>,
+    /// UDP address of the SIP endpoint, repeatable (default 127.0.0.1:5060).
+    #[arg(long = "sip", value_name = "ADDR")]
+    pub sip_udp: Vec<SocketAddr>,
+    /// TCP address of the SIP endpoint, repeatable.
+    #[arg(long = "sip-tcp", value_name = "ADDR")]
+    pub sip_tcp: Vec<SocketAddr>,
+    /// Address written into SIP and SDP when listening on 0.0.0.0.
+    #[arg(long)]
+    pub advertise: Option<IpAddr>,
+    /// Address RTP legs bind to (default 127.0.0.1).
+    #[arg(long)]
+    pub rtp_ip: Option<IpAddr>,
+    /// RTP port range `FIRST-LAST` (default 20000-29999; `0-0` lets the OS choose).
+    #[arg(long)]
+    pub rtp_ports: Option<String>,
+    /// Digest realm of agents' phones (default `dialer`; must not change once agents exist).
+    #[arg(long)]
+    pub realm: Option<String>,
+    /// Base directory of campaigns' message files (default: the current directory).
+    #[arg(long)]
+    pub prompts_dir: Option<PathBuf>,
+    /// Directory recordings are written to (default `recordings`).
+    #[arg(long)]
+    pub recordings_dir: Option<PathBuf>,
+    /// Directory of campaign files (`*.toml`) applied at start.
+    #[arg(long)]
+    pub campaigns_dir: Option<PathBuf>,
+    /// How long calls with agents may go on after Ctrl-C or SIGTERM before they are hung up.
+    #[arg(long, value_name = "DURATION")]
+    pub grace: Option<Dur>,
+}
+
+/// The configuration file. Relative paths in it are taken from the file's directory.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// HTTP address.
+    pub listen: Option<SocketAddr>,
+    /// Database URL (a `--database-url` flag or `DATABASE_URL` wins).
+    pub database_url: Option<String>,
+    /// Node id.
+    pub node_id: Option<String>,
+    /// SIP UDP addresses.
+    #[serde(default)]
+    pub sip_udp: Vec<SocketAddr>,
+    /// SIP TCP addresses.
+    #[serde(default)]
+    pub sip_tcp: Vec<SocketAddr>,
+    /// Address advertised in SIP and SDP.
+    pub advertise: Option<IpAddr>,
+    /// RTP bind address.
+    pub rtp_ip: Option<IpAddr>,
+    /// RTP port range, `FIRST-LAST`.
+    pub rtp_ports: Option<String>,
+    /// Digest realm.
+    pub realm: Option<String>,
+    /// Messages' base directory.
+    pub prompts_dir: Option<PathBuf>,
+    /// Recordings' directory.
+    pub recordings_dir: Option<PathBuf>,
+    /// Campaign files applied at start.
+    pub campaigns_dir: Option<PathBuf>,
+    /// Grace time at shutdown.
+    pub shutdown_grace: Option<Dur>,
+}
+
+/// Everything `serve` needs, after the file, the flags and the defaults.
+#[derive(Debug)]
+struct Settings {
+    listen: SocketAddr,
+    database_url: String,
+    engine: EngineConfig,
+    campaigns_dir: Option<PathBuf>,
+    grace: Duration,
+}
+
+fn parse_ports(text: &str) -> anyhow::Result<std::ops::RangeInclusive<u16>> {
+    let (first, last) = text
+        .split_once('-')
+        .with_context(|| format!("rtp_ports `{text}`: write FIRST-LAST, e.g. 20000-29999"))?;
+    let first: u16 = first
+        .trim()
+        .parse()
+        .with_context(|| format!("rtp_ports `{text}`: bad first port"))?;
+    let last: u16 = last
+        .trim()
+        .parse()
+        .with_context(|| format!("rtp_ports `{text}`: bad last port"))?;
+    anyhow::ensure!(
+        first <= last,
+        "rtp_ports `{text}`: the first port is above the last"
+    );
+    Ok(first..=last)
+}
+
+fn read_config(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the configuration {}", path.display()))?;
+    let mut config: FileConfig = toml::from_str(&text)
+        .with_context(|| format!("{} is not a valid configuration", path.display()))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    for dir in [
+        &mut config.prompts_dir,
+        &mut config.recordings_dir,
+        &mut config.campaigns_dir,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if dir.is_relative() {
+            *dir = base.join(&*dir);
+        }
+    }
+    Ok(config)
+}
+
+fn settings(args: Args, global: &Global) -> anyhow::Result<Settings> {
+    let file = match &args.config {
+        Some(path) => read_config(path)?,
+        None => FileConfig::default(),
+    };
+    let database_url = match file.database_url {
+        Some(url) if global.database_url == DEFAULT_DATABASE_URL => url,
+        _ => global.database_url.clone(),
+    };
+    let node_id = args
+        .node_id
+        .or(file.node_id)
+        .unwrap_or_else(|| "node-1".into());
+    let mut engine = EngineConfig::new(node_id);
+    let sip_udp = if args.sip_udp.is_empty() && args.sip_tcp.is_empty() {
+        file.sip_udp
+    } else {
+        args.sip_udp
+    };
+    let sip_tcp = if args.sip_tcp.is_empty() {
+        file.sip_tcp
+    } else {
+        args.sip_tcp
+    };
+    if !sip_udp.is_empty() || !sip_tcp.is_empty() {
+        engine.sip_udp = sip_udp;
+        engine.sip_tcp = sip_tcp;
+    }
+    engine.advertise = args.advertise.or(file.advertise);
+    if let Some(ip) = args.rtp_ip.or(file.rtp_ip) {
+        engine.rtp_ip = ip;
+    }
+    if let Some(ports) = args.rtp_ports.or(file.rtp_ports) {
+        engine.rtp_ports = parse_ports(&ports)?;
+    }
+    if let Some(realm) = args.realm.or(file.realm) {
+        engine.realm = realm;
+    }
+    if let Some(dir) = args.prompts_dir.or(file.prompts_dir) {
+        engine.prompts_dir = dir;
+    }
+    if let Some(dir) = args.recordings_dir.or(file.recordings_dir) {
+        engine.recordings_dir = dir;
+    }
+    engine.validate().map_err(|err| anyhow::anyhow!("{err}"))?;
+    Ok(Settings {
+        listen: args
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+        database_url,
+        engine,
+        campaigns_dir: args.campaigns_dir.or(file.campaigns_dir),
+        grace: args
+            .grace
+            .or(file.shutdown_grace)
+            .unwrap_or(Dur::secs(30))
+            .0,
+    })
+}
+
+/// Applies every `*.toml` of `dir` (by name order); a refused file is reported and skipped.
+async fn apply_dir(engine: &Engine, dir: &Path) -> anyhow::Result<()> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read the campaigns directory {}", dir.display()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    for file in files {
+        let result = async {
+            let text = std::fs::read_to_string(&file)?;
+            let spec = api::spec_from_toml(&text).map_err(|f| {
+                let fields: Vec<String> = f
+                    .problem
+                    .fields
+                    .iter()
+                    .map(|e| format!("{}: {}", e.field, e.reason))
+                    .collect();
+                anyhow::anyhow!("{} ({})", f.problem.error, fields.join("; "))
+            })?;
+            let (view, applied) = engine.apply_campaign(&spec).await?;
+            anyhow::Ok((view, applied))
+        }
+        .await;
+        match result {
+            Ok((view, applied)) => {
+                println!(
+                    "campaign {} {applied:?} from {} ({})",
+                    view.name,
+                    file.display(),
+                    view.status
+                );
+            }
+            Err(err) => {
+                eprintln!(
+                    "warning: campaign file {} not applied: {err:#}",
+                    file.display()
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Ctrl-C and SIGTERM, caught from the moment this is made (a signal before the first wait
+/// is not lost and does not kill the process).
+struct Signals {
+    #[cfg(unix)]
+    streams: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    fn new() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let streams = match (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) {
+                (Ok(int), Ok(term)) => Some((int, term)),
+                (Err(err), _) | (_, Err(err)) => {
+                    tracing::warn!(%err, "signals cannot be caught; Ctrl-C only");
+                    None
+                }
+            };
+            Signals { streams }
+        }
+        #[cfg(not(unix))]
+        Signals {}
+    }
+
+    /// The next Ctrl-C or SIGTERM.
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        if let Some((int, term)) = &mut self.streams {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
 
 /// Runs `dialer serve`.
-pub async fn run(_args: Args, _global: &Global) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`dialer serve` is not built yet")
+pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
+    let settings = settings(args, global)?;
+    let mut signals = Signals::new();
+    // Bound first, so a port in use fails before anything else starts.
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let api_addr = listener.local_addr()?;
+    let mut open_global = global.clone();
+    open_global.database_url = settings.database_url.clone();
+    let store = super::migrate::open(&open_global).await?;
+    api::metrics::install();
+    let engine = Engine::start(settings.engine.clone(), store, InProcess::shared())
+        .await
+        .context("cannot start the engine")?;
+    if let Some(dir) = &settings.campaigns_dir {
+        apply_dir(&engine, dir).await?;
+    }
+
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut server = tokio::spawn(api::serve(listener, engine.clone(), async move {
+        let _ = http_stopped.await;
+    }));
+    let sip = [sip::Transport::Udp, sip::Transport::Tcp]
+        .into_iter()
+        .filter_map(|t| {
+            engine
+                .sip_addr(t)
+                .map(|a| format!("{t:?} {a}").to_lowercase())
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    println!(
+        "dialer serve: node {}, SIP {sip}, API http://{api_addr}/api/v1 (docs http://{api_addr}/swagger-ui/, metrics http://{api_addr}/metrics)",
+        engine.node_id()
+    );
+    println!("listening on http://{api_addr}");
+
+    tokio::select! {
+        () = signals.next() => {}
+        result = &mut server => {
+            // The HTTP server stopped by itself: an accept error. Stop the engine cleanly anyway.
+            let err = match result {
+                Ok(Ok(())) => anyhow::anyhow!("the HTTP server stopped"),
+                Ok(Err(err)) => anyhow::Error::from(err),
+                Err(err) => anyhow::Error::from(err),
+            };
+            let _ = engine.shutdown(settings.grace).await;
+            return Err(err);
+        }
+    }
+    println!(
+        "stopping: no new calls; calls with agents may finish within {}s (Ctrl-C again to quit at once)",
+        settings.grace.as_secs()
+    );
+    // The API stays up while calls drain (agents still set dispositions; /healthz says 503).
+    let report = tokio::select! {
+        report = engine.shutdown(settings.grace) => report.context("engine shutdown")?,
+        () = signals.next() => {
+            eprintln!("second signal: exiting without waiting for calls");
+            return Ok(ExitCode::from(130));
+        }
+    };
+    let _ = stop_http.send(());
+    // Requests in progress get a moment; event streams close at once.
+    match tokio::time::timeout(Duration::from_secs(5), server).await {
+        Ok(Ok(Err(err))) => tracing::warn!(%err, "HTTP server"),
+        Err(_) => tracing::warn!("HTTP requests still running at exit"),
+        _ => {}
+    }
+    println!(
+        "stopped: {} unanswered calls cancelled, {} finished, {} cut at the grace time, {} leases released",
+        report.cancelled, report.finished, report.cut, report.leases_released
+    );
+    Ok(ExitCode::SUCCESS)
 }

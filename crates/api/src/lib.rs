@@ -1,1 +1,269 @@
-//! placeholder (being built)
+//! The dialer's HTTP interface (axum): REST for campaigns, list uploads, contacts, attempts,
+//! agents and live pacing control; a WebSocket stream of call, agent and campaign events;
+//! Prometheus `/metrics`; an OpenAPI document at `/api-docs/openapi.json` with Swagger UI at
+//! `/swagger-ui/`.
+//!
+//! Every refusal is a JSON [`schema::Problem`] with a 4xx status naming the field at fault;
+//! a handler never panics on input. See `docs/api.md` for the endpoints with examples.
+//!
+//! ```no_run
+//! # async fn demo(engine: engine::Engine) -> Result<(), api::ApiError> {
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! api::serve(listener, engine, async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! })
+//! .await
+//! # }
+//! ```
+
+#![warn(missing_docs, unreachable_pub)]
+#![forbid(unsafe_code)]
+
+mod agents;
+mod campaigns;
+mod error;
+mod events;
+mod extract;
+mod lists;
+pub mod metrics;
+mod records;
+pub mod schema;
+
+pub use campaigns::{spec_from_json, spec_from_toml};
+pub use error::{ApiError, Failure};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use engine::{Engine, Snapshot};
+use std::future::Future;
+use tokio_util::sync::CancellationToken;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use utoipa_swagger_ui::SwaggerUi;
+
+/// Largest JSON or TOML body (campaign definitions, agents, patches).
+pub const MAX_BODY: usize = 1024 * 1024;
+/// Largest list upload.
+pub const MAX_UPLOAD: usize = 4 * 1024 * 1024 * 1024;
+
+/// What every handler gets.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    engine: Engine,
+    /// Cancelled when the server stops: WebSocket streams close instead of holding it open.
+    shutdown: CancellationToken,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "dialer",
+        description = "Outbound predictive dialer: campaigns, call lists, agents, live pacing, \
+                       events and figures. Errors are `Problem` JSON naming the field at fault."
+    ),
+    tags(
+        (name = "campaigns", description = "Campaign definitions, status and live pacing control"),
+        (name = "lists", description = "Call list uploads (CSV)"),
+        (name = "contacts", description = "Contacts of a campaign"),
+        (name = "attempts", description = "Call attempts and their outcomes"),
+        (name = "agents", description = "Agent accounts, states and dispositions"),
+        (name = "events", description = "Live event stream (WebSocket) and snapshots"),
+        (name = "service", description = "Health and metrics"),
+    )
+)]
+struct ApiDoc;
+
+/// The OpenAPI document of the API.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    parts().1
+}
+
+fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    // The upload route takes large bodies; every other route the default limit.
+    let uploads = OpenApiRouter::<AppState>::new()
+        .routes(routes!(lists::upload_list))
+        .layer(DefaultBodyLimit::max(MAX_UPLOAD));
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(
+            campaigns::list_campaigns,
+            campaigns::create_campaign
+        ))
+        .routes(routes!(campaigns::get_campaign))
+        .routes(routes!(campaigns::get_spec))
+        .routes(routes!(campaigns::start_campaign))
+        .routes(routes!(campaigns::pause_campaign))
+        .routes(routes!(campaigns::stop_campaign))
+        .routes(routes!(campaigns::patch_pacing))
+        .merge(uploads)
+        .routes(routes!(records::list_contacts))
+        .routes(routes!(records::contact_counts))
+        .routes(routes!(records::get_contact))
+        .routes(routes!(records::list_attempts))
+        .routes(routes!(records::get_attempt))
+        .routes(routes!(agents::list_agents, agents::create_agent))
+        .routes(routes!(agents::get_agent))
+        .routes(routes!(agents::ready))
+        .routes(routes!(agents::pause))
+        .routes(routes!(agents::logout))
+        .routes(routes!(agents::hangup))
+        .routes(routes!(agents::disposition))
+        .routes(routes!(snapshot))
+        .routes(routes!(events::events))
+        .routes(routes!(health))
+        .routes(routes!(metrics_text))
+        .split_for_parts()
+}
+
+/// The API's routes over `engine`, with `/metrics`, the OpenAPI document and Swagger UI.
+/// Installs the Prometheus recorder if no recorder is installed yet.
+pub fn router(engine: Engine) -> Router {
+    router_with(engine, CancellationToken::new())
+}
+
+fn router_with(engine: Engine, shutdown: CancellationToken) -> Router {
+    metrics::install();
+    let (routes, doc) = parts();
+    let state = AppState { engine, shutdown };
+    Router::new()
+        .merge(SwaggerUi::new("/swagger-ui").url("/api-docs/openapi.json", doc))
+        .merge(routes.with_state(state))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(count_requests))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        // A bug behind a handler answers 500 as JSON instead of dropping the connection.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(panicked))
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then lets requests in progress
+/// finish and closes the event streams.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    engine: Engine,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ApiError> {
+    let token = CancellationToken::new();
+    let app = router_with(engine, token.clone());
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "API listening");
+    }
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            token.cancel();
+        })
+        .await?;
+    Ok(())
+}
+
+async fn not_found(request: Request) -> Failure {
+    Failure::not_found(format!(
+        "no route for {} {}",
+        request.method(),
+        request.uri().path()
+    ))
+}
+
+fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown");
+    tracing::error!(panic = what, "a request handler panicked");
+    Failure::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal error (logged on the server)",
+    )
+    .into_response()
+}
+
+async fn method_not_allowed(request: Request) -> Failure {
+    Failure::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "{} is not allowed on {}",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+}
+
+/// Counts requests by method, matched route (not the raw path: ids would explode the series)
+/// and status.
+async fn count_requests(request: Request, next: Next) -> Response {
+    let method = request.method().as_str().to_owned();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let response = next.run(request).await;
+    ::metrics::counter!(
+        "dialer_http_requests_total",
+        "method" => method,
+        "route" => route,
+        "status" => response.status().as_u16().to_string()
+    )
+    .increment(1);
+    response
+}
+
+/// Campaigns, agents and calls in flight, at once.
+#[utoipa::path(
+    get,
+    path = "/api/v1/snapshot",
+    tag = "events",
+    responses((status = 200, body = schema::Snapshot))
+)]
+async fn snapshot(State(state): State<AppState>) -> error::ApiResult<Json<Snapshot>> {
+    Ok(Json(state.engine.snapshot().await?))
+}
+
+/// Liveness: 200 while the node takes work, 503 once it is shutting down.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "service",
+    responses(
+        (status = 200, body = schema::Health),
+        (status = 503, body = schema::Health),
+    )
+)]
+async fn health(State(state): State<AppState>) -> Response {
+    let down = state.engine.is_shutting_down();
+    let body = schema::Health {
+        status: if down { "shutting_down" } else { "ok" }.into(),
+        node: state.engine.node_id().to_owned(),
+    };
+    let status = if down {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (status, Json(body)).into_response()
+}
+
+/// Prometheus metrics (text exposition format): calls by outcome, calls in flight, agents by
+/// state, abandon rate over each campaign's window, pacing decisions, SIP and RTP errors,
+/// HTTP requests.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "service",
+    responses((status = 200, content_type = "text/plain; version=0.0.4", body = String))
+)]
+async fn metrics_text(State(state): State<AppState>) -> Response {
+    let body = metrics::render(&state.engine).await;
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}

@@ -1,0 +1,309 @@
+//! Agents: accounts, states (ready, paused with a reason, logged out), hang-up, dispositions.
+//!
+//! An agent logs in by opening its audio leg: its SIP phone registers with the engine and
+//! calls in (see `docs/engine.md`). Over the API the agent then becomes ready, pauses, ends a
+//! call, sets a disposition and logs out (which hangs the leg up).
+
+use crate::AppState;
+use crate::error::{ApiResult, Failure};
+use crate::extract::{JsonBody, Path};
+use crate::schema;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::http::header::LOCATION;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use engine::{AgentSpec, AgentView, ContactAfter, Disposition, DispositionKind};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+/// A new agent account.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewAgent {
+    /// Login and SIP user name (letters, digits, `.`, `_`, `-`).
+    #[schema(example = "alice", pattern = "^[A-Za-z0-9._-]{1,64}$")]
+    pub(crate) username: String,
+    /// Name shown to supervisors (the username when empty).
+    #[serde(default)]
+    #[schema(max_length = 200)]
+    pub(crate) display_name: String,
+    /// SIP password, at least 8 characters (only digest hashes are stored).
+    #[schema(example = "correct-horse", min_length = 8)]
+    pub(crate) password: String,
+    /// Names of the campaigns the agent works on.
+    #[serde(default)]
+    pub(crate) campaigns: Vec<String>,
+}
+
+/// Refuses a new agent's bad fields by name (the store's own checks do not name them).
+async fn check_new_agent(state: &AppState, agent: &NewAgent) -> ApiResult<()> {
+    let refuse = |field: String, reason: String| {
+        Err(Failure::field(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("invalid agent: {field}: {reason}"),
+            field,
+            reason,
+        ))
+    };
+    let name = &agent.username;
+    if name.is_empty()
+        || name.len() > 64
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        return refuse(
+            "username".into(),
+            "must be 1-64 letters, digits, `.`, `_` or `-`".into(),
+        );
+    }
+    if agent.password.len() < 8 {
+        return refuse("password".into(), "must be at least 8 characters".into());
+    }
+    if agent.display_name.chars().count() > 200 {
+        return refuse(
+            "display_name".into(),
+            "must be at most 200 characters".into(),
+        );
+    }
+    for (i, campaign) in agent.campaigns.iter().enumerate() {
+        if state
+            .engine
+            .store()
+            .campaign_by_name(campaign)
+            .await?
+            .is_none()
+        {
+            return refuse(
+                format!("campaigns[{i}]"),
+                format!("no campaign `{campaign}`"),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Create an agent account (its SIP digest hashes are computed in the engine's realm).
+#[utoipa::path(
+    post,
+    path = "/api/v1/agents",
+    tag = "agents",
+    request_body = NewAgent,
+    responses(
+        (status = 201, body = schema::AgentView),
+        (status = 400, body = schema::Problem),
+        (status = 409, description = "The username is taken", body = schema::Problem),
+        (status = 422, description = "A refused field (a campaign that does not exist too)", body = schema::Problem),
+    )
+)]
+pub(crate) async fn create_agent(
+    State(state): State<AppState>,
+    JsonBody(agent): JsonBody<NewAgent>,
+) -> ApiResult<Response> {
+    check_new_agent(&state, &agent).await?;
+    let spec = AgentSpec {
+        username: agent.username,
+        display_name: agent.display_name,
+        password: agent.password,
+        campaigns: agent.campaigns,
+    };
+    let view = state.engine.create_agent(&spec).await?;
+    tracing::info!(agent = %view.username, id = view.id, "agent created over the API");
+    let location = format!("/api/v1/agents/{}", view.id);
+    Ok((StatusCode::CREATED, [(LOCATION, location)], Json(view)).into_response())
+}
+
+/// Every agent, logged in or not.
+#[utoipa::path(
+    get,
+    path = "/api/v1/agents",
+    tag = "agents",
+    responses((status = 200, body = [schema::AgentView]))
+)]
+pub(crate) async fn list_agents(State(state): State<AppState>) -> ApiResult<Json<Vec<AgentView>>> {
+    Ok(Json(state.engine.agents().await?))
+}
+
+/// One agent.
+#[utoipa::path(
+    get,
+    path = "/api/v1/agents/{id}",
+    tag = "agents",
+    params(("id" = i64, Path, description = "Agent id")),
+    responses(
+        (status = 200, body = schema::AgentView),
+        (status = 400, body = schema::Problem),
+        (status = 404, body = schema::Problem),
+    )
+)]
+pub(crate) async fn get_agent(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<AgentView>> {
+    Ok(Json(state.engine.agent(id).await?))
+}
+
+/// Make a logged-in agent ready for calls (ends a pause, or ends wrap-up without a
+/// disposition). 409 when the agent's phone has no open leg (not logged in).
+#[utoipa::path(
+    post,
+    path = "/api/v1/agents/{id}/ready",
+    tag = "agents",
+    params(("id" = i64, Path, description = "Agent id")),
+    responses(
+        (status = 200, body = schema::AgentView),
+        (status = 400, description = "A bad id", body = schema::Problem),
+        (status = 404, body = schema::Problem),
+        (status = 409, description = "Not logged in, or the state does not allow it", body = schema::Problem),
+    )
+)]
+pub(crate) async fn ready(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<AgentView>> {
+    Ok(Json(state.engine.agent_ready(id).await?))
+}
+
+/// Why an agent pauses.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PauseRequest {
+    /// 1 to 100 characters (`break`, `training`, ...).
+    #[schema(example = "break", min_length = 1, max_length = 100)]
+    pub(crate) reason: String,
+}
+
+/// Pause an agent for a reason; an agent on a call pauses when the call ends.
+#[utoipa::path(
+    post,
+    path = "/api/v1/agents/{id}/pause",
+    tag = "agents",
+    params(("id" = i64, Path, description = "Agent id")),
+    request_body = PauseRequest,
+    responses(
+        (status = 200, body = schema::AgentView),
+        (status = 400, body = schema::Problem),
+        (status = 404, body = schema::Problem),
+        (status = 409, body = schema::Problem),
+        (status = 422, body = schema::Problem),
+    )
+)]
+pub(crate) async fn pause(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    JsonBody(body): JsonBody<PauseRequest>,
+) -> ApiResult<Json<AgentView>> {
+    Ok(Json(state.engine.agent_pause(id, &body.reason).await?))
+}
+
+/// Log an agent out: its leg is hung up (a call in progress is ended first).
+#[utoipa::path(
+    post,
+    path = "/api/v1/agents/{id}/logout",
+    tag = "agents",
+    params(("id" = i64, Path, description = "Agent id")),
+    responses(
+        (status = 200, body = schema::AgentView),
+        (status = 400, description = "A bad id", body = schema::Problem),
+        (status = 404, body = schema::Problem),
+        (status = 409, body = schema::Problem),
+    )
+)]
+pub(crate) async fn logout(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<AgentView>> {
+    Ok(Json(state.engine.agent_logout(id).await?))
+}
+
+/// End the agent's customer call (the agent's leg stays up; the agent goes to wrap-up).
+#[utoipa::path(
+    post,
+    path = "/api/v1/agents/{id}/hangup",
+    tag = "agents",
+    params(("id" = i64, Path, description = "Agent id")),
+    responses(
+        (status = 200, body = schema::AgentView),
+        (status = 400, description = "A bad id", body = schema::Problem),
+        (status = 404, body = schema::Problem),
+        (status = 409, body = schema::Problem),
+    )
+)]
+pub(crate) async fn hangup(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<AgentView>> {
+    Ok(Json(state.engine.agent_hangup(id).await?))
+}
+
+/// An agent's verdict on a call the agent handled.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DispositionRequest {
+    /// The attempt (the call) being disposed of.
+    pub(crate) attempt_id: i64,
+    /// What came of it.
+    #[schema(value_type = schema::DispositionKind)]
+    pub(crate) kind: DispositionKind,
+    /// Free text.
+    #[serde(default)]
+    pub(crate) note: Option<String>,
+    /// For `callback`: when to call back (RFC 3339).
+    #[serde(default)]
+    pub(crate) callback_at: Option<DateTime<Utc>>,
+    /// For `callback`: only this agent takes it (otherwise anyone on the campaign).
+    #[serde(default)]
+    pub(crate) callback_personal: bool,
+}
+
+/// Record an agent's disposition of an attempt it handled: the contact's status and next
+/// attempt follow (a callback at a time, to this agent or anyone; do-not-call at once); the
+/// agent's wrap-up ends if it was for that attempt.
+#[utoipa::path(
+    post,
+    path = "/api/v1/agents/{id}/disposition",
+    tag = "agents",
+    params(("id" = i64, Path, description = "Agent id")),
+    request_body = DispositionRequest,
+    responses(
+        (status = 200, description = "Where the contact stands now", body = schema::ContactAfter),
+        (status = 400, body = schema::Problem),
+        (status = 404, description = "No such attempt or agent", body = schema::Problem),
+        (status = 409, description = "The attempt was not this agent's", body = schema::Problem),
+        (status = 422, description = "A callback without its time, a time in the past", body = schema::Problem),
+    )
+)]
+pub(crate) async fn disposition(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    JsonBody(body): JsonBody<DispositionRequest>,
+) -> ApiResult<Json<ContactAfter>> {
+    if body.kind != DispositionKind::Callback
+        && (body.callback_at.is_some() || body.callback_personal)
+    {
+        return Err(Failure::field(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "callback_at and callback_personal go with kind = callback only",
+            if body.callback_at.is_some() {
+                "callback_at"
+            } else {
+                "callback_personal"
+            },
+            format!("not allowed with kind `{}`", body.kind),
+        ));
+    }
+    let disposition = Disposition {
+        kind: body.kind,
+        note: body.note,
+        callback_at: body.callback_at,
+        callback_personal: body.callback_personal,
+    };
+    let after = state
+        .engine
+        .set_disposition(id, body.attempt_id, &disposition)
+        .await?;
+    tracing::info!(agent = id, attempt = body.attempt_id, kind = %body.kind, "disposition over the API");
+    Ok(Json(after))
+}

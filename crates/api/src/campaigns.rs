@@ -1,0 +1,367 @@
+//! Campaigns: create or update from TOML or JSON, read, start, pause, stop, live pacing.
+
+use crate::AppState;
+use crate::error::{ApiResult, Failure};
+use crate::extract::{JsonBody, Path, content_type, parse_json, read_body};
+use crate::schema;
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::http::header::LOCATION;
+use axum::response::{IntoResponse, Response};
+use engine::{Applied, CampaignView, DialMode, PacingPatch};
+use serde::{Deserialize, Serialize};
+use store::CampaignSpec;
+use utoipa::ToSchema;
+
+/// Parses a campaign definition written in TOML, naming the field at fault.
+pub fn spec_from_toml(text: &str) -> Result<CampaignSpec, Failure> {
+    match CampaignSpec::from_toml(text) {
+        Ok(spec) => Ok(spec),
+        Err(store::Error::InvalidSpec(fields)) => {
+            // The store reports a deserialisation error with no field; find its path.
+            if fields.len() == 1 && fields[0].field.is_empty() {
+                let unnamed = || {
+                    Failure::field(
+                        StatusCode::BAD_REQUEST,
+                        format!("invalid TOML body: {}", fields[0].reason),
+                        "",
+                        fields[0].reason.clone(),
+                    )
+                };
+                let Ok(table) = text.parse::<toml::Table>() else {
+                    return Err(unnamed());
+                };
+                return match serde_path_to_error::deserialize::<_, CampaignSpec>(
+                    toml::Value::Table(table),
+                ) {
+                    Err(err) => {
+                        let reason = err.inner().to_string().trim().to_owned();
+                        let field = crate::extract::field_name(err.path(), &reason);
+                        Err(Failure::field(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            format!("invalid campaign: {field}: {reason}"),
+                            field,
+                            reason,
+                        ))
+                    }
+                    Ok(_) => Err(unnamed()),
+                };
+            }
+            Err(Failure::from(store::Error::InvalidSpec(fields)))
+        }
+        Err(other) => Err(Failure::from(other)),
+    }
+}
+
+/// Parses a campaign definition written in JSON, naming the field at fault.
+pub fn spec_from_json(bytes: &[u8]) -> Result<CampaignSpec, Failure> {
+    let spec: CampaignSpec = parse_json(bytes)?;
+    spec.validate()?;
+    Ok(spec)
+}
+
+#[derive(Serialize)]
+struct AppliedBody {
+    applied: Applied,
+    campaign: CampaignView,
+}
+
+/// Create or update a campaign from its definition: the campaign file's TOML
+/// (`application/toml`) or the same structure as JSON (`application/json`). A new campaign is
+/// created paused (201); an existing one of the same name takes the new definition at once
+/// (200). Every refused field is named.
+#[utoipa::path(
+    post,
+    path = "/api/v1/campaigns",
+    tag = "campaigns",
+    request_body(
+        description = "The campaign definition (campaigns/README.md), as TOML or JSON",
+        content(
+            (schema::CampaignSpec = "application/json"),
+            (String = "application/toml", example = json!("name = \"spring\"\ndefault_country = \"US\"\ncaller_id = \"+12025550143\"\nabandon_message = \"prompts/abandon.wav\"\n\n[trunk]\nuri = \"sip:127.0.0.1:5070\"\n"))
+        )
+    ),
+    responses(
+        (status = 201, description = "Created (paused)", body = schema::CampaignApplied),
+        (status = 200, description = "Updated or unchanged", body = schema::CampaignApplied),
+        (status = 400, description = "Unreadable body", body = schema::Problem),
+        (status = 415, description = "Neither TOML nor JSON", body = schema::Problem),
+        (status = 422, description = "Refused fields", body = schema::Problem),
+    )
+)]
+pub(crate) async fn create_campaign(
+    State(state): State<AppState>,
+    request: Request,
+) -> ApiResult<Response> {
+    let kind = content_type(request.headers()).unwrap_or_default();
+    let bytes = read_body(request, &()).await?;
+    let json = match kind.as_str() {
+        "application/json" => true,
+        k if k.ends_with("+json") => true,
+        "application/toml" | "text/toml" | "application/x-toml" | "text/x-toml" | "text/plain" => {
+            false
+        }
+        // No type: a JSON object starts with `{`, a TOML file never does.
+        "" => bytes
+            .iter()
+            .find(|b| !b.is_ascii_whitespace())
+            .is_some_and(|b| *b == b'{'),
+        other => {
+            return Err(Failure::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "content type `{other}` is not accepted: send application/toml or application/json"
+                ),
+            ));
+        }
+    };
+    let spec = if json {
+        spec_from_json(&bytes)?
+    } else {
+        let text = std::str::from_utf8(&bytes).map_err(|err| {
+            Failure::field(
+                StatusCode::BAD_REQUEST,
+                format!("the TOML body is not UTF-8: {err}"),
+                "",
+                err.to_string(),
+            )
+        })?;
+        spec_from_toml(text)?
+    };
+    let (campaign, applied) = state.engine.apply_campaign(&spec).await?;
+    tracing::info!(campaign = %campaign.name, ?applied, "campaign applied over the API");
+    let status = if applied == Applied::Created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let location = format!("/api/v1/campaigns/{}", campaign.name);
+    Ok((
+        status,
+        [(LOCATION, location)],
+        Json(AppliedBody { applied, campaign }),
+    )
+        .into_response())
+}
+
+/// Every campaign with its status and live figures (as of the last second).
+#[utoipa::path(
+    get,
+    path = "/api/v1/campaigns",
+    tag = "campaigns",
+    responses((status = 200, body = [schema::CampaignView]))
+)]
+pub(crate) async fn list_campaigns(
+    State(state): State<AppState>,
+) -> ApiResult<Json<Vec<CampaignView>>> {
+    Ok(Json(state.engine.campaigns().await?))
+}
+
+/// One campaign with its status and live figures.
+#[utoipa::path(
+    get,
+    path = "/api/v1/campaigns/{name}",
+    tag = "campaigns",
+    params(("name" = String, Path, description = "Campaign name")),
+    responses(
+        (status = 200, body = schema::CampaignView),
+        (status = 404, body = schema::Problem),
+    )
+)]
+pub(crate) async fn get_campaign(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<CampaignView>> {
+    Ok(Json(state.engine.campaign(&name).await?))
+}
+
+/// A campaign's definition as stored (pacing changes included).
+#[utoipa::path(
+    get,
+    path = "/api/v1/campaigns/{name}/spec",
+    tag = "campaigns",
+    params(("name" = String, Path, description = "Campaign name")),
+    responses(
+        (status = 200, body = schema::CampaignSpec),
+        (status = 404, body = schema::Problem),
+    )
+)]
+pub(crate) async fn get_spec(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<CampaignSpec>> {
+    let campaign = state
+        .engine
+        .store()
+        .campaign_by_name(&name)
+        .await?
+        .ok_or_else(|| Failure::from(engine::EngineError::NoSuchCampaign(name)))?;
+    Ok(Json(campaign.spec))
+}
+
+/// Start (or resume) dialling.
+#[utoipa::path(
+    post,
+    path = "/api/v1/campaigns/{name}/start",
+    tag = "campaigns",
+    params(("name" = String, Path, description = "Campaign name")),
+    responses(
+        (status = 200, body = schema::CampaignView),
+        (status = 404, body = schema::Problem),
+        (status = 503, description = "Shutting down", body = schema::Problem),
+    )
+)]
+pub(crate) async fn start_campaign(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<CampaignView>> {
+    Ok(Json(state.engine.start_campaign(&name).await?))
+}
+
+/// Stop starting new calls; calls in flight finish, agents stay logged in.
+#[utoipa::path(
+    post,
+    path = "/api/v1/campaigns/{name}/pause",
+    tag = "campaigns",
+    params(("name" = String, Path, description = "Campaign name")),
+    responses(
+        (status = 200, body = schema::CampaignView),
+        (status = 404, body = schema::Problem),
+    )
+)]
+pub(crate) async fn pause_campaign(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<CampaignView>> {
+    Ok(Json(state.engine.pause_campaign(&name).await?))
+}
+
+/// Stop the campaign: calls not yet answered are cancelled and their contacts given back;
+/// answered calls finish.
+#[utoipa::path(
+    post,
+    path = "/api/v1/campaigns/{name}/stop",
+    tag = "campaigns",
+    params(("name" = String, Path, description = "Campaign name")),
+    responses(
+        (status = 200, body = schema::CampaignView),
+        (status = 404, body = schema::Problem),
+    )
+)]
+pub(crate) async fn stop_campaign(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<CampaignView>> {
+    Ok(Json(state.engine.stop_campaign(&name).await?))
+}
+
+/// A supervisor's change to a campaign's pacing; fields left out keep their value.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PacingChange {
+    /// Dial mode.
+    #[serde(default)]
+    #[schema(value_type = Option<schema::DialMode>)]
+    pub(crate) mode: Option<DialMode>,
+    /// Lines per idle agent (progressive), the predictive pacer's starting ratio.
+    #[serde(default)]
+    #[schema(minimum = 0.1, maximum = 20.0)]
+    pub(crate) ratio: Option<f64>,
+    /// Lowest ratio of the predictive pacer.
+    #[serde(default)]
+    #[schema(minimum = 0.1, maximum = 20.0)]
+    pub(crate) min_ratio: Option<f64>,
+    /// Highest ratio of the predictive pacer.
+    #[serde(default)]
+    #[schema(minimum = 1.0, maximum = 20.0)]
+    pub(crate) max_ratio: Option<f64>,
+    /// Abandon target (0.03 = 3%; above needs `override_legal_limits`).
+    #[serde(default)]
+    #[schema(minimum = 0.0, exclusive_maximum = 1.0)]
+    pub(crate) abandon_target: Option<f64>,
+    /// Abandon window, `24h` or `30d`.
+    #[serde(default)]
+    #[schema(value_type = Option<schema::AbandonWindow>)]
+    pub(crate) abandon_window: Option<store::AbandonWindow>,
+    /// Most calls in progress at once.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 10000)]
+    pub(crate) max_lines: Option<u32>,
+    /// Fewest agents for predictive mode.
+    #[serde(default)]
+    pub(crate) min_agents: Option<u32>,
+    /// Allows an abandon target above 3%.
+    #[serde(default)]
+    pub(crate) override_legal_limits: Option<bool>,
+}
+
+impl From<PacingChange> for PacingPatch {
+    fn from(c: PacingChange) -> Self {
+        PacingPatch {
+            mode: c.mode,
+            ratio: c.ratio,
+            min_ratio: c.min_ratio,
+            max_ratio: c.max_ratio,
+            abandon_target: c.abandon_target,
+            abandon_window: c.abandon_window,
+            max_lines: c.max_lines,
+            min_agents: c.min_agents,
+            override_legal_limits: c.override_legal_limits,
+        }
+    }
+}
+
+/// Change a campaign's pacing while it runs: the mode, the ratio bounds, the abandon target.
+/// The patched settings are checked as a whole (422 names every refused field and nothing
+/// changes), stored, and take effect at the next pacing decision.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/campaigns/{name}/pacing",
+    tag = "campaigns",
+    params(("name" = String, Path, description = "Campaign name")),
+    request_body = PacingChange,
+    responses(
+        (status = 200, description = "The campaign with the change in force", body = schema::CampaignView),
+        (status = 400, body = schema::Problem),
+        (status = 404, body = schema::Problem),
+        (status = 422, body = schema::Problem),
+    )
+)]
+pub(crate) async fn patch_pacing(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    JsonBody(change): JsonBody<PacingChange>,
+) -> ApiResult<Json<CampaignView>> {
+    let patch = PacingPatch::from(change);
+    if patch.is_empty() {
+        return Ok(Json(state.engine.campaign(&name).await?));
+    }
+    let mut view = state
+        .engine
+        .update_pacing(&name, &patch)
+        .await
+        .map_err(|err| {
+            // The engine names the campaign file's fields (`pacing.max_ratio`); this body's
+            // fields are the pacing section's own.
+            let mut failure = Failure::from(err);
+            for field in &mut failure.problem.fields {
+                if let Some(own) = field.field.strip_prefix("pacing.") {
+                    field.field = own.to_owned();
+                }
+            }
+            failure
+        })?;
+    // The engine answers with the figures of the last second; show the change in force.
+    if let Some(mode) = patch.mode {
+        view.mode = mode;
+    }
+    if let Some(target) = patch.abandon_target {
+        view.figures.abandon.target = target;
+    }
+    if let Some(window) = patch.abandon_window {
+        view.figures.abandon.window = window;
+    }
+    tracing::info!(campaign = %name, ?patch, "pacing changed over the API");
+    Ok(Json(view))
+}

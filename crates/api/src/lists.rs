@@ -1,0 +1,211 @@
+//! List upload: a multipart CSV streamed into the store's import, with the same per-row report
+//! as `dialer import --json`.
+
+use crate::AppState;
+use crate::error::{ApiResult, Failure};
+use crate::extract::{Path, Query};
+use crate::schema;
+use axum::Json;
+use axum::extract::State;
+use axum::extract::multipart::{Field, Multipart, MultipartRejection};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+/// Options of an upload, as query parameters (or multipart text parts before `file`).
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct UploadOptions {
+    /// Header of the phone column (default: phone, phone_number, number, telephone, tel, mobile).
+    phone_column: Option<String>,
+    /// Header of a time-zone column with IANA names (default: timezone, time_zone or tz).
+    timezone_column: Option<String>,
+    /// Field delimiter, one ASCII character (default `,`).
+    #[param(pattern = "^[\\x01-\\x7f]$")]
+    delimiter: Option<String>,
+    /// Name of the list (default: the file's name).
+    list_name: Option<String>,
+}
+
+fn delimiter(text: &str) -> Result<u8, Failure> {
+    match text.as_bytes() {
+        [b] if b.is_ascii() => Ok(*b),
+        _ if text == "\\t" || text == "tab" => Ok(b'\t'),
+        _ => Err(Failure::field(
+            StatusCode::BAD_REQUEST,
+            "the delimiter must be one ASCII character",
+            "delimiter",
+            format!("`{text}` is not one ASCII character"),
+        )),
+    }
+}
+
+fn multipart_failure(err: impl std::fmt::Display, status: StatusCode) -> Failure {
+    Failure::field(
+        status,
+        format!("bad multipart body: {err}"),
+        "file",
+        err.to_string(),
+    )
+}
+
+/// Streams one multipart part into the import, chunk by chunk (never the whole file in
+/// memory). A body that breaks off fails the import instead of storing half a list.
+async fn import_field(
+    store: &store::Store,
+    campaign_id: i64,
+    mut field: Field<'_>,
+    options: &store::ImportOptions,
+) -> ApiResult<store::ImportSummary> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(8);
+    let reader = tokio_util::io::StreamReader::new(tokio_stream_from(rx));
+    let pump = async move {
+        loop {
+            match field.chunk().await {
+                Ok(Some(chunk)) => {
+                    if tx.send(Ok(chunk)).await.is_err() {
+                        // The import stopped reading (it failed): nothing more to pass on.
+                        return;
+                    }
+                }
+                Ok(None) => return,
+                Err(err) => {
+                    let _ = tx
+                        .send(Err(std::io::Error::new(
+                            std::io::ErrorKind::UnexpectedEof,
+                            format!("the upload broke off: {err}"),
+                        )))
+                        .await;
+                    return;
+                }
+            }
+        }
+    };
+    let (_, summary) = tokio::join!(pump, store.import_csv_async(campaign_id, reader, options));
+    Ok(summary?)
+}
+
+/// A receiver as a stream, without pulling in `tokio-stream`.
+fn tokio_stream_from<T: Send + 'static>(
+    rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures::Stream<Item = T> + Send + Unpin + 'static {
+    Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
+}
+
+/// Upload a call list (CSV with a header line) into a campaign, as the multipart part `file`.
+/// Each row's number is normalised to E.164 with the campaign's country, its time zone found,
+/// duplicates and do-not-call numbers flagged; bad rows are reported with their line number
+/// and skipped. Uploading the same file twice adds nothing. Options come as query parameters
+/// or as text parts before `file`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/campaigns/{name}/lists",
+    tag = "lists",
+    params(("name" = String, Path, description = "Campaign name"), UploadOptions),
+    request_body(content = schema::UploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, description = "The per-row report (as `dialer import --json`)", body = schema::ImportSummary),
+        (status = 400, description = "No `file` part, a bad option, or the body broke off", body = schema::Problem),
+        (status = 404, body = schema::Problem),
+        (status = 422, description = "The file cannot be read as a list (no header, no phone column)", body = schema::Problem),
+    )
+)]
+pub(crate) async fn upload_list(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(query): Query<UploadOptions>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> ApiResult<Response> {
+    let mut multipart = multipart.map_err(|rejection| {
+        Failure::field(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "send the list as multipart/form-data with a `file` part: {}",
+                rejection.body_text()
+            ),
+            "file",
+            rejection.body_text(),
+        )
+    })?;
+    let store = state.engine.store().clone();
+    let campaign = store.require_campaign(&name).await?;
+    // An empty option is no option (forms send empty fields).
+    let given = |v: Option<String>| v.filter(|v| !v.is_empty());
+    let query = UploadOptions {
+        phone_column: given(query.phone_column),
+        timezone_column: given(query.timezone_column),
+        delimiter: given(query.delimiter),
+        list_name: given(query.list_name),
+    };
+    let mut options = store::ImportOptions {
+        phone_column: query.phone_column,
+        timezone_column: query.timezone_column,
+        list_name: query.list_name.clone().unwrap_or_else(|| "upload".into()),
+        ..Default::default()
+    };
+    if let Some(d) = &query.delimiter {
+        options.delimiter = delimiter(d)?;
+    }
+    let mut named = query.list_name.is_some();
+    loop {
+        let field = multipart
+            .next_field()
+            .await
+            .map_err(|err| multipart_failure(err.body_text(), err.status()))?;
+        let Some(field) = field else {
+            return Err(Failure::field(
+                StatusCode::BAD_REQUEST,
+                "the multipart body has no `file` part",
+                "file",
+                "missing",
+            ));
+        };
+        let part = field.name().unwrap_or_default().to_owned();
+        if part == "file" {
+            if !named && let Some(file_name) = field.file_name().filter(|n| !n.is_empty()) {
+                options.list_name = file_name.to_owned();
+            }
+            let started = std::time::Instant::now();
+            let summary = import_field(&store, campaign.id, field, &options).await?;
+            tracing::info!(
+                campaign = %campaign.name,
+                list = %options.list_name,
+                rows = summary.rows,
+                imported = summary.imported,
+                rejected = summary.rejected,
+                secs = started.elapsed().as_secs_f64(),
+                "list uploaded over the API"
+            );
+            return Ok((StatusCode::CREATED, Json(summary)).into_response());
+        }
+        let text = field
+            .text()
+            .await
+            .map_err(|err| multipart_failure(err.body_text(), err.status()))?;
+        let known = ["phone_column", "timezone_column", "delimiter", "list_name"];
+        if text.is_empty() && known.contains(&part.as_str()) {
+            continue;
+        }
+        match part.as_str() {
+            "phone_column" => options.phone_column = Some(text),
+            "timezone_column" => options.timezone_column = Some(text),
+            "delimiter" => options.delimiter = delimiter(&text)?,
+            "list_name" => {
+                options.list_name = text;
+                named = true;
+            }
+            other => {
+                return Err(Failure::field(
+                    StatusCode::BAD_REQUEST,
+                    format!("unknown multipart part `{other}`"),
+                    other,
+                    "expected phone_column, timezone_column, delimiter, list_name, then file",
+                ));
+            }
+        }
+    }
+}

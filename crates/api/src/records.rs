@@ -1,0 +1,214 @@
+//! Contacts and attempts: filtered pages, single records, counts by status.
+
+use crate::AppState;
+use crate::error::{ApiResult, Failure};
+use crate::extract::{Path, Query};
+use crate::schema;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use store::{Attempt, Contact, ContactStatus, MAX_PAGE, Outcome};
+use utoipa::IntoParams;
+
+/// One page of records; `next_after_id` continues it.
+#[derive(Debug, Serialize)]
+pub(crate) struct Page<T> {
+    items: Vec<T>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_after_id: Option<i64>,
+}
+
+fn page_size(limit: Option<u64>) -> Result<u64, Failure> {
+    match limit {
+        None => Ok(100),
+        Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
+        Some(n) => Err(Failure::field(
+            StatusCode::BAD_REQUEST,
+            format!("limit must be between 1 and {MAX_PAGE}"),
+            "limit",
+            format!("{n} is not between 1 and {MAX_PAGE}"),
+        )),
+    }
+}
+
+fn page<T>(items: Vec<T>, limit: u64, id: impl Fn(&T) -> i64) -> Page<T> {
+    // A full page may have a successor; a short one is the last.
+    let next_after_id = if items.len() as u64 == limit {
+        items.last().map(id)
+    } else {
+        None
+    };
+    Page {
+        items,
+        next_after_id,
+    }
+}
+
+async fn campaign_id(state: &AppState, name: &str) -> ApiResult<i64> {
+    Ok(state.engine.store().require_campaign(name).await?.id)
+}
+
+/// Filters of a campaign's contacts.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct ContactFilter {
+    /// Only contacts with this status.
+    #[param(value_type = Option<schema::ContactStatus>)]
+    status: Option<ContactStatus>,
+    /// Only numbers starting with this (E.164, e.g. `+1212`).
+    number_prefix: Option<String>,
+    /// Only ids above this (the previous page's `next_after_id`).
+    after_id: Option<i64>,
+    /// Page size, 1 to 10000 (default 100).
+    #[param(minimum = 1, maximum = 10000)]
+    limit: Option<u64>,
+}
+
+/// A campaign's contacts, by id, one page at a time.
+#[utoipa::path(
+    get,
+    path = "/api/v1/campaigns/{name}/contacts",
+    tag = "contacts",
+    params(("name" = String, Path, description = "Campaign name"), ContactFilter),
+    responses(
+        (status = 200, body = schema::ContactPage),
+        (status = 400, body = schema::Problem),
+        (status = 404, body = schema::Problem),
+    )
+)]
+pub(crate) async fn list_contacts(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(filter): Query<ContactFilter>,
+) -> ApiResult<Json<Page<Contact>>> {
+    let limit = page_size(filter.limit)?;
+    let query = store::ContactQuery {
+        campaign_id: campaign_id(&state, &name).await?,
+        status: filter.status,
+        number_prefix: filter.number_prefix,
+        after_id: filter.after_id,
+        limit,
+    };
+    let items = state.engine.store().contacts(&query).await?;
+    Ok(Json(page(items, limit, |c| c.id)))
+}
+
+/// A campaign's contacts counted by status.
+#[utoipa::path(
+    get,
+    path = "/api/v1/campaigns/{name}/contacts/counts",
+    tag = "contacts",
+    params(("name" = String, Path, description = "Campaign name")),
+    responses(
+        (status = 200, body = schema::ContactCounts),
+        (status = 404, body = schema::Problem),
+    )
+)]
+pub(crate) async fn contact_counts(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<schema::ContactCounts>> {
+    let id = campaign_id(&state, &name).await?;
+    let counts = state.engine.store().contact_counts(id).await?;
+    let total = counts.iter().map(|(_, n)| n).sum();
+    Ok(Json(schema::ContactCounts {
+        by_status: counts
+            .into_iter()
+            .map(|(status, n)| (status.as_str().to_owned(), n))
+            .collect(),
+        total,
+    }))
+}
+
+/// One contact.
+#[utoipa::path(
+    get,
+    path = "/api/v1/contacts/{id}",
+    tag = "contacts",
+    params(("id" = i64, Path, description = "Contact id")),
+    responses(
+        (status = 200, body = schema::Contact),
+        (status = 400, body = schema::Problem),
+        (status = 404, body = schema::Problem),
+    )
+)]
+pub(crate) async fn get_contact(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Contact>> {
+    Ok(Json(state.engine.store().contact(id).await?))
+}
+
+/// Filters of a campaign's attempts.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct AttemptFilter {
+    /// Only this contact's attempts.
+    contact_id: Option<i64>,
+    /// Only attempts with this outcome.
+    #[param(value_type = Option<schema::Outcome>)]
+    outcome: Option<Outcome>,
+    /// Started at or after (RFC 3339).
+    from: Option<DateTime<Utc>>,
+    /// Started before (RFC 3339).
+    to: Option<DateTime<Utc>>,
+    /// Only ids above this (the previous page's `next_after_id`).
+    after_id: Option<i64>,
+    /// Page size, 1 to 10000 (default 100).
+    #[param(minimum = 1, maximum = 10000)]
+    limit: Option<u64>,
+}
+
+/// A campaign's attempts (one per call), by id, one page at a time.
+#[utoipa::path(
+    get,
+    path = "/api/v1/campaigns/{name}/attempts",
+    tag = "attempts",
+    params(("name" = String, Path, description = "Campaign name"), AttemptFilter),
+    responses(
+        (status = 200, body = schema::AttemptPage),
+        (status = 400, body = schema::Problem),
+        (status = 404, body = schema::Problem),
+    )
+)]
+pub(crate) async fn list_attempts(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(filter): Query<AttemptFilter>,
+) -> ApiResult<Json<Page<Attempt>>> {
+    let limit = page_size(filter.limit)?;
+    let query = store::AttemptQuery {
+        campaign_id: Some(campaign_id(&state, &name).await?),
+        contact_id: filter.contact_id,
+        outcome: filter.outcome,
+        from: filter.from,
+        to: filter.to,
+        after_id: filter.after_id,
+        limit,
+    };
+    let items = state.engine.store().attempts(&query).await?;
+    Ok(Json(page(items, limit, |a| a.id)))
+}
+
+/// One attempt.
+#[utoipa::path(
+    get,
+    path = "/api/v1/attempts/{id}",
+    tag = "attempts",
+    params(("id" = i64, Path, description = "Attempt id")),
+    responses(
+        (status = 200, body = schema::Attempt),
+        (status = 400, body = schema::Problem),
+        (status = 404, body = schema::Problem),
+    )
+)]
+pub(crate) async fn get_attempt(
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<Attempt>> {
+    Ok(Json(state.engine.store().attempt(id).await?))
+}

@@ -1,0 +1,229 @@
+//! `dialer serve` as a process: a configuration file (listen on port 0, SQLite in a temporary
+//! directory, SIP on a free port, a campaigns directory applied at start), the API, metrics
+//! and docs answering, flags over the file, PostgreSQL by URL, and SIGTERM stopping it cleanly.
+
+mod api_support;
+
+use api_support::{campaign_toml, write_message};
+use std::io::{BufRead as _, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A `dialer serve` process, killed on drop if still running.
+struct Serve {
+    child: Child,
+    base: String,
+    lines: std::sync::mpsc::Receiver<String>,
+    /// Stdout before the `listening on` line.
+    seen: Vec<String>,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Serve {
+    /// Starts `dialer serve ARGS` and waits for its `listening on` line.
+    fn start(args: &[&str], dir: &std::path::Path) -> Serve {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_dialer"))
+            .args(args)
+            .current_dir(dir)
+            .env_remove("DATABASE_URL")
+            .env("DIALER_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(
+                std::fs::File::create(dir.join("serve.log")).unwrap(),
+            ))
+            .spawn()
+            .expect("dialer serve starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut serve = Serve {
+            child,
+            base: String::new(),
+            lines,
+            seen: Vec::new(),
+        };
+        let mut seen = Vec::new();
+        loop {
+            match serve.lines.recv_timeout(Duration::from_secs(60)) {
+                Ok(line) => {
+                    if let Some(url) = line.strip_prefix("listening on ") {
+                        serve.base = url.trim().to_owned();
+                        break;
+                    }
+                    seen.push(line);
+                }
+                Err(_) => panic!(
+                    "no `listening on` line; stdout: {seen:?}\nstderr: {}",
+                    std::fs::read_to_string(dir.join("serve.log")).unwrap_or_default()
+                ),
+            }
+        }
+        serve.seen = seen;
+        serve
+    }
+
+    /// Sends SIGTERM and returns the exit status and the rest of stdout.
+    fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let pid = self.child.id().to_string();
+        let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        assert!(killed.success());
+        let mut rest = Vec::new();
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(30)) {
+            rest.push(line);
+        }
+        let status = self.child.wait().unwrap();
+        (status, rest)
+    }
+}
+
+async fn get(client: &reqwest::Client, url: &str) -> (u16, String) {
+    let response = client.get(url).send().await.expect("serve answers");
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_from_a_config_file_then_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let campaigns = dir.path().join("campaigns");
+    std::fs::create_dir(&campaigns).unwrap();
+    let trunk = format!("127.0.0.1:{}", testkit::free_udp_port());
+    std::fs::write(
+        campaigns.join("served.toml"),
+        campaign_toml("served", trunk.parse().unwrap()),
+    )
+    .unwrap();
+    std::fs::write(campaigns.join("broken.toml"), "name = \"broken\"\n").unwrap();
+    write_message(&dir.path().join("abandon.wav"), 1.0);
+    let config = format!(
+        r#"
+listen = "127.0.0.1:0"
+database_url = "sqlite://{db}?mode=rwc"
+node_id = "served-node"
+sip_udp = ["127.0.0.1:0"]
+rtp_ports = "0-0"
+prompts_dir = "."
+campaigns_dir = "campaigns"
+shutdown_grace = "2s"
+"#,
+        db = dir.path().join("serve.db").display()
+    );
+    std::fs::write(dir.path().join("dialer.toml"), config).unwrap();
+
+    let serve = Serve::start(&["serve", "--config", "dialer.toml"], dir.path());
+    let client = reqwest::Client::new();
+    let (status, metrics) = get(&client, &format!("{}/metrics", serve.base)).await;
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("dialer_abandon_rate{campaign=\"served\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("dialer_sip_events_total"), "{metrics}");
+    let (status, doc) = get(&client, &format!("{}/api-docs/openapi.json", serve.base)).await;
+    assert_eq!(status, 200);
+    let doc: serde_json::Value = serde_json::from_str(&doc).unwrap();
+    assert!(doc["paths"]["/api/v1/campaigns"]["post"].is_object());
+    let (status, _) = get(&client, &format!("{}/swagger-ui/", serve.base)).await;
+    assert_eq!(status, 200);
+    // The campaigns directory was applied (the broken file reported and skipped); the node id
+    // came from the file.
+    let (status, health) = get(&client, &format!("{}/healthz", serve.base)).await;
+    assert_eq!(status, 200);
+    assert!(health.contains("served-node"), "{health}");
+    let (_, list) = get(&client, &format!("{}/api/v1/campaigns", serve.base)).await;
+    let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["served"]);
+    assert!(
+        serve.seen.iter().any(|l| l.contains("campaign served")),
+        "{:?}",
+        serve.seen
+    );
+    // Running campaigns go on after a restart: start it, then stop the process.
+    let response = client
+        .post(format!("{}/api/v1/campaigns/served/start", serve.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    let (status, rest) = serve.terminate();
+    assert!(status.success(), "{status:?} {rest:?}");
+    assert!(rest.iter().any(|l| l.starts_with("stopped:")), "{rest:?}");
+    let log = std::fs::read_to_string(dir.path().join("serve.log")).unwrap();
+    assert!(
+        log.contains("broken.toml"),
+        "the refused file is reported: {log}"
+    );
+
+    // Flags win over the file; the campaign kept its status across the restart.
+    let serve = Serve::start(
+        &[
+            "serve",
+            "--config",
+            "dialer.toml",
+            "--node-id",
+            "flagged",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        dir.path(),
+    );
+    let (_, health) = get(&client, &format!("{}/healthz", serve.base)).await;
+    assert!(health.contains("flagged"), "{health}");
+    let (_, one) = get(&client, &format!("{}/api/v1/campaigns/served", serve.base)).await;
+    assert!(one.contains("\"status\":\"running\""), "{one}");
+    let (status, _) = serve.terminate();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_on_postgres_by_url() {
+    let Some(pg) = testkit::postgres().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let serve = Serve::start(
+        &[
+            "--database-url",
+            pg.url(),
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--sip",
+            "127.0.0.1:0",
+            "--rtp-ports",
+            "0-0",
+        ],
+        dir.path(),
+    );
+    let client = reqwest::Client::new();
+    let (status, metrics) = get(&client, &format!("{}/metrics", serve.base)).await;
+    assert_eq!(status, 200);
+    assert!(metrics.contains("dialer_calls_in_flight 0"), "{metrics}");
+    let (status, agents) = get(&client, &format!("{}/api/v1/agents", serve.base)).await;
+    assert_eq!((status, agents.as_str()), (200, "[]"));
+    let (status, rest) = serve.terminate();
+    assert!(status.success(), "{rest:?}");
+    // The migrations ran on the fresh database.
+    let store = store::Store::connect(pg.url()).await.unwrap();
+    assert!(store.campaigns().await.unwrap().is_empty());
+}

@@ -1,0 +1,280 @@
+//! The API tests' harness: a real engine on SQLite or PostgreSQL, the API served on a port of
+//! its own, a real HTTP client, and checks that every JSON answer matches its OpenAPI schema
+//! (the mirror types of `api::schema` refuse unknown fields).
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use engine::{Engine, EngineConfig, InProcess};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// Which database the engine runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// A running engine with the API in front of it.
+pub struct Api {
+    pub engine: Engine,
+    pub base: String,
+    pub addr: SocketAddr,
+    pub http: reqwest::Client,
+    pub dir: tempfile::TempDir,
+    pub database_url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<Result<(), api::ApiError>>>,
+    _pg: Option<testkit::TempPostgres>,
+}
+
+/// A WAV file of `secs` seconds of a 600 Hz tone (a recorded message).
+pub fn write_message(path: &Path, secs: f32) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 8000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for i in 0..(secs * 8000.0) as usize {
+        let s = (i as f64 * 600.0 * 2.0 * std::f64::consts::PI / 8000.0).sin() * 8000.0;
+        w.write_sample(s as i16).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+impl Api {
+    /// Starts an engine (SIP and RTP on ports from the OS) and the API on 127.0.0.1:0.
+    /// `None` when PostgreSQL is wanted and missing (outside CI).
+    pub async fn start(db: Db) -> Option<Api> {
+        let dir = tempfile::tempdir().unwrap();
+        let (database_url, pg) = match db {
+            Db::Sqlite => (
+                format!(
+                    "sqlite://{}?mode=rwc",
+                    dir.path().join("dialer.db").display()
+                ),
+                None,
+            ),
+            Db::Postgres => {
+                let pg = testkit::postgres().await?;
+                (pg.url().to_owned(), Some(pg))
+            }
+        };
+        let store = store::Store::connect(&database_url).await.unwrap();
+        store.migrate().await.unwrap();
+        write_message(&dir.path().join("abandon.wav"), 1.5);
+        let mut config = EngineConfig::new("api-node");
+        config.sip_udp = vec!["127.0.0.1:0".parse().unwrap()];
+        config.rtp_ports = 0..=0;
+        config.prompts_dir = dir.path().to_path_buf();
+        config.recordings_dir = dir.path().join("recordings");
+        config.digest_algorithms = vec![sip::digest::Algorithm::Md5];
+        let engine = Engine::start(config, store, InProcess::shared())
+            .await
+            .expect("engine starts");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(api::serve(listener, engine.clone(), async move {
+            let _ = stopped.await;
+        }));
+        Some(Api {
+            engine,
+            base: format!("http://{addr}"),
+            addr,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            dir,
+            database_url,
+            stop: Some(stop),
+            server: Some(server),
+            _pg: pg,
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Sends a request and returns the status and the JSON body (Null when empty).
+    pub async fn call(&self, request: reqwest::RequestBuilder) -> (u16, Value) {
+        let response = request.send().await.expect("the API answers");
+        let status = response.status().as_u16();
+        let kind = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let text = response.text().await.unwrap();
+        if text.is_empty() {
+            return (status, Value::Null);
+        }
+        assert!(
+            kind.starts_with("application/json"),
+            "status {status}: content type `{kind}`, body {text}"
+        );
+        let body: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|err| panic!("status {status}: not JSON ({err}): {text}"));
+        if status >= 400 {
+            conforms::<api::schema::Problem>(&body);
+        }
+        (status, body)
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.call(self.http.get(self.url(path))).await
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.call(self.http.post(self.url(path)).json(body)).await
+    }
+
+    pub async fn post(&self, path: &str) -> (u16, Value) {
+        self.call(self.http.post(self.url(path))).await
+    }
+
+    pub async fn patch_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        self.call(self.http.patch(self.url(path)).json(body)).await
+    }
+
+    /// Sends a raw body with a content type.
+    pub async fn send_raw(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, Value) {
+        let mut request = self.http.request(method, self.url(path)).body(body);
+        if !content_type.is_empty() {
+            request = request.header("content-type", content_type);
+        }
+        self.call(request).await
+    }
+
+    /// Applies a campaign from TOML over the API.
+    pub async fn apply_toml(&self, toml: &str) -> (u16, Value) {
+        self.send_raw(
+            reqwest::Method::POST,
+            "/api/v1/campaigns",
+            "application/toml",
+            toml.to_owned(),
+        )
+        .await
+    }
+
+    /// Uploads a CSV as the multipart part `file`.
+    pub async fn upload(&self, campaign: &str, file_name: &str, csv: &str) -> (u16, Value) {
+        let part = reqwest::multipart::Part::text(csv.to_owned())
+            .file_name(file_name.to_owned())
+            .mime_str("text/csv")
+            .unwrap();
+        let form = reqwest::multipart::Form::new().part("file", part);
+        self.call(
+            self.http
+                .post(self.url(&format!("/api/v1/campaigns/{campaign}/lists")))
+                .multipart(form),
+        )
+        .await
+    }
+
+    /// Stops the API and the engine.
+    pub async fn stop(mut self) {
+        self.engine.shutdown(Duration::from_secs(2)).await.unwrap();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+    }
+}
+
+/// Asserts that `value` matches the OpenAPI schema mirrored by `T` (every field known, of the
+/// documented type); returns it typed.
+pub fn conforms<T: DeserializeOwned>(value: &Value) -> T {
+    serde_json::from_value(value.clone()).unwrap_or_else(|err| {
+        panic!(
+            "answer does not match the schema {}: {err}\n{value:#}",
+            std::any::type_name::<T>()
+        )
+    })
+}
+
+/// Asserts a 4xx JSON problem naming `field` (empty: no field is required).
+#[track_caller]
+pub fn assert_problem(answer: &(u16, Value), status: u16, field: &str) {
+    let (got, body) = answer;
+    assert_eq!(*got, status, "{body:#}");
+    let problem: api::schema::Problem = conforms(body);
+    if !field.is_empty() {
+        assert!(
+            problem.fields.iter().any(|f| f.field == field),
+            "expected field `{field}` named in {body:#}"
+        );
+    }
+    assert!(!problem.error.is_empty());
+}
+
+/// A campaign file for tests: progressive, calls at any hour, the trunk at `trunk`.
+pub fn campaign_toml(name: &str, trunk: SocketAddr) -> String {
+    format!(
+        r#"
+name = "{name}"
+default_country = "US"
+caller_id = "+12025550123"
+ring_timeout = "15s"
+abandon_message = "abandon.wav"
+
+[pacing]
+mode = "progressive"
+ratio = 1.0
+max_ratio = 3.0
+max_lines = 10
+
+[calling_hours]
+default = "00:00-24:00"
+override_legal_limits = true
+
+[retry]
+max_attempts = 2
+
+[wrap_up]
+timeout = "30s"
+
+[trunk]
+uri = "sip:{trunk}"
+cps = 50
+"#
+    )
+}
+
+/// An address nothing answers on (no campaign of these tests dials without an agent).
+pub fn nowhere() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], testkit::free_udp_port()))
+}
+
+/// Waits until `check` is true, polling every 200 ms, for at most `limit`.
+pub async fn wait_for<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    false
+}
