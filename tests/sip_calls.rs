@@ -125,9 +125,20 @@ async fn answered_call_streams_audio_to_our_offer_and_we_hang_up() {
             code: Some(200)
         }
     );
-    sipp.finish()
-        .await
-        .assert(&["<INVITE", ">100", ">180", ">200", "<ACK", "<BYE", ">200"]);
+    let run = sipp.finish().await;
+    run.assert(&["<INVITE", ">100", ">180", ">200", "<ACK", "<BYE", ">200"]);
+    // Caller ID in From and P-Asserted-Identity (RFC 3325), the offer with PCMU, PCMA and
+    // telephone-event.
+    for header in [
+        "From: \"ACME Sales\" <sip:+15550001111@",
+        "P-Asserted-Identity: \"ACME Sales\" <sip:+15550001111@",
+        "m=audio ",
+        "a=rtpmap:0 PCMU/8000",
+        "a=rtpmap:8 PCMA/8000",
+        "a=rtpmap:101 telephone-event/8000",
+    ] {
+        assert!(run.log.contains(header), "{header} missing:\n{}", run.log);
+    }
     let stats = endpoint.stats();
     assert_eq!(stats.invites_sent, 1);
     assert_eq!(stats.calls_answered, 1);
@@ -542,4 +553,98 @@ async fn our_endpoint_as_the_carrier_scripts_the_call() {
         assert!(start.elapsed() < WAIT, "the keepalive never got an answer");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// TCP connections whose local port is `port`, established or closing (not the listener), from
+/// `/proc/net/tcp`: the connections a TCP listener on that port accepted.
+fn accepted_on(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let local_port = fields
+                .get(1)
+                .and_then(|local| local.rsplit_once(':'))
+                .and_then(|(_, hex)| u16::from_str_radix(hex, 16).ok());
+            // State 0A is LISTEN.
+            local_port == Some(port) && fields.get(3) != Some(&"0A")
+        })
+        .count()
+}
+
+/// RFC 3261 section 18 over TCP: two calls to the same trunk share one connection, and the
+/// carrier's requests (its BYE) come back on that connection instead of a new one to our
+/// listener.
+#[tokio::test]
+async fn tcp_calls_share_one_connection_both_ways() {
+    let dialer = tcp_endpoint().await;
+    let dialer_port = dialer.local_addr(sip::Transport::Tcp).unwrap().port();
+    let mut config = EndpointConfig::udp("127.0.0.1:0".parse().unwrap());
+    config.tcp = vec!["127.0.0.1:0".parse().unwrap()];
+    let (carrier, mut incoming) = Endpoint::bind(config).await.unwrap();
+    let carrier_addr = carrier.local_addr(sip::Transport::Tcp).unwrap();
+    let uri = format!("sip:{carrier_addr};transport=tcp").parse().unwrap();
+    let trunk = dialer.trunk(TrunkConfig::new(uri, 10)).await.unwrap();
+    let mut sources = Vec::new();
+    for _ in 0..2 {
+        let (_rtp, media) = media_socket().await;
+        let mut call = dialer.dial(&trunk, outbound(media, WAIT)).await.unwrap();
+        let offered = tokio::time::timeout(WAIT, incoming.next_call())
+            .await
+            .expect("no INVITE at the carrier")
+            .unwrap();
+        assert_eq!(offered.info().transport, sip::Transport::Tcp);
+        sources.push(offered.info().source);
+        let (_carrier_rtp, carrier_media) = media_socket().await;
+        let mut answered = offered.answer(carrier_media).await.unwrap();
+        let events = events_until(&mut call, |e| matches!(e, CallEvent::Answered { .. })).await;
+        assert_eq!(labels(&events), ["100", "answered"]);
+        events_until(&mut answered, |e| matches!(e, CallEvent::Confirmed { .. })).await;
+        answered.hangup();
+        assert_eq!(
+            labels(&events_until(&mut call, |_| false).await),
+            ["ended Answered RemoteHangup Some(200)"]
+        );
+    }
+    assert_eq!(sources[0], sources[1], "one connection for both calls");
+    assert_ne!(sources[0].port(), dialer_port, "our own connection");
+    assert_eq!(
+        accepted_on(dialer_port),
+        0,
+        "the carrier opened a connection"
+    );
+    assert_eq!(dialer.stats().transport_errors, 0);
+    assert_eq!(dialer.stats().retransmissions, 0);
+}
+
+/// RFC 3581 and RFC 3261 section 18.2.2: the response to a request whose Via asks for `rport`
+/// goes back to the address and port it came from, whatever the Via says, and the Via gets
+/// `received` and `rport` filled in.
+#[tokio::test]
+async fn responses_follow_rport_to_the_source_port() {
+    let endpoint = endpoint().await;
+    let target = endpoint.local_addr(sip::Transport::Udp).unwrap();
+    let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = socket.local_addr().unwrap().port();
+    let options = "OPTIONS sip:dialer@127.0.0.1 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 192.0.2.1:5999;branch=z9hG4bKrport1;rport\r\nMax-Forwards: 70\r\n\
+From: <sip:probe@192.0.2.1>;tag=p1\r\nTo: <sip:dialer@127.0.0.1>\r\nCall-ID: rport-test\r\n\
+CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+    socket.send_to(options.as_bytes(), target).await.unwrap();
+    let mut buf = [0u8; 4096];
+    let (len, from) = tokio::time::timeout(WAIT, socket.recv_from(&mut buf))
+        .await
+        .expect("no response at the source port")
+        .unwrap();
+    let response = String::from_utf8_lossy(&buf[..len]);
+    assert!(response.starts_with("SIP/2.0 200 OK\r\n"), "{response}");
+    let via = response
+        .lines()
+        .find(|line| line.starts_with("Via:"))
+        .unwrap();
+    assert!(via.contains("received=127.0.0.1"), "{via}");
+    assert!(via.contains(&format!("rport={port}")), "{via}");
+    assert_eq!(from, target);
 }

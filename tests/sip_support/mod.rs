@@ -74,6 +74,28 @@ fn port_taken(transport: &str, port: u16) -> bool {
     }
 }
 
+/// A base port for sipp's `-mp`: sipp binds four UDP ports from it (audio RTP and RTCP, video
+/// RTP and RTCP), so all four must be free, not just the first.
+fn free_media_base() -> u16 {
+    for _ in 0..100 {
+        let base = testkit::free_udp_port();
+        if base > u16::MAX - 4 {
+            continue;
+        }
+        let held: Vec<_> = (base..base + 4)
+            .map_while(|port| std::net::UdpSocket::bind(("127.0.0.1", port)).ok())
+            .collect();
+        if held.len() == 4 {
+            return base;
+        }
+    }
+    panic!("no four consecutive free UDP ports on 127.0.0.1")
+}
+
+/// How many times sipp is started again when it exits at once (a port taken between our check
+/// and its bind by another test running in parallel).
+const START_ATTEMPTS: u32 = 5;
+
 impl Sipp {
     /// sipp as the carrier (UAS) with `scenario`, over UDP (`u1`) or TCP (`t1`), exiting after
     /// `calls` calls. `None` when sipp is not installed (outside CI).
@@ -92,11 +114,45 @@ impl Sipp {
         timeout_secs: u64,
     ) -> Option<Sipp> {
         let program = testkit::program("sipp")?;
-        let port = match transport {
-            "t1" => testkit::free_tcp_port(),
-            _ => testkit::free_udp_port(),
-        };
-        let media = testkit::free_udp_port();
+        let mut attempt = 1;
+        loop {
+            let port = match transport {
+                "t1" => testkit::free_tcp_port(),
+                _ => testkit::free_udp_port(),
+            };
+            let mut sipp = Sipp::start_carrier(
+                &program,
+                scenario,
+                transport,
+                port,
+                calls,
+                extra,
+                trace,
+                timeout_secs,
+            );
+            match sipp.wait_listening(transport, port) {
+                Ok(()) => return Some(sipp),
+                Err(why) if attempt < START_ATTEMPTS => {
+                    eprintln!("sipp ({scenario}) attempt {attempt}: {why}; starting it again");
+                    attempt += 1;
+                }
+                Err(why) => panic!("sipp ({scenario}): {why}"),
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn start_carrier(
+        program: &Path,
+        scenario: &str,
+        transport: &str,
+        port: u16,
+        calls: u32,
+        extra: &[&str],
+        trace: bool,
+        timeout_secs: u64,
+    ) -> Sipp {
+        let media = free_media_base();
         let dir = tempfile::tempdir().expect("temporary directory");
         write_audio(dir.path());
         let mut args: Vec<String> = vec![
@@ -119,23 +175,44 @@ impl Sipp {
             "-timeout_error".into(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
-        let sipp = Sipp::spawn(
+        Sipp::spawn(
             program,
             dir,
             args,
             SocketAddr::from(([127, 0, 0, 1], port)),
             scenario,
             trace,
-        );
-        sipp.wait_listening(transport, port);
-        Some(sipp)
+        )
     }
 
     /// sipp as an agent phone (UAC) calling `target`, with `user`/`password`.
     pub fn phone(scenario: &str, target: SocketAddr, user: &str, password: &str) -> Option<Sipp> {
         let program = testkit::program("sipp")?;
-        let port = testkit::free_udp_port();
-        let media = testkit::free_udp_port();
+        let mut attempt = 1;
+        loop {
+            let port = testkit::free_udp_port();
+            let mut sipp = Sipp::start_phone(&program, scenario, target, port, user, password);
+            // The phone speaks first: once its port is bound it is running its scenario.
+            match sipp.wait_listening("u1", port) {
+                Ok(()) => return Some(sipp),
+                Err(why) if attempt < START_ATTEMPTS => {
+                    eprintln!("sipp ({scenario}) attempt {attempt}: {why}; starting it again");
+                    attempt += 1;
+                }
+                Err(why) => panic!("sipp ({scenario}): {why}"),
+            }
+        }
+    }
+
+    fn start_phone(
+        program: &Path,
+        scenario: &str,
+        target: SocketAddr,
+        port: u16,
+        user: &str,
+        password: &str,
+    ) -> Sipp {
+        let media = free_media_base();
         let dir = tempfile::tempdir().expect("temporary directory");
         let args: Vec<String> = vec![
             target.to_string(),
@@ -161,18 +238,18 @@ impl Sipp {
             "60s".into(),
             "-timeout_error".into(),
         ];
-        Some(Sipp::spawn(
+        Sipp::spawn(
             program,
             dir,
             args,
             SocketAddr::from(([127, 0, 0, 1], port)),
             scenario,
             true,
-        ))
+        )
     }
 
     fn spawn(
-        program: PathBuf,
+        program: &Path,
         dir: tempfile::TempDir,
         mut args: Vec<String>,
         addr: SocketAddr,
@@ -211,15 +288,31 @@ impl Sipp {
         }
     }
 
-    fn wait_listening(&self, transport: &str, port: u16) {
+    /// Waits until sipp holds `port`; an error when it exited because a port it wanted was
+    /// taken (to be started again), or is still not listening after 10 s.
+    fn wait_listening(&mut self, transport: &str, port: u16) -> Result<(), String> {
         let start = Instant::now();
-        while !port_taken(transport, port) {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "sipp ({}) did not start listening on {port}: {}",
-                self.name,
-                self.diagnostics()
-            );
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let diagnostics = self.diagnostics();
+                if diagnostics.contains("Address already in use") {
+                    return Err(format!(
+                        "exited ({status}), a port was taken: {diagnostics}"
+                    ));
+                }
+                // Any other exit (a phone that already finished, a scenario error) is for
+                // the test's own assertions to report.
+                return Ok(());
+            }
+            if port_taken(transport, port) {
+                return Ok(());
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                return Err(format!(
+                    "not listening on {port} after 10 s: {}",
+                    self.diagnostics()
+                ));
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
