@@ -92,6 +92,10 @@ async fn campaigns_agents_and_lists(db: Db) {
     let view: schema::CampaignView = conforms(&body);
     assert_eq!(view.mode, schema::DialMode::Predictive);
     assert_eq!(
+        view.figures.abandon.target, 0.02,
+        "the answer shows the settings in force"
+    );
+    assert_eq!(
         view.status,
         schema::CampaignStatus::Running,
         "a pacing change keeps it running"

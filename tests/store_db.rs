@@ -205,11 +205,31 @@ async fn leasing_honours_attempts_due_time_and_leases(store: Store) {
     let back = store.lease_due(c.id, "n3", 10, later, LEASE).await.unwrap();
     assert_eq!(back.len(), 3);
 
-    // Released contacts are due at once; another node's release does nothing.
+    // A renewed lease (a call still going on) keeps the contact from everyone past the
+    // original expiry; another node cannot renew what it does not hold.
     let ids: Vec<i64> = back.iter().map(|c| c.id).collect();
+    let longer = later + chrono::Duration::seconds(600);
+    assert_eq!(store.renew(&ids, "someone-else", longer).await.unwrap(), 0);
+    assert_eq!(store.renew(&ids[..1], "n3", longer).await.unwrap(), 1);
+    let past_first = later + chrono::Duration::seconds(121);
+    let others = store
+        .lease_due(c.id, "n5", 10, past_first, LEASE)
+        .await
+        .unwrap();
+    assert_eq!(others.len(), 2, "the renewed lease still holds");
+    assert!(others.iter().all(|l| l.id != ids[0]));
+    assert_eq!(store.release_node("n5").await.unwrap(), 2);
+    let (node, until) = store.lease_of(ids[0]).await.unwrap().unwrap();
+    assert_eq!((node.as_str(), until), ("n3", longer));
+
+    // Released contacts are due at once; another node's release does nothing.
     assert_eq!(store.release(&ids, "someone-else").await.unwrap(), 0);
     assert_eq!(store.release(&ids[..1], "n3").await.unwrap(), 1);
-    assert_eq!(store.release_node("n3").await.unwrap(), 2);
+    assert_eq!(
+        store.release_node("n3").await.unwrap(),
+        0,
+        "n5 took the others"
+    );
     // Stored times are whole milliseconds.
     let now = chrono::DateTime::from_timestamp_millis(chrono::Utc::now().timestamp_millis() + 1000)
         .unwrap();

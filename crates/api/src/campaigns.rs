@@ -337,7 +337,7 @@ pub(crate) async fn patch_pacing(
     if patch.is_empty() {
         return Ok(Json(state.engine.campaign(&name).await?));
     }
-    let mut view = state
+    let view = state
         .engine
         .update_pacing(&name, &patch)
         .await
@@ -352,16 +352,6 @@ pub(crate) async fn patch_pacing(
             }
             failure
         })?;
-    // The engine answers with the figures of the last second; show the change in force.
-    if let Some(mode) = patch.mode {
-        view.mode = mode;
-    }
-    if let Some(target) = patch.abandon_target {
-        view.figures.abandon.target = target;
-    }
-    if let Some(window) = patch.abandon_window {
-        view.figures.abandon.window = window;
-    }
     tracing::info!(campaign = %name, ?patch, "pacing changed over the API");
     Ok(Json(view))
 }

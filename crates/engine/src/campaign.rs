@@ -93,6 +93,8 @@ pub(crate) enum ActorMsg {
     Reload {
         /// The new runtime.
         runtime: Arc<Runtime>,
+        /// Told once the definition is in force and the figures show it.
+        applied: Option<oneshot::Sender<()>>,
     },
     /// Start, pause, stop.
     Status {
@@ -255,6 +257,8 @@ impl Actor {
         figures.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut reconcile = tokio::time::interval(Duration::from_secs(10));
         reconcile.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut renew = tokio::time::interval(self.shared.config.lease / 3);
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let wake = self.shared.epoch + self.core.poll_timeout();
             let drain_wake = self
@@ -273,6 +277,7 @@ impl Actor {
                 () = sleep_opt(drain_wake) => {}
                 _ = figures.tick() => self.publish_figures(),
                 _ = reconcile.tick() => self.reconcile().await,
+                _ = renew.tick() => self.renew_leases(),
             }
             self.execute();
             if self.drain_step() {
@@ -350,7 +355,7 @@ impl Actor {
                     self.start_call(contact);
                 }
             }
-            ActorMsg::Reload { runtime } => {
+            ActorMsg::Reload { runtime, applied } => {
                 if let Err(err) = self.core.set_pacing(runtime.setup.pacing.clone()) {
                     tracing::warn!(%err, campaign = %runtime.name, "pacing settings refused");
                 }
@@ -360,6 +365,10 @@ impl Actor {
                 }
                 self.runtime = runtime;
                 self.core.handle(now, CoreInput::Tick);
+                if let Some(applied) = applied {
+                    self.publish_figures();
+                    let _ = applied.send(());
+                }
             }
             ActorMsg::Status { status, reply } => {
                 self.status = status;
@@ -605,6 +614,27 @@ impl Actor {
         tokio::spawn(async move {
             if let Err(err) = cluster.add_counters(id, &delta).await {
                 tracing::warn!(%err, "cluster counters not updated");
+            }
+        });
+    }
+
+    /// Extends the leases of the contacts in a call here, so that a call longer than the lease
+    /// never lets another node dial the same person.
+    fn renew_leases(&self) {
+        if self.dialling.is_empty() {
+            return;
+        }
+        let ids: Vec<i64> = self.dialling.iter().copied().collect();
+        let store = self.shared.store.clone();
+        let node = self.shared.config.node_id.clone();
+        let until = self
+            .shared
+            .wall(self.shared.now() + self.shared.config.lease);
+        let campaign = self.runtime.name.clone();
+        tokio::spawn(async move {
+            match store.renew(&ids, &node, until).await {
+                Ok(renewed) => tracing::debug!(%campaign, renewed, "leases renewed"),
+                Err(err) => tracing::warn!(%err, %campaign, "leases not renewed"),
             }
         });
     }

@@ -33,8 +33,7 @@ pub struct EngineConfig {
     /// Directory recordings are written to (`<campaign>/<attempt>.wav` under it).
     pub recordings_dir: PathBuf,
     /// How long a leased contact stays ours: a dead node's contacts come back after at most
-    /// this long. Calls must end well within it (leases are not renewed; a longer call's
-    /// contact is still never dialled twice at once by this node).
+    /// this long. Leases of contacts in a call are renewed every third of it.
     pub lease: Duration,
     /// The campaign actor's tick: pacing decisions are taken on every event and at least this
     /// often.
@@ -100,7 +99,7 @@ impl EngineConfig {
             return bad("digest_algorithms must offer at least one algorithm");
         }
         if self.lease < Duration::from_secs(30) {
-            return bad("lease must be at least 30 s (a call must end within its lease)");
+            return bad("lease must be at least 30 s (leases are renewed every third of it)");
         }
         if self.tick.is_zero() || self.tick > Duration::from_secs(5) {
             return bad("tick must be between 1 ms and 5 s");

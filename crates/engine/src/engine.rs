@@ -235,7 +235,10 @@ impl Engine {
     async fn load(&self, campaign: &Campaign) -> Result<CampaignHandle> {
         let runtime = self.runtime(campaign.id, &campaign.spec).await?;
         if let Some(handle) = self.handle(&campaign.name) {
-            let _ = handle.tx.send(ActorMsg::Reload { runtime });
+            let _ = handle.tx.send(ActorMsg::Reload {
+                runtime,
+                applied: None,
+            });
             return Ok(handle);
         }
         let history = self.history(campaign).await?;
@@ -385,7 +388,14 @@ impl Engine {
             Some(handle) => handle,
             None => self.load(&campaign).await?,
         };
-        let _ = handle.tx.send(ActorMsg::Reload { runtime });
+        let (applied, in_force) = oneshot::channel();
+        let _ = handle.tx.send(ActorMsg::Reload {
+            runtime,
+            applied: Some(applied),
+        });
+        // The answer shows the new settings: wait for the actor to take them (it answers at
+        // once unless it is gone, when the stored view is what there is).
+        let _ = tokio::time::timeout(Duration::from_secs(5), in_force).await;
         tracing::info!(campaign = %name, ?patch, "pacing changed");
         self.campaign(name).await
     }

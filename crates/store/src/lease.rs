@@ -440,6 +440,31 @@ impl Store {
         Ok(released)
     }
 
+    /// Extends this node's leases on contacts still in a call to `until`: a call that outlasts
+    /// its lease must not make its contact due again (it would be dialled while on the phone).
+    /// Contacts whose lease has gone (finished, released, or taken by another node after an
+    /// expiry) are left alone. Returns how many leases were extended.
+    pub async fn renew(
+        &self,
+        contact_ids: &[i64],
+        node_id: &str,
+        until: DateTime<Utc>,
+    ) -> Result<u64> {
+        let mut renewed = 0;
+        for chunk in contact_ids.chunks(1000) {
+            let mut sql = String::from(
+                "UPDATE contacts SET lease_until = $1, next_attempt_at = $1 \
+                 WHERE lease_node = $2 AND id IN (",
+            );
+            push_ids(&mut sql, chunk);
+            sql.push(')');
+            renewed += self
+                .execute(&sql, vec![ms(until).into(), node_id.into()])
+                .await?;
+        }
+        Ok(renewed)
+    }
+
     /// Gives back every lease a node holds (on shutdown). Returns how many were released.
     pub async fn release_node(&self, node_id: &str) -> Result<u64> {
         let released = self
