@@ -114,6 +114,9 @@ async fn run() {
         tokio::spawn(async move {
             let hang_up = hang_up.notified();
             tokio::pin!(hang_up);
+            // A finished `Notified` is ready again at every poll: hang up once, then only wait
+            // for the end (hanging up in a loop floods the endpoint's command queue).
+            let mut hung_up = false;
             loop {
                 tokio::select! {
                     event = call.next_event() => match event {
@@ -128,7 +131,10 @@ async fn run() {
                         Some(_) => {}
                         None => return,
                     },
-                    _ = &mut hang_up => call.hangup(),
+                    _ = &mut hang_up, if !hung_up => {
+                        hung_up = true;
+                        call.hangup();
+                    }
                 }
             }
         });

@@ -17,7 +17,7 @@ use bytes::Bytes;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, UdpSocket};
@@ -413,6 +413,9 @@ pub struct Call {
     events: mpsc::UnboundedReceiver<CallEvent>,
     commands: mpsc::UnboundedSender<Command>,
     done: bool,
+    /// Set by the first `hangup`: later ones are no-ops, so a caller that hangs up in a loop
+    /// cannot flood the endpoint's command queue.
+    hung_up: AtomicBool,
 }
 
 impl Call {
@@ -435,7 +438,9 @@ impl Call {
 
     /// Hangs up: CANCEL before an answer, BYE after. Events keep coming until `Ended`.
     pub fn hangup(&self) {
-        let _ = self.commands.send(Command::Hangup { key: self.key });
+        if !self.hung_up.swap(true, Ordering::Relaxed) {
+            let _ = self.commands.send(Command::Hangup { key: self.key });
+        }
     }
 
     /// Waits for the end of the call, skipping other events.
@@ -855,6 +860,7 @@ impl Endpoint {
             events,
             commands: self.shared.commands.clone(),
             done: false,
+            hung_up: AtomicBool::new(false),
         })
     }
 
@@ -1108,6 +1114,7 @@ impl Driver {
                         events,
                         commands,
                         done: false,
+                        hung_up: AtomicBool::new(false),
                     },
                     info,
                 };
