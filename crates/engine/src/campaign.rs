@@ -216,39 +216,13 @@ pub(crate) fn spawn(
 }
 
 fn empty_view(shared: &Shared, id: i64, runtime: &Runtime, status: CampaignStatus) -> CampaignView {
-    CampaignView {
+    CampaignView::idle(
         id,
-        name: runtime.name.clone(),
+        &runtime.name,
         status,
-        mode: runtime.spec.pacing.mode,
-        figures: CampaignFigures {
-            at: shared.wall(shared.now()),
-            agents: Default::default(),
-            calls: Default::default(),
-            totals: Default::default(),
-            abandon: AbandonView {
-                window: runtime.spec.pacing.abandon_window,
-                live_answers: 0,
-                abandons: 0,
-                rate: 0.0,
-                target: runtime.spec.pacing.abandon_target,
-            },
-            pacing: crate::view::PacingView {
-                reason: None,
-                dial_level: 0.0,
-                answer_rate: 0.0,
-                machine_rate: 0.0,
-                talk_mean_secs: 0.0,
-                next_call_abandon_probability: 0.0,
-                decisions: 0,
-                cpu_secs: 0.0,
-            },
-            occupancy: 0.0,
-            mean_wait_secs: 0.0,
-            connect_median_secs: 0.0,
-            connect_p99_secs: 0.0,
-        },
-    }
+        &runtime.spec,
+        shared.wall(shared.now()),
+    )
 }
 
 impl Actor {

@@ -313,39 +313,13 @@ impl Engine {
                 view.status = campaign.status;
                 view
             }
-            None => CampaignView {
-                id: campaign.id,
-                name: campaign.name.clone(),
-                status: campaign.status,
-                mode: campaign.spec.pacing.mode,
-                figures: crate::view::CampaignFigures {
-                    at: Utc::now(),
-                    agents: Default::default(),
-                    calls: Default::default(),
-                    totals: Default::default(),
-                    abandon: crate::view::AbandonView {
-                        window: campaign.spec.pacing.abandon_window,
-                        live_answers: 0,
-                        abandons: 0,
-                        rate: 0.0,
-                        target: campaign.spec.pacing.abandon_target,
-                    },
-                    pacing: crate::view::PacingView {
-                        reason: None,
-                        dial_level: 0.0,
-                        answer_rate: 0.0,
-                        machine_rate: 0.0,
-                        talk_mean_secs: 0.0,
-                        next_call_abandon_probability: 0.0,
-                        decisions: 0,
-                        cpu_secs: 0.0,
-                    },
-                    occupancy: 0.0,
-                    mean_wait_secs: 0.0,
-                    connect_median_secs: 0.0,
-                    connect_p99_secs: 0.0,
-                },
-            },
+            None => CampaignView::idle(
+                campaign.id,
+                &campaign.name,
+                campaign.status,
+                &campaign.spec,
+                Utc::now(),
+            ),
         }
     }
 

@@ -41,6 +41,17 @@ pub(crate) struct PoolAgent {
 }
 
 impl PoolAgent {
+    /// Back from a call or a reservation: paused if a pause was asked for meanwhile, else ready.
+    fn ready_or_paused(&mut self, now: Duration) {
+        match self.pause_after.take() {
+            Some(reason) => {
+                self.enter(AgentState::Paused, now);
+                self.pause_reason = Some(reason);
+            }
+            None => self.enter(AgentState::Ready, now),
+        }
+    }
+
     fn enter(&mut self, state: AgentState, now: Duration) {
         let spent = now.saturating_sub(self.since);
         match self.state {
@@ -127,6 +138,15 @@ impl AgentPool {
         self.agents.get_mut(&id).ok_or(PoolError::Unknown)
     }
 
+    /// The agent, if it is in `state` (a transition from any other state is refused).
+    fn agent_in(&mut self, id: i64, state: AgentState) -> Result<&mut PoolAgent, PoolError> {
+        let agent = self.agent_mut(id)?;
+        if agent.state != state {
+            return Err(PoolError::State(agent.state));
+        }
+        Ok(agent)
+    }
+
     /// The ready agent waiting the longest (ties by id), preferring `preferred` if it is ready
     /// (a personal callback goes to the agent who promised it).
     pub(crate) fn longest_idle(&self, preferred: Option<i64>) -> Option<i64> {
@@ -153,10 +173,7 @@ impl AgentPool {
 
     /// Holds a ready agent for a live call being connected.
     pub(crate) fn reserve(&mut self, id: i64, call: u64, now: Duration) -> Result<(), PoolError> {
-        let agent = self.agent_mut(id)?;
-        if agent.state != AgentState::Ready {
-            return Err(PoolError::State(agent.state));
-        }
+        let agent = self.agent_in(id, AgentState::Ready)?;
         agent.call = Some(call);
         agent.enter(AgentState::Reserved, now);
         Ok(())
@@ -169,10 +186,7 @@ impl AgentPool {
         attempt: i64,
         now: Duration,
     ) -> Result<(), PoolError> {
-        let agent = self.agent_mut(id)?;
-        if agent.state != AgentState::Reserved {
-            return Err(PoolError::State(agent.state));
-        }
+        let agent = self.agent_in(id, AgentState::Reserved)?;
         agent.attempt = Some(attempt);
         agent.calls += 1;
         agent.enter(AgentState::OnCall, now);
@@ -182,18 +196,9 @@ impl AgentPool {
     /// The call the agent was reserved for went away before the bridge: ready again, keeping
     /// its place in the queue (or paused, if a pause was asked for meanwhile).
     pub(crate) fn unreserve(&mut self, id: i64, now: Duration) -> Result<(), PoolError> {
-        let agent = self.agent_mut(id)?;
-        if agent.state != AgentState::Reserved {
-            return Err(PoolError::State(agent.state));
-        }
+        let agent = self.agent_in(id, AgentState::Reserved)?;
         agent.call = None;
-        match agent.pause_after.take() {
-            Some(reason) => {
-                agent.enter(AgentState::Paused, now);
-                agent.pause_reason = Some(reason);
-            }
-            None => agent.enter(AgentState::Ready, now),
-        }
+        agent.ready_or_paused(now);
         Ok(())
     }
 
@@ -204,10 +209,7 @@ impl AgentPool {
         now: Duration,
         wrap_up: Duration,
     ) -> Result<(), PoolError> {
-        let agent = self.agent_mut(id)?;
-        if agent.state != AgentState::OnCall {
-            return Err(PoolError::State(agent.state));
-        }
+        let agent = self.agent_in(id, AgentState::OnCall)?;
         agent.call = None;
         agent.wrap_until = Some(now + wrap_up);
         agent.enter(AgentState::WrapUp, now);
@@ -216,19 +218,10 @@ impl AgentPool {
 
     /// Ends wrap-up (a disposition was set): ready, or paused if a pause was asked for.
     pub(crate) fn wrap_up_done(&mut self, id: i64, now: Duration) -> Result<(), PoolError> {
-        let agent = self.agent_mut(id)?;
-        if agent.state != AgentState::WrapUp {
-            return Err(PoolError::State(agent.state));
-        }
+        let agent = self.agent_in(id, AgentState::WrapUp)?;
         agent.wrap_until = None;
         agent.attempt = None;
-        match agent.pause_after.take() {
-            Some(reason) => {
-                agent.enter(AgentState::Paused, now);
-                agent.pause_reason = Some(reason);
-            }
-            None => agent.enter(AgentState::Ready, now),
-        }
+        agent.ready_or_paused(now);
         Ok(())
     }
 

@@ -289,6 +289,51 @@ pub struct CampaignView {
     pub figures: CampaignFigures,
 }
 
+impl CampaignView {
+    /// A campaign's view before it has figures: its settings, every count zero.
+    pub(crate) fn idle(
+        id: i64,
+        name: &str,
+        status: CampaignStatus,
+        spec: &store::CampaignSpec,
+        at: DateTime<Utc>,
+    ) -> Self {
+        CampaignView {
+            id,
+            name: name.to_owned(),
+            status,
+            mode: spec.pacing.mode,
+            figures: CampaignFigures {
+                at,
+                agents: Default::default(),
+                calls: Default::default(),
+                totals: Default::default(),
+                abandon: AbandonView {
+                    window: spec.pacing.abandon_window,
+                    live_answers: 0,
+                    abandons: 0,
+                    rate: 0.0,
+                    target: spec.pacing.abandon_target,
+                },
+                pacing: PacingView {
+                    reason: None,
+                    dial_level: 0.0,
+                    answer_rate: 0.0,
+                    machine_rate: 0.0,
+                    talk_mean_secs: 0.0,
+                    next_call_abandon_probability: 0.0,
+                    decisions: 0,
+                    cpu_secs: 0.0,
+                },
+                occupancy: 0.0,
+                mean_wait_secs: 0.0,
+                connect_median_secs: 0.0,
+                connect_p99_secs: 0.0,
+            },
+        }
+    }
+}
+
 /// Something that changed, for dashboards and the agent desktop (WebSocket stream).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
