@@ -103,30 +103,9 @@ cps = {rate}
             300_000 + i % 100_000
         ));
     }
-    store
-        .import_csv(
-            view.id,
-            std::io::Cursor::new(csv),
-            &store::ImportOptions::default(),
-        )
-        .await
-        .unwrap();
+    engine_support::import(&store, view.id, csv).await;
     let agents = (f64::from(rate) * 9.5 * 1.3).ceil() as usize;
-    let mut creds = Vec::new();
-    for i in 0..agents {
-        let user = format!("{name}a{i}");
-        let password = format!("password-{i}");
-        engine
-            .create_agent(&engine::AgentSpec {
-                username: user.clone(),
-                display_name: String::new(),
-                password: password.clone(),
-                campaigns: vec![name.clone()],
-            })
-            .await
-            .unwrap();
-        creds.push((user, password));
-    }
+    let creds = engine_support::create_agents(&engine, &name, agents).await;
     let phones = Sipp::agents(engine.sip_addr(sip::Transport::Udp).unwrap(), &creds, &name)?;
     let ready = wait_for(Duration::from_secs(120), || async {
         engine

@@ -10,7 +10,7 @@ mod engine_support;
 use std::time::Duration;
 
 use engine::{AgentState, Disposition, DispositionKind};
-use engine_support::{RtpWitness, Sipp, carrier_calls, wait_for};
+use engine_support::{RtpWitness, Sipp, carrier_calls, create_agents, wait_for};
 use store::{AttemptQuery, Outcome};
 
 fn campaign(
@@ -57,33 +57,7 @@ async fn import(store: &store::Store, campaign: i64, numbers: &[String]) {
     for n in numbers {
         csv.push_str(&format!("{n},America/Chicago\n"));
     }
-    store
-        .import_csv(
-            campaign,
-            std::io::Cursor::new(csv),
-            &store::ImportOptions::default(),
-        )
-        .await
-        .unwrap();
-}
-
-async fn create_agents(engine: &engine::Engine, campaign: &str, n: usize) -> Vec<(String, String)> {
-    let mut creds = Vec::new();
-    for i in 0..n {
-        let user = format!("{campaign}{i}");
-        let password = format!("pw-{campaign}-{i}");
-        engine
-            .create_agent(&engine::AgentSpec {
-                username: user.clone(),
-                display_name: String::new(),
-                password: password.clone(),
-                campaigns: vec![campaign.to_owned()],
-            })
-            .await
-            .unwrap();
-        creds.push((user, password));
-    }
-    creds
+    engine_support::import(store, campaign, csv).await;
 }
 
 async fn agent_states(engine: &engine::Engine) -> Vec<AgentState> {

@@ -16,7 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use engine::{AgentSpec, CallState, Disposition, DispositionKind, Engine, EngineEvent};
+use engine::{CallState, Disposition, DispositionKind, Engine, EngineEvent};
 use engine_support::{Fate, RtpWitness, Sipp, carrier_calls, wait_for};
 use store::{AmdResult, AttemptQuery, ContactQuery, ContactStatus, Outcome, Store};
 
@@ -135,29 +135,6 @@ fn contacts_csv(n: usize, fates: &[Fate]) -> (String, Vec<String>) {
     (csv, numbers)
 }
 
-pub(crate) async fn setup_agents(
-    engine: &Engine,
-    campaign: &str,
-    n: usize,
-) -> Vec<(String, String)> {
-    let mut creds = Vec::new();
-    for i in 0..n {
-        let username = format!("{campaign}-agent{i}");
-        let password = format!("secret-{i}-pass");
-        engine
-            .create_agent(&AgentSpec {
-                username: username.clone(),
-                display_name: format!("Agent {i}"),
-                password: password.clone(),
-                campaigns: vec![campaign.to_owned()],
-            })
-            .await
-            .unwrap();
-        creds.push((username, password));
-    }
-    creds
-}
-
 async fn logged_in(engine: &Engine) -> usize {
     engine
         .agents()
@@ -181,17 +158,10 @@ async fn run_mix(store: Store, contacts: usize) {
         .await
         .unwrap();
     let (csv, numbers) = contacts_csv(contacts, &MIX);
-    let summary = store
-        .import_csv(
-            view.id,
-            std::io::Cursor::new(csv),
-            &store::ImportOptions::default(),
-        )
-        .await
-        .unwrap();
+    let summary = engine_support::import(&store, view.id, csv).await;
     assert_eq!(summary.imported as usize, contacts, "{summary:?}");
 
-    let creds = setup_agents(&engine, name, AGENTS).await;
+    let creds = engine_support::create_agents(&engine, name, AGENTS).await;
     let sip = engine.sip_addr(sip::Transport::Udp).unwrap();
     let Some(agents) = Sipp::agents(sip, &creds, name) else {
         return;

@@ -102,14 +102,7 @@ async fn run(store: store::Store) {
     for n in &numbers {
         csv.push_str(&format!("{n},{ZONE}\n"));
     }
-    store
-        .import_csv(
-            view.id,
-            std::io::Cursor::new(csv),
-            &store::ImportOptions::default(),
-        )
-        .await
-        .unwrap();
+    engine_support::import(&store, view.id, csv).await;
     engine.start_campaign("window").await.unwrap();
 
     // Once a few calls went out, put on the global list the contacts leased and not yet

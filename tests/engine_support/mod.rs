@@ -412,6 +412,38 @@ pub async fn sqlite(dir: &Path) -> store::Store {
     store
 }
 
+/// Creates `n` agents of `campaign` (`{campaign}-agent{i}`); returns their SIP credentials.
+pub async fn create_agents(engine: &Engine, campaign: &str, n: usize) -> Vec<(String, String)> {
+    let mut creds = Vec::new();
+    for i in 0..n {
+        let username = format!("{campaign}-agent{i}");
+        let password = format!("secret-{i}-pass");
+        engine
+            .create_agent(&engine::AgentSpec {
+                username: username.clone(),
+                display_name: format!("Agent {i}"),
+                password: password.clone(),
+                campaigns: vec![campaign.to_owned()],
+            })
+            .await
+            .unwrap();
+        creds.push((username, password));
+    }
+    creds
+}
+
+/// Imports a call list (CSV text) into a campaign with the default options.
+pub async fn import(store: &store::Store, campaign_id: i64, csv: String) -> store::ImportSummary {
+    store
+        .import_csv(
+            campaign_id,
+            std::io::Cursor::new(csv),
+            &store::ImportOptions::default(),
+        )
+        .await
+        .unwrap()
+}
+
 /// Waits until `check` is true, polling every 200 ms, for at most `limit`.
 pub async fn wait_for<F, Fut>(limit: Duration, mut check: F) -> bool
 where
