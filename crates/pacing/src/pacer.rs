@@ -565,6 +565,15 @@ impl Pacer {
                                 self.end_talk(a, t - c.since, t);
                             }
                         }
+                        // A call the pacer cancelled has not answered by now: counted as a no-answer
+                        // at its ring time. Left out, the calls it cancels (mostly no-answers)
+                        // would inflate the learned live share, and the model, over-predicting
+                        // callers, would cancel more and more.
+                        CallState::Cancelling => {
+                            self.est.ring[NO_ANSWER].observe(t, t - c.placed);
+                            self.est.outcome.observe(t, NO_ANSWER);
+                            self.est.dirty = true;
+                        }
                         _ => {}
                     }
                 }
@@ -778,8 +787,8 @@ impl Pacer {
                 if hi.is_some() && !blocked_by_guard {
                     self.ctl.placed(k, cost, r, theta);
                 }
-            } else if first > 4.0 * theta {
-                cancel = self.over_dialed();
+            } else if first > theta {
+                cancel = self.over_dialed(theta, pending);
             }
         }
         if self.config.max_cps.is_some() {
@@ -800,16 +809,15 @@ impl Pacer {
         }
     }
 
-    /// Ringing calls past `cancel_after` to give up on, longest-ringing first, as many as the
-    /// expected shortfall of agents.
-    fn over_dialed(&mut self) -> Vec<CallId> {
+    /// Ringing calls past `cancel_after` to give up on when even one more call would cost more
+    /// than the threshold: longest-ringing first (the least likely to turn live), until one
+    /// more call's cost is back under the threshold. A call that has rung 15 s is live about one
+    /// time in twenty, so cancelling one call per expected caller too many (the first version)
+    /// removed a twentieth of the excess.
+    fn over_dialed(&mut self, theta: f64, pending: u32) -> Vec<CallId> {
         let Some(after) = self.config.cancel_after.map(secs) else {
             return Vec::new();
         };
-        let shortfall = self.model.exposure();
-        if shortfall < 1.0 {
-            return Vec::new();
-        }
         let t = self.now;
         let mut eligible: Vec<(f64, CallId)> = self
             .calls
@@ -818,10 +826,14 @@ impl Pacer {
             .map(|(&id, c)| (c.placed, id))
             .collect();
         eligible.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        let n = (shortfall.floor() as usize).min(eligible.len());
-        let ids: Vec<CallId> = eligible[..n].iter().map(|&(_, id)| id).collect();
-        for &id in &ids {
+        let mut ids = Vec::new();
+        for (_, id) in eligible {
+            if self.model.cost(pending as f64) <= theta {
+                break;
+            }
+            // Its contribution leaves the model's sums with it.
             self.set_call(id, |c| c.state = CallState::Cancelling, t);
+            ids.push(id);
         }
         ids
     }
