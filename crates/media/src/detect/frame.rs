@@ -214,12 +214,26 @@ impl FrameCutter {
                 let now = &c[2..];
                 let back1 = &c[1..c.len() - 1];
                 let back2 = &c[..c.len() - 2];
-                for (k, ((&x, &y), &z)) in now.iter().zip(back1).zip(back2).enumerate() {
+                // Whole blocks of LANES, so the compiler keeps each lane in a vector register.
+                let blocks = now
+                    .chunks_exact(LANES)
+                    .zip(back1.chunks_exact(LANES))
+                    .zip(back2.chunks_exact(LANES));
+                for ((x, y), z) in blocks {
+                    for lane in 0..LANES {
+                        let (x, y, z) =
+                            (i32::from(x[lane]), i32::from(y[lane]), i32::from(z[lane]));
+                        e00[lane] += i64::from(x * x);
+                        e01[lane] += i64::from(x * y);
+                        e02[lane] += i64::from(x * z);
+                    }
+                }
+                let done = now.len() / LANES * LANES;
+                for ((&x, &y), &z) in now[done..].iter().zip(&back1[done..]).zip(&back2[done..]) {
                     let (x, y, z) = (i32::from(x), i32::from(y), i32::from(z));
-                    let lane = k % LANES;
-                    e00[lane] += i64::from(x * x);
-                    e01[lane] += i64::from(x * y);
-                    e02[lane] += i64::from(x * z);
+                    e00[0] += i64::from(x * x);
+                    e01[0] += i64::from(x * y);
+                    e02[0] += i64::from(x * z);
                 }
             }
             self.e00 += e00.iter().sum::<i64>();
