@@ -568,7 +568,60 @@ async fn hostile_packets_are_counted_and_dropped_without_disturbing_another_call
     assert_eq!(d.stranger, 1, "{d:?}");
     assert!(d.duplicate >= 1, "{d:?}");
     assert!(d.ssrc_mismatch > 0, "{d:?}");
-    // Most of the flood never got past the rate limit (the kernel may also have dropped some).
-    assert!(d.flood > 5_000, "{d:?}");
+    // Most of the flood never got past the rate limit or, faster than the receive loop reads
+    // one socket, the kernel's queue: both counted.
+    assert!(d.flood > 0, "{d:?}");
+    assert!(d.flood + d.overflow > 5_000, "{d:?}");
     assert!(v.packets_received < 1000, "{v:?}");
+}
+
+/// Legs come and go all day while one receive loop reads them all: a leg opened after hundreds
+/// closed (their slots in the loop, and often their descriptor numbers, reused) with packets
+/// still in flight receives exactly its own stream, and a leg left open when its runtime ended
+/// is cleaned up when it is dropped.
+#[test]
+fn legs_opened_after_others_closed_receive_exactly_their_own_stream() {
+    let runtime = || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    };
+    let orphan = {
+        let rt = runtime();
+        let leg = rt.block_on(async { open(LegOptions::default()).await.0 });
+        drop(rt);
+        leg
+    };
+    drop(orphan);
+    runtime().block_on(async {
+        let phone = Phone::new(Codec::Pcmu, 0x1234).await;
+        for i in 0..200u16 {
+            let (leg, _events) = open(LegOptions::default()).await;
+            leg.set_remote(&RemoteMedia::new(phone.addr(), Codec::Pcmu))
+                .unwrap();
+            phone
+                .send_raw(leg.local_rtp_addr(), 0, false, &[0xFF; 160], i, 0)
+                .await;
+            drop(leg);
+        }
+        let (leg, _events) = open(LegOptions::default()).await;
+        leg.set_remote(&RemoteMedia::new(phone.addr(), Codec::Pcmu))
+            .unwrap();
+        let (tx, mut heard) = tokio::sync::mpsc::unbounded_channel();
+        leg.set_listener(Some(Box::new(move |pcm: &[i16], _ts: u32| {
+            let _ = tx.send(pcm.len());
+        })));
+        phone
+            .talk(leg.local_rtp_addr(), &sine(440.0, 0.5, 8000.0))
+            .await;
+        let mut samples = 0;
+        while samples < 4000 {
+            samples += timeout(WAIT, heard.recv()).await.unwrap().unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let s = leg.stats();
+        assert_eq!(s.packets_received, 25, "{s:?}");
+        assert_eq!(s.dropped.total(), 0, "{s:?}");
+    });
 }

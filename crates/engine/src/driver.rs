@@ -582,6 +582,7 @@ impl Live {
             ("malformed", stats.dropped.malformed),
             ("stranger", stats.dropped.stranger),
             ("flood", stats.dropped.flood),
+            ("overflow", stats.dropped.overflow),
             ("unknown_payload_type", stats.dropped.unknown_payload_type),
         ] {
             if count > 0 {

@@ -1,15 +1,19 @@
-//! The tokio driver of an RTP leg: one task per leg pumps its two sockets and its one timer
-//! through the sans-IO [`RxSession`] and [`TxStream`].
+//! The tokio driver of an RTP leg: one task per leg runs its timers (prompts, DTMF, comfort
+//! silence, RTCP reports, the media timeout) and reads its RTCP socket, through the sans-IO
+//! [`RxSession`] and [`TxStream`].
 //!
-//! The task is a hand-written future rather than a `select!` loop: on each wake-up it drains
-//! every datagram the sockets hold (up to a budget, so a flooded leg cannot starve the others on
-//! its thread), runs whatever timer work is due, and sleeps on a single deadline. Bridged audio
-//! never crosses a channel: the receiving leg's task rewrites the packet and sends it straight
-//! out of the other leg's socket, so the bridge adds one lock and one `sendto`.
+//! RTP is not read here: every leg's RTP socket is waited on by the process's one receive loop
+//! ([`crate::reactor`]), which reads one datagram per ready socket and runs [`LegInner::on_rtp`]
+//! on its own thread. The task is a hand-written future rather than a `select!` loop: on each
+//! wake-up it drains the RTCP socket (up to a budget), runs whatever timer work is due, and
+//! sleeps on a single deadline. Bridged audio never crosses a channel: the receiving side
+//! rewrites the packet and sends it straight out of the other leg's socket, so the bridge adds
+//! one lock and one `sendto`.
 
 use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::os::fd::AsFd;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -28,16 +32,19 @@ use crate::g711::Codec;
 use crate::playout::{MAX_FRAME, Playout};
 use crate::ports::PortAllocator;
 use crate::prompt::Prompt;
+use crate::reactor::{self, Token};
 use crate::record::Tap;
 use crate::rtcp::{self, ReceptionStats, SenderInfo};
 use crate::rtp::{self, OutHeader};
 use crate::session::{Inbound, PayloadKind, RxSession, Source, TxStream};
-use crate::stats::{DropReason, LegStats, RemoteReport};
+use crate::stats::{DropCounts, DropReason, LegStats, RemoteReport};
 
 /// Datagrams handled per wake-up before the task yields to the other legs on its thread.
 const BUDGET: usize = 64;
 /// The largest datagram read; anything longer is not G.711 and is dropped.
 const MAX_DATAGRAM: usize = 1500;
+/// The receive loop's buffer: one byte more than [`MAX_DATAGRAM`], to see that one was longer.
+pub(crate) const RECEIVE_BUFFER: usize = MAX_DATAGRAM + 1;
 /// A sending schedule that fell this far behind (a stalled thread) restarts from now instead
 /// of bursting the backlog at the peer.
 const MAX_LAG: Duration = Duration::from_millis(200);
@@ -296,7 +303,10 @@ pub(crate) struct TxPart {
 /// State shared by a leg's handle, its task and a bridged leg's task.
 pub(crate) struct LegInner {
     pub(crate) id: u64,
-    rtp: UdpSocket,
+    /// Read by the receive loop, written from any thread (non-blocking).
+    rtp: std::net::UdpSocket,
+    /// The leg's place in the receive loop, until it closes.
+    registration: Mutex<Option<Token>>,
     rtcp: UdpSocket,
     local_rtp: SocketAddr,
     local_rtcp: SocketAddr,
@@ -307,6 +317,18 @@ pub(crate) struct LegInner {
     events: mpsc::UnboundedSender<LegEvent>,
     options: LegOptions,
     next_playback: AtomicU64,
+}
+
+impl Drop for LegInner {
+    fn drop(&mut self) {
+        // A leg whose task never shut it down (its runtime ended first): its socket closes now,
+        // which takes it out of the epoll set; free its slot too.
+        if let Some(token) = lock(&self.registration).take()
+            && let Ok(reactor) = reactor::reactor()
+        {
+            reactor.forget(token);
+        }
+    }
 }
 
 /// Locks a mutex, ignoring poisoning: a listener that panicked must not take the call down.
@@ -322,6 +344,148 @@ impl LegInner {
     fn emit(&self, event: LegEvent) {
         // The receiver may be gone (nobody listens); events are then dropped.
         let _ = self.events.send(event);
+    }
+
+    /// Reads one datagram from the RTP socket, which the receive loop saw readable.
+    pub(crate) fn receive_one(&self, now: std::time::Instant, storage: &mut [u8; RECEIVE_BUFFER]) {
+        match self.rtp.recv_from(storage) {
+            // A closing leg's datagrams are read and dropped, or the loop would see the socket
+            // readable again on every round until the leg's task takes it out.
+            Ok(_) if self.closed.load(Ordering::Acquire) => {}
+            Ok((n, from)) => self.on_rtp(Instant::from_std(now), from, &storage[..n]),
+            // Would block: another reader was first. Other errors (an ICMP error queued on the
+            // socket) are consumed by the read; the next datagram is read normally.
+            Err(_) => {}
+        }
+    }
+
+    /// Feeds silence to the detector or recorder if the peer went quiet (called by the
+    /// receive loop's sweep).
+    pub(crate) fn tick_playout(&self, now: std::time::Instant) {
+        let mut rx_guard = lock(&self.rx);
+        let rx = &mut *rx_guard;
+        if rx.listener.is_none() && rx.tap.is_none() {
+            return;
+        }
+        let RxPart {
+            playout,
+            listener,
+            tap,
+            ..
+        } = rx;
+        playout.tick(now, &mut |s, ts| deliver(listener, tap, s, ts));
+    }
+
+    /// Handles one datagram from the RTP socket (called by the receive loop).
+    fn on_rtp(&self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        let inner = self;
+        let mut rx_guard = lock(&inner.rx);
+        let rx = &mut *rx_guard;
+        if datagram.len() > MAX_DATAGRAM {
+            rx.session.count_drop(DropReason::TooLarge);
+            return;
+        }
+        let inbound = rx.session.receive(now.into_std(), from, datagram);
+        match inbound {
+            Inbound::Audio { codec, packet, .. } => {
+                if packet.payload.len() > MAX_FRAME {
+                    rx.session.count_drop(DropReason::TooLarge);
+                    return;
+                }
+                if let Some(peer) = &rx.peer {
+                    peer.relay_in(now, inner.id, &inbound);
+                }
+                if rx.listener.is_some() || rx.tap.is_some() {
+                    let mut pcm = [0i16; MAX_FRAME];
+                    let n = codec.decode(packet.payload, &mut pcm);
+                    let RxPart {
+                        playout,
+                        listener,
+                        tap,
+                        ..
+                    } = rx;
+                    playout.push(now.into_std(), packet.timestamp, &pcm[..n], &mut |s, ts| {
+                        deliver(listener, tap, s, ts)
+                    });
+                }
+            }
+            Inbound::Event { digit, .. } => {
+                if let Some(peer) = &rx.peer {
+                    peer.relay_in(now, inner.id, &inbound);
+                }
+                if let Some(digit) = digit {
+                    rx.dtmf_received += 1;
+                    tracing::debug!(leg = inner.id, label = %inner.options.label, %digit, "dtmf");
+                    inner.emit(LegEvent::Dtmf { digit });
+                }
+            }
+            Inbound::Rtcp(data) => {
+                let data = data.to_vec();
+                drop(rx_guard);
+                self.handle_rtcp(now, from, &data);
+                return;
+            }
+            Inbound::ComfortNoise | Inbound::Dropped(_) => {}
+        }
+        if rx.timed_out && matches!(inbound, Inbound::Audio { .. } | Inbound::Event { .. }) {
+            rx.timed_out = false;
+        }
+        let send_to = rx.session.send_to();
+        if send_to != rx.latched_reported {
+            rx.latched_reported = send_to;
+            if let Some(addr) = send_to {
+                if rx.session.last_accept().is_some() {
+                    inner.emit(LegEvent::Latched { addr });
+                }
+                if !rx.rtcp_mux && rx.rtcp_latched.is_none() {
+                    // Symmetric RTCP follows the RTP source: same IP, next port.
+                    rx.rtcp_signalled =
+                        Some(SocketAddr::new(addr.ip(), addr.port().wrapping_add(1)));
+                } else if rx.rtcp_mux {
+                    rx.rtcp_signalled = Some(addr);
+                }
+            }
+            lock(&inner.tx).remote = send_to;
+        }
+    }
+
+    /// Handles one RTCP datagram (from the RTCP socket, or muxed on the RTP one).
+    fn handle_rtcp(&self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        let inner = self;
+        let our_ssrc = lock(&inner.tx).stream.ssrc();
+        let mut rx = lock(&inner.rx);
+        let expected_ip = rx.session.send_to().map(|a| a.ip());
+        if expected_ip.is_some_and(|ip| ip != from.ip()) || expected_ip.is_none() {
+            rx.session.count_drop(DropReason::Stranger);
+            return;
+        }
+        match rtcp::parse(datagram, our_ssrc) {
+            Ok(info) => {
+                rx.rtcp_received += 1;
+                if !rx.rtcp_mux {
+                    rx.rtcp_latched = Some(from);
+                }
+                if let Some((ssrc, ntp)) = info.sender_report
+                    && rx.session.ssrc() == Some(ssrc)
+                {
+                    rx.session
+                        .stats_mut()
+                        .note_sender_report(ntp, now.into_std());
+                }
+                if let Some(report) = info.report_about_us {
+                    rx.remote_report = Some(RemoteReport {
+                        fraction_lost: report.fraction_lost as f32 / 256.0,
+                        cumulative_lost: report.total_lost,
+                        jitter: Duration::from_micros(report.jitter as u64 * 125),
+                        round_trip: rtcp::round_trip(&report, rtcp::ntp_now()),
+                    });
+                }
+                if info.bye {
+                    inner.emit(LegEvent::RemoteBye);
+                }
+            }
+            Err(_) => rx.session.count_drop(DropReason::BadRtcp),
+        }
     }
 
     /// Sends a packet relayed from leg `from` out of this leg (called on the other leg's task,
@@ -425,7 +589,8 @@ impl Leg {
         rtp_std.set_nonblocking(true)?;
         rtcp_std.set_nonblocking(true)?;
         let _enter = handle.enter();
-        let rtp = UdpSocket::from_std(rtp_std)?;
+        let reactor = reactor::reactor()?;
+        let rtp = rtp_std;
         let rtcp = UdpSocket::from_std(rtcp_std)?;
         let local_rtp = rtp.local_addr()?;
         let local_rtcp = rtcp.local_addr()?;
@@ -434,6 +599,7 @@ impl Leg {
         let inner = Arc::new(LegInner {
             id: NEXT_LEG_ID.fetch_add(1, Ordering::Relaxed),
             rtp,
+            registration: Mutex::new(None),
             rtcp,
             local_rtp,
             local_rtcp,
@@ -473,6 +639,8 @@ impl Leg {
             options,
             next_playback: AtomicU64::new(1),
         });
+        let token = reactor.register(&inner, &inner.rtp)?;
+        *lock(&inner.registration) = Some(token);
         let driver = Driver {
             next_rtcp: now + jittered(inner.options.rtcp_interval),
             inner: inner.clone(),
@@ -676,7 +844,10 @@ impl Leg {
             send_errors: tx.send_errors,
             rtcp_sent: tx.rtcp_sent,
             rtcp_received: rx.rtcp_received,
-            dropped: *s.drops(),
+            dropped: DropCounts {
+                overflow: kernel_drops(&self.inner.rtp),
+                ..*s.drops()
+            },
             remote_report: rx.remote_report,
         }
     }
@@ -717,11 +888,8 @@ impl Future for Driver {
             let mut budget = BUDGET;
             let mut storage = [0u8; MAX_DATAGRAM + 1];
             let inner = this.inner.clone();
-            drain(&inner.rtp, cx, &mut storage, &mut budget, |from, data| {
-                this.on_rtp(now, from, data)
-            });
             drain(&inner.rtcp, cx, &mut storage, &mut budget, |from, data| {
-                this.handle_rtcp(now, from, data)
+                inner.handle_rtcp(now, from, data)
             });
             let deadline = this.on_timers(now);
             if budget == 0 {
@@ -738,116 +906,6 @@ impl Future for Driver {
 }
 
 impl Driver {
-    fn on_rtp(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
-        let inner = &*self.inner;
-        let mut rx_guard = lock(&inner.rx);
-        let rx = &mut *rx_guard;
-        if datagram.len() > MAX_DATAGRAM {
-            rx.session.count_drop(DropReason::TooLarge);
-            return;
-        }
-        let inbound = rx.session.receive(now.into_std(), from, datagram);
-        match inbound {
-            Inbound::Audio { codec, packet, .. } => {
-                if packet.payload.len() > MAX_FRAME {
-                    rx.session.count_drop(DropReason::TooLarge);
-                    return;
-                }
-                if let Some(peer) = &rx.peer {
-                    peer.relay_in(now, inner.id, &inbound);
-                }
-                if rx.listener.is_some() || rx.tap.is_some() {
-                    let mut pcm = [0i16; MAX_FRAME];
-                    let n = codec.decode(packet.payload, &mut pcm);
-                    let RxPart {
-                        playout,
-                        listener,
-                        tap,
-                        ..
-                    } = rx;
-                    playout.push(now.into_std(), packet.timestamp, &pcm[..n], &mut |s, ts| {
-                        deliver(listener, tap, s, ts)
-                    });
-                }
-            }
-            Inbound::Event { digit, .. } => {
-                if let Some(peer) = &rx.peer {
-                    peer.relay_in(now, inner.id, &inbound);
-                }
-                if let Some(digit) = digit {
-                    rx.dtmf_received += 1;
-                    tracing::debug!(leg = inner.id, label = %inner.options.label, %digit, "dtmf");
-                    inner.emit(LegEvent::Dtmf { digit });
-                }
-            }
-            Inbound::Rtcp(data) => {
-                let data = data.to_vec();
-                drop(rx_guard);
-                self.handle_rtcp(now, from, &data);
-                return;
-            }
-            Inbound::ComfortNoise | Inbound::Dropped(_) => {}
-        }
-        if rx.timed_out && matches!(inbound, Inbound::Audio { .. } | Inbound::Event { .. }) {
-            rx.timed_out = false;
-        }
-        let send_to = rx.session.send_to();
-        if send_to != rx.latched_reported {
-            rx.latched_reported = send_to;
-            if let Some(addr) = send_to {
-                if rx.session.last_accept().is_some() {
-                    inner.emit(LegEvent::Latched { addr });
-                }
-                if !rx.rtcp_mux && rx.rtcp_latched.is_none() {
-                    // Symmetric RTCP follows the RTP source: same IP, next port.
-                    rx.rtcp_signalled =
-                        Some(SocketAddr::new(addr.ip(), addr.port().wrapping_add(1)));
-                } else if rx.rtcp_mux {
-                    rx.rtcp_signalled = Some(addr);
-                }
-            }
-            lock(&inner.tx).remote = send_to;
-        }
-    }
-
-    fn handle_rtcp(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
-        let inner = &*self.inner;
-        let our_ssrc = lock(&inner.tx).stream.ssrc();
-        let mut rx = lock(&inner.rx);
-        let expected_ip = rx.session.send_to().map(|a| a.ip());
-        if expected_ip.is_some_and(|ip| ip != from.ip()) || expected_ip.is_none() {
-            rx.session.count_drop(DropReason::Stranger);
-            return;
-        }
-        match rtcp::parse(datagram, our_ssrc) {
-            Ok(info) => {
-                rx.rtcp_received += 1;
-                if !rx.rtcp_mux {
-                    rx.rtcp_latched = Some(from);
-                }
-                if let Some((ssrc, ntp)) = info.sender_report
-                    && rx.session.ssrc() == Some(ssrc)
-                {
-                    rx.session
-                        .stats_mut()
-                        .note_sender_report(ntp, now.into_std());
-                }
-                if let Some(report) = info.report_about_us {
-                    rx.remote_report = Some(RemoteReport {
-                        fraction_lost: report.fraction_lost as f32 / 256.0,
-                        cumulative_lost: report.total_lost,
-                        jitter: Duration::from_micros(report.jitter as u64 * 125),
-                        round_trip: rtcp::round_trip(&report, rtcp::ntp_now()),
-                    });
-                }
-                if info.bye {
-                    inner.emit(LegEvent::RemoteBye);
-                }
-            }
-            Err(_) => rx.session.count_drop(DropReason::BadRtcp),
-        }
-    }
-
     /// Runs due timer work; returns the next deadline.
     fn on_timers(&mut self, now: Instant) -> Instant {
         let mut deadline = self.next_rtcp;
@@ -856,23 +914,6 @@ impl Driver {
             self.check_media_timeout(now);
             self.next_rtcp = now + jittered(self.inner.options.rtcp_interval);
             deadline = self.next_rtcp;
-        }
-        {
-            let mut rx_guard = lock(&self.inner.rx);
-            let rx = &mut *rx_guard;
-            if rx.listener.is_some() || rx.tap.is_some() {
-                let RxPart {
-                    playout,
-                    listener,
-                    tap,
-                    ..
-                } = rx;
-                if let Some(due) =
-                    playout.tick(now.into_std(), &mut |s, ts| deliver(listener, tap, s, ts))
-                {
-                    deadline = deadline.min(Instant::from_std(due));
-                }
-            }
         }
         if let Some(due) = self.send_due(now) {
             deadline = deadline.min(due);
@@ -1044,8 +1085,12 @@ impl Driver {
         else {
             return;
         };
-        let socket = if mux { &inner.rtp } else { &inner.rtcp };
-        if send_now(socket, &report, dest).is_ok() {
+        let socket = if mux {
+            inner.rtp.as_fd()
+        } else {
+            inner.rtcp.as_fd()
+        };
+        if send_now(&socket, &report, dest).is_ok() {
             tx.rtcp_sent += 1;
         }
     }
@@ -1067,6 +1112,11 @@ impl Driver {
 
     fn shut_down(&mut self) {
         let inner = &*self.inner;
+        if let Some(token) = lock(&inner.registration).take()
+            && let Ok(reactor) = reactor::reactor()
+        {
+            reactor.deregister(token, &inner.rtp);
+        }
         let (dest, mux, peer) = {
             let mut rx = lock(&inner.rx);
             rx.listener = None;
@@ -1099,8 +1149,12 @@ impl Driver {
             tx.stream.ssrc()
         };
         if let (Some(dest), Some(bye)) = (dest, rtcp::build_bye(ssrc, &inner.options.cname)) {
-            let socket = if mux { &inner.rtp } else { &inner.rtcp };
-            let _ = send_now(socket, &bye, dest);
+            let socket = if mux {
+                inner.rtp.as_fd()
+            } else {
+                inner.rtcp.as_fd()
+            };
+            let _ = send_now(&socket, &bye, dest);
         }
         tracing::debug!(leg = inner.id, label = %inner.options.label, "leg closed");
     }
@@ -1129,8 +1183,34 @@ fn drain(
 /// Sends a datagram now, with one syscall on the non-blocking socket. tokio's `try_send_to`
 /// would first consult its readiness cache, which reports "not writable" until the reactor has
 /// polled a new socket once: the first packet of a fresh leg would be lost.
-fn send_now(socket: &UdpSocket, buf: &[u8], to: SocketAddr) -> std::io::Result<usize> {
+fn send_now(socket: &impl AsFd, buf: &[u8], to: SocketAddr) -> std::io::Result<usize> {
     socket2::SockRef::from(socket).send_to(buf, &to.into())
+}
+
+/// Datagrams the kernel dropped on `socket` because its queue was full (`SO_MEMINFO`'s drop
+/// count); 0 where the kernel does not say.
+fn kernel_drops(socket: &impl AsFd) -> u64 {
+    use std::os::fd::AsRawFd;
+    // Not exported by libc for every target; 55 on every Linux architecture we build for.
+    const SO_MEMINFO: libc::c_int = 55;
+    let mut info = [0u32; 16];
+    let mut len = std::mem::size_of_val(&info) as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `info`, which outlives the call, and
+    // updates `len` to the number written.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_fd().as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_MEMINFO,
+            info.as_mut_ptr().cast(),
+            &mut len,
+        )
+    };
+    let drops = libc::SK_MEMINFO_DROPS as usize;
+    if rc != 0 || (len as usize) < (drops + 1) * std::mem::size_of::<u32>() {
+        return 0;
+    }
+    u64::from(info[drops])
 }
 
 fn deliver(

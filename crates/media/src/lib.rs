@@ -45,6 +45,7 @@ mod leg;
 pub mod playout;
 mod ports;
 mod prompt;
+mod reactor;
 mod record;
 pub mod rtcp;
 pub mod rtp;

@@ -60,6 +60,9 @@ pub struct DropCounts {
     pub too_large: u64,
     /// See [`DropReason::BadRtcp`].
     pub bad_rtcp: u64,
+    /// Dropped by the kernel before we could read them, because the leg's socket queue was
+    /// full: a flood faster than the receive loop reads one socket, or the loop falling behind.
+    pub overflow: u64,
 }
 
 impl DropCounts {
@@ -96,6 +99,7 @@ impl DropCounts {
             + self.bad_event
             + self.too_large
             + self.bad_rtcp
+            + self.overflow
     }
 }
 

@@ -1,0 +1,253 @@
+//! The receive loop of every leg's RTP socket: one thread waiting on one level-triggered epoll.
+//!
+//! A tokio task per leg paid, for every packet, a task wake-up, the `recvfrom` that reads it and
+//! a second `recvfrom` that finds the socket empty (edge-triggered readiness has to be drained
+//! before it can fire again). At 50 packets a second on thousands of legs that is most of the
+//! cost of a packet. Level-triggered epoll instead tells this loop which sockets hold a datagram,
+//! so it reads each one once per wait: one system call per packet, plus one `epoll_wait` per
+//! batch of ready sockets. Reading one datagram per socket per wait also makes the loop fair: a
+//! flooded leg gets one read per round like every other leg, and the kernel drops its excess.
+//!
+//! Each leg keeps its own socket pair (its port is what the SDP names); only the waiting is
+//! shared. Timers, prompts, RTCP and sending stay on the leg's tokio task. The loop waits at
+//! most every [`COALESCE`] so that, under load, each wait returns a batch rather than one
+//! packet. It also feeds silence to the detectors of legs whose peer went quiet (discontinuous
+//! transmission), by a sweep every [`SWEEP`], since their packets no longer pass through the
+//! leg's task.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::{Duration, Instant};
+
+use rustix::buffer::spare_capacity;
+use rustix::event::{Timespec, epoll};
+
+use crate::leg::{LegInner, RECEIVE_BUFFER, lock};
+
+/// Ready sockets taken per `epoll_wait`: enough to amortise the call, few enough that the last
+/// packet of a batch is not held long behind the others (256 x ~2 us).
+const BATCH: usize = 256;
+/// How often legs with a detector or recorder are checked for silence to feed.
+const SWEEP: Duration = Duration::from_millis(20);
+/// The shortest time between two waits. Packets from thousands of phones arrive a few
+/// microseconds apart; waking for each would cost a context switch and a timer per packet,
+/// more than reading it. Waiting at most this often lets them gather into batches, at the price
+/// of holding a packet up to this long (a phone's jitter buffer holds 20-60 ms).
+const COALESCE: Duration = Duration::from_micros(200);
+
+/// The process's media receive loop (started with the first leg).
+pub(crate) struct Reactor {
+    epoll: OwnedFd,
+    slots: Mutex<Slots>,
+}
+
+#[derive(Default)]
+struct Slots {
+    entries: Vec<Entry>,
+    free: Vec<u32>,
+}
+
+#[derive(Default)]
+struct Entry {
+    generation: u32,
+    leg: Option<Weak<LegInner>>,
+}
+
+/// A leg's place in the loop: slot index in the low half, the slot's generation in the high
+/// half, so an event still in flight for a freed slot is recognised as stale.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct Token(u64);
+
+impl Token {
+    fn new(slot: u32, generation: u32) -> Token {
+        Token(((generation as u64) << 32) | slot as u64)
+    }
+    fn slot(self) -> usize {
+        (self.0 & 0xFFFF_FFFF) as usize
+    }
+    fn generation(self) -> u32 {
+        (self.0 >> 32) as u32
+    }
+}
+
+static REACTOR: OnceLock<Result<Arc<Reactor>, String>> = OnceLock::new();
+
+/// The process's reactor, started on first use.
+pub(crate) fn reactor() -> std::io::Result<Arc<Reactor>> {
+    REACTOR
+        .get_or_init(|| Reactor::start().map_err(|e| e.to_string()))
+        .clone()
+        .map_err(|e| std::io::Error::other(format!("media receive loop: {e}")))
+}
+
+impl Reactor {
+    fn start() -> std::io::Result<Arc<Reactor>> {
+        let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+        let reactor = Arc::new(Reactor {
+            epoll,
+            slots: Mutex::new(Slots::default()),
+        });
+        let looping = reactor.clone();
+        std::thread::Builder::new()
+            .name("media-rx".into())
+            .spawn(move || looping.run())?;
+        Ok(reactor)
+    }
+
+    /// Starts reading `socket` for `leg`.
+    pub(crate) fn register(
+        &self,
+        leg: &Arc<LegInner>,
+        socket: impl AsFd,
+    ) -> std::io::Result<Token> {
+        let mut slots = lock(&self.slots);
+        let slot = match slots.free.pop() {
+            Some(s) => s,
+            None => {
+                slots.entries.push(Entry::default());
+                (slots.entries.len() - 1) as u32
+            }
+        };
+        let entry = &mut slots.entries[slot as usize];
+        entry.leg = Some(Arc::downgrade(leg));
+        let token = Token::new(slot, entry.generation);
+        if let Err(e) = epoll::add(
+            &self.epoll,
+            socket,
+            epoll::EventData::new_u64(token.0),
+            epoll::EventFlags::IN,
+        ) {
+            Self::free(&mut slots, token);
+            return Err(e.into());
+        }
+        Ok(token)
+    }
+
+    /// Stops reading `socket`. Events already taken for it are ignored.
+    pub(crate) fn deregister(&self, token: Token, socket: impl AsFd) {
+        let mut slots = lock(&self.slots);
+        // The socket may already be closed (then the kernel has dropped it from the set).
+        let _ = epoll::delete(&self.epoll, socket);
+        Self::free(&mut slots, token);
+    }
+
+    /// Frees a leg's slot when its socket is closing without `deregister` (the kernel removes a
+    /// closed socket from the epoll set by itself).
+    pub(crate) fn forget(&self, token: Token) {
+        Self::free(&mut lock(&self.slots), token);
+    }
+
+    fn free(slots: &mut Slots, token: Token) {
+        let Some(entry) = slots.entries.get_mut(token.slot()) else {
+            return;
+        };
+        if entry.generation != token.generation() || entry.leg.is_none() {
+            return;
+        }
+        entry.leg = None;
+        entry.generation = entry.generation.wrapping_add(1);
+        slots.free.push(token.slot() as u32);
+    }
+
+    fn run(self: Arc<Self>) {
+        let mut events: Vec<epoll::Event> = Vec::with_capacity(BATCH);
+        let mut ready: Vec<Arc<LegInner>> = Vec::with_capacity(BATCH);
+        let mut buffer = Box::new([0u8; RECEIVE_BUFFER]);
+        let mut next_sweep = Instant::now() + SWEEP;
+        loop {
+            events.clear();
+            let wait = next_sweep.saturating_duration_since(Instant::now());
+            let timeout = Timespec {
+                tv_sec: wait.as_secs() as _,
+                tv_nsec: wait.subsec_nanos() as _,
+            };
+            match epoll::wait(&self.epoll, spare_capacity(&mut events), Some(&timeout)) {
+                Ok(_) => {}
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => {
+                    tracing::error!(error = %e, "media receive loop: epoll_wait failed");
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+            }
+            let now = Instant::now();
+            let full = events.len() == BATCH;
+            {
+                let slots = lock(&self.slots);
+                for event in &events {
+                    let token = Token(event.data.u64());
+                    if let Some(Entry {
+                        generation,
+                        leg: Some(leg),
+                    }) = slots.entries.get(token.slot())
+                        && *generation == token.generation()
+                        && let Some(leg) = leg.upgrade()
+                    {
+                        ready.push(leg);
+                    }
+                }
+            }
+            for leg in &ready {
+                leg.receive_one(now, &mut buffer);
+            }
+            // Dropped outside the slots lock: the last handle of a leg may be one of these.
+            ready.clear();
+            if now >= next_sweep {
+                next_sweep = now + SWEEP;
+                self.sweep(now, &mut ready);
+            }
+            if !full {
+                let rest = COALESCE.saturating_sub(now.elapsed());
+                if !rest.is_zero() {
+                    std::thread::sleep(rest);
+                }
+            }
+        }
+    }
+
+    /// Feeds silence to the detectors and recorders of legs whose peer went quiet.
+    fn sweep(&self, now: Instant, legs: &mut Vec<Arc<LegInner>>) {
+        {
+            let slots = lock(&self.slots);
+            legs.extend(
+                slots
+                    .entries
+                    .iter()
+                    .filter_map(|e| e.leg.as_ref().and_then(Weak::upgrade)),
+            );
+        }
+        for leg in legs.iter() {
+            leg.tick_playout(now);
+        }
+        legs.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_carry_slot_and_generation() {
+        let t = Token::new(7, 3);
+        assert_eq!((t.slot(), t.generation()), (7, 3));
+        let t = Token::new(u32::MAX, u32::MAX);
+        assert_eq!((t.slot(), t.generation()), (u32::MAX as usize, u32::MAX));
+    }
+
+    #[test]
+    fn a_freed_slot_is_reused_with_a_new_generation() {
+        let mut slots = Slots::default();
+        slots.entries.push(Entry {
+            generation: 0,
+            leg: Some(Weak::new()),
+        });
+        let old = Token::new(0, 0);
+        Reactor::free(&mut slots, old);
+        assert_eq!(slots.free, vec![0]);
+        assert_eq!(slots.entries[0].generation, 1);
+        // Freeing again (deregister, then the leg's drop) is harmless.
+        Reactor::free(&mut slots, old);
+        assert_eq!(slots.free, vec![0]);
+    }
+}
