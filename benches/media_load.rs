@@ -4,9 +4,11 @@
 //!     cargo bench --bench media_load                 # all three, issue-sized
 //!     cargo bench --bench media_load -- receive 5000 # one part, with its size
 //!
-//! The system under test runs on one thread (a current-thread tokio runtime); its CPU time is
-//! read from the kernel for that thread alone (`/proc/thread-self/schedstat`), so "share of one
-//! core" is exact even while the load generator and other work use the machine's other core.
+//! The system under test is a current-thread tokio runtime (thread `sut`) and the media crate's
+//! receive loop (thread `media-rx`), both pinned to the last core; the load generators and the
+//! latency reader are pinned to the others. The CPU figure is the kernel's count for the system
+//! under test's threads together (`/proc/self/task/*/schedstat`), so "share of one core" is
+//! exact whatever the generators cost.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::{SocketAddr, UdpSocket};
@@ -46,15 +48,75 @@ static ALLOCATOR: Counting = Counting;
 
 const PACKET: Duration = Duration::from_millis(20);
 
-/// CPU time of the calling thread.
-fn thread_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
-    let ns: u64 = stat
-        .split_whitespace()
-        .next()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+/// CPU time of the system under test: every thread named `sut` or `media-rx`.
+fn sut_cpu() -> Duration {
+    let mut ns = 0u64;
+    for task in std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if !matches!(comm.trim(), "sut" | "media-rx") {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
+        ns += stat
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
     Duration::from_nanos(ns)
+}
+
+/// Pins the calling thread to the last core (`sut`) or to the others (load), where there are
+/// two or more; threads it starts inherit the mask.
+fn pin(sut: bool) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cores < 2 || std::env::var("MEDIA_BENCH_PIN").is_ok_and(|v| v == "0") {
+        return;
+    }
+    let mut set = rustix::thread::CpuSet::new();
+    if sut {
+        set.set(cores - 1);
+    } else {
+        (0..cores - 1).for_each(|c| set.set(c));
+    }
+    let _ = rustix::thread::sched_setaffinity(None, &set);
+}
+
+/// Gives the calling thread a real-time (FIFO) priority, where allowed (root).
+fn realtime() {
+    let param = libc::sched_param { sched_priority: 10 };
+    // SAFETY: plain system call on the calling thread with a valid parameter block.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+    if rc != 0 {
+        eprintln!("note: the latency reader runs without real-time priority (not root?)");
+    }
+}
+
+/// Runs `f` on a thread named `sut`, pinned to the system under test's core.
+fn spawn_sut<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    std::thread::Builder::new()
+        .name("sut".into())
+        .spawn(move || {
+            pin(true);
+            f()
+        })
+        .unwrap()
+}
+
+/// Runs `f` on a load thread, pinned away from the system under test.
+fn spawn_load<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    std::thread::spawn(move || {
+        pin(false);
+        f()
+    })
 }
 
 fn rss_kib() -> i64 {
@@ -107,39 +169,77 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
-/// Sends one 20 ms packet to every destination per tick from a few sockets, until `stop`.
+/// Sends one 20 ms packet to every destination per tick, until `stop`. Each socket's packets go
+/// out in `sendmmsg` batches of 64, so that one load core can offer what the system under test
+/// must take.
 fn generator(
     targets: Vec<(SocketAddr, Arc<UdpSocket>)>,
     payload: Arc<Vec<u8>>,
     stop: Arc<AtomicBool>,
     stamp_from: Option<Instant>,
 ) -> u64 {
+    use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny};
+    use std::io::IoSlice;
+    const CHUNK: usize = 64;
+    // Destinations (stream index, address) grouped by the socket they are sent from.
+    type Group = (Arc<UdpSocket>, Vec<(usize, SocketAddrAny)>);
+    let mut groups: Vec<Group> = vec![];
+    for (i, (to, socket)) in targets.iter().enumerate() {
+        match groups.iter_mut().find(|(s, _)| Arc::ptr_eq(s, socket)) {
+            Some((_, v)) => v.push((i, SocketAddrAny::from(*to))),
+            None => groups.push((socket.clone(), vec![(i, SocketAddrAny::from(*to))])),
+        }
+    }
     let mut sent = 0u64;
     let start = Instant::now();
     let mut tick = 0u64;
-    let mut buf = [0u8; 200];
+    let mut bufs = vec![[0u8; 200]; CHUNK];
+    let mut lens = [0usize; CHUNK];
     while !stop.load(Ordering::Relaxed) {
-        for (i, (to, socket)) in targets.iter().enumerate() {
-            let off = (i * 1637 + tick as usize * 160) % (payload.len() - 160);
-            let mut body = [0u8; 160];
-            body.copy_from_slice(&payload[off..off + 160]);
-            if let Some(base) = stamp_from {
-                body[..8].copy_from_slice(&(base.elapsed().as_nanos() as u64).to_be_bytes());
-            }
-            let n = rtp::write_packet(
-                &OutHeader {
-                    marker: false,
-                    payload_type: 0,
-                    sequence: tick as u16,
-                    timestamp: (tick * 160) as u32,
-                    ssrc: i as u32 + 1,
-                },
-                &body,
-                &mut buf,
-            )
-            .unwrap();
-            if socket.send_to(&buf[..n], to).is_ok() {
-                sent += 1;
+        for (socket, dests) in &groups {
+            for chunk in dests.chunks(CHUNK) {
+                for (k, &(i, _)) in chunk.iter().enumerate() {
+                    let off = (i * 1637 + tick as usize * 160) % (payload.len() - 160);
+                    let mut body = [0u8; 160];
+                    body.copy_from_slice(&payload[off..off + 160]);
+                    if let Some(base) = stamp_from {
+                        body[..8]
+                            .copy_from_slice(&(base.elapsed().as_nanos() as u64).to_be_bytes());
+                    }
+                    lens[k] = rtp::write_packet(
+                        &OutHeader {
+                            marker: false,
+                            payload_type: 0,
+                            sequence: tick as u16,
+                            timestamp: (tick * 160) as u32,
+                            ssrc: i as u32 + 1,
+                        },
+                        &body,
+                        &mut bufs[k],
+                    )
+                    .unwrap();
+                }
+                let iovs: Vec<[IoSlice<'_>; 1]> = (0..chunk.len())
+                    .map(|k| [IoSlice::new(&bufs[k][..lens[k]])])
+                    .collect();
+                let mut controls: Vec<SendAncillaryBuffer<'_, '_, '_>> =
+                    (0..chunk.len()).map(|_| Default::default()).collect();
+                let mut msgs: Vec<MMsgHdr<'_>> = chunk
+                    .iter()
+                    .zip(&iovs)
+                    .zip(controls.iter_mut())
+                    .map(|(((_, to), iov), control)| MMsgHdr::new_with_addr(to, iov, control))
+                    .collect();
+                let mut from = 0;
+                while from < msgs.len() {
+                    match rustix::net::sendmmsg(&**socket, &mut msgs[from..], SendFlags::empty()) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            sent += n as u64;
+                            from += n;
+                        }
+                    }
+                }
             }
         }
         tick += 1;
@@ -180,7 +280,7 @@ fn receive(streams: usize, secs: u64) -> Vec<Row> {
     let verdicts = Arc::new(AtomicU64::new(0));
     let v2 = verdicts.clone();
     let window = Duration::from_secs(secs);
-    let sut = std::thread::spawn(move || {
+    let sut = spawn_sut(move || {
         let rt = runtime();
         rt.block_on(async move {
             let ports = ports();
@@ -210,9 +310,9 @@ fn receive(streams: usize, secs: u64) -> Vec<Row> {
             // Warm up, then measure.
             tokio::time::sleep(Duration::from_secs(2)).await;
             let before: u64 = legs.iter().map(|l| l.stats().packets_received).sum();
-            let (cpu0, t0) = (thread_cpu(), Instant::now());
+            let (cpu0, t0) = (sut_cpu(), Instant::now());
             tokio::time::sleep(window).await;
-            let (cpu, wall) = (thread_cpu() - cpu0, t0.elapsed());
+            let (cpu, wall) = (sut_cpu() - cpu0, t0.elapsed());
             let after: u64 = legs.iter().map(|l| l.stats().packets_received).sum();
             let dropped: u64 = legs.iter().map(|l| l.stats().dropped.total()).sum();
             let lost: i64 = legs.iter().map(|l| l.stats().packets_lost).sum();
@@ -226,7 +326,7 @@ fn receive(streams: usize, secs: u64) -> Vec<Row> {
     let stop2 = stop.clone();
     let payload = Arc::new(speech());
     let targets = from_sockets(&targets, &senders);
-    let gen_thread = std::thread::spawn(move || generator(targets, payload, stop2, None));
+    let gen_thread = spawn_load(move || generator(targets, payload, stop2, None));
     let (packets, cpu, wall, dropped, lost) = result_rx.recv().unwrap();
     stop.store(true, Ordering::Relaxed);
     let sent = gen_thread.join().unwrap();
@@ -245,7 +345,7 @@ fn receive(streams: usize, secs: u64) -> Vec<Row> {
             format!("{} sent in total", sent),
         ),
         Row(
-            "  CPU of the one runtime thread".into(),
+            "  CPU of the runtime and receive loop".into(),
             format!("{:.1}% of one core", share * 100.0),
             format!(
                 "{:.2} us per packet; {:.1}% at the full {} pps",
@@ -288,7 +388,7 @@ fn bridge(calls: usize, secs: u64) -> Vec<Row> {
     let done = Arc::new(AtomicBool::new(false));
     let done2 = done.clone();
     let total = Duration::from_secs(secs + 2);
-    let sut = std::thread::spawn(move || {
+    let sut = spawn_sut(move || {
         runtime().block_on(async move {
             let ports = ports();
             let mut keep = vec![];
@@ -325,10 +425,10 @@ fn bridge(calls: usize, secs: u64) -> Vec<Row> {
             }
             ready_tx.send((callee_targets, agent_targets)).unwrap();
             tokio::time::sleep(Duration::from_secs(2)).await;
-            let cpu0 = thread_cpu();
+            let cpu0 = sut_cpu();
             let t0 = Instant::now();
             tokio::time::sleep(total - Duration::from_secs(2)).await;
-            result_tx.send((thread_cpu() - cpu0, t0.elapsed())).unwrap();
+            result_tx.send((sut_cpu() - cpu0, t0.elapsed())).unwrap();
             while !done2.load(Ordering::Relaxed) {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -346,7 +446,7 @@ fn bridge(calls: usize, secs: u64) -> Vec<Row> {
         let (stop, payload) = (stop.clone(), payload.clone());
         let mut targets = from_sockets(&callee_targets, &callee_phones);
         targets.extend(from_sockets(&direct_addrs, &callee_phones));
-        gens.push(std::thread::spawn(move || {
+        gens.push(spawn_load(move || {
             generator(targets, payload, stop, Some(base))
         }));
     }
@@ -365,7 +465,7 @@ fn bridge(calls: usize, secs: u64) -> Vec<Row> {
                 (t, socket)
             })
             .collect();
-        gens.push(std::thread::spawn(move || {
+        gens.push(spawn_load(move || {
             generator(targets, payload, stop, Some(base))
         }));
     }
@@ -375,7 +475,10 @@ fn bridge(calls: usize, secs: u64) -> Vec<Row> {
     let reader = {
         let (bridged, direct, stop) = (bridged.clone(), direct.clone(), stop.clone());
         let sample_sockets = sample_sockets.clone();
-        std::thread::spawn(move || {
+        spawn_load(move || {
+            // Real-time priority: the reader must not wait behind the generators' bursts on
+            // its core, or their scheduling, not the bridge, would be what is measured.
+            realtime();
             for s in sample_sockets.iter().chain(&direct_rx) {
                 s.set_nonblocking(true).unwrap();
             }
@@ -511,7 +614,8 @@ fn main() {
         .unwrap_or(10);
     let mut rows = vec![];
     if matches!(which, "all" | "memory") {
-        rows.extend(memory(size.unwrap_or(5000)));
+        let legs = size.unwrap_or(5000);
+        rows.extend(spawn_sut(move || memory(legs)).join().unwrap());
     }
     if matches!(which, "all" | "receive") {
         rows.extend(receive(size.unwrap_or(5000), secs));
