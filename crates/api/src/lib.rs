@@ -204,7 +204,7 @@ async fn count_requests(request: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
     ::metrics::counter!(
         "dialer_http_requests_total",
         "method" => method,
@@ -212,6 +212,15 @@ async fn count_requests(request: Request, next: Next) -> Response {
         "status" => response.status().as_u16().to_string()
     )
     .increment(1);
+    if response.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        // The rest of the body was never read, so the connection cannot carry another request.
+        // Saying so stops a keep-alive client from sending its next request on it (it would
+        // see the connection close instead of an answer).
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
     response
 }
 
