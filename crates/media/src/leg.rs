@@ -324,7 +324,7 @@ impl Drop for LegInner {
         // A leg whose task never shut it down (its runtime ended first): its socket closes now,
         // which takes it out of the epoll set; free its slot too.
         if let Some(token) = lock(&self.registration).take()
-            && let Ok(reactor) = reactor::reactor()
+            && let Ok(reactor) = reactor::for_leg(self.id)
         {
             reactor.forget(token);
         }
@@ -589,7 +589,8 @@ impl Leg {
         rtp_std.set_nonblocking(true)?;
         rtcp_std.set_nonblocking(true)?;
         let _enter = handle.enter();
-        let reactor = reactor::reactor()?;
+        let id = NEXT_LEG_ID.fetch_add(1, Ordering::Relaxed);
+        let reactor = reactor::for_leg(id)?;
         let rtp = rtp_std;
         let rtcp = UdpSocket::from_std(rtcp_std)?;
         let local_rtp = rtp.local_addr()?;
@@ -597,7 +598,7 @@ impl Leg {
         let now = Instant::now();
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let inner = Arc::new(LegInner {
-            id: NEXT_LEG_ID.fetch_add(1, Ordering::Relaxed),
+            id,
             rtp,
             registration: Mutex::new(None),
             rtcp,
@@ -1113,7 +1114,7 @@ impl Driver {
     fn shut_down(&mut self) {
         let inner = &*self.inner;
         if let Some(token) = lock(&inner.registration).take()
-            && let Ok(reactor) = reactor::reactor()
+            && let Ok(reactor) = reactor::for_leg(inner.id)
         {
             reactor.deregister(token, &inner.rtp);
         }

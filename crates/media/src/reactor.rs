@@ -1,4 +1,5 @@
-//! The receive loop of every leg's RTP socket: one thread waiting on one level-triggered epoll.
+//! The receive loops of the legs' RTP sockets: a few threads (one per core by default), each
+//! waiting on one level-triggered epoll for its share of the legs.
 //!
 //! A tokio task per leg paid, for every packet, a task wake-up, the `recvfrom` that reads it and
 //! a second `recvfrom` that finds the socket empty (edge-triggered readiness has to be drained
@@ -70,18 +71,45 @@ impl Token {
     }
 }
 
-static REACTOR: OnceLock<Result<Arc<Reactor>, String>> = OnceLock::new();
+static REACTORS: OnceLock<Result<Vec<Arc<Reactor>>, String>> = OnceLock::new();
 
-/// The process's reactor, started on first use.
-pub(crate) fn reactor() -> std::io::Result<Arc<Reactor>> {
-    REACTOR
-        .get_or_init(|| Reactor::start().map_err(|e| e.to_string()))
-        .clone()
-        .map_err(|e| std::io::Error::other(format!("media receive loop: {e}")))
+/// How many receive loops run: `DIALER_MEDIA_THREADS` if set, else one per core (at most 8).
+fn threads() -> usize {
+    let default = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    match std::env::var("DIALER_MEDIA_THREADS") {
+        Err(_) => default,
+        Ok(v) => match v.trim().parse::<usize>() {
+            Ok(n) if (1..=256).contains(&n) => n,
+            _ => {
+                tracing::warn!(
+                    value = %v,
+                    default,
+                    "DIALER_MEDIA_THREADS must be a number of threads from 1 to 256; using the default"
+                );
+                default
+            }
+        },
+    }
+}
+
+/// The receive loop that reads leg `leg`'s socket (legs are spread over the loops by id; the
+/// loops start with the first leg).
+pub(crate) fn for_leg(leg: u64) -> std::io::Result<Arc<Reactor>> {
+    let loops = REACTORS.get_or_init(|| {
+        (0..threads())
+            .map(Reactor::start)
+            .collect::<std::io::Result<Vec<_>>>()
+            .map_err(|e| e.to_string())
+    });
+    match loops {
+        Ok(loops) if !loops.is_empty() => Ok(loops[(leg % loops.len() as u64) as usize].clone()),
+        Ok(_) => Err(std::io::Error::other("media receive loop: none started")),
+        Err(e) => Err(std::io::Error::other(format!("media receive loop: {e}"))),
+    }
 }
 
 impl Reactor {
-    fn start() -> std::io::Result<Arc<Reactor>> {
+    fn start(index: usize) -> std::io::Result<Arc<Reactor>> {
         let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
         let reactor = Arc::new(Reactor {
             epoll,
@@ -89,7 +117,7 @@ impl Reactor {
         });
         let looping = reactor.clone();
         std::thread::Builder::new()
-            .name("media-rx".into())
+            .name(format!("media-rx-{index}"))
             .spawn(move || looping.run())?;
         Ok(reactor)
     }
