@@ -230,9 +230,10 @@ async fn leasing_honours_attempts_due_time_and_leases(store: Store) {
         0,
         "n5 took the others"
     );
-    // Stored times are whole milliseconds.
-    let now = chrono::DateTime::from_timestamp_millis(chrono::Utc::now().timestamp_millis() + 1000)
-        .unwrap();
+    // Stored times are whole milliseconds. A fixed time, not the clock: the contacts are in
+    // New York, whose calling hours the clock is outside for half of every day (this test
+    // failed whenever it ran after 20:00 there).
+    let now = utc(2027, 7, 15, 16, 0) + chrono::Duration::milliseconds(1234);
     let all = store.lease_due(c.id, "n4", 10, now, LEASE).await.unwrap();
     assert_eq!(all.len(), 3);
     let (node, until) = store.lease_of(all[0].id).await.unwrap().unwrap();
