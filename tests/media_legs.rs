@@ -147,6 +147,27 @@ fn crossings_per_second(pcm: &[i16]) -> f32 {
     n as f32 / (pcm.len() as f32 / 8000.0) / 2.0
 }
 
+/// Counts the decoded samples a leg's listener hears.
+struct Heard(tokio::sync::mpsc::UnboundedReceiver<usize>);
+
+impl Heard {
+    fn on(leg: &Leg) -> Heard {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        leg.set_listener(Some(Box::new(move |pcm: &[i16], _ts: u32| {
+            let _ = tx.send(pcm.len());
+        })));
+        Heard(rx)
+    }
+
+    /// Waits until at least `samples` have been heard.
+    async fn at_least(&mut self, samples: usize) {
+        let mut heard = 0;
+        while heard < samples {
+            heard += timeout(WAIT, self.0.recv()).await.unwrap().unwrap();
+        }
+    }
+}
+
 async fn open(options: LegOptions) -> (Leg, LegEvents) {
     Leg::open(&ports(), options).unwrap()
 }
@@ -501,10 +522,7 @@ async fn hostile_packets_are_counted_and_dropped_without_disturbing_another_call
     victim_leg
         .set_remote(&RemoteMedia::new(hostile.addr(), Codec::Pcmu))
         .unwrap();
-    let (tx, mut heard) = tokio::sync::mpsc::unbounded_channel();
-    good_leg.set_listener(Some(Box::new(move |pcm: &[i16], _ts: u32| {
-        let _ = tx.send(pcm.len());
-    })));
+    let mut heard = Heard::on(&good_leg);
     let victim = victim_leg.local_rtp_addr();
     let attack = async {
         // The victim's peer starts a real stream (it latches), then everything goes wrong.
@@ -551,10 +569,7 @@ async fn hostile_packets_are_counted_and_dropped_without_disturbing_another_call
     let speech = sine(600.0, 2.0, 8000.0);
     let (_, _) = tokio::join!(good.talk(good_addr, &speech), attack);
     // The good call heard all of its 2 seconds.
-    let mut samples = 0;
-    while samples < 16000 {
-        samples += timeout(WAIT, heard.recv()).await.unwrap().unwrap();
-    }
+    heard.at_least(16000).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let g = good_leg.stats();
     assert_eq!(g.packets_received, 100, "{g:?}");
@@ -608,17 +623,11 @@ fn legs_opened_after_others_closed_receive_exactly_their_own_stream() {
         let (leg, _events) = open(LegOptions::default()).await;
         leg.set_remote(&RemoteMedia::new(phone.addr(), Codec::Pcmu))
             .unwrap();
-        let (tx, mut heard) = tokio::sync::mpsc::unbounded_channel();
-        leg.set_listener(Some(Box::new(move |pcm: &[i16], _ts: u32| {
-            let _ = tx.send(pcm.len());
-        })));
+        let mut heard = Heard::on(&leg);
         phone
             .talk(leg.local_rtp_addr(), &sine(440.0, 0.5, 8000.0))
             .await;
-        let mut samples = 0;
-        while samples < 4000 {
-            samples += timeout(WAIT, heard.recv()).await.unwrap().unwrap();
-        }
+        heard.at_least(4000).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
         let s = leg.stats();
         assert_eq!(s.packets_received, 25, "{s:?}");
