@@ -148,11 +148,13 @@ async fn run(store: store::Store) {
         .collect();
     let mut blocked = leased.clone();
     blocked.extend(numbers[100..105].iter().cloned());
-    let blocked_at = Utc::now();
     store
         .add_dnc(DncScope::Global, &blocked, "test")
         .await
         .unwrap();
+    // A listing binds from its commit: an attempt that started while it was being written
+    // may go ahead, none after.
+    let blocked_at = Utc::now();
 
     // Run past the close, then let calls in flight end.
     let wait = (close - Utc::now()).to_std().unwrap_or_default() + Duration::from_secs(8);

@@ -377,6 +377,36 @@ async fn do_not_call_applies_at_import_and_at_lease_time(store: Store) {
         .unwrap();
     assert_eq!(leased.len(), 2);
     assert!(leased.iter().all(|l| l.e164 != "+12125550002"));
+
+    // Listed while leased: the attempt is refused and no row is written; the other
+    // campaign's list does not touch it.
+    let (listed, kept) = (&leased[0], &leased[1]);
+    store
+        .add_dnc(
+            DncScope::Campaign(other.id),
+            std::slice::from_ref(&listed.e164),
+            "test",
+        )
+        .await
+        .unwrap();
+    match store.start_attempt(listed.id, "n", now).await {
+        Err(store::Error::DoNotCall(e164)) => assert_eq!(e164, listed.e164),
+        other => panic!("attempt on a listed number: {other:?}"),
+    }
+    let attempts = store
+        .attempts(&AttemptQuery {
+            campaign_id: Some(other.id),
+            ..AttemptQuery::default()
+        })
+        .await
+        .unwrap();
+    assert!(attempts.is_empty(), "{attempts:?}");
+    let id = store.start_attempt(kept.id, "n", now).await.unwrap();
+    assert!(id > 0);
+    assert!(matches!(
+        store.start_attempt(-1, "n", now).await,
+        Err(store::Error::NoSuchContact(-1))
+    ));
 }
 on_both!(do_not_call_applies_at_import_and_at_lease_time);
 

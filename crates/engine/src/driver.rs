@@ -191,6 +191,8 @@ pub(crate) async fn run(mut ctx: CallCtx) {
         .await
     {
         Ok(id) => id,
+        // Listed between the recheck and now: the store refused the attempt.
+        Err(store::Error::DoNotCall(_)) => return ctx.skip("number on a do-not-call list").await,
         Err(err) => {
             tracing::error!(%err, contact_id = ctx.contact.id, "cannot start the attempt");
             return ctx.skip("store unavailable").await;

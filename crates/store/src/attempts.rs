@@ -162,7 +162,11 @@ impl TryFrom<attempt::Model> for Attempt {
 const HOUR_MS: i64 = 3_600_000;
 
 impl Store {
-    /// Records that a call to a leased contact started; returns the attempt id.
+    /// Records that a call to a leased contact started; returns the attempt id. Refuses with
+    /// [`Error::DoNotCall`] a number on the global or the campaign's do-not-call list: the check
+    /// and the insert are one statement, so a number whose listing has been committed is never
+    /// given an attempt (a check before this call alone would leave a gap for a listing to
+    /// land in).
     pub async fn start_attempt(
         &self,
         contact_id: i64,
@@ -171,30 +175,28 @@ impl Store {
     ) -> Result<i64> {
         let row = self
             .query_one(
-                "SELECT campaign_id, e164 FROM contacts WHERE id = $1",
-                vec![contact_id.into()],
+                "INSERT INTO attempts (campaign_id, contact_id, node_id, e164, started_at) \
+                 SELECT c.campaign_id, c.id, $1, c.e164, $2 FROM contacts c \
+                 WHERE c.id = $3 AND NOT EXISTS (SELECT 1 FROM dnc d \
+                   WHERE d.e164 = c.e164 AND d.campaign_id IN (0, c.campaign_id)) \
+                 RETURNING id, campaign_id",
+                vec![node_id.into(), ms(started_at).into(), contact_id.into()],
             )
-            .await?
-            .ok_or(Error::NoSuchContact(contact_id))?;
+            .await?;
+        let Some(row) = row else {
+            let contact = self
+                .query_one(
+                    "SELECT e164 FROM contacts WHERE id = $1",
+                    vec![contact_id.into()],
+                )
+                .await?
+                .ok_or(Error::NoSuchContact(contact_id))?;
+            return Err(Error::DoNotCall(contact.try_get("", "e164")?));
+        };
+        let id: i64 = row.try_get("", "id")?;
         let campaign_id: i64 = row.try_get("", "campaign_id")?;
-        let e164: String = row.try_get("", "e164")?;
-        let inserted = attempt::ActiveModel {
-            campaign_id: Set(campaign_id),
-            contact_id: Set(contact_id),
-            node_id: Set(node_id.to_owned()),
-            e164: Set(e164),
-            started_at: Set(ms(started_at)),
-            ..Default::default()
-        }
-        .insert(&self.db)
-        .await?;
-        tracing::debug!(
-            attempt_id = inserted.id,
-            contact_id,
-            campaign_id,
-            "attempt started"
-        );
-        Ok(inserted.id)
+        tracing::debug!(attempt_id = id, contact_id, campaign_id, "attempt started");
+        Ok(id)
     }
 
     /// Records one step of a call's life at time `at`.

@@ -54,6 +54,9 @@ pub enum Error {
     /// No attempt has this id.
     #[error("no attempt {0}")]
     NoSuchAttempt(i64),
+    /// The number is on a do-not-call list: no attempt may start.
+    #[error("{0} is on a do-not-call list")]
+    DoNotCall(String),
     /// No agent has this username or id.
     #[error("no agent `{0}`")]
     NoSuchAgent(String),
