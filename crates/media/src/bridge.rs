@@ -56,6 +56,7 @@ impl Bridge {
         let now = Instant::now();
         for leg in [&a, &b] {
             lock(&leg.tx).set_relay_attached(true, now);
+            leg.promote();
         }
         tracing::debug!(a = a.id, b = b.id, "bridged");
         Ok(Bridge {

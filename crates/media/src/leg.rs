@@ -13,10 +13,10 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -42,7 +42,7 @@ use crate::stats::{DropCounts, DropReason, LegStats, RemoteReport};
 /// Datagrams handled per wake-up before the task yields to the other legs on its thread.
 const BUDGET: usize = 64;
 /// The largest datagram read; anything longer is not G.711 and is dropped.
-const MAX_DATAGRAM: usize = 1500;
+pub(crate) const MAX_DATAGRAM: usize = 1500;
 /// The receive loop's buffer: one byte more than [`MAX_DATAGRAM`], to see that one was longer.
 pub(crate) const RECEIVE_BUFFER: usize = MAX_DATAGRAM + 1;
 /// A sending schedule that fell this far behind (a stalled thread) restarts from now instead
@@ -317,6 +317,15 @@ pub(crate) struct LegInner {
     events: mpsc::UnboundedSender<LegEvent>,
     options: LegOptions,
     next_playback: AtomicU64,
+    /// Before this time ([`since_start`]) the sweep has nothing to feed this leg's playout.
+    playout_due: AtomicU64,
+}
+
+/// Nanoseconds from the first call in the process to `at` (0 for earlier times).
+fn since_start(at: std::time::Instant) -> u64 {
+    static START: OnceLock<std::time::Instant> = OnceLock::new();
+    let start = *START.get_or_init(std::time::Instant::now);
+    at.saturating_duration_since(start).as_nanos() as u64
 }
 
 impl Drop for LegInner {
@@ -341,6 +350,20 @@ impl LegInner {
         self.waker.wake();
     }
 
+    /// Has the receive loop read this leg promptly from now on (it is being bridged).
+    pub(crate) fn promote(&self) {
+        if let Some(token) = *lock(&self.registration)
+            && let Ok(reactor) = reactor::for_leg(self.id)
+        {
+            reactor.promote(token);
+        }
+    }
+
+    /// Counts a datagram the kernel refused to send.
+    pub(crate) fn count_send_error(&self) {
+        lock(&self.tx).send_errors += 1;
+    }
+
     fn emit(&self, event: LegEvent) {
         // The receiver may be gone (nobody listens); events are then dropped.
         let _ = self.events.send(event);
@@ -348,20 +371,37 @@ impl LegInner {
 
     /// Reads one datagram from the RTP socket, which the receive loop saw readable.
     pub(crate) fn receive_one(&self, now: std::time::Instant, storage: &mut [u8; RECEIVE_BUFFER]) {
-        match self.rtp.recv_from(storage) {
-            // A closing leg's datagrams are read and dropped, or the loop would see the socket
-            // readable again on every round until the leg's task takes it out.
-            Ok(_) if self.closed.load(Ordering::Acquire) => {}
-            Ok((n, from)) => self.on_rtp(Instant::from_std(now), from, &storage[..n]),
-            // Would block: another reader was first. Other errors (an ICMP error queued on the
-            // socket) are consumed by the read; the next datagram is read normally.
-            Err(_) => {}
+        // An error is "would block" (another reader was first) or an ICMP error queued on the
+        // socket, which the read consumed; the next datagram is read normally.
+        if let Ok((n, from)) = self.rtp.recv_from(storage) {
+            self.receive_datagram(now, from, &storage[..n]);
+        }
+    }
+
+    /// Handles a datagram the receive loop read from the RTP socket.
+    pub(crate) fn receive_datagram(
+        &self,
+        now: std::time::Instant,
+        from: SocketAddr,
+        datagram: &[u8],
+    ) {
+        // A closing leg's datagrams are read and dropped, or the loop would see the socket
+        // readable again on every round until the leg's task takes it out.
+        if !self.closed.load(Ordering::Acquire) {
+            self.on_rtp(Instant::from_std(now), from, datagram);
         }
     }
 
     /// Feeds silence to the detector or recorder if the peer went quiet (called by the
     /// receive loop's sweep).
     pub(crate) fn tick_playout(&self, now: std::time::Instant) {
+        // A peer that is talking pushes its timeline on with every packet: the playout's last
+        // answer says when it could next have silence to feed, so until then the leg is not
+        // locked at all (the sweep visits every leg 50 times a second).
+        let now_ns = since_start(now);
+        if self.playout_due.load(Ordering::Relaxed) > now_ns {
+            return;
+        }
         let mut rx_guard = lock(&self.rx);
         let rx = &mut *rx_guard;
         if rx.listener.is_none() && rx.tap.is_none() {
@@ -373,7 +413,10 @@ impl LegInner {
             tap,
             ..
         } = rx;
-        playout.tick(now, &mut |s, ts| deliver(listener, tap, s, ts));
+        // Packets only move the due time later, so the value kept is never past the real one.
+        let due = playout.tick(now, &mut |s, ts| deliver(listener, tap, s, ts));
+        self.playout_due
+            .store(due.map_or(0, since_start), Ordering::Relaxed);
     }
 
     /// Handles one datagram from the RTP socket (called by the receive loop).
@@ -490,7 +533,7 @@ impl LegInner {
 
     /// Sends a packet relayed from leg `from` out of this leg (called on the other leg's task,
     /// holding that leg's receive lock: lock order is always rx before tx).
-    fn relay_in(&self, now: Instant, from: u64, inbound: &Inbound<'_>) {
+    fn relay_in(self: &Arc<Self>, now: Instant, from: u64, inbound: &Inbound<'_>) {
         let mut tx = lock(&self.tx);
         if !tx.jobs.is_empty() {
             // A prompt or DTMF is playing to this side: it has the floor.
@@ -542,7 +585,10 @@ impl LegInner {
         if let Some(codec) = source_codec {
             codec.transcode_in_place(&mut buf[rtp::HEADER_LEN..n], tx.codec);
         }
-        if send_now(&self.rtp, &buf[..n], remote).is_err() {
+        // On an io_uring receive loop the send joins the batch's; elsewhere it goes now.
+        if !crate::uring::queue_send(self, self.rtp.as_raw_fd(), &buf[..n], remote)
+            && send_now(&self.rtp, &buf[..n], remote).is_err()
+        {
             tx.send_errors += 1;
         }
         tx.sent_since_report = true;
@@ -639,6 +685,7 @@ impl Leg {
             events: events_tx,
             options,
             next_playback: AtomicU64::new(1),
+            playout_due: AtomicU64::new(0),
         });
         let token = reactor.register(&inner, &inner.rtp)?;
         *lock(&inner.registration) = Some(token);
@@ -1191,7 +1238,6 @@ fn send_now(socket: &impl AsFd, buf: &[u8], to: SocketAddr) -> std::io::Result<u
 /// Datagrams the kernel dropped on `socket` because its queue was full (`SO_MEMINFO`'s drop
 /// count); 0 where the kernel does not say.
 fn kernel_drops(socket: &impl AsFd) -> u64 {
-    use std::os::fd::AsRawFd;
     // Not exported by libc for every target; 55 on every Linux architecture we build for.
     const SO_MEMINFO: libc::c_int = 55;
     let mut info = [0u32; 16];

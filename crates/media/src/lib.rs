@@ -51,6 +51,7 @@ pub mod rtcp;
 pub mod rtp;
 pub mod session;
 mod stats;
+mod uring;
 
 pub use bridge::Bridge;
 pub use error::MediaError;
@@ -60,5 +61,6 @@ pub use leg::{
 };
 pub use ports::PortAllocator;
 pub use prompt::{Prompt, PromptError};
+pub use reactor::receive_loop;
 pub use record::{Recording, RecordingSummary};
 pub use stats::{DropCounts, DropReason, LegStats, RemoteReport};

@@ -15,6 +15,10 @@
 //! packet. It also feeds silence to the detectors of legs whose peer went quiet (discontinuous
 //! transmission), by a sweep every [`SWEEP`], since their packets no longer pass through the
 //! leg's task.
+//!
+//! Where the kernel allows it, the loop is built on io_uring instead ([`crate::uring`]): the
+//! same slots, sweep and pacing, but no system call per datagram. `DIALER_MEDIA_IO` chooses
+//! (`uring`, `epoll`; by default io_uring if a start-up probe receives through it, else epoll).
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
@@ -24,26 +28,43 @@ use rustix::buffer::spare_capacity;
 use rustix::event::{Timespec, epoll};
 
 use crate::leg::{LegInner, RECEIVE_BUFFER, lock};
+use crate::uring;
 
 /// Ready sockets taken per `epoll_wait`: enough to amortise the call, few enough that the last
 /// packet of a batch is not held long behind the others (256 x ~2 us).
 const BATCH: usize = 256;
 /// How often legs with a detector or recorder are checked for silence to feed.
-const SWEEP: Duration = Duration::from_millis(20);
+pub(crate) const SWEEP: Duration = Duration::from_millis(20);
 /// The shortest time between two waits. Packets from thousands of phones arrive a few
 /// microseconds apart; waking for each would cost a context switch and a timer per packet,
 /// more than reading it. Waiting at most this often lets them gather into batches, at the price
 /// of holding a packet up to this long (a phone's jitter buffer holds 20-60 ms).
-const COALESCE: Duration = Duration::from_micros(200);
+pub(crate) const COALESCE: Duration = Duration::from_micros(200);
 
-/// The process's media receive loop (started with the first leg).
+/// One of the process's media receive loops (started with the first leg).
 pub(crate) struct Reactor {
-    epoll: OwnedFd,
-    slots: Mutex<Slots>,
+    backend: Backend,
+    pub(crate) slots: Mutex<Slots>,
+}
+
+/// How a loop learns which sockets hold datagrams.
+enum Backend {
+    /// A level-triggered epoll set, read by `recvfrom` per datagram.
+    Epoll(OwnedFd),
+    /// An io_uring loop, reached through its command queue.
+    Uring(Arc<uring::Handle>),
+}
+
+/// Which backend the loops use (`DIALER_MEDIA_IO`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Io {
+    Auto,
+    Uring,
+    Epoll,
 }
 
 #[derive(Default)]
-struct Slots {
+pub(crate) struct Slots {
     entries: Vec<Entry>,
     free: Vec<u32>,
 }
@@ -63,11 +84,17 @@ impl Token {
     fn new(slot: u32, generation: u32) -> Token {
         Token(((generation as u64) << 32) | slot as u64)
     }
-    fn slot(self) -> usize {
+    pub(crate) fn slot(self) -> usize {
         (self.0 & 0xFFFF_FFFF) as usize
     }
-    fn generation(self) -> u32 {
+    pub(crate) fn generation(self) -> u32 {
         (self.0 >> 32) as u32
+    }
+    pub(crate) fn raw(self) -> u64 {
+        self.0
+    }
+    pub(crate) fn from_raw(raw: u64) -> Token {
+        Token(raw)
     }
 }
 
@@ -92,12 +119,44 @@ fn threads() -> usize {
     }
 }
 
+/// The backend asked for by `DIALER_MEDIA_IO`.
+fn io() -> Io {
+    match std::env::var("DIALER_MEDIA_IO") {
+        Err(_) => Io::Auto,
+        Ok(v) => match v.trim() {
+            "" | "auto" => Io::Auto,
+            "uring" | "io_uring" => Io::Uring,
+            "epoll" => Io::Epoll,
+            _ => {
+                tracing::warn!(
+                    value = %v,
+                    "DIALER_MEDIA_IO must be uring, epoll or auto; choosing automatically"
+                );
+                Io::Auto
+            }
+        },
+    }
+}
+
+/// What the media receive loops are built on (`"io_uring"` or `"epoll"`), once the first leg
+/// has started them.
+pub fn receive_loop() -> Option<&'static str> {
+    match REACTORS.get()? {
+        Ok(loops) => loops.first().map(|r| match r.backend {
+            Backend::Epoll(_) => "epoll",
+            Backend::Uring(_) => "io_uring",
+        }),
+        Err(_) => None,
+    }
+}
+
 /// The receive loop that reads leg `leg`'s socket (legs are spread over the loops by id; the
 /// loops start with the first leg).
 pub(crate) fn for_leg(leg: u64) -> std::io::Result<Arc<Reactor>> {
     let loops = REACTORS.get_or_init(|| {
+        let io = io();
         (0..threads())
-            .map(Reactor::start)
+            .map(|index| Reactor::start(index, io))
             .collect::<std::io::Result<Vec<_>>>()
             .map_err(|e| e.to_string())
     });
@@ -109,16 +168,61 @@ pub(crate) fn for_leg(leg: u64) -> std::io::Result<Arc<Reactor>> {
 }
 
 impl Reactor {
-    fn start(index: usize) -> std::io::Result<Arc<Reactor>> {
+    fn start(index: usize, io: Io) -> std::io::Result<Arc<Reactor>> {
+        if io != Io::Epoll {
+            match Self::start_uring(index) {
+                Ok(reactor) => {
+                    tracing::debug!(index, "media receive loop on io_uring");
+                    return Ok(reactor);
+                }
+                Err(e) if io == Io::Uring => {
+                    return Err(std::io::Error::other(format!(
+                        "DIALER_MEDIA_IO=uring, but io_uring cannot receive here: {e}"
+                    )));
+                }
+                Err(e) => {
+                    if index == 0 {
+                        tracing::info!(error = %e, "io_uring unavailable; media receive loops use epoll");
+                    }
+                }
+            }
+        }
         let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
         let reactor = Arc::new(Reactor {
-            epoll,
+            backend: Backend::Epoll(epoll),
             slots: Mutex::new(Slots::default()),
         });
         let looping = reactor.clone();
         std::thread::Builder::new()
             .name(format!("media-rx-{index}"))
             .spawn(move || looping.run())?;
+        Ok(reactor)
+    }
+
+    /// Starts an io_uring loop; the ring is made on the loop's thread (a single-issuer ring
+    /// with deferred task work is the creating thread's alone), which says whether it works.
+    fn start_uring(index: usize) -> std::io::Result<Arc<Reactor>> {
+        let handle = Arc::new(uring::Handle::new()?);
+        let reactor = Arc::new(Reactor {
+            backend: Backend::Uring(handle.clone()),
+            slots: Mutex::new(Slots::default()),
+        });
+        let looping = reactor.clone();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name(format!("media-rx-{index}"))
+            .spawn(move || match uring::Loop::new(&handle) {
+                Ok(ring) => {
+                    let _ = ready_tx.send(Ok(()));
+                    ring.run(looping, &handle);
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                }
+            })?;
+        ready_rx
+            .recv()
+            .map_err(|_| std::io::Error::other("the io_uring loop's thread died"))??;
         Ok(reactor)
     }
 
@@ -139,14 +243,19 @@ impl Reactor {
         let entry = &mut slots.entries[slot as usize];
         entry.leg = Some(Arc::downgrade(leg));
         let token = Token::new(slot, entry.generation);
-        if let Err(e) = epoll::add(
-            &self.epoll,
-            socket,
-            epoll::EventData::new_u64(token.0),
-            epoll::EventFlags::IN,
-        ) {
+        let armed = match &self.backend {
+            Backend::Epoll(epoll) => epoll::add(
+                epoll,
+                socket,
+                epoll::EventData::new_u64(token.0),
+                epoll::EventFlags::IN,
+            )
+            .map_err(std::io::Error::from),
+            Backend::Uring(handle) => handle.arm(token, socket),
+        };
+        if let Err(e) = armed {
             Self::free(&mut slots, token);
-            return Err(e.into());
+            return Err(e);
         }
         Ok(token)
     }
@@ -154,15 +263,44 @@ impl Reactor {
     /// Stops reading `socket`. Events already taken for it are ignored.
     pub(crate) fn deregister(&self, token: Token, socket: impl AsFd) {
         let mut slots = lock(&self.slots);
-        // The socket may already be closed (then the kernel has dropped it from the set).
-        let _ = epoll::delete(&self.epoll, socket);
+        match &self.backend {
+            // The socket may already be closed (then the kernel has dropped it from the set).
+            Backend::Epoll(epoll) => {
+                let _ = epoll::delete(epoll, socket);
+            }
+            Backend::Uring(handle) => handle.cancel(token),
+        }
         Self::free(&mut slots, token);
+    }
+
+    /// Has the leg at `token` read as promptly as the loop can (it has been bridged: its packets
+    /// are relayed). The epoll loop reads every leg so already.
+    pub(crate) fn promote(&self, token: Token) {
+        if let Backend::Uring(handle) = &self.backend {
+            handle.promote(token);
+        }
     }
 
     /// Frees a leg's slot when its socket is closing without `deregister` (the kernel removes a
     /// closed socket from the epoll set by itself).
     pub(crate) fn forget(&self, token: Token) {
-        Self::free(&mut lock(&self.slots), token);
+        let mut slots = lock(&self.slots);
+        // An io_uring request holds the socket open until it is cancelled.
+        if let Backend::Uring(handle) = &self.backend {
+            handle.cancel(token);
+        }
+        Self::free(&mut slots, token);
+    }
+
+    /// The live leg at `token`, if the slot still holds the leg it was given to.
+    pub(crate) fn leg_at(slots: &Slots, token: Token) -> Option<Arc<LegInner>> {
+        match slots.entries.get(token.slot()) {
+            Some(Entry {
+                generation,
+                leg: Some(leg),
+            }) if *generation == token.generation() => leg.upgrade(),
+            _ => None,
+        }
     }
 
     fn free(slots: &mut Slots, token: Token) {
@@ -173,11 +311,15 @@ impl Reactor {
             return;
         }
         entry.leg = None;
-        entry.generation = entry.generation.wrapping_add(1);
+        // 31 bits, so a token never has bit 63 set (the io_uring loop's own requests do).
+        entry.generation = entry.generation.wrapping_add(1) & 0x7FFF_FFFF;
         slots.free.push(token.slot() as u32);
     }
 
     fn run(self: Arc<Self>) {
+        let Backend::Epoll(epoll) = &self.backend else {
+            return;
+        };
         let mut events: Vec<epoll::Event> = Vec::with_capacity(BATCH);
         let mut ready: Vec<Arc<LegInner>> = Vec::with_capacity(BATCH);
         let mut buffer = Box::new([0u8; RECEIVE_BUFFER]);
@@ -189,7 +331,7 @@ impl Reactor {
                 tv_sec: wait.as_secs() as _,
                 tv_nsec: wait.subsec_nanos() as _,
             };
-            match epoll::wait(&self.epoll, spare_capacity(&mut events), Some(&timeout)) {
+            match epoll::wait(epoll, spare_capacity(&mut events), Some(&timeout)) {
                 Ok(_) => {}
                 Err(rustix::io::Errno::INTR) => continue,
                 Err(e) => {
@@ -202,18 +344,11 @@ impl Reactor {
             let full = events.len() == BATCH;
             {
                 let slots = lock(&self.slots);
-                for event in &events {
-                    let token = Token(event.data.u64());
-                    if let Some(Entry {
-                        generation,
-                        leg: Some(leg),
-                    }) = slots.entries.get(token.slot())
-                        && *generation == token.generation()
-                        && let Some(leg) = leg.upgrade()
-                    {
-                        ready.push(leg);
-                    }
-                }
+                ready.extend(
+                    events
+                        .iter()
+                        .filter_map(|event| Self::leg_at(&slots, Token(event.data.u64()))),
+                );
             }
             for leg in &ready {
                 leg.receive_one(now, &mut buffer);
@@ -234,7 +369,7 @@ impl Reactor {
     }
 
     /// Feeds silence to the detectors and recorders of legs whose peer went quiet.
-    fn sweep(&self, now: Instant, legs: &mut Vec<Arc<LegInner>>) {
+    pub(crate) fn sweep(&self, now: Instant, legs: &mut Vec<Arc<LegInner>>) {
         {
             let slots = lock(&self.slots);
             legs.extend(

@@ -1,0 +1,885 @@
+//! The io_uring receive loop: one multishot `recvmsg` per leg's RTP socket, into a ring of
+//! buffers the kernel picks from, so a whole batch of datagrams from thousands of sockets costs
+//! one system call.
+//!
+//! With epoll, every datagram still cost its own `recvfrom`, and every batch an `epoll_wait`:
+//! on a machine where entering the kernel is dear (return-stack mitigations on AMD), those
+//! entries were half the time of a received packet. Here a socket's request stays armed for the
+//! leg's life; the kernel receives each datagram into a buffer from the group's ring and posts a
+//! completion. The ring is set up for a single issuer with deferred task work, so that work runs
+//! on this loop's thread, in the one `io_uring_enter` per batch, and not on whichever core the
+//! packet arrived.
+//!
+//! Each loop has two rings. Most legs' audio only feeds detection, recording and DTMF; their
+//! requests are on the bulk ring, which the loop reaps every [`BULK`] (40 ms), so each visit to
+//! a socket takes two packets while the leg's state is in cache. A bridged leg's packets are
+//! relayed to the other side as they come: `Bridge::connect` moves both legs to the prompt
+//! ring, which the loop waits on and reaps every round (at most [`COALESCE`] apart).
+//!
+//! Datagrams the loop sends while it handles a batch (the bridge's relayed audio) are queued on
+//! the same ring and go out together, in one more `io_uring_enter` at the end of the batch,
+//! instead of a `sendto` each.
+//!
+//! The ring belongs to its thread. Other threads (a leg opening or closing) queue commands and
+//! wake the loop through an eventfd that the ring itself reads. A closing leg's socket stays open
+//! (the loop holds a duplicate of it) until its request is cancelled, so a descriptor number
+//! reused by a new socket is never read by a stale request.
+
+use std::cell::RefCell;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use io_uring::types::{BufRingEntry, Fd, RecvMsgOut, SubmitArgs, Timespec};
+use io_uring::{IoUring, cqueue, opcode, squeue};
+
+use crate::leg::{LegInner, MAX_DATAGRAM, lock};
+use crate::reactor::{COALESCE, Reactor, SWEEP, Token};
+
+/// Bytes per receive buffer: the `recvmsg` header (16), the source address (28), and a payload
+/// longer than [`crate::leg::RECEIVE_BUFFER`], so an oversized datagram is seen as such.
+const BUFFER_SIZE: usize = 2048;
+/// Buffers in the ring. Each batch returns its buffers before the next wait, so this only has
+/// to hold one batch (about 50 datagrams per 200 us at 5,000 streams); when it runs dry, the
+/// sockets' requests stop and are re-armed, and their datagrams wait in the socket queues.
+const BUFFERS: u16 = 256;
+/// The buffer group of the ring (one ring per loop, so one group).
+const GROUP: u16 = 0;
+/// Submission queue entries; the completion queue is larger, as one request posts many.
+const SQ_ENTRIES: u32 = 256;
+const CQ_ENTRIES: u32 = 8192;
+/// Completions taken per round at most: half the buffers, so the kernel has buffers left for
+/// what arrives while the round is handled (they are given back at its end).
+const DRAIN: usize = BUFFERS as usize / 2;
+/// `IORING_ENTER_GETEVENTS`: run deferred work and reap (not exported by the io-uring crate).
+const ENTER_GETEVENTS: u32 = 1;
+/// Deferred receives one enter runs at most (the kernel's `IO_LOCAL_TW_DEFAULT_MAX`).
+const TASK_WORK_PER_ENTER: usize = 20;
+/// How often legs that are not bridged are read. Their audio only feeds detection, recording
+/// and DTMF, which a few tens of milliseconds do not hurt; reading each socket every packet
+/// instead costs a wake-up, a poll and cold caches per packet, where a visit every 40 ms takes
+/// two packets at once with the leg's state still warm.
+const BULK: Duration = Duration::from_millis(40);
+/// User data of a send: this bit and the outbox slot (tokens never have bit 63 set).
+const SEND: u64 = 1 << 63;
+/// Sends in flight per loop; past this, a relay sends by itself.
+const OUTBOX: usize = 1024;
+/// User data of the eventfd read that wakes the loop for commands.
+const WAKE: u64 = u64::MAX;
+/// User data of cancellations (their completions need nothing done).
+const CANCEL: u64 = u64::MAX - 1;
+/// User data of the start-up self-test's request.
+const PROBE: u64 = u64::MAX - 2;
+/// Size of the source address field: a `sockaddr_in6` holds either family.
+const NAME_LEN: usize = std::mem::size_of::<libc::sockaddr_in6>();
+
+/// What other threads ask of a loop.
+enum Command {
+    /// Start receiving on a leg's socket (a duplicate the loop keeps until `Cancel`).
+    Arm(Token, OwnedFd),
+    /// Stop receiving for a leg, and close the loop's duplicate of its socket.
+    Cancel(Token),
+    /// Read a leg promptly from now on (it has been bridged).
+    Promote(Token),
+}
+
+/// How other threads reach an io_uring loop.
+pub(crate) struct Handle {
+    commands: Mutex<Vec<Command>>,
+    wake: OwnedFd,
+}
+
+impl Handle {
+    pub(crate) fn new() -> std::io::Result<Handle> {
+        let wake = rustix::event::eventfd(
+            0,
+            rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
+        )?;
+        Ok(Handle {
+            commands: Mutex::new(Vec::new()),
+            wake,
+        })
+    }
+
+    /// Asks the loop to receive on `socket` for the leg at `token`.
+    pub(crate) fn arm(&self, token: Token, socket: impl AsFd) -> std::io::Result<()> {
+        let socket = socket.as_fd().try_clone_to_owned()?;
+        self.send(Command::Arm(token, socket));
+        Ok(())
+    }
+
+    /// Asks the loop to read the leg at `token` promptly from now on.
+    pub(crate) fn promote(&self, token: Token) {
+        self.send(Command::Promote(token));
+    }
+
+    /// Asks the loop to stop receiving for the leg at `token`.
+    pub(crate) fn cancel(&self, token: Token) {
+        self.send(Command::Cancel(token));
+    }
+
+    fn send(&self, command: Command) {
+        lock(&self.commands).push(command);
+        // A full counter (never, at 2^64 - 1) or a closed eventfd only delays the command to
+        // the loop's next round.
+        let _ = rustix::io::write(&self.wake, &1u64.to_ne_bytes());
+    }
+}
+
+/// A datagram queued for the ring to send, with the `msghdr` that describes it.
+struct Outgoing {
+    /// Keeps the sending leg, and so its socket, open until the kernel is done with it.
+    leg: Option<Arc<LegInner>>,
+    fd: RawFd,
+    name: libc::sockaddr_in6,
+    iov: libc::iovec,
+    msghdr: libc::msghdr,
+    data: [u8; MAX_DATAGRAM],
+}
+
+/// The sends a loop's thread has queued, and the slots they use.
+#[derive(Default)]
+struct Outbox {
+    // Boxed: each slot's msghdr points into the slot, which must not move as the Vec grows.
+    #[allow(clippy::vec_box)]
+    slots: Vec<Box<Outgoing>>,
+    free: Vec<u32>,
+    queued: Vec<u32>,
+}
+
+thread_local! {
+    /// The outbox of the io_uring loop running on this thread (none on other threads).
+    static OUTBOX_OF_THREAD: RefCell<Option<Outbox>> = const { RefCell::new(None) };
+}
+
+/// Queues `datagram` to be sent from `leg`'s RTP socket to `to` by this thread's ring, at the
+/// end of the batch being handled. False if this thread runs no io_uring loop or its outbox is
+/// full: the caller sends the datagram itself.
+pub(crate) fn queue_send(leg: &Arc<LegInner>, fd: RawFd, datagram: &[u8], to: SocketAddr) -> bool {
+    if datagram.len() > MAX_DATAGRAM {
+        return false;
+    }
+    OUTBOX_OF_THREAD.with(|outbox| {
+        let mut outbox = outbox.borrow_mut();
+        let Some(outbox) = outbox.as_mut() else {
+            return false;
+        };
+        let index = match outbox.free.pop() {
+            Some(i) => i,
+            None if outbox.slots.len() < OUTBOX => {
+                outbox.slots.push(Box::new(Outgoing {
+                    leg: None,
+                    fd: -1,
+                    // SAFETY: all-zero socket addresses, iovecs and msghdrs are valid.
+                    name: unsafe { std::mem::zeroed() },
+                    iov: unsafe { std::mem::zeroed() },
+                    msghdr: unsafe { std::mem::zeroed() },
+                    data: [0; MAX_DATAGRAM],
+                }));
+                (outbox.slots.len() - 1) as u32
+            }
+            None => return false,
+        };
+        let slot = &mut *outbox.slots[index as usize];
+        slot.data[..datagram.len()].copy_from_slice(datagram);
+        slot.leg = Some(leg.clone());
+        slot.fd = fd;
+        let name_len = write_sockaddr(&mut slot.name, to);
+        slot.iov = libc::iovec {
+            iov_base: slot.data.as_mut_ptr().cast(),
+            iov_len: datagram.len(),
+        };
+        slot.msghdr.msg_name = (&raw mut slot.name).cast();
+        slot.msghdr.msg_namelen = name_len;
+        slot.msghdr.msg_iov = &raw mut slot.iov;
+        slot.msghdr.msg_iovlen = 1;
+        outbox.queued.push(index);
+        true
+    })
+}
+
+/// Writes `to` as a `sockaddr_in` or `sockaddr_in6` into `name`; returns its length.
+fn write_sockaddr(name: &mut libc::sockaddr_in6, to: SocketAddr) -> libc::socklen_t {
+    match to {
+        SocketAddr::V4(v4) => {
+            // SAFETY: a sockaddr_in fits in a sockaddr_in6 and needs no more alignment.
+            let sin =
+                unsafe { &mut *(name as *mut libc::sockaddr_in6).cast::<libc::sockaddr_in>() };
+            *sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: v4.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(v4.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t
+        }
+        SocketAddr::V6(v6) => {
+            name.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+            name.sin6_port = v6.port().to_be();
+            name.sin6_flowinfo = v6.flowinfo().to_be();
+            name.sin6_addr = libc::in6_addr {
+                s6_addr: v6.ip().octets(),
+            };
+            name.sin6_scope_id = v6.scope_id();
+            std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t
+        }
+    }
+}
+
+/// The ring of provided buffers: entries the kernel takes buffers from, and the memory they
+/// point into. Never freed: a loop lives as long as the process, and the kernel may write into
+/// the buffers until the ring is gone.
+struct Buffers {
+    entries: *mut BufRingEntry,
+    data: *mut u8,
+    tail: u16,
+}
+
+impl Buffers {
+    fn new() -> std::io::Result<Buffers> {
+        let entries_layout = std::alloc::Layout::from_size_align(
+            BUFFERS as usize * std::mem::size_of::<BufRingEntry>(),
+            4096,
+        )
+        .map_err(std::io::Error::other)?;
+        let data_layout = std::alloc::Layout::from_size_align(BUFFERS as usize * BUFFER_SIZE, 4096)
+            .map_err(std::io::Error::other)?;
+        // SAFETY: both layouts have a non-zero size.
+        let (entries, data) = unsafe {
+            (
+                std::alloc::alloc_zeroed(entries_layout).cast::<BufRingEntry>(),
+                std::alloc::alloc_zeroed(data_layout),
+            )
+        };
+        if entries.is_null() || data.is_null() {
+            return Err(std::io::Error::other("cannot allocate the receive buffers"));
+        }
+        let mut buffers = Buffers {
+            entries,
+            data,
+            tail: 0,
+        };
+        for id in 0..BUFFERS {
+            buffers.give(id);
+        }
+        buffers.publish();
+        Ok(buffers)
+    }
+
+    /// Puts buffer `id` back in the ring (seen by the kernel after [`Buffers::publish`]).
+    fn give(&mut self, id: u16) {
+        let index = (self.tail & (BUFFERS - 1)) as usize;
+        // SAFETY: `index < BUFFERS`, the ring's length; `id < BUFFERS`, so the buffer lies in
+        // `data`.
+        unsafe {
+            let entry = &mut *self.entries.add(index);
+            entry.set_addr(self.data.add(id as usize * BUFFER_SIZE) as u64);
+            entry.set_len(BUFFER_SIZE as u32);
+            entry.set_bid(id);
+        }
+        self.tail = self.tail.wrapping_add(1);
+    }
+
+    fn publish(&self) {
+        // SAFETY: the tail is a u16 inside the first entry, shared with the kernel, which reads
+        // it; the release store orders the entries written before it.
+        unsafe {
+            let tail = BufRingEntry::tail(self.entries) as *mut u16;
+            AtomicU16::from_ptr(tail).store(self.tail, Ordering::Release);
+        }
+    }
+
+    /// The first `len` bytes of buffer `id`, as the kernel filled them.
+    fn get(&self, id: u16, len: usize) -> &[u8] {
+        let len = len.min(BUFFER_SIZE);
+        let id = id.min(BUFFERS - 1) as usize;
+        // SAFETY: the buffer lies in `data`; the kernel handed it to us with this completion
+        // and does not touch it until it is given back.
+        unsafe { std::slice::from_raw_parts(self.data.add(id * BUFFER_SIZE), len) }
+    }
+}
+
+/// Which of a loop's two rings a leg's request is on.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Lane {
+    /// Reaped every round (at most [`COALESCE`] apart): bridged legs, whose packets are relayed
+    /// to the other side as they come.
+    Prompt,
+    /// Reaped every [`BULK`]: legs whose audio only feeds detection, recording and DTMF.
+    Bulk,
+}
+
+/// A ring with its provided buffers and the requests to arm on it again.
+struct Ring {
+    ring: IoUring,
+    buffers: Buffers,
+    rearm: Vec<Token>,
+}
+
+impl Ring {
+    fn new() -> std::io::Result<Ring> {
+        let ring = IoUring::builder()
+            .setup_single_issuer()
+            .setup_defer_taskrun()
+            .setup_cqsize(CQ_ENTRIES)
+            .build(SQ_ENTRIES)?;
+        let buffers = Buffers::new()?;
+        // SAFETY: the ring's entries stay allocated for the life of the process.
+        unsafe {
+            ring.submitter().register_buf_ring_with_flags(
+                buffers.entries as u64,
+                BUFFERS,
+                GROUP,
+                0,
+            )?;
+        }
+        Ok(Ring {
+            ring,
+            buffers,
+            rearm: Vec::new(),
+        })
+    }
+
+    /// Queues an entry, submitting what is queued first if the queue is full.
+    fn push(&mut self, entry: &squeue::Entry) {
+        loop {
+            // SAFETY: every buffer an entry points to (msghdr, wake buffer, provided buffers,
+            // outbox slots) lives until its completion.
+            if unsafe { self.ring.submission().push(entry) }.is_ok() {
+                return;
+            }
+            if let Err(e) = self.ring.submit() {
+                tracing::error!(error = %e, "media receive loop: io_uring submit failed");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+
+    /// Takes completions into `out`, up to `limit`; true if it stopped at the limit. One enter
+    /// runs at most 20 sockets' deferred receives (the kernel's IO_LOCAL_TW_DEFAULT_MAX), so
+    /// it enters again, without waiting, while an enter brings that many: otherwise packets
+    /// would queue behind the limit for milliseconds under load.
+    fn reap(&mut self, out: &mut Vec<(u64, i32, u32)>, limit: usize, mut enter: bool) -> bool {
+        loop {
+            if enter {
+                // SAFETY: no submission and no argument: runs pending work and returns.
+                let entered = unsafe {
+                    self.ring
+                        .submitter()
+                        .enter::<libc::sigset_t>(0, 0, ENTER_GETEVENTS, None)
+                };
+                if let Err(e) = entered
+                    && e.raw_os_error() != Some(libc::EINTR)
+                {
+                    tracing::error!(error = %e, "media receive loop: io_uring_enter failed");
+                    return false;
+                }
+            }
+            let before = out.len();
+            out.extend(
+                self.ring
+                    .completion()
+                    .take(limit - before)
+                    .map(|c| (c.user_data(), c.result(), c.flags())),
+            );
+            if out.len() >= limit {
+                return true;
+            }
+            if out.len() - before < TASK_WORK_PER_ENTER {
+                return false;
+            }
+            enter = true;
+        }
+    }
+}
+
+/// A leg's socket as the loop holds it.
+struct Armed {
+    generation: u32,
+    /// The loop's duplicate of the socket, closed once the request is cancelled.
+    fd: OwnedFd,
+    lane: Lane,
+}
+
+/// What a round works with, kept between rounds to reuse the allocations.
+#[derive(Default)]
+struct Scratch {
+    completions: Vec<(u64, i32, u32)>,
+    batch: Vec<(Arc<LegInner>, u16, usize)>,
+    unused: Vec<Arc<LegInner>>,
+    sends: Vec<(u32, i32)>,
+}
+
+/// One receive loop's two rings and what it needs to keep their requests armed.
+pub(crate) struct Loop {
+    prompt: Ring,
+    bulk: Ring,
+    /// Read by the kernel on every arm: no name pointer, a name field of [`NAME_LEN`] bytes.
+    msghdr: Box<libc::msghdr>,
+    /// The armed sockets, by slot.
+    armed: Vec<Option<Armed>>,
+    /// Duplicates to close once the requests referring to them have been submitted.
+    closing: Vec<OwnedFd>,
+    wake_buffer: Box<[u8; 8]>,
+}
+
+// SAFETY: the raw pointers point into buffers owned by the loop alone; the loop is created on
+// the caller's thread and moved once into its own.
+unsafe impl Send for Loop {}
+
+impl Loop {
+    /// The rings with their buffers, checked by receiving one datagram on each (the kernel may
+    /// lack multishot `recvmsg`, or a sandbox may forbid io_uring).
+    pub(crate) fn new(handle: &Handle) -> std::io::Result<Loop> {
+        // SAFETY: an all-zero msghdr is valid (null pointers, zero lengths).
+        let mut msghdr: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
+        msghdr.msg_namelen = NAME_LEN as libc::socklen_t;
+        let mut this = Loop {
+            prompt: Ring::new()?,
+            bulk: Ring::new()?,
+            msghdr,
+            armed: Vec::new(),
+            closing: Vec::new(),
+            wake_buffer: Box::new([0; 8]),
+        };
+        this.probe(Lane::Prompt)?;
+        this.probe(Lane::Bulk)?;
+        this.read_wake(handle);
+        Ok(this)
+    }
+
+    fn ring(&mut self, lane: Lane) -> &mut Ring {
+        match lane {
+            Lane::Prompt => &mut self.prompt,
+            Lane::Bulk => &mut self.bulk,
+        }
+    }
+
+    /// Receives one datagram on a socket of its own through a multishot request.
+    fn probe(&mut self, lane: Lane) -> std::io::Result<()> {
+        let socket = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
+        let entry = recv_entry(&self.msghdr, socket.as_raw_fd(), PROBE);
+        let msghdr: &libc::msghdr = &self.msghdr;
+        let ring = match lane {
+            Lane::Prompt => &mut self.prompt,
+            Lane::Bulk => &mut self.bulk,
+        };
+        ring.push(&entry);
+        ring.ring.submit()?;
+        socket.send_to(b"probe", socket.local_addr()?)?;
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let mut got = None;
+        while got.is_none() && Instant::now() < deadline {
+            let ts = Timespec::from(Duration::from_millis(50));
+            let _ = ring
+                .ring
+                .submitter()
+                .submit_with_args(1, &SubmitArgs::new().timespec(&ts));
+            for cqe in ring.ring.completion() {
+                if cqe.user_data() == PROBE {
+                    got = Some((cqe.result(), cqe.flags()));
+                }
+            }
+        }
+        let outcome = match got {
+            None => Err(std::io::Error::other("no completion within a second")),
+            Some((res, _)) if res < 0 => Err(std::io::Error::from_raw_os_error(-res)),
+            Some((res, flags)) => {
+                let checked = match cqueue::buffer_select(flags) {
+                    Some(id) => {
+                        let ok = RecvMsgOut::parse(ring.buffers.get(id, res as usize), msghdr)
+                            .is_ok_and(|out| out.payload_data() == b"probe");
+                        ring.buffers.give(id);
+                        ring.buffers.publish();
+                        ok
+                    }
+                    None => false,
+                };
+                if !checked {
+                    Err(std::io::Error::other(
+                        "the datagram did not come back intact",
+                    ))
+                } else if !cqueue::more(flags) {
+                    Err(std::io::Error::other("the request did not stay armed"))
+                } else {
+                    Ok(())
+                }
+            }
+        };
+        // Cancel and wait for the request to end, so the socket can close.
+        ring.push(&opcode::AsyncCancel::new(PROBE).build().user_data(CANCEL));
+        let deadline = Instant::now() + Duration::from_secs(1);
+        let mut ended = false;
+        while !ended && Instant::now() < deadline {
+            let ts = Timespec::from(Duration::from_millis(50));
+            let _ = ring
+                .ring
+                .submitter()
+                .submit_with_args(1, &SubmitArgs::new().timespec(&ts));
+            for cqe in ring.ring.completion() {
+                if cqe.user_data() == PROBE && !cqueue::more(cqe.flags()) {
+                    ended = true;
+                }
+                if let Some(id) = cqueue::buffer_select(cqe.flags()) {
+                    ring.buffers.give(id);
+                }
+            }
+            ring.buffers.publish();
+        }
+        outcome
+    }
+
+    fn read_wake(&mut self, handle: &Handle) {
+        let entry = opcode::Read::new(
+            Fd(handle.wake.as_raw_fd()),
+            self.wake_buffer.as_mut_ptr(),
+            8,
+        )
+        .build()
+        .user_data(WAKE);
+        self.prompt.push(&entry);
+    }
+
+    /// Arms the request of the leg at `token` on its lane's ring, if it is still armed there.
+    fn arm(&mut self, token: Token, lane: Lane) {
+        let fd = match self.armed.get(token.slot()) {
+            Some(Some(a)) if a.generation == token.generation() && a.lane == lane => {
+                a.fd.as_raw_fd()
+            }
+            _ => return,
+        };
+        let entry = recv_entry(&self.msghdr, fd, token.raw());
+        self.ring(lane).push(&entry);
+    }
+
+    fn armed_at(&mut self, token: Token) -> Option<&mut Armed> {
+        self.armed
+            .get_mut(token.slot())?
+            .as_mut()
+            .filter(|a| a.generation == token.generation())
+    }
+
+    fn take_commands(&mut self, handle: &Handle) {
+        let commands = std::mem::take(&mut *lock(&handle.commands));
+        for command in commands {
+            match command {
+                Command::Arm(token, fd) => {
+                    if self.armed.len() <= token.slot() {
+                        self.armed.resize_with(token.slot() + 1, || None);
+                    }
+                    let armed = Armed {
+                        generation: token.generation(),
+                        fd,
+                        lane: Lane::Bulk,
+                    };
+                    if let Some(old) = self.armed[token.slot()].replace(armed) {
+                        self.closing.push(old.fd);
+                    }
+                    self.arm(token, Lane::Bulk);
+                }
+                Command::Promote(token) => {
+                    let Some(armed) = self.armed_at(token) else {
+                        continue;
+                    };
+                    if armed.lane == Lane::Prompt {
+                        continue;
+                    }
+                    armed.lane = Lane::Prompt;
+                    // Datagrams the bulk request took before the cancel are still handled.
+                    let cancel = opcode::AsyncCancel::new(token.raw())
+                        .build()
+                        .user_data(CANCEL);
+                    self.bulk.push(&cancel);
+                    self.arm(token, Lane::Prompt);
+                }
+                Command::Cancel(token) => {
+                    if self.armed_at(token).is_none() {
+                        continue;
+                    }
+                    if let Some(armed) = self.armed[token.slot()].take() {
+                        self.closing.push(armed.fd);
+                        let cancel = opcode::AsyncCancel::new(token.raw())
+                            .build()
+                            .user_data(CANCEL);
+                        self.ring(armed.lane).push(&cancel);
+                    }
+                }
+            }
+        }
+        for lane in [Lane::Prompt, Lane::Bulk] {
+            for token in std::mem::take(&mut self.ring(lane).rearm) {
+                self.arm(token, lane);
+            }
+        }
+    }
+
+    /// Submits the sends queued while handling a batch (on the prompt ring, which is entered
+    /// every round, so their completions come back soon).
+    fn flush_sends(&mut self) {
+        let entries: Vec<squeue::Entry> = OUTBOX_OF_THREAD.with(|outbox| {
+            let mut outbox = outbox.borrow_mut();
+            let Some(outbox) = outbox.as_mut() else {
+                return Vec::new();
+            };
+            let Outbox { slots, queued, .. } = outbox;
+            queued
+                .drain(..)
+                .map(|index| {
+                    let slot = &slots[index as usize];
+                    opcode::SendMsg::new(Fd(slot.fd), &slot.msghdr)
+                        .build()
+                        .user_data(SEND | u64::from(index))
+                })
+                .collect()
+        });
+        if entries.is_empty() {
+            return;
+        }
+        for entry in &entries {
+            self.prompt.push(entry);
+        }
+        if let Err(e) = self.prompt.ring.submit() {
+            tracing::warn!(error = %e, "media receive loop: io_uring submit of sends failed");
+        }
+    }
+
+    /// Takes up to [`DRAIN`] completions from a lane's ring and handles them: datagrams to
+    /// their legs, buffers back to the ring, ended requests to re-arm. True if it stopped at
+    /// the limit (more may be waiting).
+    fn round(
+        &mut self,
+        lane: Lane,
+        enter: bool,
+        now: Instant,
+        reactor: &Reactor,
+        handle: &Handle,
+        scratch: &mut Scratch,
+    ) -> bool {
+        let full = self.ring(lane).reap(&mut scratch.completions, DRAIN, enter);
+        let mut woken = false;
+        {
+            let ring = match lane {
+                Lane::Prompt => &mut self.prompt,
+                Lane::Bulk => &mut self.bulk,
+            };
+            let slots = lock(&reactor.slots);
+            for &(user_data, result, flags) in &scratch.completions {
+                match user_data {
+                    WAKE => woken = true,
+                    CANCEL | PROBE => {}
+                    sent if sent & SEND != 0 => scratch.sends.push(((sent & !SEND) as u32, result)),
+                    raw => {
+                        let token = Token::from_raw(raw);
+                        let leg = Reactor::leg_at(&slots, token);
+                        if let Some(id) = cqueue::buffer_select(flags) {
+                            match leg {
+                                Some(leg) if result > 0 => {
+                                    scratch.batch.push((leg, id, result as usize))
+                                }
+                                other => {
+                                    ring.buffers.give(id);
+                                    // Dropped after the slots lock (it may be the last).
+                                    scratch.unused.extend(other);
+                                }
+                            }
+                        }
+                        if !cqueue::more(flags) && result != -libc::ECANCELED {
+                            if result < 0 && result != -libc::ENOBUFS {
+                                tracing::debug!(
+                                    error = %std::io::Error::from_raw_os_error(-result),
+                                    "media receive loop: a socket's receive request ended"
+                                );
+                            }
+                            ring.rearm.push(token);
+                        }
+                    }
+                }
+            }
+        }
+        scratch.completions.clear();
+        scratch.unused.clear();
+        for (index, result) in scratch.sends.drain(..) {
+            sent_done(index, result);
+        }
+        if woken {
+            self.read_wake(handle);
+        }
+        let Loop {
+            prompt,
+            bulk,
+            msghdr,
+            ..
+        } = self;
+        let ring = match lane {
+            Lane::Prompt => prompt,
+            Lane::Bulk => bulk,
+        };
+        for (leg, id, len) in scratch.batch.drain(..) {
+            if let Ok(out) = RecvMsgOut::parse(ring.buffers.get(id, len), msghdr)
+                && let Some(from) = source(out.name_data())
+            {
+                leg.receive_datagram(now, from, out.payload_data());
+            }
+            ring.buffers.give(id);
+        }
+        ring.buffers.publish();
+        self.flush_sends();
+        full
+    }
+
+    pub(crate) fn run(mut self, reactor: Arc<Reactor>, handle: &Handle) {
+        OUTBOX_OF_THREAD.with(|outbox| *outbox.borrow_mut() = Some(Outbox::default()));
+        let mut scratch = Scratch::default();
+        let mut legs: Vec<Arc<LegInner>> = Vec::new();
+        let mut next_sweep = Instant::now() + SWEEP;
+        let mut next_bulk = Instant::now() + BULK;
+        loop {
+            self.take_commands(handle);
+            if let Err(e) = self.bulk.ring.submit() {
+                tracing::error!(error = %e, "media receive loop: io_uring submit failed");
+            }
+            let wait = next_sweep
+                .min(next_bulk)
+                .saturating_duration_since(Instant::now());
+            let ts = Timespec::from(wait);
+            match self
+                .prompt
+                .ring
+                .submitter()
+                .submit_with_args(1, &SubmitArgs::new().timespec(&ts))
+            {
+                Ok(_) => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EINTR)) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "media receive loop: io_uring_enter failed");
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+            // The requests that named these duplicates are in the kernel now.
+            self.closing.clear();
+            let now = Instant::now();
+            let full = self.round(Lane::Prompt, false, now, &reactor, handle, &mut scratch);
+            if now >= next_bulk {
+                next_bulk = now + BULK;
+                while self.round(Lane::Bulk, true, now, &reactor, handle, &mut scratch) {}
+            }
+            if now >= next_sweep {
+                next_sweep = now + SWEEP;
+                reactor.sweep(now, &mut legs);
+            }
+            let rest = COALESCE.saturating_sub(now.elapsed());
+            if !full && !rest.is_zero() {
+                std::thread::sleep(rest);
+            }
+        }
+    }
+}
+
+fn recv_entry(msghdr: &libc::msghdr, fd: i32, user_data: u64) -> squeue::Entry {
+    opcode::RecvMsgMulti::new(Fd(fd), msghdr, GROUP)
+        .build()
+        .user_data(user_data)
+}
+
+/// Frees the outbox slot of a finished send, counting a failure against its leg.
+fn sent_done(index: u32, result: i32) {
+    let leg = OUTBOX_OF_THREAD.with(|outbox| {
+        let mut outbox = outbox.borrow_mut();
+        let outbox = outbox.as_mut()?;
+        let leg = outbox.slots.get_mut(index as usize)?.leg.take();
+        outbox.free.push(index);
+        leg
+    });
+    // Dropped outside the outbox's borrow: the last handle of a leg may be this one.
+    if let Some(leg) = leg
+        && result < 0
+    {
+        leg.count_send_error();
+    }
+}
+
+/// The sender's address from a `sockaddr_in` or `sockaddr_in6` as the kernel wrote it.
+fn source(name: &[u8]) -> Option<SocketAddr> {
+    let family = u16::from_ne_bytes(name.get(0..2)?.try_into().ok()?);
+    let port = u16::from_be_bytes(name.get(2..4)?.try_into().ok()?);
+    match i32::from(family) {
+        libc::AF_INET => {
+            let ip: [u8; 4] = name.get(4..8)?.try_into().ok()?;
+            Some(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(ip), port)))
+        }
+        libc::AF_INET6 => {
+            let flow = u32::from_be_bytes(name.get(4..8)?.try_into().ok()?);
+            let ip: [u8; 16] = name.get(8..24)?.try_into().ok()?;
+            let scope = u32::from_ne_bytes(name.get(24..28)?.try_into().ok()?);
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                Ipv6Addr::from(ip),
+                port,
+                flow,
+                scope,
+            )))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ring_receives_through_a_multishot_request_here() {
+        // Loop::new receives one datagram through the ring before it is used.
+        match Handle::new().and_then(|handle| Loop::new(&handle)) {
+            Ok(_) => {}
+            Err(e) if std::env::var_os("CI").is_none() => {
+                eprintln!("io_uring cannot receive here ({e}); legs use the epoll loop");
+            }
+            Err(e) => panic!("the CI machine's kernel runs the io_uring loop, but: {e}"),
+        }
+    }
+
+    #[test]
+    fn source_addresses_of_both_families_are_read() {
+        // SAFETY: all-zero socket addresses are valid.
+        let mut v4: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+        v4.sin_family = libc::AF_INET as libc::sa_family_t;
+        v4.sin_port = 4000u16.to_be();
+        v4.sin_addr.s_addr = u32::from_ne_bytes([10, 1, 2, 3]);
+        // SAFETY: reading a plain struct's bytes.
+        let bytes = unsafe {
+            std::slice::from_raw_parts((&v4 as *const libc::sockaddr_in).cast::<u8>(), 16)
+        };
+        assert_eq!(source(bytes), Some("10.1.2.3:4000".parse().unwrap()));
+
+        let mut v6: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+        v6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+        v6.sin6_port = 5004u16.to_be();
+        v6.sin6_addr.s6_addr = Ipv6Addr::LOCALHOST.octets();
+        // SAFETY: as above.
+        let bytes = unsafe {
+            std::slice::from_raw_parts((&v6 as *const libc::sockaddr_in6).cast::<u8>(), NAME_LEN)
+        };
+        assert_eq!(source(bytes), Some("[::1]:5004".parse().unwrap()));
+
+        // What a send writes is what a receive reads.
+        for to in ["192.0.2.7:40000", "[2001:db8::1]:6000"] {
+            let to: SocketAddr = to.parse().unwrap();
+            // SAFETY: an all-zero sockaddr_in6 is valid.
+            let mut name: libc::sockaddr_in6 = unsafe { std::mem::zeroed() };
+            let len = write_sockaddr(&mut name, to) as usize;
+            // SAFETY: reading `len` bytes of the struct just written.
+            let bytes = unsafe {
+                std::slice::from_raw_parts((&name as *const libc::sockaddr_in6).cast::<u8>(), len)
+            };
+            assert_eq!(source(bytes), Some(to));
+        }
+
+        assert_eq!(source(&[]), None);
+        assert_eq!(source(&[0, 0, 0, 0]), None);
+        assert_eq!(source(&bytes[..10]), None);
+    }
+}
