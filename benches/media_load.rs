@@ -3,6 +3,7 @@
 //!
 //!     cargo bench --bench media_load                 # all three, issue-sized
 //!     cargo bench --bench media_load -- receive 5000 # one part, with its size
+//!     DIALER_MEDIA_IO=epoll cargo bench ...          # the epoll loop instead of io_uring
 //!
 //! The system under test is a current-thread tokio runtime (thread `sut`) and the media crate's
 //! receive loops (threads `media-rx-N`), all pinned to the last core; the load generators and the
@@ -48,8 +49,8 @@ static ALLOCATOR: Counting = Counting;
 
 const PACKET: Duration = Duration::from_millis(20);
 
-/// CPU time of the system under test: the thread named `sut` and the receive loops
-/// (`media-rx-N`).
+/// CPU time of the system under test: the thread named `sut`, the receive loops
+/// (`media-rx-N`) and any io_uring worker threads.
 fn sut_cpu() -> Duration {
     let mut ns = 0u64;
     for task in std::fs::read_dir("/proc/self/task")
@@ -59,7 +60,8 @@ fn sut_cpu() -> Duration {
     {
         let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
         let comm = comm.trim();
-        if comm != "sut" && !comm.starts_with("media-rx") {
+        // io_uring's workers (`iou-wrk-N`) would do work the loops handed off; count them too.
+        if comm != "sut" && !comm.starts_with("media-rx") && !comm.starts_with("iou-") {
             continue;
         }
         let stat = std::fs::read_to_string(task.path().join("schedstat")).unwrap_or_default();
@@ -636,7 +638,8 @@ fn main() {
         println!("{a:<44} | {b:<52} | {c}");
     }
     println!(
-        "\nmachine: {} cores, load average {}",
+        "\nreceive loop: {} (DIALER_MEDIA_IO); machine: {} cores, load average {}",
+        media::receive_loop().unwrap_or("not started"),
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(0),
