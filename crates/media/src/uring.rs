@@ -74,6 +74,11 @@ const CANCEL: u64 = u64::MAX - 1;
 const PROBE: u64 = u64::MAX - 2;
 /// Size of the source address field: a `sockaddr_in6` holds either family.
 const NAME_LEN: usize = std::mem::size_of::<libc::sockaddr_in6>();
+/// `SO_TIMESTAMPNS` (and its control message type), 35 on every Linux architecture we build for
+/// (not exported by libc for all targets): the kernel stamps each datagram as it arrives.
+const SO_TIMESTAMPNS: libc::c_int = 35;
+/// Size of the control field: one `cmsghdr` and a `timespec` (`CMSG_SPACE(16)` on 64 bits).
+const CONTROL_LEN: usize = 32;
 
 /// What other threads ask of a loop.
 enum Command {
@@ -106,6 +111,22 @@ impl Handle {
     /// Asks the loop to receive on `socket` for the leg at `token`.
     pub(crate) fn arm(&self, token: Token, socket: impl AsFd) -> std::io::Result<()> {
         let socket = socket.as_fd().try_clone_to_owned()?;
+        // Arrival times from the kernel: a leg reaped every 40 ms must still see when each
+        // packet came (jitter, silence timers), not when the loop got to it.
+        let on: libc::c_int = 1;
+        // SAFETY: a plain setsockopt with a c_int that outlives the call.
+        let set = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                SO_TIMESTAMPNS,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if set != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
         self.send(Command::Arm(token, socket));
         Ok(())
     }
@@ -438,6 +459,7 @@ impl Loop {
         // SAFETY: an all-zero msghdr is valid (null pointers, zero lengths).
         let mut msghdr: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
         msghdr.msg_namelen = NAME_LEN as libc::socklen_t;
+        msghdr.msg_controllen = CONTROL_LEN as _;
         let mut this = Loop {
             prompt: Ring::new()?,
             bulk: Ring::new()?,
@@ -654,7 +676,6 @@ impl Loop {
         &mut self,
         lane: Lane,
         enter: bool,
-        now: Instant,
         reactor: &Reactor,
         handle: &Handle,
         scratch: &mut Scratch,
@@ -718,11 +739,14 @@ impl Loop {
             Lane::Prompt => prompt,
             Lane::Bulk => bulk,
         };
+        // Read together, to turn the kernel's wall-clock stamps into monotonic instants.
+        let (now, wall) = (Instant::now(), std::time::SystemTime::now());
         for (leg, id, len) in scratch.batch.drain(..) {
             if let Ok(out) = RecvMsgOut::parse(ring.buffers.get(id, len), msghdr)
                 && let Some(from) = source(out.name_data())
             {
-                leg.receive_datagram(now, from, out.payload_data());
+                let arrived = arrival(out.control_data(), now, wall);
+                leg.receive_datagram(arrived, from, out.payload_data());
             }
             ring.buffers.give(id);
         }
@@ -762,10 +786,14 @@ impl Loop {
             // The requests that named these duplicates are in the kernel now.
             self.closing.clear();
             let now = Instant::now();
-            let full = self.round(Lane::Prompt, false, now, &reactor, handle, &mut scratch);
+            let full = self.round(Lane::Prompt, false, &reactor, handle, &mut scratch);
             if now >= next_bulk {
                 next_bulk = now + BULK;
-                while self.round(Lane::Bulk, true, now, &reactor, handle, &mut scratch) {}
+                // Thousands of detection legs make a long pass: bridged packets are taken
+                // between its parts, not held behind all of it.
+                while self.round(Lane::Bulk, true, &reactor, handle, &mut scratch) {
+                    self.round(Lane::Prompt, true, &reactor, handle, &mut scratch);
+                }
             }
             if now >= next_sweep {
                 next_sweep = now + SWEEP;
@@ -800,6 +828,29 @@ fn sent_done(index: u32, result: i32) {
     {
         leg.count_send_error();
     }
+}
+
+/// When a datagram arrived, from its `SCM_TIMESTAMPNS` control message (wall-clock time) and
+/// the monotonic and wall-clock times of now. `now` if there is no stamp, or it is in the future
+/// or over a second old (the wall clock was stepped).
+fn arrival(control: &[u8], now: Instant, wall: std::time::SystemTime) -> Instant {
+    let stamp = (|| {
+        let level = i32::from_ne_bytes(control.get(8..12)?.try_into().ok()?);
+        let kind = i32::from_ne_bytes(control.get(12..16)?.try_into().ok()?);
+        if level != libc::SOL_SOCKET || kind != SO_TIMESTAMPNS {
+            return None;
+        }
+        let secs = u64::from_ne_bytes(control.get(16..24)?.try_into().ok()?);
+        let nanos = u64::from_ne_bytes(control.get(24..32)?.try_into().ok()?);
+        let at = std::time::UNIX_EPOCH
+            .checked_add(Duration::from_secs(secs))?
+            .checked_add(Duration::from_nanos(nanos.min(999_999_999)))?;
+        let age = wall.duration_since(at).ok()?;
+        (age <= Duration::from_secs(1))
+            .then(|| now.checked_sub(age))
+            .flatten()
+    })();
+    stamp.unwrap_or(now)
 }
 
 /// The sender's address from a `sockaddr_in` or `sockaddr_in6` as the kernel wrote it.
@@ -879,6 +930,32 @@ mod tests {
         }
 
         assert_eq!(source(&[]), None);
+
+        // Arrival times from the kernel's stamp; now without one, or with a wild one.
+        let now = Instant::now();
+        let wall = std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let stamp = |level: i32, kind: i32, back: Duration| {
+            let at = wall - back;
+            let since = at.duration_since(std::time::UNIX_EPOCH).unwrap();
+            let mut c = Vec::new();
+            c.extend_from_slice(&32u64.to_ne_bytes());
+            c.extend_from_slice(&level.to_ne_bytes());
+            c.extend_from_slice(&kind.to_ne_bytes());
+            c.extend_from_slice(&since.as_secs().to_ne_bytes());
+            c.extend_from_slice(&u64::from(since.subsec_nanos()).to_ne_bytes());
+            c
+        };
+        let ms30 = Duration::from_millis(30);
+        let c = stamp(libc::SOL_SOCKET, SO_TIMESTAMPNS, ms30);
+        assert_eq!(arrival(&c, now, wall), now - ms30);
+        assert_eq!(arrival(&[], now, wall), now);
+        assert_eq!(arrival(&c[..20], now, wall), now);
+        let other = stamp(libc::IPPROTO_IP, SO_TIMESTAMPNS, ms30);
+        assert_eq!(arrival(&other, now, wall), now);
+        let stepped = stamp(libc::SOL_SOCKET, SO_TIMESTAMPNS, Duration::from_secs(5));
+        assert_eq!(arrival(&stepped, now, wall), now);
+        let future = arrival(&c, now, wall - Duration::from_secs(1));
+        assert_eq!(future, now);
         assert_eq!(source(&[0, 0, 0, 0]), None);
         assert_eq!(source(&bytes[..10]), None);
     }
