@@ -2,13 +2,13 @@
 //! buffers the kernel picks from, so a whole batch of datagrams from thousands of sockets costs
 //! one system call.
 //!
-//! With epoll, every datagram still cost its own `recvfrom`, and every batch an `epoll_wait`:
-//! on a machine where entering the kernel is dear (return-stack mitigations on AMD), those
-//! entries were half the time of a received packet. Here a socket's request stays armed for the
-//! leg's life; the kernel receives each datagram into a buffer from the group's ring and posts a
-//! completion. The ring is set up for a single issuer with deferred task work, so that work runs
-//! on this loop's thread, in the one `io_uring_enter` per batch, and not on whichever core the
-//! packet arrived.
+//! With epoll, every datagram cost its own `recvfrom`, and every batch an `epoll_wait` that
+//! polled each ready socket again. Here a socket's request stays armed for the leg's life; the
+//! kernel receives each datagram into a buffer from the ring's group and posts a completion. The
+//! rings are set up for a single issuer with deferred task work, so that work runs on this
+//! loop's thread when it reaps, and not on whichever core the packet arrived. (Measured, the
+//! gain is smaller than the system calls saved suggest: most of a packet's kernel time is the
+//! receive itself, over cold socket state; see docs/media.md.)
 //!
 //! Each loop has two rings. Most legs' audio only feeds detection, recording and DTMF; their
 //! requests are on the bulk ring, which the loop reaps every [`BULK`] (40 ms), so each visit to
@@ -20,7 +20,7 @@
 //! the same ring and go out together, in one more `io_uring_enter` at the end of the batch,
 //! instead of a `sendto` each.
 //!
-//! The ring belongs to its thread. Other threads (a leg opening or closing) queue commands and
+//! The rings belong to their thread. Other threads (a leg opening or closing) queue commands and
 //! wake the loop through an eventfd that the ring itself reads. A closing leg's socket stays open
 //! (the loop holds a duplicate of it) until its request is cancelled, so a descriptor number
 //! reused by a new socket is never read by a stale request.
@@ -38,14 +38,15 @@ use io_uring::{IoUring, cqueue, opcode, squeue};
 use crate::leg::{LegInner, MAX_DATAGRAM, lock};
 use crate::reactor::{COALESCE, Reactor, SWEEP, Token};
 
-/// Bytes per receive buffer: the `recvmsg` header (16), the source address (28), and a payload
-/// longer than [`crate::leg::RECEIVE_BUFFER`], so an oversized datagram is seen as such.
+/// Bytes per receive buffer: the `recvmsg` header (16), the source address (28), the arrival
+/// stamp (32), and a payload longer than [`crate::leg::RECEIVE_BUFFER`], so an oversized
+/// datagram is seen as such.
 const BUFFER_SIZE: usize = 2048;
 /// Buffers in the ring. Each batch returns its buffers before the next wait, so this only has
 /// to hold one batch (about 50 datagrams per 200 us at 5,000 streams); when it runs dry, the
 /// sockets' requests stop and are re-armed, and their datagrams wait in the socket queues.
 const BUFFERS: u16 = 256;
-/// The buffer group of the ring (one ring per loop, so one group).
+/// The buffer group of a ring's buffers (each ring has one group).
 const GROUP: u16 = 0;
 /// Submission queue entries; the completion queue is larger, as one request posts many.
 const SQ_ENTRIES: u32 = 256;
