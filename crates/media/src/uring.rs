@@ -381,6 +381,34 @@ impl Ring {
         }
     }
 
+    /// Waits up to a second for a completion of the start-up probe's request that `accept`
+    /// takes (by its flags) and returns it, its buffer still out; every other completion's
+    /// buffer goes back to the ring.
+    fn await_probe(&mut self, mut accept: impl FnMut(u32) -> bool) -> Option<(i32, u32)> {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < deadline {
+            let ts = Timespec::from(Duration::from_millis(50));
+            let _ = self
+                .ring
+                .submitter()
+                .submit_with_args(1, &SubmitArgs::new().timespec(&ts));
+            let mut accepted = None;
+            for cqe in self.ring.completion() {
+                let (result, flags) = (cqe.result(), cqe.flags());
+                if accepted.is_none() && cqe.user_data() == PROBE && accept(flags) {
+                    accepted = Some((result, flags));
+                } else if let Some(id) = cqueue::buffer_select(flags) {
+                    self.buffers.give(id);
+                }
+            }
+            self.buffers.publish();
+            if accepted.is_some() {
+                return accepted;
+            }
+        }
+        None
+    }
+
     /// Takes completions into `out`, up to `limit`; true if it stopped at the limit. One enter
     /// runs at most 20 sockets' deferred receives (the kernel's IO_LOCAL_TW_DEFAULT_MAX), so
     /// it enters again, without waiting, while an enter brings that many: otherwise packets
@@ -476,39 +504,27 @@ impl Loop {
     }
 
     fn ring(&mut self, lane: Lane) -> &mut Ring {
-        match lane {
+        self.ring_and_msghdr(lane).0
+    }
+
+    /// A lane's ring with the `msghdr` its receives are parsed by (borrowed together).
+    fn ring_and_msghdr(&mut self, lane: Lane) -> (&mut Ring, &libc::msghdr) {
+        let ring = match lane {
             Lane::Prompt => &mut self.prompt,
             Lane::Bulk => &mut self.bulk,
-        }
+        };
+        (ring, &self.msghdr)
     }
 
     /// Receives one datagram on a socket of its own through a multishot request.
     fn probe(&mut self, lane: Lane) -> std::io::Result<()> {
         let socket = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?;
         let entry = recv_entry(&self.msghdr, socket.as_raw_fd(), PROBE);
-        let msghdr: &libc::msghdr = &self.msghdr;
-        let ring = match lane {
-            Lane::Prompt => &mut self.prompt,
-            Lane::Bulk => &mut self.bulk,
-        };
+        let (ring, msghdr) = self.ring_and_msghdr(lane);
         ring.push(&entry);
         ring.ring.submit()?;
         socket.send_to(b"probe", socket.local_addr()?)?;
-        let deadline = Instant::now() + Duration::from_secs(1);
-        let mut got = None;
-        while got.is_none() && Instant::now() < deadline {
-            let ts = Timespec::from(Duration::from_millis(50));
-            let _ = ring
-                .ring
-                .submitter()
-                .submit_with_args(1, &SubmitArgs::new().timespec(&ts));
-            for cqe in ring.ring.completion() {
-                if cqe.user_data() == PROBE {
-                    got = Some((cqe.result(), cqe.flags()));
-                }
-            }
-        }
-        let outcome = match got {
+        let outcome = match ring.await_probe(|_| true) {
             None => Err(std::io::Error::other("no completion within a second")),
             Some((res, _)) if res < 0 => Err(std::io::Error::from_raw_os_error(-res)),
             Some((res, flags)) => {
@@ -535,22 +551,10 @@ impl Loop {
         };
         // Cancel and wait for the request to end, so the socket can close.
         ring.push(&opcode::AsyncCancel::new(PROBE).build().user_data(CANCEL));
-        let deadline = Instant::now() + Duration::from_secs(1);
-        let mut ended = false;
-        while !ended && Instant::now() < deadline {
-            let ts = Timespec::from(Duration::from_millis(50));
-            let _ = ring
-                .ring
-                .submitter()
-                .submit_with_args(1, &SubmitArgs::new().timespec(&ts));
-            for cqe in ring.ring.completion() {
-                if cqe.user_data() == PROBE && !cqueue::more(cqe.flags()) {
-                    ended = true;
-                }
-                if let Some(id) = cqueue::buffer_select(cqe.flags()) {
-                    ring.buffers.give(id);
-                }
-            }
+        if let Some((_, flags)) = ring.await_probe(|flags| !cqueue::more(flags))
+            && let Some(id) = cqueue::buffer_select(flags)
+        {
+            ring.buffers.give(id);
             ring.buffers.publish();
         }
         outcome
@@ -684,10 +688,7 @@ impl Loop {
         let full = self.ring(lane).reap(&mut scratch.completions, DRAIN, enter);
         let mut woken = false;
         {
-            let ring = match lane {
-                Lane::Prompt => &mut self.prompt,
-                Lane::Bulk => &mut self.bulk,
-            };
+            let ring = self.ring(lane);
             let slots = lock(&reactor.slots);
             for &(user_data, result, flags) in &scratch.completions {
                 match user_data {
@@ -730,16 +731,7 @@ impl Loop {
         if woken {
             self.read_wake(handle);
         }
-        let Loop {
-            prompt,
-            bulk,
-            msghdr,
-            ..
-        } = self;
-        let ring = match lane {
-            Lane::Prompt => prompt,
-            Lane::Bulk => bulk,
-        };
+        let (ring, msghdr) = self.ring_and_msghdr(lane);
         // Read together, to turn the kernel's wall-clock stamps into monotonic instants.
         let (now, wall) = (Instant::now(), std::time::SystemTime::now());
         for (leg, id, len) in scratch.batch.drain(..) {
