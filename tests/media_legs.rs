@@ -642,3 +642,34 @@ fn legs_opened_after_others_closed_receive_exactly_their_own_stream() {
         assert_eq!(s.dropped.total(), 0, "{s:?}");
     });
 }
+
+/// `DIALER_MEDIA_PRIORITY=realtime` (CI runs this file again with it) puts every receive loop at
+/// `SCHED_FIFO` where the process may (root here); without it they stay at normal priority.
+#[tokio::test]
+async fn the_receive_loops_run_at_the_priority_asked_for() {
+    let (_leg, _events) = open(LegOptions::default()).await;
+    let asked = std::env::var("DIALER_MEDIA_PRIORITY").is_ok_and(|v| v == "realtime");
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let mut policies = vec![];
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if !comm.starts_with("media-rx-") {
+            continue;
+        }
+        let tid: libc::pid_t = task.file_name().to_string_lossy().parse().unwrap();
+        // SAFETY: a plain query of another thread of this process.
+        policies.push(unsafe { libc::sched_getscheduler(tid) });
+    }
+    assert!(!policies.is_empty(), "no media-rx thread found");
+    let expected = if asked && root {
+        libc::SCHED_FIFO
+    } else {
+        libc::SCHED_OTHER
+    };
+    assert!(
+        policies.iter().all(|&p| p == expected),
+        "receive loop policies {policies:?}, expected {expected} (asked realtime: {asked}, root: {root})"
+    );
+    assert_eq!(media::receive_loop_realtime(), asked && root);
+}

@@ -42,18 +42,22 @@ use crate::reactor::{COALESCE, Reactor, SWEEP, Token};
 /// stamp (32), and a payload longer than [`crate::leg::RECEIVE_BUFFER`], so an oversized
 /// datagram is seen as such.
 const BUFFER_SIZE: usize = 2048;
-/// Buffers in the ring. Each batch returns its buffers before the next wait, so this only has
-/// to hold one batch (about 50 datagrams per 200 us at 5,000 streams); when it runs dry, the
-/// sockets' requests stop and are re-armed, and their datagrams wait in the socket queues.
-const BUFFERS: u16 = 256;
+/// Buffers in the ring. Each round returns its buffers before the next enter, and the kernel
+/// only fills them while the loop is in an enter, so this has to hold what one enter brings:
+/// 120-160 datagrams were seen from one wait at 2,000 bridged calls, whence 4x that. When it
+/// runs dry, the sockets' requests stop and are re-armed a few at a time, and their datagrams
+/// wait in the socket queues.
+const BUFFERS: u16 = 1024;
+/// Buffers counted per re-armed request: a socket with datagrams waiting fills several at once.
+const REARM_BUFFERS: usize = 4;
 /// The buffer group of a ring's buffers (each ring has one group).
 const GROUP: u16 = 0;
 /// Submission queue entries; the completion queue is larger, as one request posts many.
 const SQ_ENTRIES: u32 = 256;
 const CQ_ENTRIES: u32 = 8192;
-/// Completions taken per round at most: half the buffers, so the kernel has buffers left for
-/// what arrives while the round is handled (they are given back at its end).
-const DRAIN: usize = BUFFERS as usize / 2;
+/// Completions taken per round at most, so that relayed packets are sent (at the round's end)
+/// without waiting for a long batch to be handled.
+const DRAIN: usize = 128;
 /// `IORING_ENTER_GETEVENTS`: run deferred work and reap (not exported by the io-uring crate).
 const ENTER_GETEVENTS: u32 = 1;
 /// Deferred receives one enter runs at most (the kernel's `IO_LOCAL_TW_DEFAULT_MAX`).
@@ -150,21 +154,22 @@ impl Handle {
     }
 }
 
-/// A datagram queued for the ring to send, with the `msghdr` that describes it.
+/// A datagram queued for the ring to send, with its destination.
 struct Outgoing {
     /// Keeps the sending leg, and so its socket, open until the kernel is done with it.
     leg: Option<Arc<LegInner>>,
     fd: RawFd,
     name: libc::sockaddr_in6,
-    iov: libc::iovec,
-    msghdr: libc::msghdr,
+    name_len: libc::socklen_t,
+    len: u32,
     data: [u8; MAX_DATAGRAM],
 }
 
 /// The sends a loop's thread has queued, and the slots they use.
 #[derive(Default)]
 struct Outbox {
-    // Boxed: each slot's msghdr points into the slot, which must not move as the Vec grows.
+    // Boxed: the kernel reads each slot's data and address, which must not move as the Vec
+    // grows.
     #[allow(clippy::vec_box)]
     slots: Vec<Box<Outgoing>>,
     free: Vec<u32>,
@@ -194,10 +199,10 @@ pub(crate) fn queue_send(leg: &Arc<LegInner>, fd: RawFd, datagram: &[u8], to: So
                 outbox.slots.push(Box::new(Outgoing {
                     leg: None,
                     fd: -1,
-                    // SAFETY: all-zero socket addresses, iovecs and msghdrs are valid.
+                    // SAFETY: an all-zero socket address is valid.
                     name: unsafe { std::mem::zeroed() },
-                    iov: unsafe { std::mem::zeroed() },
-                    msghdr: unsafe { std::mem::zeroed() },
+                    name_len: 0,
+                    len: 0,
                     data: [0; MAX_DATAGRAM],
                 }));
                 (outbox.slots.len() - 1) as u32
@@ -208,15 +213,8 @@ pub(crate) fn queue_send(leg: &Arc<LegInner>, fd: RawFd, datagram: &[u8], to: So
         slot.data[..datagram.len()].copy_from_slice(datagram);
         slot.leg = Some(leg.clone());
         slot.fd = fd;
-        let name_len = write_sockaddr(&mut slot.name, to);
-        slot.iov = libc::iovec {
-            iov_base: slot.data.as_mut_ptr().cast(),
-            iov_len: datagram.len(),
-        };
-        slot.msghdr.msg_name = (&raw mut slot.name).cast();
-        slot.msghdr.msg_namelen = name_len;
-        slot.msghdr.msg_iov = &raw mut slot.iov;
-        slot.msghdr.msg_iovlen = 1;
+        slot.name_len = write_sockaddr(&mut slot.name, to);
+        slot.len = datagram.len() as u32;
         outbox.queued.push(index);
         true
     })
@@ -638,7 +636,18 @@ impl Loop {
             }
         }
         for lane in [Lane::Prompt, Lane::Bulk] {
-            for token in std::mem::take(&mut self.ring(lane).rearm) {
+            let ring = self.ring(lane);
+            // A request ends when the buffers ran out (ENOBUFS). Re-armed all at once, each would
+            // take buffers inline from a socket with datagrams waiting and the rest would fail
+            // again at once: under a burst, thousands of failing submissions a round kept the
+            // buffers exhausted (measured: bridged latency went from 0.3 ms to over a second
+            // at 2,000 calls). So only as many as the free buffers can serve are re-armed per
+            // round; the others' datagrams wait in their sockets for the next rounds.
+            let free = BUFFERS as usize - ring.ring.completion().len().min(BUFFERS as usize);
+            let budget = free / REARM_BUFFERS;
+            let later = ring.rearm.split_off(ring.rearm.len().min(budget));
+            let now = std::mem::replace(&mut ring.rearm, later);
+            for token in now {
                 self.arm(token, lane);
             }
         }
@@ -657,7 +666,12 @@ impl Loop {
                 .drain(..)
                 .map(|index| {
                     let slot = &slots[index as usize];
-                    opcode::SendMsg::new(Fd(slot.fd), &slot.msghdr)
+                    // A send with its address (Linux 6.0; the probe's deferred task work
+                    // needs 6.1): no msghdr and iovec for the kernel to copy in per packet,
+                    // as `SendMsg` had (about 8% of the loop at 1,500 bridged calls).
+                    opcode::Send::new(Fd(slot.fd), slot.data.as_ptr(), slot.len)
+                        .dest_addr((&raw const slot.name).cast())
+                        .dest_addr_len(slot.name_len)
                         .build()
                         .user_data(SEND | u64::from(index))
                 })
@@ -759,9 +773,13 @@ impl Loop {
             if let Err(e) = self.bulk.ring.submit() {
                 tracing::error!(error = %e, "media receive loop: io_uring submit failed");
             }
-            let wait = next_sweep
+            let mut wait = next_sweep
                 .min(next_bulk)
                 .saturating_duration_since(Instant::now());
+            if !self.prompt.rearm.is_empty() || !self.bulk.rearm.is_empty() {
+                // Requests wait for buffers: come back for them soon, whatever arrives.
+                wait = wait.min(COALESCE);
+            }
             let ts = Timespec::from(wait);
             match self
                 .prompt
@@ -790,7 +808,11 @@ impl Loop {
             }
             if now >= next_sweep {
                 next_sweep = now + SWEEP;
-                reactor.sweep(now, &mut legs);
+                let mut from = 0;
+                while let Some(next) = reactor.sweep_part(now, &mut legs, from) {
+                    from = next;
+                    self.round(Lane::Prompt, true, &reactor, handle, &mut scratch);
+                }
             }
             let rest = COALESCE.saturating_sub(now.elapsed());
             if !full && !rest.is_zero() {
