@@ -166,6 +166,15 @@ fn speech() -> Vec<u8> {
     ulaw
 }
 
+/// How many send phases a tick has: 20 (one per millisecond), or 1 with `MEDIA_BENCH_BURST=1`.
+fn phases() -> usize {
+    if std::env::var("MEDIA_BENCH_BURST").is_ok_and(|v| v == "1") {
+        1
+    } else {
+        20
+    }
+}
+
 fn percentile(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
         return 0;
@@ -176,19 +185,27 @@ fn percentile(sorted: &[u64], p: f64) -> u64 {
 /// Sends one 20 ms packet to every destination per tick, until `stop`. Each socket's packets go
 /// out in `sendmmsg` batches of 64, so that one load core can offer what the system under test
 /// must take.
+///
+/// Calls that started at different times send at different points of the 20 ms: destination
+/// `i` sends in the `i % phases`-th of `phases` equal parts of each tick. `phases = 1` sends
+/// every stream in the same instant (`MEDIA_BENCH_BURST=1`), the worst case, which no carrier
+/// produces: the last packet of a burst waits behind all the others in the receive loop.
 fn generator(
     targets: Vec<(SocketAddr, Arc<UdpSocket>)>,
     payload: Arc<Vec<u8>>,
     stop: Arc<AtomicBool>,
     stamp_from: Option<Instant>,
+    phases: usize,
 ) -> u64 {
     use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny};
     use std::io::IoSlice;
     const CHUNK: usize = 64;
     // Destinations (stream index, address) grouped by the socket they are sent from.
     type Group = (Arc<UdpSocket>, Vec<(usize, SocketAddrAny)>);
-    let mut groups: Vec<Group> = vec![];
+    let phases = phases.max(1);
+    let mut slots: Vec<Vec<Group>> = (0..phases).map(|_| vec![]).collect();
     for (i, (to, socket)) in targets.iter().enumerate() {
+        let groups = &mut slots[i % phases];
         match groups.iter_mut().find(|(s, _)| Arc::ptr_eq(s, socket)) {
             Some((_, v)) => v.push((i, SocketAddrAny::from(*to))),
             None => groups.push((socket.clone(), vec![(i, SocketAddrAny::from(*to))])),
@@ -199,59 +216,66 @@ fn generator(
     let mut tick = 0u64;
     let mut bufs = vec![[0u8; 200]; CHUNK];
     let mut lens = [0usize; CHUNK];
+    let part = PACKET / phases as u32;
     while !stop.load(Ordering::Relaxed) {
-        for (socket, dests) in &groups {
-            for chunk in dests.chunks(CHUNK) {
-                for (k, &(i, _)) in chunk.iter().enumerate() {
-                    let off = (i * 1637 + tick as usize * 160) % (payload.len() - 160);
-                    let mut body = [0u8; 160];
-                    body.copy_from_slice(&payload[off..off + 160]);
-                    if let Some(base) = stamp_from {
-                        body[..8]
-                            .copy_from_slice(&(base.elapsed().as_nanos() as u64).to_be_bytes());
+        for (phase, groups) in slots.iter().enumerate() {
+            let due = start + PACKET * tick as u32 + part * phase as u32;
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            for (socket, dests) in groups {
+                for chunk in dests.chunks(CHUNK) {
+                    for (k, &(i, _)) in chunk.iter().enumerate() {
+                        let off = (i * 1637 + tick as usize * 160) % (payload.len() - 160);
+                        let mut body = [0u8; 160];
+                        body.copy_from_slice(&payload[off..off + 160]);
+                        if let Some(base) = stamp_from {
+                            body[..8]
+                                .copy_from_slice(&(base.elapsed().as_nanos() as u64).to_be_bytes());
+                        }
+                        lens[k] = rtp::write_packet(
+                            &OutHeader {
+                                marker: false,
+                                payload_type: 0,
+                                sequence: tick as u16,
+                                timestamp: (tick * 160) as u32,
+                                ssrc: i as u32 + 1,
+                            },
+                            &body,
+                            &mut bufs[k],
+                        )
+                        .unwrap();
                     }
-                    lens[k] = rtp::write_packet(
-                        &OutHeader {
-                            marker: false,
-                            payload_type: 0,
-                            sequence: tick as u16,
-                            timestamp: (tick * 160) as u32,
-                            ssrc: i as u32 + 1,
-                        },
-                        &body,
-                        &mut bufs[k],
-                    )
-                    .unwrap();
-                }
-                let iovs: Vec<[IoSlice<'_>; 1]> = (0..chunk.len())
-                    .map(|k| [IoSlice::new(&bufs[k][..lens[k]])])
-                    .collect();
-                let mut controls: Vec<SendAncillaryBuffer<'_, '_, '_>> =
-                    (0..chunk.len()).map(|_| Default::default()).collect();
-                let mut msgs: Vec<MMsgHdr<'_>> = chunk
-                    .iter()
-                    .zip(&iovs)
-                    .zip(controls.iter_mut())
-                    .map(|(((_, to), iov), control)| MMsgHdr::new_with_addr(to, iov, control))
-                    .collect();
-                let mut from = 0;
-                while from < msgs.len() {
-                    match rustix::net::sendmmsg(&**socket, &mut msgs[from..], SendFlags::empty()) {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            sent += n as u64;
-                            from += n;
+                    let iovs: Vec<[IoSlice<'_>; 1]> = (0..chunk.len())
+                        .map(|k| [IoSlice::new(&bufs[k][..lens[k]])])
+                        .collect();
+                    let mut controls: Vec<SendAncillaryBuffer<'_, '_, '_>> =
+                        (0..chunk.len()).map(|_| Default::default()).collect();
+                    let mut msgs: Vec<MMsgHdr<'_>> = chunk
+                        .iter()
+                        .zip(&iovs)
+                        .zip(controls.iter_mut())
+                        .map(|(((_, to), iov), control)| MMsgHdr::new_with_addr(to, iov, control))
+                        .collect();
+                    let mut from = 0;
+                    while from < msgs.len() {
+                        match rustix::net::sendmmsg(
+                            &**socket,
+                            &mut msgs[from..],
+                            SendFlags::empty(),
+                        ) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => {
+                                sent += n as u64;
+                                from += n;
+                            }
                         }
                     }
                 }
             }
         }
         tick += 1;
-        let next = start + PACKET * tick as u32;
-        let now = Instant::now();
-        if next > now {
-            std::thread::sleep(next - now);
-        }
     }
     sent
 }
@@ -330,7 +354,7 @@ fn receive(streams: usize, secs: u64) -> Vec<Row> {
     let stop2 = stop.clone();
     let payload = Arc::new(speech());
     let targets = from_sockets(&targets, &senders);
-    let gen_thread = spawn_load(move || generator(targets, payload, stop2, None));
+    let gen_thread = spawn_load(move || generator(targets, payload, stop2, None, phases()));
     let (packets, cpu, wall, dropped, lost) = result_rx.recv().unwrap();
     stop.store(true, Ordering::Relaxed);
     let sent = gen_thread.join().unwrap();
@@ -451,7 +475,7 @@ fn bridge(calls: usize, secs: u64) -> Vec<Row> {
         let mut targets = from_sockets(&callee_targets, &callee_phones);
         targets.extend(from_sockets(&direct_addrs, &callee_phones));
         gens.push(spawn_load(move || {
-            generator(targets, payload, stop, Some(base))
+            generator(targets, payload, stop, Some(base), phases())
         }));
     }
     {
@@ -470,7 +494,7 @@ fn bridge(calls: usize, secs: u64) -> Vec<Row> {
             })
             .collect();
         gens.push(spawn_load(move || {
-            generator(targets, payload, stop, Some(base))
+            generator(targets, payload, stop, Some(base), phases())
         }));
     }
     // Read the sampled agents and the direct baseline sockets.
@@ -638,8 +662,18 @@ fn main() {
         println!("{a:<44} | {b:<52} | {c}");
     }
     println!(
-        "\nreceive loop: {} (DIALER_MEDIA_IO); machine: {} cores, load average {}",
+        "\nreceive loop: {}{} (DIALER_MEDIA_IO, DIALER_MEDIA_PRIORITY); streams sent {}; machine: {} cores, load average {}",
         media::receive_loop().unwrap_or("not started"),
+        if media::receive_loop_realtime() {
+            " at real-time priority"
+        } else {
+            ""
+        },
+        if phases() == 1 {
+            "all in the same instant (MEDIA_BENCH_BURST=1)"
+        } else {
+            "spread over each 20 ms"
+        },
         std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(0),
