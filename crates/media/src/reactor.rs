@@ -150,7 +150,7 @@ fn realtime_asked() -> bool {
         Err(_) => false,
         Ok(v) => match v.trim() {
             "" | "normal" => false,
-            "realtime" | "rt" => true,
+            "realtime" => true,
             _ => {
                 tracing::warn!(
                     value = %v,
@@ -436,8 +436,8 @@ impl Reactor {
     }
 
     /// Sweeps the legs in [`SWEEP_PART`] slots from `from`; the slot to go on from, if any.
-    /// A loop with bridged legs reaps them between parts: a whole sweep of thousands of legs
-    /// takes long enough (cold cache lines of every leg) to show in the bridge's latency.
+    /// A loop with bridged legs reaps them between parts, so that their packets do not wait
+    /// behind a sweep of thousands of legs (a cold cache line or two each).
     pub(crate) fn sweep_part(
         &self,
         now: Instant,
