@@ -75,14 +75,39 @@ pub(crate) struct Frame {
     pub abs_sum: u32,
     /// Mean square of the samples.
     pub power: f64,
-    /// Prediction gain in dB of the best two-tap linear predictor: a pure tone is predicted
-    /// almost exactly (tens of dB), speech and noise are not.
-    pub tone_gain_db: f32,
-    /// Frequency of the tone that predictor describes, in Hz (meaningful when the gain is high).
-    pub tone_hz: f32,
+    /// Prediction gain of the best two-tap linear predictor, as a power ratio (0 if none).
+    gain: f64,
+    /// Whether the predictor's poles are not a steady tone (gain then counts at most 6 dB).
+    unsteady: bool,
+    /// Cosine of the poles' angle, whence the tone's frequency (`None` if not a pole pair).
+    cos: Option<f64>,
 }
 
 impl Frame {
+    /// Prediction gain in dB of the best two-tap linear predictor: a pure tone is predicted
+    /// almost exactly (tens of dB), speech and noise are not. Computed on demand: most frames
+    /// are not tonal, and a `log10` per frame was a tenth of the detector's instructions.
+    pub fn tone_gain_db(&self) -> f32 {
+        if self.gain <= 0.0 {
+            return 0.0;
+        }
+        let db = (10.0 * self.gain.log10()) as f32;
+        if self.unsteady { db.min(6.0) } else { db }
+    }
+
+    /// Whether [`Frame::tone_gain_db`] is at least `db`, given `ratio_below`, a power ratio a
+    /// little under `db` (see [`purity_floor`]): most frames are told apart without a `log10`.
+    pub fn tone_gain_at_least(&self, db: f32, ratio_below: f64) -> bool {
+        self.gain >= ratio_below && self.tone_gain_db() >= db
+    }
+
+    /// Frequency of the tone the predictor describes, in Hz (meaningful when the gain is high).
+    pub fn tone_hz(&self) -> f32 {
+        self.cos.map_or(0.0, |cos| {
+            (cos.acos() * f64::from(SAMPLE_RATE) / std::f64::consts::TAU) as f32
+        })
+    }
+
     /// Level in dB relative to full scale (RMS), floored at -100 dBFS.
     pub fn level_db(&self) -> f32 {
         let full = 32768.0_f64 * 32768.0;
@@ -221,8 +246,9 @@ impl FrameCutter {
         let mut frame = Frame {
             abs_sum: self.abs_sum,
             power: 0.0,
-            tone_gain_db: 0.0,
-            tone_hz: 0.0,
+            gain: 0.0,
+            unsteady: false,
+            cos: None,
         };
         if !self.full {
             return frame;
@@ -244,21 +270,24 @@ impl FrameCutter {
         let a1 = (p01 * p22 - p02 * p12) / det;
         let a2 = (p02 * p11 - p01 * p12) / det;
         let error = (p00 - a1 * p01 - a2 * p02).max(p00 * 1e-6);
-        frame.tone_gain_db = (10.0 * (p00 / error).log10()) as f32;
+        frame.gain = p00 / error;
         // x[n] = a1 x[n-1] + a2 x[n-2] has poles r e^{+-jw} with r^2 = -a2, 2 r cos w = a1.
         if a2 < 0.0 {
             let r = (-a2).sqrt();
-            let cos = (a1 / (2.0 * r)).clamp(-1.0, 1.0);
-            frame.tone_hz = (cos.acos() * f64::from(SAMPLE_RATE) / std::f64::consts::TAU) as f32;
+            frame.cos = Some((a1 / (2.0 * r)).clamp(-1.0, 1.0));
             // A decaying or growing pole pair is not a steady tone.
-            if !(0.97..=1.03).contains(&r) {
-                frame.tone_gain_db = frame.tone_gain_db.min(6.0);
-            }
+            frame.unsteady = !(0.97..=1.03).contains(&r);
         } else {
-            frame.tone_gain_db = frame.tone_gain_db.min(6.0);
+            frame.unsteady = true;
         }
         frame
     }
+}
+
+/// A power ratio a little under `db` decibels, for [`Frame::tone_gain_at_least`]: a gain below
+/// it is below `db` whatever the rounding of the exact comparison.
+pub(crate) fn purity_floor(db: f32) -> f64 {
+    10f64.powf((f64::from(db) - 0.01) / 10.0)
 }
 
 /// Adds to `sums` the sums of x[n]^2, x[n] x[n-1] and x[n] x[n-2] for n from 2 to the end of
@@ -435,7 +464,7 @@ mod tests {
         let mut reference = Vec::new();
         let mut cutter = FrameCutter::default();
         let _ = cutter.feed::<()>(3, &audio, |f| {
-            reference.push((f.abs_sum, f.power, f.tone_gain_db, f.tone_hz));
+            reference.push((f.abs_sum, f.power, f.tone_gain_db(), f.tone_hz()));
             ControlFlow::Continue(())
         });
         for size in [1, 2, 3, 79, 80, 81, 160] {
@@ -444,7 +473,7 @@ mod tests {
             let _ = cutter.feed::<()>(3, &[], |_| ControlFlow::Continue(()));
             for packet in audio.chunks(size) {
                 let _ = cutter.feed::<()>(0, packet, |f| {
-                    got.push((f.abs_sum, f.power, f.tone_gain_db, f.tone_hz));
+                    got.push((f.abs_sum, f.power, f.tone_gain_db(), f.tone_hz()));
                     ControlFlow::Continue(())
                 });
             }
@@ -507,10 +536,15 @@ mod tests {
             assert_eq!(frames.len(), 10);
             let last = frames.last().unwrap();
             assert!(
-                (f64::from(last.tone_hz) - freq).abs() < 2.0,
+                (f64::from(last.tone_hz()) - freq).abs() < 2.0,
                 "{freq}: {last:?}"
             );
-            assert!(last.tone_gain_db > 30.0, "{freq}: {last:?}");
+            assert!(last.tone_gain_db() > 30.0, "{freq}: {last:?}");
+            assert!(last.tone_gain_at_least(30.0, purity_floor(30.0)));
+            assert!(!last.tone_gain_at_least(
+                last.tone_gain_db() + 0.5,
+                purity_floor(last.tone_gain_db() + 0.5)
+            ));
         }
     }
 }

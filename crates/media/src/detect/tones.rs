@@ -6,7 +6,7 @@
 //! then read as a SIT sequence, a beep or a fax tone. That costs three multiply-adds per sample,
 //! not a Goertzel filter per candidate frequency, so the beep may be anywhere in 440-2000 Hz.
 
-use super::frame::{FRAME_MS, Frame, FrameCutter, StreamClock};
+use super::frame::{FRAME_MS, Frame, FrameCutter, StreamClock, purity_floor};
 use serde::{Deserialize, Serialize};
 use std::ops::ControlFlow;
 
@@ -200,11 +200,14 @@ pub(crate) struct ToneTracker {
     ced_reported: bool,
     /// End of the frame last seen.
     now_ms: u32,
+    /// `params.min_purity_db` as a power ratio a little under it.
+    purity_floor: f64,
 }
 
 impl ToneTracker {
     pub fn new(params: ToneParams) -> Self {
         ToneTracker {
+            purity_floor: purity_floor(params.min_purity_db),
             params,
             current: None,
             misses: 0,
@@ -219,12 +222,15 @@ impl ToneTracker {
     pub fn frame(&mut self, frame: &Frame, end_ms: u32) -> Option<ToneEvent> {
         self.now_ms = end_ms;
         let start_ms = end_ms - FRAME_MS;
-        let tonal = frame.tone_gain_db >= self.params.min_purity_db
+        let mut hz = 0.0;
+        let tonal = frame.tone_gain_at_least(self.params.min_purity_db, self.purity_floor)
             && frame.level_db() >= self.params.min_level_dbfs
-            && frame.tone_hz > 300.0;
+            && {
+                hz = frame.tone_hz();
+                hz > 300.0
+            };
         let mut event = None;
         if tonal {
-            let hz = frame.tone_hz;
             let level = frame.level_db();
             match &mut self.current {
                 Some(seg)
