@@ -669,10 +669,7 @@ impl Loop {
             // buffers exhausted (measured: bridged latency went from 0.3 ms to over a second
             // at 2,000 calls). So only as many as the free buffers can serve are re-armed per
             // round; the others' datagrams wait in their sockets for the next rounds.
-            let free = BUFFERS as usize - ring.ring.completion().len().min(BUFFERS as usize);
-            let budget = free / REARM_BUFFERS;
-            let later = ring.rearm.split_off(ring.rearm.len().min(budget));
-            let now = std::mem::replace(&mut ring.rearm, later);
+            let now = rearm_now(&mut ring.rearm, ring.ring.completion().len());
             for token in now {
                 self.arm(token, lane);
             }
@@ -848,6 +845,14 @@ impl Loop {
     }
 }
 
+/// Takes from `pending` the requests to re-arm this round: as many as the buffers not held by
+/// the `unreaped` completions can serve, [`REARM_BUFFERS`] each; the rest stay for later rounds.
+fn rearm_now(pending: &mut Vec<Token>, unreaped: usize) -> Vec<Token> {
+    let free = BUFFERS as usize - unreaped.min(BUFFERS as usize);
+    let later = pending.split_off(pending.len().min(free / REARM_BUFFERS));
+    std::mem::replace(pending, later)
+}
+
 fn recv_entry(msghdr: &libc::msghdr, fd: i32, user_data: u64) -> squeue::Entry {
     opcode::RecvMsgMulti::new(Fd(fd), msghdr, GROUP)
         .build()
@@ -932,6 +937,32 @@ mod tests {
             }
             Err(e) => panic!("the CI machine's kernel runs the io_uring loop, but: {e}"),
         }
+    }
+
+    #[test]
+    fn requests_out_of_buffers_are_rearmed_as_the_free_buffers_allow() {
+        let tokens = |n: u32| {
+            (0..n)
+                .map(|i| Token::from_raw(u64::from(i)))
+                .collect::<Vec<_>>()
+        };
+        // Every buffer free: a quarter of them in requests, the first ones first.
+        let mut pending = tokens(5000);
+        let now = rearm_now(&mut pending, 0);
+        assert_eq!(now.len(), BUFFERS as usize / REARM_BUFFERS);
+        assert_eq!(now[0], Token::from_raw(0));
+        assert_eq!(pending.len(), 5000 - now.len());
+        assert_eq!(pending[0], Token::from_raw(now.len() as u64));
+        // Completions not yet reaped hold buffers: fewer now; none when they hold them all.
+        let mut pending = tokens(100);
+        assert_eq!(rearm_now(&mut pending, BUFFERS as usize - 24).len(), 6);
+        assert_eq!(pending.len(), 94);
+        assert!(rearm_now(&mut pending, BUFFERS as usize + 7).is_empty());
+        assert_eq!(pending.len(), 94);
+        // A few pending ones all go at once.
+        let mut pending = tokens(3);
+        assert_eq!(rearm_now(&mut pending, 0).len(), 3);
+        assert!(pending.is_empty());
     }
 
     #[test]
