@@ -780,6 +780,9 @@ async fn metrics_and_openapi() {
         "dialer_sip_events_total{event=\"transport_errors\"}",
         "dialer_rtp_send_errors_total",
         "dialer_rtp_dropped_packets_total{reason=\"malformed\"}",
+        "dialer_media_buffer_exhaustions_total ",
+        "dialer_media_rearms_deferred_total ",
+        "dialer_media_receive_loop_realtime ",
         "dialer_http_requests_total{method=\"POST\",route=\"/api/v1/campaigns/{name}/start\",status=\"200\"}",
         "# HELP dialer_abandon_rate",
     ] {

@@ -1,7 +1,8 @@
 //! Prometheus `/metrics`: the engine's own counters (calls by outcome, pacing decisions, SIP
-//! events, RTP errors) from the process-wide `metrics` recorder, and gauges taken from the
-//! engine at each scrape (calls in flight, agents by state, the abandon rate over each
-//! campaign's window), so a scrape is never older than the request.
+//! events, RTP errors, the media receive loops' buffer counters) from the process-wide
+//! `metrics` recorder, and gauges taken from the engine at each scrape (calls in flight, agents
+//! by state, the abandon rate over each campaign's window), so a scrape is never older than the
+//! request.
 
 use engine::{AgentState, Engine, Outcome};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -93,6 +94,18 @@ fn describe() {
         "dialer_http_requests_total",
         "HTTP requests by method, route and status"
     );
+    describe_counter!(
+        "dialer_media_buffer_exhaustions_total",
+        "Media receive requests ended because the receive loop's buffers ran out (a burst larger than one round)"
+    );
+    describe_counter!(
+        "dialer_media_rearms_deferred_total",
+        "Re-arms of such requests put off to a later round, counted each round they waited"
+    );
+    describe_gauge!(
+        "dialer_media_receive_loop_realtime",
+        "1 if the media receive loops run at real-time priority (DIALER_MEDIA_PRIORITY=realtime)"
+    );
     // Error counters exist from the start at zero, so a dashboard's rate() has a series.
     metrics::counter!("dialer_rtp_send_errors_total").increment(0);
     for reason in ["malformed", "stranger", "flood", "unknown_payload_type"] {
@@ -128,6 +141,14 @@ async fn refresh(engine: &Engine) -> Result<(), engine::EngineError> {
     for (event, value) in engine.sip_stats().iter() {
         counter!("dialer_sip_events_total", "event" => event).absolute(value);
     }
+    let media = media::receive_loop_stats();
+    counter!("dialer_media_buffer_exhaustions_total").absolute(media.buffer_exhaustions);
+    counter!("dialer_media_rearms_deferred_total").absolute(media.rearms_deferred);
+    gauge!("dialer_media_receive_loop_realtime").set(if media::receive_loop_realtime() {
+        1.0
+    } else {
+        0.0
+    });
     let snapshot = engine.snapshot().await?;
     gauge!("dialer_calls_in_flight").set(snapshot.calls.len() as f64);
     for state in AGENT_STATES {

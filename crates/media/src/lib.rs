@@ -61,6 +61,6 @@ pub use leg::{
 };
 pub use ports::PortAllocator;
 pub use prompt::{Prompt, PromptError};
-pub use reactor::{receive_loop, receive_loop_realtime};
+pub use reactor::{ReceiveLoopStats, receive_loop, receive_loop_realtime, receive_loop_stats};
 pub use record::{Recording, RecordingSummary};
 pub use stats::{DropCounts, DropReason, LegStats, RemoteReport};

@@ -193,6 +193,25 @@ pub fn receive_loop_realtime() -> bool {
     REALTIME.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+/// Counters of the media receive loops, for monitoring.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReceiveLoopStats {
+    /// Receive requests that ended because the io_uring loop's buffers had run out: a burst
+    /// larger than the loop takes in one round (their datagrams waited in the sockets).
+    pub buffer_exhaustions: u64,
+    /// Re-arms of those requests put off to a later round, counted each round they waited.
+    pub rearms_deferred: u64,
+}
+
+/// The receive loops' counters since the process started (zero on the epoll loop).
+pub fn receive_loop_stats() -> ReceiveLoopStats {
+    use std::sync::atomic::Ordering::Relaxed;
+    ReceiveLoopStats {
+        buffer_exhaustions: uring::BUFFER_EXHAUSTIONS.load(Relaxed),
+        rearms_deferred: uring::REARMS_DEFERRED.load(Relaxed),
+    }
+}
+
 /// What the media receive loops are built on (`"io_uring"` or `"epoll"`), once the first leg
 /// has started them.
 pub fn receive_loop() -> Option<&'static str> {

@@ -28,7 +28,7 @@
 use std::cell::RefCell;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -670,6 +670,9 @@ impl Loop {
             // at 2,000 calls). So only as many as the free buffers can serve are re-armed per
             // round; the others' datagrams wait in their sockets for the next rounds.
             let now = rearm_now(&mut ring.rearm, ring.ring.completion().len());
+            if !ring.rearm.is_empty() {
+                REARMS_DEFERRED.fetch_add(ring.rearm.len() as u64, Ordering::Relaxed);
+            }
             for token in now {
                 self.arm(token, lane);
             }
@@ -746,6 +749,9 @@ impl Loop {
                                     scratch.unused.extend(other);
                                 }
                             }
+                        }
+                        if result == -libc::ENOBUFS {
+                            BUFFER_EXHAUSTIONS.fetch_add(1, Ordering::Relaxed);
                         }
                         if !cqueue::more(flags) && result != -libc::ECANCELED {
                             if result < 0 && result != -libc::ENOBUFS {
@@ -844,6 +850,11 @@ impl Loop {
         }
     }
 }
+
+/// Receive requests of every loop that ended because the buffers had run out (`ENOBUFS`).
+pub(crate) static BUFFER_EXHAUSTIONS: AtomicU64 = AtomicU64::new(0);
+/// Re-arms of such requests put off to a later round, counted each round they wait.
+pub(crate) static REARMS_DEFERRED: AtomicU64 = AtomicU64::new(0);
 
 /// Takes from `pending` the requests to re-arm this round: as many as the buffers not held by
 /// the `unreaped` completions can serve, [`REARM_BUFFERS`] each; the rest stay for later rounds.
