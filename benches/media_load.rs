@@ -662,13 +662,15 @@ fn main() {
         println!("{a:<44} | {b:<52} | {c}");
     }
     println!(
-        "\nreceive loop: {}{} (DIALER_MEDIA_IO, DIALER_MEDIA_PRIORITY); streams sent {}; machine: {} cores, load average {}",
+        "\nreceive loop: {}{} (DIALER_MEDIA_IO, DIALER_MEDIA_PRIORITY), {} requests out of buffers, {} re-arms deferred; streams sent {}; machine: {} cores, load average {}",
         media::receive_loop().unwrap_or("not started"),
         if media::receive_loop_realtime() {
             " at real-time priority"
         } else {
             ""
         },
+        media::receive_loop_stats().buffer_exhaustions,
+        media::receive_loop_stats().rearms_deferred,
         if phases() == 1 {
             "all in the same instant (MEDIA_BENCH_BURST=1)"
         } else {
