@@ -661,6 +661,7 @@ fn main() {
     for Row(a, b, c) in rows {
         println!("{a:<44} | {b:<52} | {c}");
     }
+    let loop_stats = media::receive_loop_stats();
     println!(
         "\nreceive loop: {}{} (DIALER_MEDIA_IO, DIALER_MEDIA_PRIORITY), {} requests out of buffers, {} re-arms deferred; streams sent {}; machine: {} cores, load average {}",
         media::receive_loop().unwrap_or("not started"),
@@ -669,8 +670,8 @@ fn main() {
         } else {
             ""
         },
-        media::receive_loop_stats().buffer_exhaustions,
-        media::receive_loop_stats().rearms_deferred,
+        loop_stats.buffer_exhaustions,
+        loop_stats.rearms_deferred,
         if phases() == 1 {
             "all in the same instant (MEDIA_BENCH_BURST=1)"
         } else {

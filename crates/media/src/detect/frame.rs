@@ -207,38 +207,28 @@ impl FrameCutter {
         // A plain sum of 16-bit magnitudes, which the compiler turns into SSE2 (8 at a time);
         // the former 8-lane form of 32-bit `abs` was not, and cost more than the correlation.
         self.abs_sum += c.iter().map(|&x| u32::from(x.unsigned_abs())).sum::<u32>();
-        let Some(&last) = c.last() else {
-            return;
-        };
-        if self.full {
-            // x[n], x[n-1], x[n-2] over the chunk, the first two from the carried samples: the
-            // chunk goes behind them in one buffer, so that a whole frame is 10 SIMD blocks
-            // with no sample left for a plain loop (half the instructions of a frame).
-            let (mut p1, mut p2) = (self.x1, self.x2);
-            let mut buf = [0i16; FRAME as usize + 2];
-            for piece in c.chunks(FRAME as usize) {
+        // x[n], x[n-1], x[n-2] over the chunk, the first two from the carried samples: the chunk
+        // goes behind them in one buffer, so that a whole frame is 10 SIMD blocks with no sample
+        // left for a plain loop (half the instructions of a frame).
+        let mut buf = [0i16; FRAME as usize + 2];
+        for piece in c.chunks(FRAME as usize) {
+            if self.full {
                 // The carried samples came from i16 samples (or are the initial zeros).
-                buf[0] = p2 as i16;
-                buf[1] = p1 as i16;
+                buf[0] = self.x2 as i16;
+                buf[1] = self.x1 as i16;
                 buf[2..2 + piece.len()].copy_from_slice(piece);
                 let mut sums = [0i64; 3];
                 correlate(&buf[..piece.len() + 2], &mut sums);
                 self.e00 += sums[0];
                 self.e01 += sums[1];
                 self.e02 += sums[2];
-                (p1, p2) = match piece {
-                    [.., a, b] => (i32::from(*b), i32::from(*a)),
-                    [b] => (i32::from(*b), p1),
-                    [] => (p1, p2),
-                };
             }
+            (self.x1, self.x2) = match piece {
+                [.., a, b] => (i32::from(*b), i32::from(*a)),
+                [b] => (i32::from(*b), self.x1),
+                [] => (self.x1, self.x2),
+            };
         }
-        self.x2 = if c.len() >= 2 {
-            i32::from(c[c.len() - 2])
-        } else {
-            self.x1
-        };
-        self.x1 = i32::from(last);
     }
 
     fn finish_frame(&self) -> Frame {
