@@ -410,6 +410,29 @@ impl LegInner {
         }
     }
 
+    /// Asks the CPU to start loading the listener's state (the detector, on a call in AMD),
+    /// once [`LegInner::prefetch_rx`] has brought the receive half in.
+    pub(crate) fn prefetch_listener(&self) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
+            let Ok(rx) = self.rx.try_lock() else {
+                return;
+            };
+            if let Some(listener) = rx.listener.as_deref() {
+                let start = (listener as *const dyn AudioListener).cast::<i8>();
+                let len = std::mem::size_of_val(listener).min(4096);
+                // SAFETY: a prefetch never faults and reads nothing; the addresses are inside
+                // the listener.
+                unsafe {
+                    for off in (0..len).step_by(64) {
+                        _mm_prefetch::<_MM_HINT_T0>(start.add(off));
+                    }
+                }
+            }
+        }
+    }
+
     /// Feeds silence to the detector or recorder if the peer went quiet (called by the
     /// receive loop's sweep).
     pub(crate) fn tick_playout(&self, now: std::time::Instant) {
