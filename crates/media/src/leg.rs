@@ -340,6 +340,18 @@ impl Drop for LegInner {
     }
 }
 
+/// Asks the CPU to start loading the cache line of `at` (any address: a prefetch never
+/// faults and reads nothing the program sees).
+pub(crate) fn prefetch(at: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: see above; the address need not be valid.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(at.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = at;
+}
+
 /// Locks a mutex, ignoring poisoning: a listener that panicked must not take the call down.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -395,40 +407,23 @@ impl LegInner {
     /// Asks the CPU to start loading the state a datagram's handling reads first (the
     /// receive half and the closed flag), so that the receive loop's misses overlap.
     pub(crate) fn prefetch_rx(&self) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-            let start = (&raw const self.rx).cast::<i8>();
-            let len = std::mem::size_of::<Mutex<RxPart>>();
-            // SAFETY: a prefetch never faults and reads nothing; the addresses are inside self.
-            unsafe {
-                for off in (0..len).step_by(64) {
-                    _mm_prefetch::<_MM_HINT_T0>(start.add(off));
-                }
-                _mm_prefetch::<_MM_HINT_T0>((&raw const self.closed).cast::<i8>());
-            }
+        let start = (&raw const self.rx).cast::<u8>();
+        for off in (0..std::mem::size_of::<Mutex<RxPart>>()).step_by(64) {
+            prefetch(start.wrapping_add(off));
         }
+        prefetch((&raw const self.closed).cast());
     }
 
     /// Asks the CPU to start loading the listener's state (the detector, on a call in AMD),
     /// once [`LegInner::prefetch_rx`] has brought the receive half in.
     pub(crate) fn prefetch_listener(&self) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-            let Ok(rx) = self.rx.try_lock() else {
-                return;
-            };
-            if let Some(listener) = rx.listener.as_deref() {
-                let start = (listener as *const dyn AudioListener).cast::<i8>();
-                let len = std::mem::size_of_val(listener).min(4096);
-                // SAFETY: a prefetch never faults and reads nothing; the addresses are inside
-                // the listener.
-                unsafe {
-                    for off in (0..len).step_by(64) {
-                        _mm_prefetch::<_MM_HINT_T0>(start.add(off));
-                    }
-                }
+        let Ok(rx) = self.rx.try_lock() else {
+            return;
+        };
+        if let Some(listener) = rx.listener.as_deref() {
+            let start = (listener as *const dyn AudioListener).cast::<u8>();
+            for off in (0..std::mem::size_of_val(listener).min(4096)).step_by(64) {
+                prefetch(start.wrapping_add(off));
             }
         }
     }
