@@ -494,14 +494,10 @@ impl Loop {
     /// The rings with their buffers, checked by receiving one datagram on each (the kernel may
     /// lack multishot `recvmsg`, or a sandbox may forbid io_uring).
     pub(crate) fn new(handle: &Handle) -> std::io::Result<Loop> {
-        // SAFETY: an all-zero msghdr is valid (null pointers, zero lengths).
-        let mut msghdr: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
-        msghdr.msg_namelen = NAME_LEN as libc::socklen_t;
-        msghdr.msg_controllen = CONTROL_LEN as _;
         let mut this = Loop {
             prompt: Ring::new()?,
             bulk: Ring::new()?,
-            msghdr,
+            msghdr: recv_msghdr(),
             armed: Vec::new(),
             closing: Vec::new(),
             bulk_legs: 0,
@@ -879,6 +875,16 @@ fn rearm_now(pending: &mut Vec<Token>, unreaped: usize) -> Vec<Token> {
     std::mem::replace(pending, later)
 }
 
+/// The `msghdr` multishot receives are armed with: no name pointer, room for a name of
+/// [`NAME_LEN`] bytes and [`CONTROL_LEN`] bytes of control messages in each buffer.
+fn recv_msghdr() -> Box<libc::msghdr> {
+    // SAFETY: an all-zero msghdr is valid (null pointers, zero lengths).
+    let mut msghdr: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
+    msghdr.msg_namelen = NAME_LEN as libc::socklen_t;
+    msghdr.msg_controllen = CONTROL_LEN as _;
+    msghdr
+}
+
 fn recv_entry(msghdr: &libc::msghdr, fd: i32, user_data: u64) -> squeue::Entry {
     opcode::RecvMsgMulti::new(Fd(fd), msghdr, GROUP)
         .build()
@@ -1001,10 +1007,7 @@ mod tests {
             }
             Err(e) => panic!("the CI machine's kernel runs the io_uring loop, but: {e}"),
         };
-        // SAFETY: an all-zero msghdr is valid (null pointers, zero lengths).
-        let mut msghdr: Box<libc::msghdr> = Box::new(unsafe { std::mem::zeroed() });
-        msghdr.msg_namelen = NAME_LEN as libc::socklen_t;
-        msghdr.msg_controllen = CONTROL_LEN as _;
+        let msghdr = recv_msghdr();
         let sockets: Vec<std::net::UdpSocket> = (0..100)
             .map(|_| std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap())
             .collect();
