@@ -81,6 +81,32 @@ fn simulate_compares_policies_and_plots() {
     ] {
         assert!(texts.contains(&label), "{label} missing from {texts:?}");
     }
+    // The legend stands beside the charts (1,100 px wide, the charts the left 930), not over the
+    // occupancy lines near the chart's top.
+    let legend_x: Vec<(f64, &str)> = drawn
+        .split("<text")
+        .skip(1)
+        .filter_map(|t| {
+            let (attrs, rest) = t.split_once('>')?;
+            let label = rest.split_once("</text>")?.0.trim();
+            let x = attrs
+                .split_once("x=\"")?
+                .1
+                .split_once('"')?
+                .0
+                .parse()
+                .ok()?;
+            Some((x, label))
+        })
+        .filter(|(_, label)| label.starts_with("predictive") || label.starts_with("perfect"))
+        .collect();
+    assert_eq!(legend_x.len(), 2, "legend entries: {legend_x:?}");
+    for (x, label) in legend_x {
+        assert!(
+            x >= 930.0,
+            "legend entry {label} drawn over the charts at x = {x}"
+        );
+    }
 }
 
 fn json(args: &[&str]) -> serde_json::Value {
