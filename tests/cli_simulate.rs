@@ -65,25 +65,8 @@ fn simulate_compares_policies_and_plots() {
     // names and each policy in the legend must be there.
     let drawn = std::fs::read_to_string(&svg).unwrap();
     assert!(drawn.contains("<svg"), "not an SVG");
-    let texts: Vec<&str> = drawn
-        .split("<text")
-        .skip(1)
-        .filter_map(|t| t.split_once('>')?.1.split_once("</text>"))
-        .map(|(text, _)| text.trim())
-        .collect();
-    for label in [
-        "occupancy",
-        "abandon rate (interval, and window dashed)",
-        "minutes",
-        "predictive",
-        "perfect foresight",
-        "0.5",
-    ] {
-        assert!(texts.contains(&label), "{label} missing from {texts:?}");
-    }
-    // The legend stands beside the charts (1,100 px wide, the charts the left 930), not over the
-    // occupancy lines near the chart's top.
-    let legend_x: Vec<(f64, &str)> = drawn
+    // Each text with its x position.
+    let texts: Vec<(f64, &str)> = drawn
         .split("<text")
         .skip(1)
         .filter_map(|t| {
@@ -98,10 +81,28 @@ fn simulate_compares_policies_and_plots() {
                 .ok()?;
             Some((x, label))
         })
+        .collect();
+    for label in [
+        "occupancy",
+        "abandon rate (interval, and window dashed)",
+        "minutes",
+        "predictive",
+        "perfect foresight",
+        "0.5",
+    ] {
+        assert!(
+            texts.iter().any(|&(_, text)| text == label),
+            "{label} missing from {texts:?}"
+        );
+    }
+    // The legend stands beside the charts (1,100 px wide, the charts the left 930), not over the
+    // occupancy lines near the chart's top.
+    let legend_x: Vec<&(f64, &str)> = texts
+        .iter()
         .filter(|(_, label)| label.starts_with("predictive") || label.starts_with("perfect"))
         .collect();
     assert_eq!(legend_x.len(), 2, "legend entries: {legend_x:?}");
-    for (x, label) in legend_x {
+    for &(x, label) in legend_x {
         assert!(
             x >= 930.0,
             "legend entry {label} drawn over the charts at x = {x}"
