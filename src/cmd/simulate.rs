@@ -346,13 +346,14 @@ fn print_table(args: &Args, settings: &Settings, reports: &[Report]) {
 
 fn plot(path: &Path, reports: &[Report]) -> anyhow::Result<()> {
     use plotters::prelude::*;
+    const WIDTH: u32 = 1100;
     // Room right of both charts for the policies' legend.
     const LEGEND_WIDTH: u32 = 170;
-    let root = SVGBackend::new(path, (1100, 700)).into_drawing_area();
+    let root = SVGBackend::new(path, (WIDTH, 700)).into_drawing_area();
     root.fill(&WHITE)?;
     // The legend goes beside the charts, not over them: the lines worth reading (0.9 and up)
     // run along the occupancy chart's top.
-    let (charts, legend) = root.split_horizontally(1100 - LEGEND_WIDTH);
+    let (charts, legend) = root.split_horizontally(WIDTH - LEGEND_WIDTH);
     let (top, bottom) = charts.split_vertically(350);
     let minutes = reports
         .iter()
