@@ -342,10 +342,15 @@ fn receive(streams: usize, secs: u64) -> Vec<Row> {
             tokio::time::sleep(window).await;
             let (cpu, wall) = (sut_cpu() - cpu0, t0.elapsed());
             let after: u64 = legs.iter().map(|l| l.stats().packets_received).sum();
-            let dropped: u64 = legs.iter().map(|l| l.stats().dropped.total()).sum();
-            let lost: i64 = legs.iter().map(|l| l.stats().packets_lost).sum();
+            let stats: Vec<_> = legs.iter().map(|l| l.stats()).collect();
+            let dropped: u64 = stats.iter().map(|s| s.dropped.total()).sum();
+            let lost: i64 = stats.iter().map(|s| s.packets_lost).sum();
+            // What the detectors heard that the peers did not send: silence filled in while
+            // packets waited unread, and the packets that then came too late.
+            let late: u64 = stats.iter().map(|s| s.packets_late).sum();
+            let filled: Duration = stats.iter().map(|s| s.silence_filled).sum();
             result_tx
-                .send((after - before, cpu, wall, dropped, lost))
+                .send((after - before, cpu, wall, dropped, lost, late, filled))
                 .unwrap();
         });
     });
@@ -355,7 +360,7 @@ fn receive(streams: usize, secs: u64) -> Vec<Row> {
     let payload = Arc::new(speech());
     let targets = from_sockets(&targets, &senders);
     let gen_thread = spawn_load(move || generator(targets, payload, stop2, None, phases()));
-    let (packets, cpu, wall, dropped, lost) = result_rx.recv().unwrap();
+    let (packets, cpu, wall, dropped, lost, late, filled) = result_rx.recv().unwrap();
     stop.store(true, Ordering::Relaxed);
     let sent = gen_thread.join().unwrap();
     sut.join().unwrap();
@@ -386,6 +391,14 @@ fn receive(streams: usize, secs: u64) -> Vec<Row> {
             "  verdicts / drops / loss".into(),
             format!("{} AMD verdicts", verdicts.load(Ordering::Relaxed)),
             format!("{dropped} dropped, {lost} lost (generator lag or socket overflow)"),
+        ),
+        Row(
+            "  heard by the detectors".into(),
+            format!("{late} packets too late"),
+            format!(
+                "{:.1} s of silence filled in, over {streams} streams",
+                filled.as_secs_f64()
+            ),
         ),
     ]
 }

@@ -673,3 +673,71 @@ async fn the_receive_loops_run_at_the_priority_asked_for() {
     );
     assert_eq!(media::receive_loop_realtime(), asked && root);
 }
+
+/// A loop with 2,000 detection legs or more reads them every 80 ms (docs/media.md): a peer's
+/// packets may then wait in the socket for 80 ms plus one packet time, while a peer quiet for
+/// 100 ms is filled with silence. The silence sweep must judge a leg by what the loop has read,
+/// not by the clock, or the detector hears silence where the peer talked and the real packets
+/// then come too late for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legs_read_every_80_ms_are_not_filled_with_silence_while_their_packets_wait() {
+    let (first, first_events) = open(LegOptions::default()).await;
+    let loops = std::fs::read_dir("/proc/self/task")
+        .unwrap()
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm"))
+                .is_ok_and(|comm| comm.starts_with("media-rx-"))
+        })
+        .count()
+        .max(1);
+    // Legs are spread over the loops by id; every loop gets 2,000 and more. Each holds three
+    // descriptors (RTP, RTCP and the loop's duplicate).
+    let mut legs = vec![first];
+    let mut events = vec![first_events];
+    for _ in 0..2_050 * loops {
+        let (leg, ev) = open(LegOptions::default()).await;
+        legs.push(leg);
+        events.push(ev);
+    }
+    // The longest packets a peer may send (60 ms; 30 ms, common on carriers, does it too, less
+    // often), to a few legs with a listener, as a detector would be.
+    const PTIME: usize = 480;
+    let phone = Phone::new(Codec::Pcmu, 0x6060).await;
+    let talking: Vec<&Leg> = legs.iter().step_by(97).take(24).collect();
+    for leg in &talking {
+        leg.set_remote(&RemoteMedia::new(phone.addr(), Codec::Pcmu))
+            .unwrap();
+        leg.set_listener(Some(Box::new(|_: &[i16], _: u32| {})));
+    }
+    let pcm = sine(300.0, 2.5, 6000.0);
+    let mut tick = tokio::time::interval(Duration::from_millis(60));
+    let mut payload = vec![0u8; PTIME];
+    for (n, chunk) in pcm.chunks_exact(PTIME).enumerate() {
+        tick.tick().await;
+        Codec::Pcmu.encode(chunk, &mut payload);
+        for leg in &talking {
+            phone
+                .send_raw(
+                    leg.local_rtp_addr(),
+                    0,
+                    false,
+                    &payload,
+                    n as u16,
+                    (n * PTIME) as u32,
+                )
+                .await;
+        }
+    }
+    // Read before the peers' silence after the last packet could be filled.
+    let stats: Vec<_> = talking.iter().map(|leg| leg.stats()).collect();
+    let late: u64 = stats.iter().map(|s| s.packets_late).sum();
+    let filled: Duration = stats.iter().map(|s| s.silence_filled).sum();
+    let received: u64 = stats.iter().map(|s| s.packets_received).sum();
+    assert!(received >= 24 * 35, "only {received} packets received");
+    assert_eq!(
+        (late, filled),
+        (0, Duration::ZERO),
+        "{loops} loop(s): the talking legs were filled with silence and packets came too late"
+    );
+}

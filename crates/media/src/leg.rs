@@ -905,6 +905,7 @@ impl Leg {
         let rs: &ReceptionStats = s.stats();
         let expected = rs.expected();
         let (packets_sent, bytes_sent) = tx.stream.sent();
+        let (late, filled) = rx.playout.counters();
         LegStats {
             remote: s.send_to(),
             remote_ssrc: s.ssrc(),
@@ -933,6 +934,8 @@ impl Leg {
                 ..*s.drops()
             },
             remote_report: rx.remote_report,
+            packets_late: late,
+            silence_filled: Duration::from_micros(filled * 125),
         }
     }
 

@@ -401,6 +401,7 @@ impl Reactor {
         let mut events: Vec<epoll::Event> = Vec::with_capacity(BATCH);
         let mut ready: Vec<Arc<LegInner>> = Vec::with_capacity(BATCH);
         let mut buffer = Box::new([0u8; RECEIVE_BUFFER]);
+        let mut swept = Vec::new();
         let mut next_sweep = Instant::now() + SWEEP;
         loop {
             events.clear();
@@ -435,7 +436,7 @@ impl Reactor {
             ready.clear();
             if now >= next_sweep {
                 next_sweep = now + SWEEP;
-                self.sweep(now, &mut ready);
+                self.sweep(now, &mut swept);
             }
             if !full {
                 let rest = COALESCE.saturating_sub(now.elapsed());
@@ -446,10 +447,11 @@ impl Reactor {
         }
     }
 
-    /// Feeds silence to the detectors and recorders of legs whose peer went quiet.
-    pub(crate) fn sweep(&self, now: Instant, legs: &mut Vec<Arc<LegInner>>) {
+    /// Feeds silence to the detectors and recorders of legs whose peer went quiet. This loop
+    /// reads every ready socket each round, so what a leg has received is complete up to `now`.
+    pub(crate) fn sweep(&self, now: Instant, legs: &mut Vec<(Arc<LegInner>, Instant)>) {
         let mut from = 0;
-        while let Some(next) = self.sweep_part(now, legs, from) {
+        while let Some(next) = self.sweep_part(legs, from, |_, _| Some(now)) {
             from = next;
         }
     }
@@ -457,11 +459,17 @@ impl Reactor {
     /// Sweeps the legs in [`SWEEP_PART`] slots from `from`; the slot to go on from, if any.
     /// A loop with bridged legs reaps them between parts, so that their packets do not wait
     /// behind a sweep of thousands of legs (a cold cache line or two each).
+    ///
+    /// `read_until(slot, generation)` says up to when every datagram that reached the leg's
+    /// socket has been handed to the leg, or `None` if the loop cannot say (its request waits
+    /// to be re-armed): a peer is only taken to be quiet over time the loop has read. Judged
+    /// by the clock instead, a leg read every 80 ms was filled with silence while its packets
+    /// waited in the socket, and those packets then came too late for its detector.
     pub(crate) fn sweep_part(
         &self,
-        now: Instant,
-        legs: &mut Vec<Arc<LegInner>>,
+        legs: &mut Vec<(Arc<LegInner>, Instant)>,
         from: usize,
+        read_until: impl Fn(usize, u32) -> Option<Instant>,
     ) -> Option<usize> {
         let next = {
             let slots = lock(&self.slots);
@@ -472,12 +480,16 @@ impl Reactor {
                     .get(from..end)
                     .unwrap_or_default()
                     .iter()
-                    .filter_map(|e| e.leg.as_ref().and_then(Weak::upgrade)),
+                    .zip(from..)
+                    .filter_map(|(e, slot)| {
+                        let until = read_until(slot, e.generation)?;
+                        Some((e.leg.as_ref().and_then(Weak::upgrade)?, until))
+                    }),
             );
             (end < slots.entries.len()).then_some(end)
         };
-        for leg in legs.iter() {
-            leg.tick_playout(now);
+        for (leg, until) in legs.iter() {
+            leg.tick_playout(*until);
         }
         legs.clear();
         next

@@ -157,6 +157,12 @@ pub struct LegStats {
     pub rtcp_received: u64,
     /// Dropped datagrams, by reason.
     pub dropped: DropCounts,
+    /// Packets that came too late for the detectors and recorder: their time had already been
+    /// played out (lost, or filled with silence), so they were only relayed.
+    pub packets_late: u64,
+    /// Silence fed to the detectors and recorder in place of lost packets and while the peer
+    /// sent nothing (discontinuous transmission).
+    pub silence_filled: Duration,
     /// The peer's view of our stream, from its last RTCP report.
     pub remote_report: Option<RemoteReport>,
 }

@@ -340,6 +340,15 @@ enum Lane {
     Bulk,
 }
 
+impl Lane {
+    fn index(self) -> usize {
+        match self {
+            Lane::Prompt => 0,
+            Lane::Bulk => 1,
+        }
+    }
+}
+
 /// A ring with its provided buffers and the requests to arm on it again.
 struct Ring {
     ring: IoUring,
@@ -464,6 +473,9 @@ struct Armed {
     /// The loop's duplicate of the socket, closed once the request is cancelled.
     fd: OwnedFd,
     lane: Lane,
+    /// When its request was last armed; `None` while the request waits to be re-armed (its
+    /// datagrams wait in the socket).
+    since: Option<Instant>,
 }
 
 /// What a round works with, kept between rounds to reuse the allocations.
@@ -487,6 +499,9 @@ pub(crate) struct Loop {
     closing: Vec<OwnedFd>,
     /// How many armed legs are on the bulk ring.
     bulk_legs: usize,
+    /// Per lane, when the last round that left nothing to reap began: every datagram that
+    /// reached a socket armed on it before then has been handed to its leg.
+    drained: [Instant; 2],
     wake_buffer: Box<[u8; 8]>,
 }
 
@@ -505,6 +520,7 @@ impl Loop {
             armed: Vec::new(),
             closing: Vec::new(),
             bulk_legs: 0,
+            drained: [Instant::now(); 2],
             wake_buffer: Box::new([0; 8]),
         };
         this.probe(Lane::Prompt)?;
@@ -583,8 +599,9 @@ impl Loop {
 
     /// Arms the request of the leg at `token` on its lane's ring, if it is still armed there.
     fn arm(&mut self, token: Token, lane: Lane) {
-        let fd = match self.armed.get(token.slot()) {
+        let fd = match self.armed.get_mut(token.slot()) {
             Some(Some(a)) if a.generation == token.generation() && a.lane == lane => {
+                a.since = Some(Instant::now());
                 a.fd.as_raw_fd()
             }
             _ => return,
@@ -621,6 +638,7 @@ impl Loop {
                         generation: token.generation(),
                         fd,
                         lane: Lane::Bulk,
+                        since: None,
                     };
                     self.bulk_legs += 1;
                     if let Some(old) = self.armed[token.slot()].replace(armed) {
@@ -728,10 +746,14 @@ impl Loop {
         handle: &Handle,
         scratch: &mut Scratch,
     ) -> bool {
+        let started = Instant::now();
         let full = self.ring(lane).reap(&mut scratch.completions, DRAIN, enter);
         let mut woken = false;
         {
-            let ring = self.ring(lane);
+            let (ring, armed) = match lane {
+                Lane::Prompt => (&mut self.prompt, &mut self.armed),
+                Lane::Bulk => (&mut self.bulk, &mut self.armed),
+            };
             let slots = lock(&reactor.slots);
             for &(user_data, result, flags) in &scratch.completions {
                 match user_data {
@@ -762,6 +784,12 @@ impl Loop {
                                     error = %std::io::Error::from_raw_os_error(-result),
                                     "media receive loop: a socket's receive request ended"
                                 );
+                            }
+                            if let Some(Some(a)) = armed.get_mut(token.slot())
+                                && a.generation == token.generation()
+                                && a.lane == lane
+                            {
+                                a.since = None;
                             }
                             ring.rearm.push(token);
                         }
@@ -803,13 +831,25 @@ impl Loop {
         scratch.batch.clear();
         ring.buffers.publish();
         self.flush_sends();
+        if !full {
+            self.drained[lane.index()] = started;
+        }
         full
+    }
+
+    /// Up to when the leg armed in `slot` has been handed every datagram that reached its
+    /// socket, for the silence sweep (see [`Reactor::sweep_part`]): a bulk leg only up to its
+    /// ring's last drained round, which may be 80 ms ago.
+    fn read_until(&self, slot: usize, generation: u32) -> Option<Instant> {
+        let armed = self.armed.get(slot)?.as_ref()?;
+        let drained = self.drained[armed.lane.index()];
+        (armed.generation == generation && armed.since? <= drained).then_some(drained)
     }
 
     pub(crate) fn run(mut self, reactor: Arc<Reactor>, handle: &Handle) {
         OUTBOX_OF_THREAD.with(|outbox| *outbox.borrow_mut() = Some(Outbox::default()));
         let mut scratch = Scratch::default();
-        let mut legs: Vec<Arc<LegInner>> = Vec::new();
+        let mut legs: Vec<(Arc<LegInner>, Instant)> = Vec::new();
         let mut next_sweep = Instant::now() + SWEEP;
         let mut next_bulk = Instant::now() + BULK;
         loop {
@@ -853,7 +893,9 @@ impl Loop {
             if now >= next_sweep {
                 next_sweep = now + SWEEP;
                 let mut from = 0;
-                while let Some(next) = reactor.sweep_part(now, &mut legs, from) {
+                while let Some(next) = reactor.sweep_part(&mut legs, from, |slot, generation| {
+                    self.read_until(slot, generation)
+                }) {
                     from = next;
                     self.round(Lane::Prompt, true, &reactor, handle, &mut scratch);
                 }
