@@ -808,6 +808,11 @@ impl Loop {
         let (ring, msghdr) = self.ring_and_msghdr(lane);
         // Read together, to turn the kernel's wall-clock stamps into monotonic instants.
         let (now, wall) = (Instant::now(), std::time::SystemTime::now());
+        // In integer nanoseconds: converted per datagram through `SystemTime` and `Duration`,
+        // the stamps cost 1.3 % of the loop at 5,000 streams.
+        let wall = wall
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
         for i in 0..scratch.batch.len() {
             // Legs' state is cold (thousands of legs, visited every few tens of ms): start
             // loading a later one's while this one is handled, instead of one miss after
@@ -954,10 +959,10 @@ fn sent_done(index: u32, result: i32) {
     }
 }
 
-/// When a datagram arrived, from its `SCM_TIMESTAMPNS` control message (wall-clock time) and
-/// the monotonic and wall-clock times of now. `now` if there is no stamp, or it is in the future
-/// or over a second old (the wall clock was stepped).
-fn arrival(control: &[u8], now: Instant, wall: std::time::SystemTime) -> Instant {
+/// When a datagram arrived, from its `SCM_TIMESTAMPNS` control message (wall-clock time), the
+/// monotonic time of now and the wall-clock time of now in nanoseconds since the epoch. `now` if
+/// there is no stamp, or it is in the future or over a second old (the wall clock was stepped).
+fn arrival(control: &[u8], now: Instant, wall_ns: u64) -> Instant {
     let stamp = (|| {
         let level = i32::from_ne_bytes(control.get(8..12)?.try_into().ok()?);
         let kind = i32::from_ne_bytes(control.get(12..16)?.try_into().ok()?);
@@ -966,12 +971,12 @@ fn arrival(control: &[u8], now: Instant, wall: std::time::SystemTime) -> Instant
         }
         let secs = u64::from_ne_bytes(control.get(16..24)?.try_into().ok()?);
         let nanos = u64::from_ne_bytes(control.get(24..32)?.try_into().ok()?);
-        let at = std::time::UNIX_EPOCH
-            .checked_add(Duration::from_secs(secs))?
-            .checked_add(Duration::from_nanos(nanos.min(999_999_999)))?;
-        let age = wall.duration_since(at).ok()?;
-        (age <= Duration::from_secs(1))
-            .then(|| now.checked_sub(age))
+        let at = secs
+            .checked_mul(1_000_000_000)?
+            .checked_add(nanos.min(999_999_999))?;
+        let age = wall_ns.checked_sub(at)?;
+        (age <= 1_000_000_000)
+            .then(|| now.checked_sub(Duration::from_nanos(age)))
             .flatten()
     })();
     stamp.unwrap_or(now)
@@ -1193,6 +1198,7 @@ mod tests {
         // Arrival times from the kernel's stamp; now without one, or with a wild one.
         let now = Instant::now();
         let wall = std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let wall_ns = 1_800_000_000 * 1_000_000_000;
         let stamp = |level: i32, kind: i32, back: Duration| {
             let at = wall - back;
             let since = at.duration_since(std::time::UNIX_EPOCH).unwrap();
@@ -1206,14 +1212,14 @@ mod tests {
         };
         let ms30 = Duration::from_millis(30);
         let c = stamp(libc::SOL_SOCKET, SO_TIMESTAMPNS, ms30);
-        assert_eq!(arrival(&c, now, wall), now - ms30);
-        assert_eq!(arrival(&[], now, wall), now);
-        assert_eq!(arrival(&c[..20], now, wall), now);
+        assert_eq!(arrival(&c, now, wall_ns), now - ms30);
+        assert_eq!(arrival(&[], now, wall_ns), now);
+        assert_eq!(arrival(&c[..20], now, wall_ns), now);
         let other = stamp(libc::IPPROTO_IP, SO_TIMESTAMPNS, ms30);
-        assert_eq!(arrival(&other, now, wall), now);
+        assert_eq!(arrival(&other, now, wall_ns), now);
         let stepped = stamp(libc::SOL_SOCKET, SO_TIMESTAMPNS, Duration::from_secs(5));
-        assert_eq!(arrival(&stepped, now, wall), now);
-        let future = arrival(&c, now, wall - Duration::from_secs(1));
+        assert_eq!(arrival(&stepped, now, wall_ns), now);
+        let future = arrival(&c, now, wall_ns - 1_000_000_000);
         assert_eq!(future, now);
         assert_eq!(source(&[0, 0, 0, 0]), None);
         assert_eq!(source(&bytes[..10]), None);
