@@ -1056,24 +1056,33 @@ mod tests {
         assert!(pending.is_empty());
     }
 
-    #[test]
-    fn one_reap_takes_every_socket_with_a_datagram_waiting() {
+    /// A ring with a multishot receive armed on each of `n` new sockets (user data: the
+    /// socket's index), or `None` where io_uring is unavailable outside CI.
+    fn armed_ring(n: usize) -> Option<(Ring, Vec<std::net::UdpSocket>, Box<libc::msghdr>)> {
         let mut ring = match Ring::new() {
             Ok(ring) => ring,
             Err(e) if std::env::var_os("CI").is_none() => {
                 eprintln!("no io_uring here ({e})");
-                return;
+                return None;
             }
             Err(e) => panic!("the CI machine's kernel runs the io_uring loop, but: {e}"),
         };
         let msghdr = recv_msghdr();
-        let sockets: Vec<std::net::UdpSocket> = (0..100)
+        let sockets: Vec<std::net::UdpSocket> = (0..n)
             .map(|_| std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap())
             .collect();
         for (i, socket) in sockets.iter().enumerate() {
             ring.push(&recv_entry(&msghdr, socket.as_raw_fd(), i as u64));
         }
         ring.ring.submit().unwrap();
+        Some((ring, sockets, msghdr))
+    }
+
+    #[test]
+    fn one_reap_takes_every_socket_with_a_datagram_waiting() {
+        let Some((mut ring, sockets, _msghdr)) = armed_ring(100) else {
+            return;
+        };
         let sender = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
         // As in the loop: a wait ends with the first socket's datagram, and by the time it is
         // reaped the others have theirs waiting, far more than one enter runs.
@@ -1109,22 +1118,9 @@ mod tests {
 
     #[test]
     fn a_reap_takes_the_completions_waiting_before_the_kernel_runs_more() {
-        let mut ring = match Ring::new() {
-            Ok(ring) => ring,
-            Err(e) if std::env::var_os("CI").is_none() => {
-                eprintln!("no io_uring here ({e})");
-                return;
-            }
-            Err(e) => panic!("the CI machine's kernel runs the io_uring loop, but: {e}"),
+        let Some((mut ring, sockets, _msghdr)) = armed_ring(100) else {
+            return;
         };
-        let msghdr = recv_msghdr();
-        let sockets: Vec<std::net::UdpSocket> = (0..100)
-            .map(|_| std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap())
-            .collect();
-        for (i, socket) in sockets.iter().enumerate() {
-            ring.push(&recv_entry(&msghdr, socket.as_raw_fd(), i as u64));
-        }
-        ring.ring.submit().unwrap();
         // A bulk visit: every socket holds several datagrams (8 = 160 ms of 20 ms packets), so
         // one enter brings more than one reap takes.
         let sender = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();

@@ -284,18 +284,15 @@ pub(crate) fn purity_floor(db: f32) -> f64 {
 /// `c`.
 fn correlate(c: &[i16], sums: &mut [i64; 3]) {
     #[cfg(target_arch = "x86_64")]
-    {
-        let done = if std::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2, just checked (the check is a cached load).
-            unsafe { correlate_avx2(c, sums) }
-        } else {
-            correlate_sse2(c, sums)
-        };
-        if let Some(done) = done {
-            return correlate_scalar(c, done, sums);
-        }
-    }
-    correlate_scalar(c, 0, sums);
+    let done = if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2, just checked (the check is a cached load).
+        unsafe { correlate_avx2(c, sums) }
+    } else {
+        correlate_sse2(c, sums)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let done = None;
+    correlate_scalar(c, done.unwrap_or(0), sums);
 }
 
 /// [`correlate`] from `now[start]` on (`now` is `c[2..]`), one sample at a time.
@@ -470,18 +467,14 @@ mod tests {
             #[cfg(target_arch = "x86_64")]
             {
                 let mut sse2 = [0i64; 3];
-                match correlate_sse2(&c, &mut sse2) {
-                    Some(done) => correlate_scalar(&c, done, &mut sse2),
-                    None => correlate_scalar(&c, 0, &mut sse2),
-                }
+                let done = correlate_sse2(&c, &mut sse2).unwrap_or(0);
+                correlate_scalar(&c, done, &mut sse2);
                 assert_eq!(sse2, plain, "SSE2: {c:?}");
                 if std::is_x86_feature_detected!("avx2") {
                     let mut avx2 = [0i64; 3];
                     // SAFETY: the CPU has AVX2, just checked.
-                    match unsafe { correlate_avx2(&c, &mut avx2) } {
-                        Some(done) => correlate_scalar(&c, done, &mut avx2),
-                        None => correlate_scalar(&c, 0, &mut avx2),
-                    }
+                    let done = unsafe { correlate_avx2(&c, &mut avx2) }.unwrap_or(0);
+                    correlate_scalar(&c, done, &mut avx2);
                     assert_eq!(avx2, plain, "AVX2: {c:?}");
                 }
             }
