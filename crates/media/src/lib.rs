@@ -37,6 +37,7 @@
 #![warn(missing_docs)]
 
 mod bridge;
+mod bulk;
 pub mod detect;
 pub mod dtmf;
 mod error;

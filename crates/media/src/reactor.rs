@@ -83,7 +83,7 @@ struct Entry {
 pub(crate) struct Token(u64);
 
 impl Token {
-    fn new(slot: u32, generation: u32) -> Token {
+    pub(crate) fn new(slot: u32, generation: u32) -> Token {
         Token(((generation as u64) << 32) | slot as u64)
     }
     pub(crate) fn slot(self) -> usize {

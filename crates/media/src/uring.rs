@@ -10,11 +10,16 @@
 //! gain is smaller than the system calls saved suggest: most of a packet's kernel time is the
 //! receive itself, over cold socket state; see docs/media.md.)
 //!
-//! Each loop has two rings. Most legs' audio only feeds detection, recording and DTMF; their
-//! requests are on the bulk ring, which the loop reaps every [`BULK`] (40 ms), so each visit to
-//! a socket takes two packets while the leg's state is in cache. A bridged leg's packets are
-//! relayed to the other side as they come: `Bridge::connect` moves both legs to the prompt
-//! ring, which the loop waits on and reaps every round (at most [`COALESCE`] apart).
+//! Most legs' audio only feeds detection, recording and DTMF, which a few tens of milliseconds
+//! do not hurt. The loop visits these bulk legs every [`BULK`] (40 ms; longer with thousands of
+//! them) and takes what waits in each socket with one `recvmmsg` ([`crate::bulk`]), while the
+//! leg's state is in cache; then it feeds silence to those whose peer went quiet. (They can
+//! instead have multishot requests on a second ring, reaped as often: `DIALER_MEDIA_BULK=ring`.
+//! At 5,000 streams that cost 1.12x the CPU: a poll and task-work item per visit, a completion
+//! and a provided buffer per datagram, and a silence sweep loading every leg 50 times a
+//! second; see docs/media.md.) A bridged leg's packets are relayed to the other side as they
+//! come: `Bridge::connect` moves both legs to the prompt ring, which the loop waits on and
+//! reaps every round (at most [`COALESCE`] apart).
 //!
 //! Datagrams the loop sends while it handles a batch (the bridge's relayed audio) are queued on
 //! the same ring and go out together, in one more `io_uring_enter` at the end of the batch,
@@ -35,6 +40,7 @@ use std::time::{Duration, Instant};
 use io_uring::types::{BufRingEntry, Fd, RecvMsgOut, SubmitArgs, Timespec};
 use io_uring::{IoUring, cqueue, opcode, squeue};
 
+use crate::bulk::{BATCH, BatchReader};
 use crate::leg::{LegInner, MAX_DATAGRAM, lock};
 use crate::reactor::{COALESCE, Reactor, SWEEP, Token};
 
@@ -80,6 +86,11 @@ const MANY_BULK: usize = 2000;
 const BULK_CROWDED: Duration = Duration::from_millis(160);
 /// Legs on a loop's bulk ring from which it is read every [`BULK_CROWDED`].
 const CROWDED_BULK: usize = 4000;
+/// Slots whose bulk legs are read between two prompt rounds when their sockets are visited in
+/// turn: about half a millisecond's work at eight packets a leg.
+const VISIT: usize = 32;
+/// `recvmmsg` calls per socket and visit at most.
+const VISIT_CALLS: usize = 4;
 /// User data of a send: this bit and the outbox slot (tokens never have bit 63 set).
 const SEND: u64 = 1 << 63;
 /// Sends in flight per loop; past this, a relay sends by itself.
@@ -489,6 +500,8 @@ struct Armed {
 struct Scratch {
     completions: Vec<(u64, i32, u32)>,
     batch: Vec<(Arc<LegInner>, u16, usize)>,
+    /// The bulk legs of one part of a visit, with their sockets.
+    visit: Vec<(Arc<LegInner>, RawFd)>,
     unused: Vec<Arc<LegInner>>,
     sends: Vec<(u32, i32)>,
 }
@@ -509,6 +522,10 @@ pub(crate) struct Loop {
     /// reached a socket armed on it before then has been handed to its leg.
     drained: [Instant; 2],
     wake_buffer: Box<[u8; 8]>,
+    /// Whether bulk legs are read by visiting their sockets in turn (the default), or through
+    /// multishot requests on the bulk ring (`DIALER_MEDIA_BULK=ring`).
+    read_bulk: bool,
+    reader: BatchReader,
 }
 
 // SAFETY: the raw pointers point into buffers owned by the loop alone; the loop is created on
@@ -528,6 +545,8 @@ impl Loop {
             bulk_legs: 0,
             drained: [Instant::now(); 2],
             wake_buffer: Box::new([0; 8]),
+            read_bulk: read_bulk(),
+            reader: BatchReader::new(),
         };
         this.probe(Lane::Prompt)?;
         this.probe(Lane::Bulk)?;
@@ -612,6 +631,9 @@ impl Loop {
             }
             _ => return,
         };
+        if lane == Lane::Bulk && self.read_bulk {
+            return;
+        }
         let entry = recv_entry(&self.msghdr, fd, token.raw());
         self.ring(lane).push(&entry);
     }
@@ -666,11 +688,13 @@ impl Loop {
                     }
                     armed.lane = Lane::Prompt;
                     self.bulk_legs = self.bulk_legs.saturating_sub(1);
-                    // Datagrams the bulk request took before the cancel are still handled.
-                    let cancel = opcode::AsyncCancel::new(token.raw())
-                        .build()
-                        .user_data(CANCEL);
-                    self.bulk.push(&cancel);
+                    if !self.read_bulk {
+                        // Datagrams the bulk request took before the cancel are still handled.
+                        let cancel = opcode::AsyncCancel::new(token.raw())
+                            .build()
+                            .user_data(CANCEL);
+                        self.bulk.push(&cancel);
+                    }
                     self.arm(token, Lane::Prompt);
                 }
                 Command::Cancel(token) => {
@@ -682,10 +706,12 @@ impl Loop {
                             self.bulk_legs = self.bulk_legs.saturating_sub(1);
                         }
                         self.closing.push(armed.fd);
-                        let cancel = opcode::AsyncCancel::new(token.raw())
-                            .build()
-                            .user_data(CANCEL);
-                        self.ring(armed.lane).push(&cancel);
+                        if armed.lane == Lane::Prompt || !self.read_bulk {
+                            let cancel = opcode::AsyncCancel::new(token.raw())
+                                .build()
+                                .user_data(CANCEL);
+                            self.ring(armed.lane).push(&cancel);
+                        }
                     }
                 }
             }
@@ -814,13 +840,7 @@ impl Loop {
             self.read_wake(handle);
         }
         let (ring, msghdr) = self.ring_and_msghdr(lane);
-        // Read together, to turn the kernel's wall-clock stamps into monotonic instants.
-        let (now, wall) = (Instant::now(), std::time::SystemTime::now());
-        // In integer nanoseconds: converted per datagram through `SystemTime` and `Duration`,
-        // the stamps cost 1.3 % of the loop at 5,000 streams.
-        let wall = wall
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        let (now, wall) = clocks();
         for i in 0..scratch.batch.len() {
             // Legs' state is cold (thousands of legs, visited every few tens of ms): start
             // loading a later one's while this one is handled, instead of one miss after
@@ -850,11 +870,77 @@ impl Loop {
         full
     }
 
+    /// Reads every bulk leg's socket in turn, [`VISIT`] legs at a time with a prompt round
+    /// between, so that bridged packets are not held behind thousands of sockets.
+    fn visit_bulk(&mut self, reactor: &Reactor, handle: &Handle, scratch: &mut Scratch) {
+        let started = Instant::now();
+        let mut from = 0;
+        while from < self.armed.len() {
+            let to = (from + VISIT).min(self.armed.len());
+            {
+                let slots = lock(&reactor.slots);
+                for (slot, armed) in self.armed[from..to].iter().enumerate() {
+                    if let Some(a) = armed
+                        && a.lane == Lane::Bulk
+                        && let Some(leg) =
+                            Reactor::leg_at(&slots, Token::new((from + slot) as u32, a.generation))
+                    {
+                        scratch.visit.push((leg, a.fd.as_raw_fd()));
+                    }
+                }
+            }
+            let (now, wall) = clocks();
+            for i in 0..scratch.visit.len() {
+                if let Some((ahead, _)) = scratch.visit.get(i + 2) {
+                    ahead.prefetch_rx();
+                }
+                if let Some((ahead, _)) = scratch.visit.get(i + 1) {
+                    ahead.prefetch_listener();
+                }
+                let (leg, fd) = &scratch.visit[i];
+                // A socket with more than a few batches waiting is left for the next visit,
+                // rather than letting one flooded leg hold up the rest.
+                for _ in 0..VISIT_CALLS {
+                    match self.reader.read(*fd) {
+                        Ok(n) => {
+                            for j in 0..n {
+                                if let Some(d) = self.reader.get(j)
+                                    && let Some(source) = d.from
+                                {
+                                    let arrived = arrival(d.control, now, wall);
+                                    leg.receive_datagram(arrived, source, d.payload);
+                                }
+                            }
+                            if n < BATCH {
+                                break;
+                            }
+                        }
+                        // An ICMP error reported on the socket: reported once, then the
+                        // datagrams behind it are read on.
+                        Err(e) => {
+                            tracing::debug!(leg = leg.id, error = %e, "media receive loop: a bulk socket's read failed");
+                        }
+                    }
+                }
+                // The silence sweep leaves these legs to their visits: between two, it would
+                // find nothing read to judge by, at the price of loading every leg's state.
+                leg.tick_playout(now);
+            }
+            scratch.visit.clear();
+            from = to;
+            self.round(Lane::Prompt, true, reactor, handle, scratch);
+        }
+        self.drained[Lane::Bulk.index()] = started;
+    }
+
     /// Up to when the leg armed in `slot` has been handed every datagram that reached its
     /// socket, for the silence sweep (see [`Reactor::sweep_part`]): a bulk leg only up to its
     /// ring's last drained round, which may be 80 ms ago.
     fn read_until(&self, slot: usize, generation: u32) -> Option<Instant> {
         let armed = self.armed.get(slot)?.as_ref()?;
+        if self.read_bulk && armed.lane == Lane::Bulk {
+            return None;
+        }
         let drained = self.drained[armed.lane.index()];
         (armed.generation == generation && armed.since? <= drained).then_some(drained)
     }
@@ -899,8 +985,12 @@ impl Loop {
                 next_bulk = now + self.bulk_interval();
                 // Thousands of detection legs make a long pass: bridged packets are taken
                 // between its parts, not held behind all of it.
-                while self.round(Lane::Bulk, true, &reactor, handle, &mut scratch) {
-                    self.round(Lane::Prompt, true, &reactor, handle, &mut scratch);
+                if self.read_bulk {
+                    self.visit_bulk(&reactor, handle, &mut scratch);
+                } else {
+                    while self.round(Lane::Bulk, true, &reactor, handle, &mut scratch) {
+                        self.round(Lane::Prompt, true, &reactor, handle, &mut scratch);
+                    }
                 }
             }
             if now >= next_sweep {
@@ -967,6 +1057,33 @@ fn sent_done(index: u32, result: i32) {
     }
 }
 
+/// Whether the loops read bulk legs by visiting their sockets (`DIALER_MEDIA_BULK=read`, the
+/// default) or through the bulk ring (`ring`).
+fn read_bulk() -> bool {
+    match std::env::var("DIALER_MEDIA_BULK") {
+        Err(_) => true,
+        Ok(v) => match v.trim() {
+            "" | "read" => true,
+            "ring" => false,
+            _ => {
+                tracing::warn!(value = %v, "DIALER_MEDIA_BULK must be read or ring; reading");
+                true
+            }
+        },
+    }
+}
+
+/// The monotonic and wall-clock time read together, to turn the kernel's wall-clock stamps
+/// into monotonic instants; the wall clock in integer nanoseconds (converted per datagram
+/// through `SystemTime` and `Duration`, the stamps cost 1.3 % of the loop at 5,000 streams).
+fn clocks() -> (Instant, u64) {
+    let (now, wall) = (Instant::now(), std::time::SystemTime::now());
+    let wall = wall
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    (now, wall)
+}
+
 /// When a datagram arrived, from its `SCM_TIMESTAMPNS` control message (wall-clock time), the
 /// monotonic time of now and the wall-clock time of now in nanoseconds since the epoch. `now` if
 /// there is no stamp, or it is in the future or over a second old (the wall clock was stepped).
@@ -991,7 +1108,7 @@ fn arrival(control: &[u8], now: Instant, wall_ns: u64) -> Instant {
 }
 
 /// The sender's address from a `sockaddr_in` or `sockaddr_in6` as the kernel wrote it.
-fn source(name: &[u8]) -> Option<SocketAddr> {
+pub(crate) fn source(name: &[u8]) -> Option<SocketAddr> {
     let family = u16::from_ne_bytes(name.get(0..2)?.try_into().ok()?);
     let port = u16::from_be_bytes(name.get(2..4)?.try_into().ok()?);
     match i32::from(family) {
