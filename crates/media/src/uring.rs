@@ -78,13 +78,13 @@ const BULK: Duration = Duration::from_millis(40);
 /// At 5,000 streams with AMD this took 0.87-0.90x the CPU of 40 ms (45 % of a core against 52 %,
 /// three alternating runs); a verdict may come up to 40 ms later, so small loads keep 40 ms.
 const BULK_BUSY: Duration = Duration::from_millis(80);
-/// Legs on a loop's bulk ring from which it is read every [`BULK_BUSY`].
+/// Bulk legs on a loop from which they are read every [`BULK_BUSY`].
 const MANY_BULK: usize = 2000;
 /// How often they are read when a loop has [`CROWDED_BULK`] of them or more: eight packets a
 /// visit, and a verdict up to 160 ms after the audio (80 ms later on average than at
 /// [`BULK_BUSY`]), where the loop's core is filling up.
 const BULK_CROWDED: Duration = Duration::from_millis(160);
-/// Legs on a loop's bulk ring from which it is read every [`BULK_CROWDED`].
+/// Bulk legs on a loop from which they are read every [`BULK_CROWDED`].
 const CROWDED_BULK: usize = 4000;
 /// Slots whose bulk legs are read between two prompt rounds when their sockets are visited in
 /// turn: about half a millisecond's work at eight packets a leg.
@@ -516,7 +516,7 @@ pub(crate) struct Loop {
     armed: Vec<Option<Armed>>,
     /// Duplicates to close once the requests referring to them have been submitted.
     closing: Vec<OwnedFd>,
-    /// How many armed legs are on the bulk ring.
+    /// How many armed legs are bulk legs.
     bulk_legs: usize,
     /// Per lane, when the last round that left nothing to reap began: every datagram that
     /// reached a socket armed on it before then has been handed to its leg.
@@ -638,7 +638,7 @@ impl Loop {
         self.ring(lane).push(&entry);
     }
 
-    /// How long until the bulk ring is read again.
+    /// How long until the bulk legs are read again.
     fn bulk_interval(&self) -> Duration {
         if self.bulk_legs >= CROWDED_BULK {
             BULK_CROWDED
