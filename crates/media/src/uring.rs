@@ -870,10 +870,10 @@ impl Loop {
         full
     }
 
-    /// Reads every bulk leg's socket in turn, [`VISIT`] legs at a time with a prompt round
-    /// between, so that bridged packets are not held behind thousands of sockets.
+    /// Reads every bulk leg's socket in turn, [`VISIT`] slots at a time with a prompt round
+    /// between, so that bridged packets are not held behind thousands of sockets, and feeds
+    /// each leg silence if its peer went quiet.
     fn visit_bulk(&mut self, reactor: &Reactor, handle: &Handle, scratch: &mut Scratch) {
-        let started = Instant::now();
         let mut from = 0;
         while from < self.armed.len() {
             let to = (from + VISIT).min(self.armed.len());
@@ -930,12 +930,12 @@ impl Loop {
             from = to;
             self.round(Lane::Prompt, true, reactor, handle, scratch);
         }
-        self.drained[Lane::Bulk.index()] = started;
     }
 
     /// Up to when the leg armed in `slot` has been handed every datagram that reached its
-    /// socket, for the silence sweep (see [`Reactor::sweep_part`]): a bulk leg only up to its
-    /// ring's last drained round, which may be 80 ms ago.
+    /// socket, for the silence sweep (see [`Reactor::sweep_part`]): a leg only up to its ring's
+    /// last drained round, which may be 80 ms ago for one on the bulk ring. Bulk legs read by
+    /// visits are left out (`None`): their visits feed their silence.
     fn read_until(&self, slot: usize, generation: u32) -> Option<Instant> {
         let armed = self.armed.get(slot)?.as_ref()?;
         if self.read_bulk && armed.lane == Lane::Bulk {
