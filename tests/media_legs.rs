@@ -770,23 +770,9 @@ async fn a_detection_leg_whose_peer_goes_quiet_hears_silence() {
     leg.set_listener(Some(Box::new(move |pcm: &[i16], _: u32| {
         counter.fetch_add(pcm.len() as u64, std::sync::atomic::Ordering::Relaxed);
     })));
-    let pcm = sine(300.0, 1.0, 6000.0);
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
-    let mut payload = vec![0u8; 160];
-    for (n, chunk) in pcm.chunks_exact(160).enumerate() {
-        tick.tick().await;
-        Codec::Pcmu.encode(chunk, &mut payload);
-        phone
-            .send_raw(
-                leg.local_rtp_addr(),
-                0,
-                false,
-                &payload,
-                n as u16,
-                (n * 160) as u32,
-            )
-            .await;
-    }
+    phone
+        .talk(leg.local_rtp_addr(), &sine(300.0, 1.0, 6000.0))
+        .await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     let stats = leg.stats();
     assert_eq!(stats.packets_received, 50, "{stats:?}");
