@@ -358,6 +358,14 @@ async fn run_mix(store: Store, contacts: usize) {
         "{seen:?}"
     );
     assert!(!called_back.is_empty(), "no callback was made");
+    // The live figures time connects on the 2-second rule's clock too: from the greeting's end,
+    // which comes after the answer.
+    assert!(
+        figures.greeting_connect_p99_secs > 0.0
+            && figures.greeting_connect_p99_secs <= 2.0
+            && figures.greeting_connect_median_secs < figures.connect_median_secs,
+        "{figures:?}"
+    );
     answer_to_bridge.sort_unstable();
     let pick = |q: f64| answer_to_bridge[((answer_to_bridge.len() - 1) as f64 * q) as usize];
     eprintln!(

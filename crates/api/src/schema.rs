@@ -300,8 +300,15 @@ pub struct CampaignFigures {
     /// Share of logged-in agent time spent talking or in wrap-up (0-1).
     pub occupancy: f64,
     pub mean_wait_secs: f64,
+    /// Answer-to-agent time of connected calls, median, seconds (greeting and detection
+    /// included).
     pub connect_median_secs: f64,
     pub connect_p99_secs: f64,
+    /// Greeting-end-to-agent time of live answers, median, seconds: the 2-second rule's clock.
+    #[serde(default)]
+    pub greeting_connect_median_secs: f64,
+    #[serde(default)]
+    pub greeting_connect_p99_secs: f64,
 }
 
 /// A campaign and its live figures.

@@ -643,6 +643,7 @@ impl Actor {
         let (live, abandons) = self.core.window(now);
         let (occupancy, mean_wait) = self.core.occupancy(now);
         let (median, p99) = self.core.connect_times();
+        let (greeting_median, greeting_p99) = self.core.greeting_connect_times();
         let spec = &self.runtime.spec;
         let rate = if live > 0 {
             abandons as f64 / live as f64
@@ -671,6 +672,8 @@ impl Actor {
                 mean_wait_secs: mean_wait,
                 connect_median_secs: median,
                 connect_p99_secs: p99,
+                greeting_connect_median_secs: greeting_median,
+                greeting_connect_p99_secs: greeting_p99,
             },
         };
         metrics::gauge!("dialer_abandon_rate", "campaign" => self.runtime.name.clone()).set(rate);

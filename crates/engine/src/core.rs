@@ -183,12 +183,38 @@ struct CoreCall {
     agent: Option<i64>,
     deadline: Option<Duration>,
     answered_at: Option<Duration>,
+    /// End of the live callee's greeting, whence the 2-second rule runs.
+    greeting_end: Option<Duration>,
     /// Counted against the abandon rate already (the actor abandoned it).
     abandoned: bool,
 }
 
-/// Most answer-to-agent samples kept for the median and p99.
+/// Most connect-time samples kept for the median and p99.
 const CONNECT_SAMPLES: usize = 20_000;
+
+/// The latest connect times of a campaign (seconds), for their median and 99th percentile.
+#[derive(Debug, Clone, Default)]
+struct ConnectTimes(VecDeque<f64>);
+
+impl ConnectTimes {
+    fn push(&mut self, secs: f64) {
+        if self.0.len() == CONNECT_SAMPLES {
+            self.0.pop_front();
+        }
+        self.0.push_back(secs);
+    }
+
+    /// Median and 99th percentile; zeros before the first sample.
+    fn percentiles(&self) -> (f64, f64) {
+        let mut v: Vec<f64> = self.0.iter().copied().collect();
+        if v.is_empty() {
+            return (0.0, 0.0);
+        }
+        v.sort_by(f64::total_cmp);
+        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
+        (at(0.5), at(0.99))
+    }
+}
 
 /// One campaign's pacer, agents and calls.
 pub(crate) struct CampaignCore {
@@ -202,7 +228,10 @@ pub(crate) struct CampaignCore {
     actions: VecDeque<CoreAction>,
     next_tick: Duration,
     totals: CallTotals,
-    connect_times: VecDeque<f64>,
+    /// From the answer to the agent (greeting and detection included).
+    connect_times: ConnectTimes,
+    /// From the end of the greeting to the agent: the clock of the 2-second rule.
+    greeting_connect_times: ConnectTimes,
     /// Talk, wrap-up and ready time of agents who logged out.
     gone_busy: Duration,
     gone_wait: Duration,
@@ -231,7 +260,8 @@ impl CampaignCore {
             actions: VecDeque::new(),
             next_tick: Duration::ZERO,
             totals: CallTotals::default(),
-            connect_times: VecDeque::new(),
+            connect_times: ConnectTimes::default(),
+            greeting_connect_times: ConnectTimes::default(),
             gone_busy: Duration::ZERO,
             gone_wait: Duration::ZERO,
             gone_calls: 0,
@@ -415,6 +445,7 @@ impl CampaignCore {
                         agent: None,
                         deadline: None,
                         answered_at: None,
+                        greeting_end: None,
                         abandoned: false,
                     },
                 );
@@ -496,6 +527,7 @@ impl CampaignCore {
             }
             Report::Live { greeting_end } => {
                 call.stage = Stage::Waiting;
+                call.greeting_end = Some(greeting_end);
                 call.deadline = Some(greeting_end + self.settings.connect_grace);
                 self.totals.live += 1;
                 self.waiting.push_back(key);
@@ -512,11 +544,12 @@ impl CampaignCore {
                 call.deadline = None;
                 let attempt = call.attempt.unwrap_or_default();
                 if let Some(answered) = call.answered_at {
-                    if self.connect_times.len() == CONNECT_SAMPLES {
-                        self.connect_times.pop_front();
-                    }
                     self.connect_times
-                        .push_back(now.saturating_sub(answered).as_secs_f64());
+                        .push(now.saturating_sub(answered).as_secs_f64());
+                }
+                if let Some(greeting_end) = call.greeting_end {
+                    self.greeting_connect_times
+                        .push(now.saturating_sub(greeting_end).as_secs_f64());
                 }
                 if self.pool.bridged(agent, attempt, now).is_ok() {
                     self.pacer_event(
@@ -791,13 +824,13 @@ impl CampaignCore {
 
     /// Median and 99th percentile of answer-to-agent times, seconds.
     pub(crate) fn connect_times(&self) -> (f64, f64) {
-        let mut v: Vec<f64> = self.connect_times.iter().copied().collect();
-        if v.is_empty() {
-            return (0.0, 0.0);
-        }
-        v.sort_by(f64::total_cmp);
-        let at = |q: f64| v[((v.len() - 1) as f64 * q).round() as usize];
-        (at(0.5), at(0.99))
+        self.connect_times.percentiles()
+    }
+
+    /// Median and 99th percentile of greeting-end-to-agent times (the 2-second rule's clock),
+    /// seconds.
+    pub(crate) fn greeting_connect_times(&self) -> (f64, f64) {
+        self.greeting_connect_times.percentiles()
     }
 }
 
@@ -944,6 +977,44 @@ mod tests {
         live_calls(&mut c, 11, 1, ms(2000));
         assert!(drain(&mut c).contains(&CoreAction::Assign { key: 11, agent: 2 }));
         assert_eq!(c.connect_times().0, 0.01);
+    }
+
+    #[test]
+    fn connect_times_run_from_the_answer_and_from_the_greeting_end() {
+        let mut c = core(Mode::Progressive);
+        c.handle(ms(0), CoreInput::AgentLogin(1));
+        c.handle(ms(0), CoreInput::Status(CampaignStatus::Running));
+        drain(&mut c);
+        assert_eq!(c.greeting_connect_times(), (0.0, 0.0));
+        c.handle(
+            ms(900),
+            CoreInput::CallCreated {
+                key: 7,
+                callback_agent: None,
+            },
+        );
+        c.handle(ms(900), CoreInput::CallPlaced { key: 7, attempt: 7 });
+        let report = |c: &mut CampaignCore, at: u64, report: Report| {
+            c.handle(ms(at), CoreInput::CallReport { key: 7, report });
+        };
+        // Answered at 1 s; "Hello?" until 2.5 s; HUMAN after 800 ms of silence; bridged 10 ms on.
+        report(&mut c, 1000, Report::Answered);
+        report(
+            &mut c,
+            3300,
+            Report::Live {
+                greeting_end: ms(2500),
+            },
+        );
+        assert!(drain(&mut c).contains(&CoreAction::Assign { key: 7, agent: 1 }));
+        report(&mut c, 3310, Report::Bridged { agent: 1 });
+        let close = |a: (f64, f64), b: f64| (a.0 - b).abs() < 1e-9 && (a.1 - b).abs() < 1e-9;
+        assert!(close(c.connect_times(), 2.31), "{:?}", c.connect_times());
+        assert!(
+            close(c.greeting_connect_times(), 0.81),
+            "{:?}",
+            c.greeting_connect_times()
+        );
     }
 
     #[test]

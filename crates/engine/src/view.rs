@@ -272,6 +272,13 @@ pub struct CampaignFigures {
     pub connect_median_secs: f64,
     /// 99th percentile of answer-to-agent times, seconds.
     pub connect_p99_secs: f64,
+    /// Median of greeting-end-to-agent times of live answers, seconds: the clock of the
+    /// 2-second rule (answer-to-agent also counts the greeting and the detector's listening).
+    #[serde(default)]
+    pub greeting_connect_median_secs: f64,
+    /// 99th percentile of greeting-end-to-agent times, seconds.
+    #[serde(default)]
+    pub greeting_connect_p99_secs: f64,
 }
 
 /// A campaign and its live figures.
@@ -329,6 +336,8 @@ impl CampaignView {
                 mean_wait_secs: 0.0,
                 connect_median_secs: 0.0,
                 connect_p99_secs: 0.0,
+                greeting_connect_median_secs: 0.0,
+                greeting_connect_p99_secs: 0.0,
             },
         }
     }
