@@ -1,6 +1,8 @@
 //! Real RTP from a real peer: sipp answers a call and streams a corpus clip into a leg with
 //! `rtp_stream`; the answering-machine detector fed by the leg must reach the same verdict as on
-//! the file, and the audio that arrives must be the file's.
+//! the file, and the audio that arrives must be the file's. Then a call bridged between two sipp
+//! peers, one streaming the clip and one echoing what it hears, and recorded: the file holds the
+//! clip on both sides, so the audio crossed the bridge to a real peer and back.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -9,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use media::detect::{Amd, AmdParams, AmdResult, AmdVerdict, Channel, classify, read_wav};
-use media::{Codec, Leg, LegOptions, PortAllocator, RemoteMedia};
+use media::{Bridge, Codec, Leg, LegOptions, PortAllocator, Recording, RemoteMedia};
 use tokio::net::UdpSocket;
 use tokio::time::timeout;
 
@@ -19,7 +21,8 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// sipp as a callee streaming `samples` (as mu-law) on answer; killed on drop.
+/// sipp as a callee, streaming `samples` (as mu-law) on answer or echoing what it receives;
+/// killed on drop.
 struct Callee {
     child: Child,
     sip: SocketAddr,
@@ -27,20 +30,38 @@ struct Callee {
 }
 
 impl Callee {
+    /// A callee that streams `samples` once the call is answered.
     fn start(samples: &[i16]) -> Option<Callee> {
+        Callee::spawn(Some(samples))
+    }
+
+    /// A callee that sends every RTP packet it receives back to its sender (`-rtp_echo`).
+    fn echo() -> Option<Callee> {
+        Callee::spawn(None)
+    }
+
+    fn spawn(stream: Option<&[i16]>) -> Option<Callee> {
         let sipp = testkit::program("sipp")?;
         let dir = tempfile::tempdir().unwrap();
-        let mut ulaw = vec![0u8; samples.len()];
-        Codec::Pcmu.encode(samples, &mut ulaw);
-        std::fs::write(dir.path().join("stream.ulaw"), &ulaw).unwrap();
+        let scenario = match stream {
+            Some(samples) => {
+                let mut ulaw = vec![0u8; samples.len()];
+                Codec::Pcmu.encode(samples, &mut ulaw);
+                std::fs::write(dir.path().join("stream.ulaw"), &ulaw).unwrap();
+                "media_stream_uas.xml"
+            }
+            None => "media_echo_uas.xml",
+        };
         let port = testkit::free_udp_port();
         let media_port = testkit::free_udp_port();
         let screen = std::fs::File::create(dir.path().join("screen.log")).unwrap();
+        let echo = stream.is_none().then_some("-rtp_echo");
         let child = Command::new(sipp)
             .args([
                 "-sf",
                 &repo()
-                    .join("tests/sipp/media_stream_uas.xml")
+                    .join("tests/sipp")
+                    .join(scenario)
                     .display()
                     .to_string(),
                 "-i",
@@ -59,6 +80,7 @@ impl Callee {
                 "-nostdin",
                 "-trace_err",
             ])
+            .args(echo)
             .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(screen.try_clone().unwrap())
@@ -274,4 +296,95 @@ async fn a_machine_greeting_streamed_by_sipp_is_machine_as_on_the_file() {
         .map(|(_, name)| name)
         .expect("a machine greeting the detector gets right");
     verdict_matches_the_file(&machine, AmdResult::Machine).await;
+}
+
+/// Where `needle` first occurs in `hay`, sample for sample.
+fn find(hay: &[i16], needle: &[i16]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+#[tokio::test]
+async fn a_call_bridged_between_two_sipp_peers_carries_the_audio_both_ways_and_is_recorded() {
+    let samples = clip("human_hello_001.wav");
+    let (Some(callee), Some(agent)) = (Callee::start(&samples), Callee::echo()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("call.wav");
+    let ports = PortAllocator::new("127.0.0.1".parse().unwrap(), 0..=0).unwrap();
+    let (callee_leg, _callee_events) = Leg::open(&ports, LegOptions::default()).unwrap();
+    let (agent_leg, _agent_events) = Leg::open(
+        &ports,
+        LegOptions {
+            comfort_silence: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    // The agent's phone is up first, as in the dialer: its leg stays up between calls.
+    let (agent_call, agent_media) = Caller::invite(&agent, agent_leg.local_rtp_addr()).await;
+    agent_leg
+        .set_remote(&RemoteMedia::new(agent_media, Codec::Pcmu))
+        .unwrap();
+    let bridge = Bridge::connect(&callee_leg, &agent_leg).unwrap();
+    let recording = Recording::start(&path, &callee_leg, Some(&agent_leg)).unwrap();
+    // The callee answers and talks; what reaches the agent's phone comes back as its voice.
+    let (callee_call, callee_media) = Caller::invite(&callee, callee_leg.local_rtp_addr()).await;
+    callee_leg
+        .set_remote(&RemoteMedia::new(callee_media, Codec::Pcmu))
+        .unwrap();
+    // Until the whole clip has arrived (it streams in real time), then past the echo's round
+    // trip and the recording's commit delay.
+    let packets = samples.len() / 160;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while callee_leg.stats().packets_received < packets as u64 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} of {packets} packets of the clip arrived; callee {:?}; agent {:?}\n\
+             sipp (callee) said:\n{}\nsipp (agent) said:\n{}",
+            callee_leg.stats().packets_received,
+            callee_leg.stats(),
+            agent_leg.stats(),
+            callee.screen(),
+            agent.screen()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    callee_call.send(&callee, "BYE", 2).await;
+    agent_call.send(&agent, "BYE", 2).await;
+    drop(bridge);
+    let summary = recording.finish().await.unwrap();
+    let mut reader = hound::WavReader::open(&path).unwrap();
+    let spec = reader.spec();
+    assert_eq!(
+        (spec.channels, spec.sample_rate, spec.bits_per_sample),
+        (2, 8000, 16)
+    );
+    let wav: Vec<i16> = reader.samples::<i16>().map(|s| s.unwrap()).collect();
+    let left: Vec<i16> = wav.iter().step_by(2).copied().collect();
+    let right: Vec<i16> = wav.iter().skip(1).step_by(2).copied().collect();
+    // Both sides hold the whole clip as mu-law carries it, sample for sample: the callee's
+    // voice on the left; on the right the same audio, relayed by the bridge to sipp and echoed.
+    let mut coded = vec![0u8; samples.len()];
+    Codec::Pcmu.encode(&samples, &mut coded);
+    let mut through_g711 = vec![0i16; samples.len()];
+    Codec::Pcmu.decode(&coded, &mut through_g711);
+    let on_left = find(&left, &through_g711);
+    let on_right = find(&right, &through_g711);
+    assert!(
+        on_left.is_some() && on_right.is_some(),
+        "clip on the left at {on_left:?}, on the right at {on_right:?}; {summary:?}"
+    );
+    // The echo comes back a round trip later, well within a second on loopback.
+    let (l, r) = (on_left.unwrap_or(0), on_right.unwrap_or(0));
+    assert!(
+        r >= l && r - l < 8000,
+        "echo {} samples behind",
+        r as i64 - l as i64
+    );
+    for (what, stats) in [("callee", callee_leg.stats()), ("agent", agent_leg.stats())] {
+        assert_eq!(stats.dropped.total(), 0, "{what}: {stats:?}");
+        assert_eq!(stats.packets_lost, 0, "{what}: {stats:?}");
+    }
 }
