@@ -776,6 +776,7 @@ async fn metrics_and_openapi() {
         "dialer_abandon_target{campaign=\"metered\"} 0.03",
         "dialer_pacing_decisions_total{campaign=\"metered\"}",
         "dialer_campaign_running{campaign=\"metered\"} 1",
+        "dialer_connect_seconds{campaign=\"metered\",from=\"greeting\",quantile=\"0.99\"} 0",
         "dialer_sip_events_total{event=\"parse_errors\"}",
         "dialer_sip_events_total{event=\"transport_errors\"}",
         "dialer_rtp_send_errors_total",

@@ -75,6 +75,10 @@ fn describe() {
         "Share of logged-in agent time talking or in wrap-up, by campaign"
     );
     describe_gauge!(
+        "dialer_connect_seconds",
+        "Time to an agent of connected calls, by campaign, from the answer or from the greeting's end (the 2-second rule's clock): median and 99th percentile"
+    );
+    describe_gauge!(
         "dialer_campaign_running",
         "1 while the campaign is running, else 0"
     );
@@ -180,6 +184,15 @@ async fn refresh(engine: &Engine) -> Result<(), engine::EngineError> {
         gauge!("dialer_pacing_dial_level", "campaign" => name.clone()).set(f.pacing.dial_level);
         gauge!("dialer_pacing_cpu_seconds", "campaign" => name.clone()).set(f.pacing.cpu_secs);
         gauge!("dialer_agent_occupancy", "campaign" => name.clone()).set(f.occupancy);
+        for (from, quantile, secs) in [
+            ("answer", "0.5", f.connect_median_secs),
+            ("answer", "0.99", f.connect_p99_secs),
+            ("greeting", "0.5", f.greeting_connect_median_secs),
+            ("greeting", "0.99", f.greeting_connect_p99_secs),
+        ] {
+            gauge!("dialer_connect_seconds", "campaign" => name.clone(), "from" => from, "quantile" => quantile)
+                .set(secs);
+        }
         let calls = &f.calls;
         for (group, n) in [
             ("dialing", calls.dialing),
