@@ -355,15 +355,9 @@ async fn a_call_bridged_between_two_sipp_peers_carries_the_audio_both_ways_and_i
     agent_call.send(&agent, "BYE", 2).await;
     drop(bridge);
     let summary = recording.finish().await.unwrap();
-    let mut reader = hound::WavReader::open(&path).unwrap();
-    let spec = reader.spec();
-    assert_eq!(
-        (spec.channels, spec.sample_rate, spec.bits_per_sample),
-        (2, 8000, 16)
-    );
-    let wav: Vec<i16> = reader.samples::<i16>().map(|s| s.unwrap()).collect();
-    let left: Vec<i16> = wav.iter().step_by(2).copied().collect();
-    let right: Vec<i16> = wav.iter().skip(1).step_by(2).copied().collect();
+    // Read as `dialer amd` reads recordings: the callee is channel 0, the agent channel 1.
+    let left = read_wav(&path, Channel::Index(0)).unwrap();
+    let right = read_wav(&path, Channel::Index(1)).unwrap();
     // Both sides hold the whole clip as mu-law carries it, sample for sample: the callee's
     // voice on the left; on the right the same audio, relayed by the bridge to sipp and echoed.
     let mut coded = vec![0u8; samples.len()];
