@@ -748,3 +748,83 @@ async fn concurrent_leasers_never_overlap_on_postgres() {
         "every contact leased once"
     );
 }
+
+/// An agent's disposition and the end of the call are written at about the same time, by two
+/// tasks: whichever commits first, a promised callback is what the contact is left with (on
+/// PostgreSQL the end's update once overwrote a callback committed after it read the contact).
+async fn a_disposition_racing_the_calls_end_is_never_lost(store: Store) {
+    let c = campaign(&store, "dispose-race", ALWAYS_OPEN).await;
+    let mut csv = Vec::new();
+    let mix = store::sample::Mix {
+        rows: 120,
+        bad: 0.0,
+        duplicates: 0.0,
+        seed: 11,
+    };
+    store::sample::write_csv(&mut csv, &mix).unwrap();
+    store
+        .import_csv(
+            c.id,
+            std::io::Cursor::new(csv),
+            &store::ImportOptions::default(),
+        )
+        .await
+        .unwrap();
+    let now = chrono::Utc::now() + chrono::Duration::seconds(5);
+    let leased = store.lease_due(c.id, "n", 120, now, LEASE).await.unwrap();
+    assert!(leased.len() >= 100, "{} leased", leased.len());
+    let mut attempts = Vec::new();
+    for l in &leased {
+        attempts.push(store.start_attempt(l.id, "n", now).await.unwrap());
+    }
+    let later = now + chrono::Duration::days(1);
+    let mut tasks = Vec::new();
+    for &a in &attempts {
+        let (s1, s2) = (store.clone(), store.clone());
+        tasks.push(tokio::spawn(async move {
+            s1.finish_attempt(
+                a,
+                &Finish {
+                    outcome: Outcome::Connected,
+                    sip_code: Some(200),
+                    reason: None,
+                    ended_at: now,
+                },
+            )
+            .await
+            .unwrap();
+        }));
+        tasks.push(tokio::spawn(async move {
+            s2.set_disposition(
+                a,
+                None,
+                &Disposition {
+                    kind: DispositionKind::Callback,
+                    note: None,
+                    callback_at: Some(later),
+                    callback_personal: false,
+                },
+            )
+            .await
+            .unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut lost = Vec::new();
+    for &a in &attempts {
+        let stored = store.attempt(a).await.unwrap();
+        let contact = store.contact(stored.contact_id).await.unwrap();
+        if contact.status != ContactStatus::Callback {
+            lost.push((a, contact.status));
+        }
+    }
+    assert!(
+        lost.is_empty(),
+        "{} of {} callbacks lost: {lost:?}",
+        lost.len(),
+        attempts.len()
+    );
+}
+on_both!(a_disposition_racing_the_calls_end_is_never_lost);

@@ -6,7 +6,7 @@ use crate::entity::{attempt, callback, disposition};
 use crate::error::{Error, Result};
 use crate::types::{AmdResult, ContactStatus, DispositionKind, Outcome, from_ms, ms};
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, DatabaseTransaction, EntityTrait, Set};
+use sea_orm::{ActiveModelTrait, DatabaseTransaction, EntityTrait, QuerySelect, Set};
 use serde::Serialize;
 
 /// One step of a call's life, recorded on its attempt row.
@@ -244,7 +244,10 @@ impl Store {
     /// the lease cleared.
     pub async fn finish_attempt(&self, attempt_id: i64, finish: &Finish) -> Result<ContactAfter> {
         let txn = self.write_txn().await?;
+        // Locked until the commit, as `set_disposition` locks it: the two are written at about
+        // the same time, and each decides the contact's status from what the other did.
         let row = attempt::Entity::find_by_id(attempt_id)
+            .lock_exclusive()
             .one(&txn)
             .await?
             .ok_or(Error::NoSuchAttempt(attempt_id))?;
@@ -401,7 +404,11 @@ impl Store {
             ));
         }
         let txn = self.write_txn().await?;
+        // See `finish_attempt`: on PostgreSQL the call's end, read before this commits, would
+        // otherwise overwrite the contact's status set here (SQLite's writers take turns anyway;
+        // the lock is not written there).
         let row = attempt::Entity::find_by_id(attempt_id)
+            .lock_exclusive()
             .one(&txn)
             .await?
             .ok_or(Error::NoSuchAttempt(attempt_id))?;
