@@ -692,6 +692,26 @@ async fn agents_store_digest_credentials(store: Store) {
 }
 on_both!(agents_store_digest_credentials);
 
+/// Imports `rows` generated contacts (no bad rows, no duplicates) into campaign `id`.
+async fn import_sample(store: &Store, id: i64, rows: u64, seed: u64) -> store::ImportSummary {
+    let mut csv = Vec::new();
+    let mix = store::sample::Mix {
+        rows,
+        bad: 0.0,
+        duplicates: 0.0,
+        seed,
+    };
+    store::sample::write_csv(&mut csv, &mix).unwrap();
+    store
+        .import_csv(
+            id,
+            std::io::Cursor::new(csv),
+            &store::ImportOptions::default(),
+        )
+        .await
+        .unwrap()
+}
+
 /// Two nodes leasing at the same time on PostgreSQL never get the same contact.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_leasers_never_overlap_on_postgres() {
@@ -700,22 +720,7 @@ async fn concurrent_leasers_never_overlap_on_postgres() {
     };
     let store = store_common::connect(db.url()).await;
     let c = campaign(&store, "race", ALWAYS_OPEN).await;
-    let mut csv = Vec::new();
-    let mix = store::sample::Mix {
-        rows: 3000,
-        bad: 0.0,
-        duplicates: 0.0,
-        seed: 7,
-    };
-    store::sample::write_csv(&mut csv, &mix).unwrap();
-    let summary = store
-        .import_csv(
-            c.id,
-            std::io::Cursor::new(csv),
-            &store::ImportOptions::default(),
-        )
-        .await
-        .unwrap();
+    let summary = import_sample(&store, c.id, 3000, 7).await;
     let now = chrono::Utc::now() + chrono::Duration::seconds(5);
     let leaser = |node: &'static str| {
         let store = store.clone();
@@ -754,22 +759,7 @@ async fn concurrent_leasers_never_overlap_on_postgres() {
 /// PostgreSQL the end's update once overwrote a callback committed after it read the contact).
 async fn a_disposition_racing_the_calls_end_is_never_lost(store: Store) {
     let c = campaign(&store, "dispose-race", ALWAYS_OPEN).await;
-    let mut csv = Vec::new();
-    let mix = store::sample::Mix {
-        rows: 120,
-        bad: 0.0,
-        duplicates: 0.0,
-        seed: 11,
-    };
-    store::sample::write_csv(&mut csv, &mix).unwrap();
-    store
-        .import_csv(
-            c.id,
-            std::io::Cursor::new(csv),
-            &store::ImportOptions::default(),
-        )
-        .await
-        .unwrap();
+    import_sample(&store, c.id, 120, 11).await;
     let now = chrono::Utc::now() + chrono::Duration::seconds(5);
     let leased = store.lease_due(c.id, "n", 120, now, LEASE).await.unwrap();
     assert!(leased.len() >= 100, "{} leased", leased.len());
