@@ -818,3 +818,53 @@ async fn a_disposition_racing_the_calls_end_is_never_lost(store: Store) {
     );
 }
 on_both!(a_disposition_racing_the_calls_end_is_never_lost);
+
+/// A number put on the do-not-call list while its call ends: the contact is left `dnc`, never
+/// put back to `pending` or `exhausted` by the end's update (which read the status before).
+async fn a_do_not_call_entry_racing_the_calls_end_is_never_undone(store: Store) {
+    let c = campaign(&store, "dnc-race", ALWAYS_OPEN).await;
+    import_sample(&store, c.id, 120, 13).await;
+    let now = chrono::Utc::now() + chrono::Duration::seconds(5);
+    let leased = store.lease_due(c.id, "n", 120, now, LEASE).await.unwrap();
+    assert!(leased.len() >= 100, "{} leased", leased.len());
+    let mut tasks = Vec::new();
+    let mut contacts = Vec::new();
+    for l in &leased {
+        let a = store.start_attempt(l.id, "n", now).await.unwrap();
+        contacts.push(l.id);
+        let (s1, s2, e164) = (store.clone(), store.clone(), l.e164.clone());
+        tasks.push(tokio::spawn(async move {
+            s1.finish_attempt(
+                a,
+                &Finish {
+                    outcome: Outcome::NoAnswer,
+                    sip_code: Some(408),
+                    reason: None,
+                    ended_at: now,
+                },
+            )
+            .await
+            .unwrap();
+        }));
+        tasks.push(tokio::spawn(async move {
+            s2.add_dnc(DncScope::Global, &[e164], "test").await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut undone = Vec::new();
+    for &id in &contacts {
+        let contact = store.contact(id).await.unwrap();
+        if contact.status != ContactStatus::Dnc {
+            undone.push((id, contact.status));
+        }
+    }
+    assert!(
+        undone.is_empty(),
+        "{} of {} do-not-call entries undone: {undone:?}",
+        undone.len(),
+        contacts.len()
+    );
+}
+on_both!(a_do_not_call_entry_racing_the_calls_end_is_never_undone);

@@ -277,9 +277,15 @@ impl Store {
         )
         .await?;
 
+        // Locked too: a do-not-call entry committed between this read and the update below
+        // would otherwise be overwritten with a retry (PostgreSQL; SQLite's writers take turns).
+        let lock = match self.backend {
+            crate::db::Backend::Postgres => " FOR UPDATE",
+            crate::db::Backend::Sqlite => "",
+        };
         let contact = query(
             &txn,
-            "SELECT status, attempts FROM contacts WHERE id = $1",
+            &format!("SELECT status, attempts FROM contacts WHERE id = $1{lock}"),
             vec![row.contact_id.into()],
         )
         .await?
