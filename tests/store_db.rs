@@ -754,6 +754,26 @@ async fn concurrent_leasers_never_overlap_on_postgres() {
     );
 }
 
+/// Ends `attempt` with `outcome` on a task of its own, to race another write.
+fn spawn_finish(
+    store: &Store,
+    attempt: i64,
+    outcome: Outcome,
+    sip_code: u16,
+    at: chrono::DateTime<chrono::Utc>,
+) -> tokio::task::JoinHandle<()> {
+    let store = store.clone();
+    tokio::spawn(async move {
+        let finish = Finish {
+            outcome,
+            sip_code: Some(sip_code),
+            reason: None,
+            ended_at: at,
+        };
+        store.finish_attempt(attempt, &finish).await.unwrap();
+    })
+}
+
 /// An agent's disposition and the end of the call are written at about the same time, by two
 /// tasks: whichever commits first, a promised callback is what the contact is left with (on
 /// PostgreSQL the end's update once overwrote a callback committed after it read the contact).
@@ -770,20 +790,8 @@ async fn a_disposition_racing_the_calls_end_is_never_lost(store: Store) {
     let later = now + chrono::Duration::days(1);
     let mut tasks = Vec::new();
     for &a in &attempts {
-        let (s1, s2) = (store.clone(), store.clone());
-        tasks.push(tokio::spawn(async move {
-            s1.finish_attempt(
-                a,
-                &Finish {
-                    outcome: Outcome::Connected,
-                    sip_code: Some(200),
-                    reason: None,
-                    ended_at: now,
-                },
-            )
-            .await
-            .unwrap();
-        }));
+        tasks.push(spawn_finish(&store, a, Outcome::Connected, 200, now));
+        let s2 = store.clone();
         tasks.push(tokio::spawn(async move {
             s2.set_disposition(
                 a,
@@ -832,20 +840,8 @@ async fn a_do_not_call_entry_racing_the_calls_end_is_never_undone(store: Store) 
     for l in &leased {
         let a = store.start_attempt(l.id, "n", now).await.unwrap();
         contacts.push(l.id);
-        let (s1, s2, e164) = (store.clone(), store.clone(), l.e164.clone());
-        tasks.push(tokio::spawn(async move {
-            s1.finish_attempt(
-                a,
-                &Finish {
-                    outcome: Outcome::NoAnswer,
-                    sip_code: Some(408),
-                    reason: None,
-                    ended_at: now,
-                },
-            )
-            .await
-            .unwrap();
-        }));
+        tasks.push(spawn_finish(&store, a, Outcome::NoAnswer, 408, now));
+        let (s2, e164) = (store.clone(), l.e164.clone());
         tasks.push(tokio::spawn(async move {
             s2.add_dnc(DncScope::Global, &[e164], "test").await.unwrap();
         }));

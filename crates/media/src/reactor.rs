@@ -123,21 +123,39 @@ fn threads() -> usize {
 
 /// The backend asked for by `DIALER_MEDIA_IO`.
 fn io() -> Io {
-    match std::env::var("DIALER_MEDIA_IO") {
-        Err(_) => Io::Auto,
-        Ok(v) => match v.trim() {
-            "" | "auto" => Io::Auto,
-            "uring" | "io_uring" => Io::Uring,
-            "epoll" => Io::Epoll,
-            _ => {
-                tracing::warn!(
-                    value = %v,
-                    "DIALER_MEDIA_IO must be uring, epoll or auto; choosing automatically"
-                );
-                Io::Auto
-            }
-        },
+    env_choice(
+        "DIALER_MEDIA_IO",
+        &[
+            ("auto", Io::Auto),
+            ("uring", Io::Uring),
+            ("io_uring", Io::Uring),
+            ("epoll", Io::Epoll),
+        ],
+    )
+}
+
+/// The value of the environment variable `name` among `choices`, the first one when it is
+/// unset or empty; anything else is warned about (naming the choices) and taken as the first.
+pub(crate) fn env_choice<T: Copy>(name: &str, choices: &[(&str, T)]) -> T {
+    let default = choices[0];
+    let Ok(v) = std::env::var(name) else {
+        return default.1;
+    };
+    let v = v.trim();
+    if v.is_empty() {
+        return default.1;
     }
+    if let Some(&(_, choice)) = choices.iter().find(|(word, _)| *word == v) {
+        return choice;
+    }
+    let words: Vec<&str> = choices.iter().map(|(word, _)| *word).collect();
+    tracing::warn!(
+        value = %v,
+        "{name} must be one of {}; using {}",
+        words.join(", "),
+        default.0
+    );
+    default.1
 }
 
 /// Whether the receive loops asked for and got a real-time priority (`DIALER_MEDIA_PRIORITY`).
@@ -146,20 +164,10 @@ static REALTIME: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::
 /// The scheduling priority `DIALER_MEDIA_PRIORITY` asks for the receive loops: `normal` (the
 /// default) or `realtime` (`SCHED_FIFO` at 10, below the kernel's own threads at 50).
 fn realtime_asked() -> bool {
-    match std::env::var("DIALER_MEDIA_PRIORITY") {
-        Err(_) => false,
-        Ok(v) => match v.trim() {
-            "" | "normal" => false,
-            "realtime" => true,
-            _ => {
-                tracing::warn!(
-                    value = %v,
-                    "DIALER_MEDIA_PRIORITY must be normal or realtime; using normal"
-                );
-                false
-            }
-        },
-    }
+    env_choice(
+        "DIALER_MEDIA_PRIORITY",
+        &[("normal", false), ("realtime", true)],
+    )
 }
 
 /// Gives the calling receive loop a real-time priority if `DIALER_MEDIA_PRIORITY=realtime`.

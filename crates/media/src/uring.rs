@@ -42,7 +42,7 @@ use io_uring::{IoUring, cqueue, opcode, squeue};
 
 use crate::bulk::{BATCH, BatchReader};
 use crate::leg::{LegInner, MAX_DATAGRAM, lock};
-use crate::reactor::{COALESCE, Reactor, SWEEP, Token};
+use crate::reactor::{COALESCE, Reactor, SWEEP, Token, env_choice};
 
 /// Bytes per receive buffer: the `recvmsg` header (16), the source address (28), the arrival
 /// stamp (32), and a payload longer than [`crate::leg::RECEIVE_BUFFER`], so an oversized
@@ -1060,17 +1060,7 @@ fn sent_done(index: u32, result: i32) {
 /// Whether the loops read bulk legs by visiting their sockets (`DIALER_MEDIA_BULK=read`, the
 /// default) or through the bulk ring (`ring`).
 fn read_bulk() -> bool {
-    match std::env::var("DIALER_MEDIA_BULK") {
-        Err(_) => true,
-        Ok(v) => match v.trim() {
-            "" | "read" => true,
-            "ring" => false,
-            _ => {
-                tracing::warn!(value = %v, "DIALER_MEDIA_BULK must be read or ring; reading");
-                true
-            }
-        },
-    }
+    env_choice("DIALER_MEDIA_BULK", &[("read", true), ("ring", false)])
 }
 
 /// The monotonic and wall-clock time read together, to turn the kernel's wall-clock stamps
