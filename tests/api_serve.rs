@@ -227,3 +227,102 @@ async fn serve_on_postgres_by_url() {
     let store = store::Store::connect(pg.url()).await.unwrap();
     assert!(store.campaigns().await.unwrap().is_empty());
 }
+
+/// The challenge `serve` sends to a phone's REGISTER: its `WWW-Authenticate` headers' algorithms
+/// in order.
+async fn challenge_algorithms(serve: &Serve) -> Vec<String> {
+    let line = serve
+        .seen
+        .iter()
+        .find(|l| l.starts_with("dialer serve:"))
+        .expect("the start line");
+    let sip: std::net::SocketAddr = line
+        .split("SIP udp ")
+        .nth(1)
+        .and_then(|rest| rest.split([',', ' ']).next())
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no SIP address in {line}"));
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let me = socket.local_addr().unwrap();
+    let register = format!(
+        "REGISTER sip:{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-digest-1;rport\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:alice@{sip}>;tag=1\r\nTo: <sip:alice@{sip}>\r\n\
+         Call-ID: digest-order-1\r\nCSeq: 1 REGISTER\r\nContact: <sip:alice@{me}>\r\n\
+         Expires: 60\r\nContent-Length: 0\r\n\r\n"
+    );
+    socket.send_to(register.as_bytes(), sip).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let (n, _) = tokio::time::timeout(Duration::from_secs(10), socket.recv_from(&mut buf))
+        .await
+        .expect("an answer to REGISTER")
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+    assert!(text.starts_with("SIP/2.0 401"), "{text}");
+    text.lines()
+        .filter(|l| l.to_ascii_lowercase().starts_with("www-authenticate:"))
+        .map(|l| {
+            let lower = l.to_ascii_lowercase();
+            let at = lower.find("algorithm=").expect("an algorithm") + "algorithm=".len();
+            l[at..]
+                .split([',', ' '])
+                .next()
+                .unwrap()
+                .trim_matches('"')
+                .to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phones_are_challenged_with_md5_alone_unless_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("serve.db").display()
+    );
+    let base = [
+        "serve",
+        "--database-url",
+        &db,
+        "--listen",
+        "127.0.0.1:0",
+        "--sip",
+        "127.0.0.1:0",
+        "--rtp-ports",
+        "0-0",
+    ];
+    // MD5-only phones (baresip, sipp, many hardware phones) give up on a challenge that names
+    // an algorithm they do not know: the default offers MD5 alone.
+    let serve = Serve::start(&base, dir.path());
+    assert_eq!(challenge_algorithms(&serve).await, ["MD5"]);
+    serve.terminate();
+
+    // Offered algorithms come preferred first (RFC 8760), from a flag ...
+    let mut args = base.to_vec();
+    args.extend(["--digest-algorithms", "SHA-256,MD5"]);
+    let serve = Serve::start(&args, dir.path());
+    assert_eq!(challenge_algorithms(&serve).await, ["SHA-256", "MD5"]);
+    serve.terminate();
+
+    // ... or the config file; a bad token is refused with the setting named.
+    std::fs::write(
+        dir.path().join("digest.toml"),
+        "digest_algorithms = [\"MD5\", \"SHA-512\"]\n",
+    )
+    .unwrap();
+    let mut args = base.to_vec();
+    args.extend(["--config", "digest.toml"]);
+    let out = Command::new(env!("CARGO_BIN_EXE_dialer"))
+        .args(&args)
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("digest_algorithms") && stderr.contains("SHA-512"),
+        "{stderr}"
+    );
+}

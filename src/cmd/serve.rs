@@ -48,6 +48,10 @@ pub struct Args {
     /// Digest realm of agents' phones (default `dialer`; must not change once agents exist).
     #[arg(long)]
     pub realm: Option<String>,
+    /// Digest algorithms offered to agents' phones, preferred first, comma-separated (default
+    /// `MD5`: many phones give up on a challenge naming an algorithm they do not know).
+    #[arg(long, value_delimiter = ',', value_name = "ALGORITHM")]
+    pub digest_algorithms: Vec<sip::digest::Algorithm>,
     /// Base directory of campaigns' message files (default: the current directory).
     #[arg(long)]
     pub prompts_dir: Option<PathBuf>,
@@ -86,6 +90,9 @@ pub struct FileConfig {
     pub rtp_ports: Option<String>,
     /// Digest realm.
     pub realm: Option<String>,
+    /// Digest algorithms offered to phones, preferred first (`["SHA-256", "MD5"]`).
+    #[serde(default)]
+    pub digest_algorithms: Vec<String>,
     /// Messages' base directory.
     pub prompts_dir: Option<PathBuf>,
     /// Recordings' directory.
@@ -183,6 +190,16 @@ fn settings(args: Args, global: &Global) -> anyhow::Result<Settings> {
     }
     if let Some(realm) = args.realm.or(file.realm) {
         engine.realm = realm;
+    }
+    if !args.digest_algorithms.is_empty() {
+        engine.digest_algorithms = args.digest_algorithms;
+    } else if !file.digest_algorithms.is_empty() {
+        engine.digest_algorithms = file
+            .digest_algorithms
+            .iter()
+            .map(|token| token.parse())
+            .collect::<Result<_, _>>()
+            .context("digest_algorithms in the configuration")?;
     }
     if let Some(dir) = args.prompts_dir.or(file.prompts_dir) {
         engine.prompts_dir = dir;

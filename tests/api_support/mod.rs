@@ -74,7 +74,6 @@ impl Api {
         config.rtp_ports = 0..=0;
         config.prompts_dir = dir.path().to_path_buf();
         config.recordings_dir = dir.path().join("recordings");
-        config.digest_algorithms = vec![sip::digest::Algorithm::Md5];
         let engine = Engine::start(config, store, InProcess::shared())
             .await
             .expect("engine starts");

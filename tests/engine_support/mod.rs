@@ -398,7 +398,6 @@ pub async fn engine(store: store::Store, dir: &Path, node: &str) -> Engine {
     config.rtp_ports = 0..=0;
     config.prompts_dir = dir.to_path_buf();
     config.recordings_dir = dir.join("recordings");
-    config.digest_algorithms = vec![sip::digest::Algorithm::Md5];
     Engine::start(config, store, InProcess::shared())
         .await
         .expect("engine starts")

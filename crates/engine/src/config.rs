@@ -25,8 +25,11 @@ pub struct EngineConfig {
     /// The digest realm agents' phones authenticate in. Agents' stored HA1 values are computed
     /// with it, so it must not change once agents exist.
     pub realm: String,
-    /// Digest algorithms offered to phones, preferred first. Many phones (and sipp) read only
-    /// the first challenge and speak only MD5; SHA-256 first suits modern phones.
+    /// Digest algorithms offered to phones, preferred first (RFC 8760), one challenge each.
+    /// MD5 alone by default: many phones (baresip, sipp, hardware phones, SBCs) give up on a
+    /// response that holds any algorithm they do not know, so offering SHA-256 beside MD5 locks
+    /// them out; offer `[Sha256, Md5]` where every phone speaks SHA-256 or reads only its
+    /// first challenge.
     pub digest_algorithms: Vec<sip::digest::Algorithm>,
     /// Base directory of campaigns' relative message paths (`abandon_message`, ...).
     pub prompts_dir: PathBuf,
@@ -53,7 +56,7 @@ pub struct EngineConfig {
 
 impl EngineConfig {
     /// Loopback defaults for a node called `node_id`: SIP on UDP 127.0.0.1:5060, RTP on
-    /// 127.0.0.1 ports 20000-29999, realm `dialer`, MD5 then SHA-256 challenges, files under
+    /// 127.0.0.1 ports 20000-29999, realm `dialer`, MD5 challenges, files under
     /// the current directory.
     pub fn new(node_id: impl Into<String>) -> Self {
         let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -65,7 +68,7 @@ impl EngineConfig {
             rtp_ip: loopback,
             rtp_ports: 20000..=29999,
             realm: "dialer".to_owned(),
-            digest_algorithms: vec![sip::digest::Algorithm::Md5, sip::digest::Algorithm::Sha256],
+            digest_algorithms: vec![sip::digest::Algorithm::Md5],
             prompts_dir: PathBuf::from("."),
             recordings_dir: PathBuf::from("recordings"),
             lease: Duration::from_secs(300),
@@ -97,6 +100,14 @@ impl EngineConfig {
         }
         if self.digest_algorithms.is_empty() {
             return bad("digest_algorithms must offer at least one algorithm");
+        }
+        for (i, algorithm) in self.digest_algorithms.iter().enumerate() {
+            if self.digest_algorithms[..i].contains(algorithm) {
+                return bad(&format!(
+                    "digest_algorithms names {} twice",
+                    algorithm.as_str()
+                ));
+            }
         }
         if self.lease < Duration::from_secs(30) {
             return bad("lease must be at least 30 s (leases are renewed every third of it)");

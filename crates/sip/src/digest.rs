@@ -95,6 +95,19 @@ pub enum Algorithm {
     Sha256Sess,
 }
 
+/// An algorithm token that names no digest algorithm this library speaks.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown digest algorithm `{0}` (known: MD5, MD5-sess, SHA-256, SHA-256-sess)")]
+pub struct UnknownAlgorithm(pub String);
+
+impl std::str::FromStr for Algorithm {
+    type Err = UnknownAlgorithm;
+
+    fn from_str(token: &str) -> Result<Self, Self::Err> {
+        Algorithm::parse(token.trim()).ok_or_else(|| UnknownAlgorithm(token.to_owned()))
+    }
+}
+
 impl Algorithm {
     /// The algorithm's token.
     pub fn as_str(self) -> &'static str {
@@ -116,6 +129,14 @@ impl Algorithm {
         .into_iter()
         .find(|algorithm| algorithm.as_str().eq_ignore_ascii_case(token))
     }
+
+    /// Every algorithm, in the order RFC 8760 prefers them (SHA-256 before MD5).
+    pub const ALL: [Algorithm; 4] = [
+        Algorithm::Sha256,
+        Algorithm::Sha256Sess,
+        Algorithm::Md5,
+        Algorithm::Md5Sess,
+    ];
 
     fn is_sess(self) -> bool {
         matches!(self, Algorithm::Md5Sess | Algorithm::Sha256Sess)
