@@ -1,14 +1,16 @@
-//! One call's life as a sans-IO state machine: SIP and media happenings go in with the time,
-//! what to do comes out (record a step, listen for tones, ask for an agent, bridge, play a
-//! message, hang up, finish with an outcome). The call task in `driver` runs it against a real
-//! `sip::Call` and `media::Leg`.
+//! One call's life as a sans-IO state machine, from the lease to the outcome: SIP and media
+//! happenings go in with the time, what to do comes out (record a step, listen for tones,
+//! bridge, play a message, hang up, finish with an outcome). The campaign core
+//! (`core.rs`) owns one per call and answers its reports itself (a live answer gets its agent
+//! in the same step); the call task in `driver` is a pump that feeds it the real `sip::Call`'s
+//! and `media::Leg`'s happenings and carries out its actions.
 //!
 //! ```text
-//! Dialing -180-> Ringing -183+SDP-> EarlyMedia (SIT -> hang up: invalid number)
+//! Leased -placed-> Dialing -180-> Ringing -183+SDP-> EarlyMedia (SIT -> hang up: invalid number)
 //!    |                |                  |
 //!    +-------200------+------------------+--> Answered (AMD) --human/not sure--> Live
-//!                                                  |                    (ask the actor for an agent;
-//!                                                  |                     it answers Assigned or Abandon)
+//!                                                  |                    (the core assigns an agent,
+//!                                                  |                     or abandons at the deadline)
 //!                                                  +--machine--> Machine: hang up, or wait for the
 //!                                                                beep and leave the message
 //! Live -Assigned-> Bridged --callee BYE / agent # --> Ended (connected)
@@ -93,14 +95,24 @@ pub(crate) enum CallInput {
     },
     /// The voicemail beep ended.
     Beep,
-    /// The actor gave this live call an agent.
+    /// The core gave this live call an agent.
     Assigned {
         /// The agent.
         agent: i64,
     },
-    /// The bridge to the assigned agent could not be made (the agent's leg is gone).
-    BridgeFailed,
-    /// The actor found no agent in time.
+    /// The core took the agent back before the bridge was made (the agent logged out).
+    Unassigned,
+    /// The driver connected the callee's leg with this agent's leg.
+    Bridged {
+        /// The agent whose leg it is.
+        agent: i64,
+    },
+    /// The bridge to this agent could not be made (the agent's leg is gone).
+    BridgeFailed {
+        /// The agent whose leg it was.
+        agent: i64,
+    },
+    /// The core found no agent in time.
     Abandon,
     /// The message being played finished (or was cut).
     PlaybackFinished,
@@ -115,14 +127,14 @@ pub(crate) enum CallInput {
     },
 }
 
-/// What the driver must do.
+/// What the machine asks for: `Report`s are the core's, the rest the driver's.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum CallAction {
     /// The call's state changed (publish it).
     State(CallState),
     /// Write this step to the attempt row.
     Record(AttemptEvent),
-    /// Tell the actor (and its pacer) what happened.
+    /// Tell the core (and its pacer) what happened.
     Report(Report),
     /// Listen to early media for special information tones.
     ListenSit,
@@ -147,7 +159,7 @@ pub(crate) enum CallAction {
     Finish(Finished),
 }
 
-/// What the actor hears from a call.
+/// What the core hears from a call.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Report {
     /// 180/183.
@@ -155,7 +167,7 @@ pub(crate) enum Report {
     /// 200 OK.
     Answered,
     /// A person (or not sure): needs an agent by `deadline` (greeting end + grace is the
-    /// actor's business; this is the greeting's end).
+    /// core's business; this is the greeting's end).
     Live {
         /// When the greeting ended.
         greeting_end: Duration,
@@ -191,6 +203,8 @@ pub(crate) struct Finished {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
+    /// Leased; the driver checks the contact, takes a CPS slot and places the INVITE.
+    Leased,
     Dialing,
     Ringing,
     EarlyMedia,
@@ -216,25 +230,82 @@ pub(crate) struct CallMachine {
     /// Whether the message being played reached its end.
     message_done: bool,
     hung_up: bool,
+    /// A hang-up asked for before the INVITE left: the driver skips the contact, or, if the
+    /// INVITE crossed it, cancels the call, which then ends for this reason.
+    hangup_before_placed: Option<HangupReason>,
     timer: Option<Duration>,
     actions: VecDeque<CallAction>,
 }
 
+/// Where a call stands, as the core counts and serves calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stage {
+    /// Leased, not yet placed.
+    Leased,
+    /// INVITE sent, ringing or early media.
+    Dialing,
+    /// Answered, detection listening.
+    Answered,
+    /// Live, no agent yet.
+    Waiting,
+    /// Live, an agent assigned and the bridge being made.
+    Reserved,
+    /// Connected to an agent.
+    Bridged,
+    /// A machine, the abandon message, the agentless message.
+    Other,
+    /// Over.
+    Done,
+}
+
 impl CallMachine {
-    /// A call whose INVITE was just sent.
+    /// A call for a contact just leased.
     pub(crate) fn new(cfg: CallConfig) -> Self {
-        let mut machine = CallMachine {
+        CallMachine {
             cfg,
-            phase: Phase::Dialing,
+            phase: Phase::Leased,
             agent: None,
             decided: None,
             message_done: false,
             hung_up: false,
+            hangup_before_placed: None,
             timer: None,
             actions: VecDeque::new(),
-        };
-        machine.push(CallAction::State(CallState::Dialing));
-        machine
+        }
+    }
+
+    /// The INVITE left.
+    pub(crate) fn placed(&mut self) {
+        if self.phase != Phase::Leased {
+            return;
+        }
+        self.phase = Phase::Dialing;
+        self.push(CallAction::State(CallState::Dialing));
+        if let Some(reason) = self.hangup_before_placed.take() {
+            // The driver already cancels the call: only its outcome is decided here.
+            self.hung_up = true;
+            self.hangup_requested(reason);
+        }
+    }
+
+    /// Where the call stands.
+    pub(crate) fn stage(&self) -> Stage {
+        match self.phase {
+            Phase::Leased => Stage::Leased,
+            Phase::Dialing | Phase::Ringing | Phase::EarlyMedia => Stage::Dialing,
+            Phase::Answered => Stage::Answered,
+            // Being hung up (the shutdown's cut): no agent is looked for any more.
+            Phase::Live if self.hung_up => Stage::Other,
+            Phase::Live if self.agent.is_some() => Stage::Reserved,
+            Phase::Live => Stage::Waiting,
+            Phase::Bridged => Stage::Bridged,
+            Phase::MachineHangup
+            | Phase::WaitingBeep
+            | Phase::LeavingMessage
+            | Phase::Abandoning
+            | Phase::Agentless => Stage::Other,
+            Phase::Done => Stage::Done,
+        }
     }
 
     fn push(&mut self, action: CallAction) {
@@ -251,13 +322,8 @@ impl CallMachine {
         self.timer
     }
 
-    /// Whether the call is over.
-    #[cfg(test)]
-    pub(crate) fn is_done(&self) -> bool {
-        self.phase == Phase::Done
-    }
-
     /// The agent on the call.
+    #[cfg(test)]
     pub(crate) fn agent(&self) -> Option<i64> {
         self.agent
     }
@@ -266,7 +332,7 @@ impl CallMachine {
     pub(crate) fn is_answered(&self) -> bool {
         !matches!(
             self.phase,
-            Phase::Dialing | Phase::Ringing | Phase::EarlyMedia | Phase::Done
+            Phase::Leased | Phase::Dialing | Phase::Ringing | Phase::EarlyMedia | Phase::Done
         )
     }
 
@@ -426,18 +492,35 @@ impl CallMachine {
                 }
             }
             CallInput::Assigned { agent } => {
-                if self.phase == Phase::Live && !self.hung_up {
+                if self.phase == Phase::Live && self.agent.is_none() && !self.hung_up {
                     self.agent = Some(agent);
                     self.push(CallAction::Bridge { agent });
                 } else {
                     self.push(CallAction::Report(Report::Refused { agent }));
                 }
             }
-            CallInput::BridgeFailed => {
-                if let Some(agent) = self.agent.take()
-                    && self.phase == Phase::Live
-                {
-                    // Stays live: the actor finds another agent or abandons by the deadline.
+            CallInput::Unassigned => {
+                if self.phase == Phase::Live {
+                    self.agent = None;
+                }
+            }
+            CallInput::Bridged { agent } => {
+                if self.phase == Phase::Live && self.agent == Some(agent) {
+                    self.phase = Phase::Bridged;
+                    self.push(CallAction::Record(AttemptEvent::Bridged {
+                        agent_id: agent,
+                    }));
+                    self.push(CallAction::Report(Report::Bridged { agent }));
+                    self.push(CallAction::State(CallState::Bridged));
+                } else if self.phase == Phase::Live && self.agent.is_none() {
+                    // The agent was taken back while its bridge was being made.
+                    self.push(CallAction::Unbridge);
+                }
+            }
+            CallInput::BridgeFailed { agent } => {
+                if self.phase == Phase::Live && self.agent == Some(agent) {
+                    // Stays live: the core finds another agent or abandons by the deadline.
+                    self.agent = None;
                     self.push(CallAction::Report(Report::Refused { agent }));
                 }
             }
@@ -468,22 +551,13 @@ impl CallMachine {
         }
     }
 
-    /// Marks the agent's bridge as made (the driver connected the legs).
-    pub(crate) fn bridged(&mut self) {
-        if self.phase == Phase::Live
-            && let Some(agent) = self.agent
-        {
-            self.phase = Phase::Bridged;
-            self.push(CallAction::Record(AttemptEvent::Bridged {
-                agent_id: agent,
-            }));
-            self.push(CallAction::Report(Report::Bridged { agent }));
-            self.push(CallAction::State(CallState::Bridged));
-        }
-    }
-
     fn hangup_requested(&mut self, reason: HangupReason) {
         match (self.phase, reason) {
+            (Phase::Leased, _) if self.hangup_before_placed.is_none() => {
+                self.hangup_before_placed = Some(reason);
+                self.push(CallAction::Hangup);
+            }
+            (Phase::Leased, _) => {}
             (Phase::Dialing | Phase::Ringing | Phase::EarlyMedia, HangupReason::PacerCancel) => {
                 self.push(CallAction::StopListening);
                 self.hang_up(
@@ -536,7 +610,7 @@ impl CallMachine {
                 Outcome::Failed,
                 Some("callee hung up during answering-machine detection".into()),
             ),
-            Phase::Dialing | Phase::Ringing | Phase::EarlyMedia | Phase::Done => {
+            Phase::Leased | Phase::Dialing | Phase::Ringing | Phase::EarlyMedia | Phase::Done => {
                 (Outcome::Failed, None)
             }
         }
@@ -639,6 +713,12 @@ mod tests {
         Duration::from_millis(n)
     }
 
+    fn placed(cfg: CallConfig) -> CallMachine {
+        let mut m = CallMachine::new(cfg);
+        m.placed();
+        m
+    }
+
     fn drain(m: &mut CallMachine) -> Vec<CallAction> {
         std::iter::from_fn(|| m.poll_action()).collect()
     }
@@ -659,7 +739,7 @@ mod tests {
 
     #[test]
     fn live_answer_is_bridged_then_connected() {
-        let mut m = CallMachine::new(cfg());
+        let mut m = placed(cfg());
         m.handle(
             ms(0),
             CallInput::Progress {
@@ -686,7 +766,12 @@ mod tests {
         })));
         m.handle(ms(5100), CallInput::Assigned { agent: 7 });
         assert_eq!(drain(&mut m), vec![CallAction::Bridge { agent: 7 }]);
-        m.bridged();
+        m.handle(
+            ms(0),
+            CallInput::Bridged {
+                agent: m.agent().unwrap(),
+            },
+        );
         let a = drain(&mut m);
         assert!(a.contains(&CallAction::Record(AttemptEvent::Bridged { agent_id: 7 })));
         assert!(a.contains(&CallAction::Report(Report::Bridged { agent: 7 })));
@@ -702,18 +787,23 @@ mod tests {
         assert_eq!(f.outcome, Outcome::Connected);
         assert_eq!(f.agent, Some(7));
         assert_eq!(f.pacer, EndReason::Completed);
-        assert!(m.is_done());
+        assert_eq!(m.stage(), Stage::Done);
     }
 
     #[test]
     fn agent_hash_ends_a_bridged_call() {
-        let mut m = CallMachine::new(CallConfig {
+        let mut m = placed(CallConfig {
             amd: false,
             ..cfg()
         });
         m.handle(ms(0), CallInput::Answered);
         m.handle(ms(10), CallInput::Assigned { agent: 3 });
-        m.bridged();
+        m.handle(
+            ms(0),
+            CallInput::Bridged {
+                agent: m.agent().unwrap(),
+            },
+        );
         drain(&mut m);
         m.handle(ms(20_000), CallInput::Hangup(HangupReason::Agent));
         assert_eq!(drain(&mut m), vec![CallAction::Hangup]);
@@ -731,7 +821,7 @@ mod tests {
 
     #[test]
     fn no_agent_means_abandon_message_then_bye() {
-        let mut m = CallMachine::new(CallConfig {
+        let mut m = placed(CallConfig {
             amd: false,
             ..cfg()
         });
@@ -777,7 +867,7 @@ mod tests {
                 },
             );
         };
-        let mut m = CallMachine::new(cfg());
+        let mut m = placed(cfg());
         machine(&mut m);
         assert!(drain(&mut m).contains(&CallAction::Hangup));
         m.handle(ms(3050), ended(200));
@@ -790,7 +880,7 @@ mod tests {
             machine_action: MachineAction::LeaveMessage,
             ..cfg()
         };
-        let mut m = CallMachine::new(leave.clone());
+        let mut m = placed(leave.clone());
         machine(&mut m);
         assert!(drain(&mut m).contains(&CallAction::ListenBeep));
         m.handle(ms(9000), CallInput::Beep);
@@ -803,7 +893,7 @@ mod tests {
         );
 
         // No beep: the message is left when the wait runs out.
-        let mut m = CallMachine::new(leave);
+        let mut m = placed(leave);
         machine(&mut m);
         drain(&mut m);
         assert_eq!(m.poll_timeout(), Some(ms(23_000)));
@@ -827,7 +917,7 @@ mod tests {
             (408, Outcome::NoAnswer, EndReason::NoAnswer),
             (488, Outcome::Rejected, EndReason::Failed),
         ] {
-            let mut m = CallMachine::new(cfg());
+            let mut m = placed(cfg());
             m.handle(
                 ms(0),
                 CallInput::Progress {
@@ -847,7 +937,7 @@ mod tests {
 
     #[test]
     fn sit_in_early_media_cancels_as_invalid_number() {
-        let mut m = CallMachine::new(cfg());
+        let mut m = placed(cfg());
         m.handle(
             ms(0),
             CallInput::Progress {
@@ -881,7 +971,7 @@ mod tests {
 
     #[test]
     fn silent_answer_becomes_notsure_and_live() {
-        let mut m = CallMachine::new(cfg());
+        let mut m = placed(cfg());
         m.handle(ms(0), CallInput::Answered);
         drain(&mut m);
         m.handle_timeout(ms(5999));
@@ -896,7 +986,7 @@ mod tests {
 
     #[test]
     fn stop_cancels_ringing_calls_but_not_answered_ones() {
-        let mut m = CallMachine::new(cfg());
+        let mut m = placed(cfg());
         m.handle(
             ms(0),
             CallInput::Progress {
@@ -916,13 +1006,18 @@ mod tests {
         let f = finished(&drain(&mut m)).unwrap();
         assert_eq!((f.outcome, f.pacer), (Outcome::Failed, EndReason::Canceled));
 
-        let mut m = CallMachine::new(CallConfig {
+        let mut m = placed(CallConfig {
             amd: false,
             ..cfg()
         });
         m.handle(ms(0), CallInput::Answered);
         m.handle(ms(10), CallInput::Assigned { agent: 1 });
-        m.bridged();
+        m.handle(
+            ms(0),
+            CallInput::Bridged {
+                agent: m.agent().unwrap(),
+            },
+        );
         drain(&mut m);
         m.handle(ms(20), CallInput::Hangup(HangupReason::Stop));
         assert!(
@@ -934,8 +1029,55 @@ mod tests {
     }
 
     #[test]
+    fn a_stop_before_the_invite_skips_or_cancels_the_call() {
+        let mut m = CallMachine::new(cfg());
+        assert_eq!(m.stage(), Stage::Leased);
+        m.handle(ms(0), CallInput::Hangup(HangupReason::Stop));
+        assert_eq!(drain(&mut m), vec![CallAction::Hangup]);
+        // The INVITE crossed the stop: the driver cancels it; the end is the stop's.
+        m.placed();
+        let a = drain(&mut m);
+        assert!(a.contains(&CallAction::State(CallState::Dialing)));
+        assert!(!a.contains(&CallAction::Hangup), "one CANCEL only: {a:?}");
+        m.handle(
+            ms(20),
+            CallInput::Ended {
+                outcome: sip::Outcome::Cancelled,
+                code: Some(487),
+            },
+        );
+        let f = finished(&drain(&mut m)).unwrap();
+        assert_eq!((f.outcome, f.pacer), (Outcome::Failed, EndReason::Canceled));
+        assert!(f.reason.unwrap().contains("campaign stopped"));
+    }
+
+    #[test]
+    fn a_bridge_is_only_taken_for_the_agent_assigned() {
+        let mut m = placed(CallConfig {
+            amd: false,
+            ..cfg()
+        });
+        m.handle(ms(0), CallInput::Answered);
+        m.handle(ms(10), CallInput::Assigned { agent: 1 });
+        assert_eq!(m.stage(), Stage::Reserved);
+        // The agent logged out before the bridge was made; another is assigned.
+        m.handle(ms(20), CallInput::Unassigned);
+        assert_eq!(m.stage(), Stage::Waiting);
+        m.handle(ms(30), CallInput::Assigned { agent: 2 });
+        drain(&mut m);
+        // The first agent's bridge reports late: not taken for the second's.
+        m.handle(ms(40), CallInput::Bridged { agent: 1 });
+        assert_eq!(m.stage(), Stage::Reserved);
+        m.handle(ms(40), CallInput::BridgeFailed { agent: 1 });
+        assert_eq!(m.stage(), Stage::Reserved);
+        m.handle(ms(50), CallInput::Bridged { agent: 2 });
+        assert_eq!(m.stage(), Stage::Bridged);
+        assert!(drain(&mut m).contains(&CallAction::Report(Report::Bridged { agent: 2 })));
+    }
+
+    #[test]
     fn agentless_plays_the_message_to_live_answers() {
-        let mut m = CallMachine::new(CallConfig {
+        let mut m = placed(CallConfig {
             agentless: true,
             amd: false,
             ..cfg()

@@ -4,7 +4,7 @@
 //! abandon, hang up, store dispositions), and publishes figures every second.
 
 use crate::agent::AgentCommand;
-use crate::call::HangupReason;
+use crate::call::{CallAction, CallInput};
 use crate::cluster::Counters;
 use crate::core::{CampaignCore, CoreAction, CoreInput};
 use crate::driver::{CallCommand, CallCtx};
@@ -266,20 +266,6 @@ impl Actor {
         match msg {
             ActorMsg::Core(input) => {
                 match &input {
-                    CoreInput::CallFinished { key, finished } => {
-                        self.calls.remove(key);
-                        if let Some(contact) = self.contacts.remove(key) {
-                            self.dialling.remove(&contact);
-                        }
-                        let delta = counters_for(finished.outcome);
-                        if finished.outcome.is_live_answer() {
-                            self.own.0 += 1;
-                        }
-                        if finished.outcome == store::Outcome::Abandoned {
-                            self.own.1 += 1;
-                        }
-                        self.spawn_counters(delta);
-                    }
                     CoreInput::CallSkipped { key } => {
                         self.calls.remove(key);
                         if let Some(contact) = self.contacts.remove(key) {
@@ -464,11 +450,14 @@ impl Actor {
                         });
                     });
                 }
-                CoreAction::Assign { key, agent } => {
+                CoreAction::Call {
+                    key,
+                    action: CallAction::Bridge { agent },
+                } => {
                     let leg = self.sessions.get(&agent).map(|s| s.leg.clone());
                     let sent = match (self.calls.get(&key), leg) {
                         (Some(call), Some(leg)) => {
-                            call.send(CallCommand::Assign { agent, leg }).is_ok()
+                            call.send(CallCommand::Bridge { agent, leg }).is_ok()
                         }
                         _ => false,
                     };
@@ -476,21 +465,35 @@ impl Actor {
                         let now = self.shared.now();
                         self.core.handle(
                             now,
-                            CoreInput::CallReport {
+                            CoreInput::Call {
                                 key,
-                                report: crate::call::Report::Refused { agent },
+                                input: CallInput::BridgeFailed { agent },
                             },
                         );
                     }
                 }
-                CoreAction::Abandon { key } => {
-                    if let Some(call) = self.calls.get(&key) {
-                        let _ = call.send(CallCommand::Abandon);
+                CoreAction::Call {
+                    key,
+                    action: CallAction::Finish(finished),
+                } => {
+                    let delta = counters_for(finished.outcome);
+                    if finished.outcome.is_live_answer() {
+                        self.own.0 += 1;
+                    }
+                    if finished.outcome == store::Outcome::Abandoned {
+                        self.own.1 += 1;
+                    }
+                    self.spawn_counters(delta);
+                    if let Some(call) = self.calls.remove(&key) {
+                        let _ = call.send(CallCommand::Do(CallAction::Finish(finished)));
+                    }
+                    if let Some(contact) = self.contacts.remove(&key) {
+                        self.dialling.remove(&contact);
                     }
                 }
-                CoreAction::Hangup { key, reason } => {
+                CoreAction::Call { key, action } => {
                     if let Some(call) = self.calls.get(&key) {
-                        let _ = call.send(CallCommand::Hangup(reason));
+                        let _ = call.send(CallCommand::Do(action));
                     }
                 }
                 CoreAction::Dispose {
@@ -708,9 +711,9 @@ impl Actor {
         if !d.cut && now >= d.deadline {
             d.cut = true;
             d.report.cut = self.calls.len() as u32;
-            for call in self.calls.values() {
-                let _ = call.send(CallCommand::Hangup(HangupReason::Cut));
-            }
+            let now = self.shared.now();
+            self.core.handle(now, CoreInput::CutAll);
+            self.execute();
         }
         false
     }

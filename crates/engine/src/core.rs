@@ -1,17 +1,21 @@
-//! One campaign's decisions as a sans-IO state machine: the pacer, the agent pool, the calls in
-//! flight and the live answers waiting for an agent. The campaign actor (`campaign.rs`) feeds it
-//! every happening with the time and carries out what it asks (lease contacts, give a call an
-//! agent, abandon a call, hang up, store a disposition).
+//! One campaign's decisions as a sans-IO state machine: the pacer, the agent pool, and every
+//! call's own state machine ([`CallMachine`], one per leased contact, from the lease to the
+//! outcome). The campaign actor (`campaign.rs`) feeds it every happening with the time (agents'
+//! requests, and each call's SIP and media happenings as its task reports them) and carries out
+//! what it asks (lease contacts, a call's SIP and media actions, store a disposition).
 //!
-//! The 2-second rule lives here: a live answer gets the longest-idle ready agent at once; if
-//! none is ready it waits, first come first served, until `greeting end + connect_grace`, and
-//! is abandoned at that instant unless an agent frees up before.
+//! The 2-second rule lives here: a live answer gets the longest-idle ready agent in the same
+//! step that makes it live; if none is ready it waits, first come first served, until
+//! `greeting end + connect_grace`, and is abandoned at that instant unless an agent frees up
+//! before.
 
-use crate::call::{Finished, HangupReason, Report};
+use crate::call::{
+    CallAction, CallConfig, CallInput, CallMachine, Finished, HangupReason, Report, Stage,
+};
 use crate::pool::{AgentPool, PoolAgent, PoolError, WrapUpExpired};
 use crate::view::{AgentCounts, AgentState, CallCounts, CallTotals, PacingView};
 use pacing::{AgentId, CallId, Decision, Event, Pacer};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
 use store::{CampaignStatus, DispositionKind, Outcome};
 
@@ -30,6 +34,8 @@ pub(crate) struct CoreSettings {
     pub(crate) wrap_up_default: Option<DispositionKind>,
     /// Decision tick.
     pub(crate) tick: Duration,
+    /// What each call's machine needs of the campaign.
+    pub(crate) call: CallConfig,
 }
 
 /// A happening, fed to [`CampaignCore::handle`].
@@ -82,7 +88,7 @@ pub(crate) enum CoreInput {
         /// The agent a personal callback belongs to.
         callback_agent: Option<i64>,
     },
-    /// The call's INVITE went out.
+    /// The call's INVITE is going out now.
     CallPlaced {
         /// The call.
         key: u64,
@@ -95,20 +101,15 @@ pub(crate) enum CoreInput {
         /// The call.
         key: u64,
     },
-    /// A call reported progress.
-    CallReport {
+    /// A SIP or media happening of a call, from its task.
+    Call {
         /// The call.
         key: u64,
         /// What.
-        report: Report,
+        input: CallInput,
     },
-    /// A call is over.
-    CallFinished {
-        /// The call.
-        key: u64,
-        /// How.
-        finished: Finished,
-    },
+    /// The shutdown grace ran out: every call still up is hung up.
+    CutAll,
 }
 
 /// What the actor must do.
@@ -121,24 +122,13 @@ pub(crate) enum CoreAction {
         /// Ready agents, whose personal callbacks may be leased.
         callback_agents: Vec<i64>,
     },
-    /// Connect this live call to this (reserved) agent.
-    Assign {
+    /// A call's SIP or media action, for its task (a [`CallAction::Finish`] comes after the
+    /// core has counted the call's end).
+    Call {
         /// The call.
         key: u64,
-        /// The agent.
-        agent: i64,
-    },
-    /// No agent in time: play the abandon message.
-    Abandon {
-        /// The call.
-        key: u64,
-    },
-    /// Hang this call up.
-    Hangup {
-        /// The call.
-        key: u64,
-        /// Why.
-        reason: HangupReason,
+        /// What.
+        action: CallAction,
     },
     /// Store a disposition for the agent's attempt.
     Dispose {
@@ -157,30 +147,14 @@ pub(crate) enum CoreAction {
     AgentGone(PoolAgent),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Stage {
-    /// Leased, the call task is checking it.
-    Leased,
-    /// INVITE sent, ringing.
-    Dialing,
-    /// Answered, AMD listening.
-    Answered,
-    /// Live, no agent yet.
-    Waiting,
-    /// An agent is reserved for it.
-    Reserved,
-    /// Connected to an agent.
-    Bridged,
-    /// Machine, abandon message, agentless message.
-    Other,
-}
-
-#[derive(Debug, Clone)]
+/// A call as the core holds it: its machine and what the campaign's rules need around it.
+#[derive(Debug)]
 struct CoreCall {
-    stage: Stage,
+    machine: CallMachine,
     attempt: Option<i64>,
     callback_agent: Option<i64>,
-    agent: Option<i64>,
+    /// The machine's timer as registered in [`CampaignCore::timers`].
+    timer: Option<Duration>,
     deadline: Option<Duration>,
     answered_at: Option<Duration>,
     /// End of the live callee's greeting, whence the 2-second rule runs.
@@ -223,6 +197,8 @@ pub(crate) struct CampaignCore {
     pool: AgentPool,
     status: CampaignStatus,
     calls: BTreeMap<u64, CoreCall>,
+    /// Calls' machine timers (beep wait, detection without audio), earliest first.
+    timers: BTreeSet<(Duration, u64)>,
     /// Live calls without an agent, by arrival.
     waiting: VecDeque<u64>,
     actions: VecDeque<CoreAction>,
@@ -256,6 +232,7 @@ impl CampaignCore {
             pool: AgentPool::default(),
             status,
             calls: BTreeMap::new(),
+            timers: BTreeSet::new(),
             waiting: VecDeque::new(),
             actions: VecDeque::new(),
             next_tick: Duration::ZERO,
@@ -278,9 +255,12 @@ impl CampaignCore {
     }
 
     /// When the core wants [`CoreInput::Tick`] at the latest: the next decision tick, the
-    /// earliest abandon deadline, the earliest wrap-up timeout.
+    /// earliest abandon deadline, the earliest wrap-up timeout, the earliest call timer.
     pub(crate) fn poll_timeout(&self) -> Duration {
         let mut t = self.next_tick;
+        if let Some(&(due, _)) = self.timers.first() {
+            t = t.min(due);
+        }
         for key in &self.waiting {
             if let Some(d) = self.calls.get(key).and_then(|c| c.deadline) {
                 t = t.min(d);
@@ -325,17 +305,20 @@ impl CampaignCore {
     /// Takes one happening at `now`, then decides (assignments, abandons, new calls).
     pub(crate) fn handle(&mut self, now: Duration, input: CoreInput) {
         match input {
-            CoreInput::Tick => {}
+            CoreInput::Tick => self.call_timers(now),
             CoreInput::Status(status) => {
                 self.status = status;
                 if status == CampaignStatus::Stopped {
-                    for (&key, call) in &self.calls {
-                        if matches!(call.stage, Stage::Leased | Stage::Dialing) {
-                            self.actions.push_back(CoreAction::Hangup {
-                                key,
-                                reason: HangupReason::Stop,
-                            });
-                        }
+                    let ringing: Vec<u64> = self
+                        .calls
+                        .iter()
+                        .filter(|(_, c)| {
+                            matches!(c.machine.stage(), Stage::Leased | Stage::Dialing)
+                        })
+                        .map(|(&key, _)| key)
+                        .collect();
+                    for key in ringing {
+                        self.call_input(now, key, CallInput::Hangup(HangupReason::Stop));
                     }
                 }
             }
@@ -354,7 +337,7 @@ impl CampaignCore {
                     self.gone_wait += gone.wait;
                     self.gone_calls += gone.calls;
                     if let Some(key) = gone.call {
-                        self.agent_left_call(key);
+                        self.agent_left_call(now, key);
                     }
                     self.actions.push_back(CoreAction::AgentGone(gone));
                 }
@@ -380,10 +363,7 @@ impl CampaignCore {
             }
             CoreInput::AgentHangup(agent) => {
                 if let Some(key) = self.pool.get(agent).and_then(|a| a.call) {
-                    self.actions.push_back(CoreAction::Hangup {
-                        key,
-                        reason: HangupReason::Agent,
-                    });
+                    self.call_input(now, key, CallInput::Hangup(HangupReason::Agent));
                 }
             }
             CoreInput::AgentDigit { agent, digit } => {
@@ -393,10 +373,7 @@ impl CampaignCore {
                 match a.state {
                     AgentState::OnCall if digit == '#' => {
                         if let Some(key) = a.call {
-                            self.actions.push_back(CoreAction::Hangup {
-                                key,
-                                reason: HangupReason::Agent,
-                            });
+                            self.call_input(now, key, CallInput::Hangup(HangupReason::Agent));
                         }
                     }
                     AgentState::WrapUp => {
@@ -439,10 +416,10 @@ impl CampaignCore {
                 self.calls.insert(
                     key,
                     CoreCall {
-                        stage: Stage::Leased,
+                        machine: CallMachine::new(self.settings.call.clone()),
                         attempt: None,
                         callback_agent,
-                        agent: None,
+                        timer: None,
                         deadline: None,
                         answered_at: None,
                         greeting_end: None,
@@ -450,30 +427,100 @@ impl CampaignCore {
                     },
                 );
                 if self.status == CampaignStatus::Stopped {
-                    self.actions.push_back(CoreAction::Hangup {
-                        key,
-                        reason: HangupReason::Stop,
-                    });
+                    self.call_input(now, key, CallInput::Hangup(HangupReason::Stop));
                 }
             }
             CoreInput::CallPlaced { key, attempt } => {
                 if let Some(call) = self.calls.get_mut(&key) {
-                    call.stage = Stage::Dialing;
                     call.attempt = Some(attempt);
+                    call.machine.placed();
                     self.totals.placed += 1;
                     self.pacer_event(now, Event::CallPlaced(CallId(key)));
+                    self.pump(now, key);
                 }
             }
             CoreInput::CallSkipped { key } => {
-                if self.calls.remove(&key).is_some() {
+                if let Some(call) = self.calls.remove(&key) {
+                    self.forget_timer(key, call.timer);
                     self.totals.skipped += 1;
                     self.pacer_event(now, Event::NotPlaced { count: 1 });
                 }
             }
-            CoreInput::CallReport { key, report } => self.report(now, key, report),
-            CoreInput::CallFinished { key, finished } => self.finished(now, key, finished),
+            CoreInput::Call { key, input } => self.call_input(now, key, input),
+            CoreInput::CutAll => {
+                let keys: Vec<u64> = self.calls.keys().copied().collect();
+                for key in keys {
+                    self.call_input(now, key, CallInput::Hangup(HangupReason::Cut));
+                }
+            }
         }
         self.decide(now);
+    }
+
+    /// Feeds one call's machine, then carries out what it asks.
+    fn call_input(&mut self, now: Duration, key: u64, input: CallInput) {
+        let Some(call) = self.calls.get_mut(&key) else {
+            // The call is over; an agent assigned to it meanwhile goes back.
+            return;
+        };
+        call.machine.handle(now, input);
+        self.pump(now, key);
+    }
+
+    /// Runs the calls' machine timers that are due.
+    fn call_timers(&mut self, now: Duration) {
+        while let Some(&(due, key)) = self.timers.first() {
+            if due > now {
+                break;
+            }
+            self.timers.pop_first();
+            if let Some(call) = self.calls.get_mut(&key) {
+                call.timer = None;
+                call.machine.handle_timeout(now);
+                self.pump(now, key);
+            }
+        }
+    }
+
+    fn forget_timer(&mut self, key: u64, timer: Option<Duration>) {
+        if let Some(due) = timer {
+            self.timers.remove(&(due, key));
+        }
+    }
+
+    /// Takes a call's machine's actions: reports are the core's own, the rest go to the call's
+    /// task; its timer is registered again.
+    fn pump(&mut self, now: Duration, key: u64) {
+        let mut reports = Vec::new();
+        let mut finished = None;
+        let Some(call) = self.calls.get_mut(&key) else {
+            return;
+        };
+        while let Some(action) = call.machine.poll_action() {
+            match action {
+                CallAction::Report(report) => reports.push(report),
+                CallAction::Finish(f) => finished = Some(f),
+                action => self.actions.push_back(CoreAction::Call { key, action }),
+            }
+        }
+        let timer = call.machine.poll_timeout();
+        if timer != call.timer {
+            let old = std::mem::replace(&mut call.timer, timer);
+            self.forget_timer(key, old);
+            if let Some(due) = timer {
+                self.timers.insert((due, key));
+            }
+        }
+        for report in reports {
+            self.report(now, key, report);
+        }
+        if let Some(f) = finished {
+            self.finished(now, key, f.clone());
+            self.actions.push_back(CoreAction::Call {
+                key,
+                action: CallAction::Finish(f),
+            });
+        }
     }
 
     fn end_wrap_up(&mut self, agent: i64, now: Duration) {
@@ -490,23 +537,19 @@ impl CampaignCore {
         }
     }
 
-    /// The agent on call `key` logged out: the customer call ends.
-    fn agent_left_call(&mut self, key: u64) {
-        if let Some(call) = self.calls.get_mut(&key) {
-            match call.stage {
-                Stage::Reserved => {
-                    call.stage = Stage::Waiting;
-                    call.agent = None;
-                    self.waiting.push_front(key);
-                }
-                Stage::Bridged => {
-                    self.actions.push_back(CoreAction::Hangup {
-                        key,
-                        reason: HangupReason::AgentGone,
-                    });
-                }
-                _ => {}
+    /// The agent on call `key` logged out: a call being connected looks for another agent; a
+    /// connected call ends.
+    fn agent_left_call(&mut self, now: Duration, key: u64) {
+        let Some(stage) = self.calls.get(&key).map(|c| c.machine.stage()) else {
+            return;
+        };
+        match stage {
+            Stage::Reserved => {
+                self.call_input(now, key, CallInput::Unassigned);
+                self.waiting.push_front(key);
             }
+            Stage::Bridged => self.call_input(now, key, CallInput::Hangup(HangupReason::AgentGone)),
+            _ => {}
         }
     }
 
@@ -520,13 +563,11 @@ impl CampaignCore {
         match report {
             Report::Ringing => self.pacer_event(now, Event::CallRinging(CallId(key))),
             Report::Answered => {
-                call.stage = Stage::Answered;
                 call.answered_at = Some(now);
                 self.totals.answered += 1;
                 self.pacer_event(now, Event::CallAnswered(CallId(key)));
             }
             Report::Live { greeting_end } => {
-                call.stage = Stage::Waiting;
                 call.greeting_end = Some(greeting_end);
                 call.deadline = Some(greeting_end + self.settings.connect_grace);
                 self.totals.live += 1;
@@ -534,13 +575,10 @@ impl CampaignCore {
                 self.pacer_event(now, Event::CallLive(CallId(key)));
             }
             Report::Machine => {
-                call.stage = Stage::Other;
                 self.totals.machines += 1;
                 self.pacer_event(now, Event::CallMachine(CallId(key)));
             }
             Report::Bridged { agent } => {
-                call.stage = Stage::Bridged;
-                call.agent = Some(agent);
                 call.deadline = None;
                 let attempt = call.attempt.unwrap_or_default();
                 if let Some(answered) = call.answered_at {
@@ -562,17 +600,12 @@ impl CampaignCore {
                     self.agent_changed(agent);
                 } else {
                     // The agent left while being connected: the callee must not talk to nobody.
-                    self.actions.push_back(CoreAction::Hangup {
-                        key,
-                        reason: HangupReason::AgentGone,
-                    });
+                    self.call_input(now, key, CallInput::Hangup(HangupReason::AgentGone));
                 }
             }
             Report::Refused { agent } => {
-                if call.stage == Stage::Reserved && call.agent == Some(agent) {
+                if call.machine.stage() == Stage::Waiting {
                     // The bridge failed but the callee is still there: look again.
-                    call.stage = Stage::Waiting;
-                    call.agent = None;
                     self.waiting.push_front(key);
                 }
                 self.unreserve(agent, now);
@@ -593,12 +626,13 @@ impl CampaignCore {
         let Some(call) = self.calls.remove(&key) else {
             return;
         };
+        self.forget_timer(key, call.timer);
         self.waiting.retain(|k| *k != key);
         if finished.outcome == Outcome::Abandoned && !call.abandoned {
             // The callee hung up while waiting for an agent: still a live answer not connected.
             self.pacer_event(now, Event::CallAbandoned(CallId(key)));
         }
-        if call.stage != Stage::Leased {
+        if call.attempt.is_some() {
             self.pacer_event(
                 now,
                 Event::CallEnded {
@@ -621,7 +655,7 @@ impl CampaignCore {
             Outcome::InvalidNumber => t.invalid += 1,
             Outcome::Failed | Outcome::DoNotCall => t.failed += 1,
         }
-        if let Some(agent) = call.agent {
+        if let Some(agent) = finished.agent {
             match self.pool.get(agent).map(|a| a.state) {
                 Some(AgentState::OnCall)
                     if self
@@ -675,10 +709,7 @@ impl CampaignCore {
         self.decisions += 1;
         self.last_reason = reason;
         for call in cancel {
-            self.actions.push_back(CoreAction::Hangup {
-                key: call.0,
-                reason: HangupReason::PacerCancel,
-            });
+            self.call_input(now, call.0, CallInput::Hangup(HangupReason::PacerCancel));
         }
         let count = start.min(self.settings.max_starts);
         if start > count {
@@ -703,38 +734,38 @@ impl CampaignCore {
 
     /// Gives waiting calls agents, oldest first; abandons those past their deadline.
     fn assign(&mut self, now: Duration) {
-        let mut still = VecDeque::with_capacity(self.waiting.len());
-        while let Some(key) = self.waiting.pop_front() {
+        let pending = std::mem::take(&mut self.waiting);
+        let mut still = VecDeque::with_capacity(pending.len());
+        for key in pending {
             let Some(call) = self.calls.get(&key) else {
                 continue;
             };
-            if call.stage != Stage::Waiting {
+            if call.machine.stage() != Stage::Waiting {
                 continue;
             }
             let preferred = call.callback_agent;
+            let deadline = call.deadline;
             if let Some(agent) = self.pool.longest_idle(preferred)
                 && self.pool.reserve(agent, key, now).is_ok()
             {
-                if let Some(call) = self.calls.get_mut(&key) {
-                    call.stage = Stage::Reserved;
-                    call.agent = Some(agent);
-                }
-                self.actions.push_back(CoreAction::Assign { key, agent });
                 self.agent_changed(agent);
+                self.call_input(now, key, CallInput::Assigned { agent });
                 continue;
             }
-            if call.deadline.is_some_and(|d| d <= now) {
+            if deadline.is_some_and(|d| d <= now) {
                 if let Some(call) = self.calls.get_mut(&key) {
-                    call.stage = Stage::Other;
                     call.abandoned = true;
                 }
                 self.pacer_event(now, Event::CallAbandoned(CallId(key)));
-                self.actions.push_back(CoreAction::Abandon { key });
+                self.call_input(now, key, CallInput::Abandon);
                 continue;
             }
             still.push_back(key);
         }
-        self.waiting = still;
+        // Calls put back meanwhile (a refused agent) go first.
+        let mut waiting = std::mem::take(&mut self.waiting);
+        waiting.extend(still);
+        self.waiting = waiting;
     }
 
     /// Agents by state.
@@ -755,12 +786,12 @@ impl CampaignCore {
         let mut c = CallCounts::default();
         for call in self.calls.values() {
             c.in_flight += 1;
-            match call.stage {
+            match call.machine.stage() {
                 Stage::Leased | Stage::Dialing => c.dialing += 1,
                 Stage::Answered => c.answered += 1,
                 Stage::Waiting | Stage::Reserved => c.waiting += 1,
                 Stage::Bridged => c.bridged += 1,
-                Stage::Other => c.other += 1,
+                Stage::Other | Stage::Done => c.other += 1,
             }
         }
         c
@@ -846,8 +877,10 @@ impl From<PoolError> for &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::call::Finished;
-    use pacing::{Config, EndReason, Mode};
+    use crate::call::PromptKind;
+    use crate::view::CallState;
+    use pacing::{Config, Mode};
+    use store::{AmdResult, MachineAction};
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
@@ -871,6 +904,13 @@ mod tests {
             .collect(),
             wrap_up_default: Some(DispositionKind::Other),
             tick: ms(250),
+            call: CallConfig {
+                amd: true,
+                machine_action: MachineAction::HangUp,
+                agentless: false,
+                beep_timeout: Duration::from_secs(20),
+                amd_timeout: Duration::from_secs(6),
+            },
         };
         CampaignCore::new(
             settings,
@@ -893,45 +933,86 @@ mod tests {
             .sum()
     }
 
-    fn finish(outcome: Outcome, pacer: EndReason, agent: Option<i64>) -> Finished {
-        Finished {
-            outcome,
-            sip_code: Some(200),
-            reason: None,
-            pacer,
-            agent,
-        }
+    fn call(key: u64, action: CallAction) -> CoreAction {
+        CoreAction::Call { key, action }
     }
 
-    /// Places `n` calls (keys from `first`) and answers them live at `now`.
+    fn bridge(key: u64, agent: i64) -> CoreAction {
+        call(key, CallAction::Bridge { agent })
+    }
+
+    fn abandons(actions: &[CoreAction]) -> Vec<u64> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                CoreAction::Call {
+                    key,
+                    action: CallAction::Play(PromptKind::Abandon),
+                } => Some(*key),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn input(c: &mut CampaignCore, at: u64, key: u64, input: CallInput) {
+        c.handle(ms(at), CoreInput::Call { key, input });
+    }
+
+    /// The callee's side hangs up (or the carrier confirms our BYE).
+    fn ended(c: &mut CampaignCore, at: u64, key: u64) {
+        input(
+            c,
+            at,
+            key,
+            CallInput::Ended {
+                outcome: sip::Outcome::Answered,
+                code: Some(200),
+            },
+        );
+    }
+
+    fn finished(actions: &[CoreAction], key: u64) -> Option<Finished> {
+        actions.iter().find_map(|a| match a {
+            CoreAction::Call {
+                key: k,
+                action: CallAction::Finish(f),
+            } if *k == key => Some(f.clone()),
+            _ => None,
+        })
+    }
+
+    fn placed(c: &mut CampaignCore, key: u64, at: u64) {
+        c.handle(
+            ms(at),
+            CoreInput::CallCreated {
+                key,
+                callback_agent: None,
+            },
+        );
+        c.handle(
+            ms(at),
+            CoreInput::CallPlaced {
+                key,
+                attempt: key as i64,
+            },
+        );
+    }
+
+    /// Places `n` calls (keys from `first`) and answers them live at `now` (a greeting that
+    /// ended at once).
     fn live_calls(c: &mut CampaignCore, first: u64, n: u64, now: Duration) {
+        let at = now.as_millis() as u64;
         for key in first..first + n {
-            c.handle(
-                now,
-                CoreInput::CallCreated {
-                    key,
-                    callback_agent: None,
-                },
-            );
-            c.handle(
-                now,
-                CoreInput::CallPlaced {
-                    key,
-                    attempt: key as i64,
-                },
-            );
-            c.handle(
-                now,
-                CoreInput::CallReport {
-                    key,
-                    report: Report::Answered,
-                },
-            );
-            c.handle(
-                now,
-                CoreInput::CallReport {
-                    key,
-                    report: Report::Live { greeting_end: now },
+            placed(c, key, at);
+            input(c, at, key, CallInput::Answered);
+            input(
+                c,
+                at,
+                key,
+                CallInput::Amd {
+                    result: Some(AmdResult::Human),
+                    greeting_end: Some(now),
+                    cause: "HUMAN".into(),
                 },
             );
         }
@@ -955,27 +1036,23 @@ mod tests {
     }
 
     #[test]
-    fn live_answer_goes_to_the_longest_idle_agent() {
+    fn a_live_answer_gets_the_longest_idle_agent_in_the_same_step() {
         let mut c = core(Mode::Progressive);
         c.handle(ms(0), CoreInput::AgentLogin(1));
         c.handle(ms(100), CoreInput::AgentLogin(2));
         drain(&mut c);
         live_calls(&mut c, 10, 1, ms(1000));
         let a = drain(&mut c);
-        assert!(
-            a.contains(&CoreAction::Assign { key: 10, agent: 1 }),
-            "{a:?}"
-        );
-        c.handle(
-            ms(1010),
-            CoreInput::CallReport {
-                key: 10,
-                report: Report::Bridged { agent: 1 },
-            },
-        );
+        assert!(a.contains(&bridge(10, 1)), "{a:?}");
+        assert!(a.contains(&call(10, CallAction::State(CallState::Live))));
+        input(&mut c, 1010, 10, CallInput::Bridged { agent: 1 });
         assert_eq!(c.pool().get(1).unwrap().state, AgentState::OnCall);
+        assert!(drain(&mut c).contains(&call(
+            10,
+            CallAction::Record(store::AttemptEvent::Bridged { agent_id: 1 })
+        )));
         live_calls(&mut c, 11, 1, ms(2000));
-        assert!(drain(&mut c).contains(&CoreAction::Assign { key: 11, agent: 2 }));
+        assert!(drain(&mut c).contains(&bridge(11, 2)));
         assert_eq!(c.connect_times().0, 0.01);
     }
 
@@ -986,28 +1063,21 @@ mod tests {
         c.handle(ms(0), CoreInput::Status(CampaignStatus::Running));
         drain(&mut c);
         assert_eq!(c.greeting_connect_times(), (0.0, 0.0));
-        c.handle(
-            ms(900),
-            CoreInput::CallCreated {
-                key: 7,
-                callback_agent: None,
-            },
-        );
-        c.handle(ms(900), CoreInput::CallPlaced { key: 7, attempt: 7 });
-        let report = |c: &mut CampaignCore, at: u64, report: Report| {
-            c.handle(ms(at), CoreInput::CallReport { key: 7, report });
-        };
+        placed(&mut c, 7, 900);
         // Answered at 1 s; "Hello?" until 2.5 s; HUMAN after 800 ms of silence; bridged 10 ms on.
-        report(&mut c, 1000, Report::Answered);
-        report(
+        input(&mut c, 1000, 7, CallInput::Answered);
+        input(
             &mut c,
             3300,
-            Report::Live {
-                greeting_end: ms(2500),
+            7,
+            CallInput::Amd {
+                result: Some(AmdResult::Human),
+                greeting_end: Some(ms(2500)),
+                cause: "HUMAN".into(),
             },
         );
-        assert!(drain(&mut c).contains(&CoreAction::Assign { key: 7, agent: 1 }));
-        report(&mut c, 3310, Report::Bridged { agent: 1 });
+        assert!(drain(&mut c).contains(&bridge(7, 1)));
+        input(&mut c, 3310, 7, CallInput::Bridged { agent: 1 });
         let close = |a: (f64, f64), b: f64| (a.0 - b).abs() < 1e-9 && (a.1 - b).abs() < 1e-9;
         assert!(close(c.connect_times(), 2.31), "{:?}", c.connect_times());
         assert!(
@@ -1023,25 +1093,22 @@ mod tests {
         c.handle(ms(0), CoreInput::AgentLogin(1));
         live_calls(&mut c, 1, 2, ms(1000));
         let a = drain(&mut c);
-        assert!(a.contains(&CoreAction::Assign { key: 1, agent: 1 }));
-        assert!(!a.iter().any(|x| matches!(x, CoreAction::Abandon { .. })));
+        assert!(a.contains(&bridge(1, 1)));
+        assert!(abandons(&a).is_empty());
         // Call 2 waits until greeting end + 2 s.
         assert_eq!(c.poll_timeout(), ms(1250).min(ms(3000)));
         c.handle(ms(2999), CoreInput::Tick);
-        assert!(
-            !drain(&mut c)
-                .iter()
-                .any(|x| matches!(x, CoreAction::Abandon { .. }))
-        );
+        assert!(abandons(&drain(&mut c)).is_empty());
         c.handle(ms(3000), CoreInput::Tick);
-        assert!(drain(&mut c).contains(&CoreAction::Abandon { key: 2 }));
-        c.handle(
-            ms(6000),
-            CoreInput::CallFinished {
-                key: 2,
-                finished: finish(Outcome::Abandoned, EndReason::Completed, None),
-            },
-        );
+        let a = drain(&mut c);
+        assert_eq!(abandons(&a), [2]);
+        assert!(a.contains(&call(2, CallAction::State(CallState::Abandoning))));
+        // The message plays to its end; the machine hangs up; the carrier confirms.
+        input(&mut c, 5500, 2, CallInput::PlaybackFinished);
+        assert!(drain(&mut c).contains(&call(2, CallAction::Hangup)));
+        ended(&mut c, 6000, 2);
+        let f = finished(&drain(&mut c), 2).unwrap();
+        assert_eq!((f.outcome, f.reason), (Outcome::Abandoned, None));
         assert_eq!(c.totals().abandoned, 1);
         assert_eq!(c.window(ms(6000)), (2, 1));
     }
@@ -1051,22 +1118,12 @@ mod tests {
         let mut c = core(Mode::Progressive);
         c.handle(ms(0), CoreInput::AgentLogin(1));
         live_calls(&mut c, 1, 2, ms(1000));
-        c.handle(
-            ms(1005),
-            CoreInput::CallReport {
-                key: 1,
-                report: Report::Bridged { agent: 1 },
-            },
-        );
+        input(&mut c, 1005, 1, CallInput::Bridged { agent: 1 });
         drain(&mut c);
         // Call 1 ends; agent 1 wraps up and sets a disposition by DTMF at once.
-        c.handle(
-            ms(1500),
-            CoreInput::CallFinished {
-                key: 1,
-                finished: finish(Outcome::Connected, EndReason::Completed, Some(1)),
-            },
-        );
+        ended(&mut c, 1500, 1);
+        let f = finished(&drain(&mut c), 1).unwrap();
+        assert_eq!((f.outcome, f.agent), (Outcome::Connected, Some(1)));
         assert_eq!(c.pool().get(1).unwrap().state, AgentState::WrapUp);
         c.handle(
             ms(1600),
@@ -1082,10 +1139,7 @@ mod tests {
             kind: DispositionKind::Sale,
             timed_out: false
         }));
-        assert!(
-            a.contains(&CoreAction::Assign { key: 2, agent: 1 }),
-            "{a:?}"
-        );
+        assert!(a.contains(&bridge(2, 1)), "{a:?}");
     }
 
     #[test]
@@ -1093,20 +1147,8 @@ mod tests {
         let mut c = core(Mode::Progressive);
         c.handle(ms(0), CoreInput::AgentLogin(1));
         live_calls(&mut c, 5, 1, ms(0));
-        c.handle(
-            ms(10),
-            CoreInput::CallReport {
-                key: 5,
-                report: Report::Bridged { agent: 1 },
-            },
-        );
-        c.handle(
-            ms(5000),
-            CoreInput::CallFinished {
-                key: 5,
-                finished: finish(Outcome::Connected, EndReason::Completed, Some(1)),
-            },
-        );
+        input(&mut c, 10, 5, CallInput::Bridged { agent: 1 });
+        ended(&mut c, 5000, 5);
         drain(&mut c);
         assert_eq!(c.poll_timeout(), ms(5250).min(ms(15_000)));
         c.handle(ms(15_000), CoreInput::Tick);
@@ -1125,21 +1167,16 @@ mod tests {
         let mut c = core(Mode::Progressive);
         c.handle(ms(0), CoreInput::AgentLogin(1));
         live_calls(&mut c, 1, 1, ms(0));
-        c.handle(
-            ms(10),
-            CoreInput::CallReport {
-                key: 1,
-                report: Report::Bridged { agent: 1 },
-            },
-        );
+        input(&mut c, 10, 1, CallInput::Bridged { agent: 1 });
+        placed(&mut c, 2, 20);
+        placed(&mut c, 3, 20);
         c.handle(
             ms(20),
             CoreInput::CallCreated {
-                key: 2,
+                key: 4,
                 callback_agent: None,
             },
         );
-        c.handle(ms(20), CoreInput::CallPlaced { key: 2, attempt: 2 });
         drain(&mut c);
         c.handle(
             ms(30),
@@ -1148,20 +1185,21 @@ mod tests {
                 digit: '#',
             },
         );
-        assert!(drain(&mut c).contains(&CoreAction::Hangup {
-            key: 1,
-            reason: HangupReason::Agent
-        }));
+        assert_eq!(drain(&mut c), [call(1, CallAction::Hangup)]);
         c.handle(ms(40), CoreInput::Status(CampaignStatus::Stopped));
         let a = drain(&mut c);
-        assert!(a.contains(&CoreAction::Hangup {
-            key: 2,
-            reason: HangupReason::Stop
-        }));
-        assert!(!a.contains(&CoreAction::Hangup {
-            key: 1,
-            reason: HangupReason::Stop
-        }));
+        // Ringing calls are cancelled, a leased one is skipped by its task; the bridged call
+        // (already being hung up) finishes its course.
+        for key in [2, 3, 4] {
+            assert!(a.contains(&call(key, CallAction::Hangup)), "{key}: {a:?}");
+        }
+        assert_eq!(
+            a.iter()
+                .filter(|x| **x == call(1, CallAction::Hangup))
+                .count(),
+            0
+        );
+        assert_eq!(c.call_counts().dialing, 3);
     }
 
     #[test]
@@ -1169,49 +1207,92 @@ mod tests {
         let mut c = core(Mode::Progressive);
         c.handle(ms(0), CoreInput::AgentLogin(1));
         live_calls(&mut c, 1, 1, ms(0));
-        c.handle(
-            ms(10),
-            CoreInput::CallReport {
-                key: 1,
-                report: Report::Bridged { agent: 1 },
-            },
-        );
+        input(&mut c, 10, 1, CallInput::Bridged { agent: 1 });
         drain(&mut c);
         c.handle(ms(20), CoreInput::AgentLogout(1));
         let a = drain(&mut c);
-        assert!(a.contains(&CoreAction::Hangup {
-            key: 1,
-            reason: HangupReason::AgentGone
-        }));
+        assert!(a.contains(&call(1, CallAction::Hangup)), "{a:?}");
         assert!(
             a.iter()
                 .any(|x| matches!(x, CoreAction::AgentGone(g) if g.id == 1))
         );
         assert_eq!(c.agent_counts().logged_in, 0);
+        ended(&mut c, 50, 1);
+        let f = finished(&drain(&mut c), 1).unwrap();
+        assert_eq!(f.outcome, Outcome::Connected);
     }
 
     #[test]
-    fn refused_assignment_puts_the_agent_back_in_line() {
+    fn an_agent_leaving_while_being_connected_hands_the_call_to_the_next() {
+        let mut c = core(Mode::Progressive);
+        c.handle(ms(0), CoreInput::AgentLogin(1));
+        c.handle(ms(10), CoreInput::AgentLogin(2));
+        c.handle(
+            ms(20),
+            CoreInput::AgentPause {
+                agent: 2,
+                reason: "coffee".into(),
+            },
+        );
+        live_calls(&mut c, 1, 1, ms(100));
+        assert!(drain(&mut c).contains(&bridge(1, 1)));
+        c.handle(ms(110), CoreInput::AgentLogout(1));
+        drain(&mut c);
+        assert_eq!(c.call_counts().waiting, 1);
+        c.handle(ms(120), CoreInput::AgentReady(2));
+        assert!(drain(&mut c).contains(&bridge(1, 2)));
+        // The first bridge's late report is not taken for the second agent's.
+        input(&mut c, 130, 1, CallInput::BridgeFailed { agent: 1 });
+        assert_eq!(c.pool().get(2).unwrap().state, AgentState::Reserved);
+        input(&mut c, 140, 1, CallInput::Bridged { agent: 2 });
+        assert_eq!(c.pool().get(2).unwrap().state, AgentState::OnCall);
+    }
+
+    #[test]
+    fn a_failed_bridge_puts_the_agent_back_and_the_call_in_front() {
         let mut c = core(Mode::Progressive);
         c.handle(ms(0), CoreInput::AgentLogin(1));
         live_calls(&mut c, 1, 1, ms(0));
-        assert!(drain(&mut c).contains(&CoreAction::Assign { key: 1, agent: 1 }));
-        // The callee hung up as the agent was being connected.
-        c.handle(
-            ms(5),
-            CoreInput::CallFinished {
-                key: 1,
-                finished: finish(Outcome::Abandoned, EndReason::Completed, Some(1)),
-            },
-        );
-        c.handle(
-            ms(6),
-            CoreInput::CallReport {
-                key: 1,
-                report: Report::Refused { agent: 1 },
-            },
-        );
+        assert!(drain(&mut c).contains(&bridge(1, 1)));
+        input(&mut c, 5, 1, CallInput::BridgeFailed { agent: 1 });
+        // The agent is ready again, and the waiting call takes it at once.
+        let a = drain(&mut c);
+        assert!(a.contains(&bridge(1, 1)), "{a:?}");
+    }
+
+    #[test]
+    fn the_callee_hanging_up_while_being_connected_frees_the_agent() {
+        let mut c = core(Mode::Progressive);
+        c.handle(ms(0), CoreInput::AgentLogin(1));
+        live_calls(&mut c, 1, 1, ms(0));
+        assert!(drain(&mut c).contains(&bridge(1, 1)));
+        ended(&mut c, 5, 1);
+        let f = finished(&drain(&mut c), 1).unwrap();
+        assert_eq!(f.outcome, Outcome::Abandoned);
+        // The bridge's late report changes nothing.
+        input(&mut c, 6, 1, CallInput::Bridged { agent: 1 });
         assert_eq!(c.pool().get(1).unwrap().state, AgentState::Ready);
         assert_eq!(c.totals().abandoned, 1);
+        assert_eq!(c.window(ms(10)), (1, 1));
+    }
+
+    #[test]
+    fn call_timers_run_in_the_core() {
+        let mut c = core(Mode::Progressive);
+        placed(&mut c, 1, 0);
+        input(&mut c, 1000, 1, CallInput::Answered);
+        drain(&mut c);
+        // Detection hears nothing: NOTSURE at the machine's timeout, then the call is live.
+        assert_eq!(c.poll_timeout(), ms(1250));
+        c.handle(ms(6999), CoreInput::Tick);
+        assert_eq!(c.call_counts().answered, 1);
+        c.handle(ms(7000), CoreInput::Tick);
+        let a = drain(&mut c);
+        assert!(a.contains(&call(
+            1,
+            CallAction::Record(store::AttemptEvent::Amd(AmdResult::NotSure))
+        )));
+        assert_eq!(c.call_counts().waiting, 1);
+        assert_eq!(c.totals().live, 1);
     }
 }

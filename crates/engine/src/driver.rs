@@ -1,9 +1,10 @@
-//! The call task: one per leased contact. It re-checks the contact just before dialling, takes
-//! a slot of the trunk's calls-per-second budget, opens the RTP leg, places the call, and runs
-//! the call's state machine ([`crate::call::CallMachine`]) against the real SIP call, the leg,
-//! the detectors, the agent's leg and the store.
+//! The call task: one per leased contact, a pump around the call's state machine
+//! ([`crate::call::CallMachine`]), which the campaign core owns. It re-checks the contact just
+//! before dialling, takes a slot of the trunk's calls-per-second budget, opens the RTP leg,
+//! places the call, then hands every SIP and media happening to the core and carries out the
+//! actions the core sends back (listen, bridge, play, hang up, record, finish).
 
-use crate::call::{CallAction, CallInput, CallMachine, Finished, HangupReason, PromptKind};
+use crate::call::{CallAction, CallInput, Finished, PromptKind};
 use crate::campaign::{ActorMsg, Runtime};
 use crate::core::CoreInput;
 use crate::shared::Shared;
@@ -18,20 +19,19 @@ use std::time::Duration;
 use store::{AttemptEvent, Finish, LeasedContact, Outcome};
 use tokio::sync::{mpsc, oneshot};
 
-/// What the campaign actor tells a call.
+/// What the campaign actor tells a call's task.
 #[derive(Debug)]
 pub(crate) enum CallCommand {
-    /// Connect to this agent's leg.
-    Assign {
+    /// Carry out this action of the call's machine.
+    Do(CallAction),
+    /// Connect the callee with this agent's open leg (the machine's `Bridge`, with the leg the
+    /// actor holds).
+    Bridge {
         /// The agent.
         agent: i64,
         /// The agent's open leg.
         leg: Leg,
     },
-    /// No agent in time.
-    Abandon,
-    /// End the call.
-    Hangup(HangupReason),
 }
 
 /// Everything a call task needs.
@@ -103,7 +103,7 @@ impl CallCtx {
     /// Whether a stop arrived while waiting.
     fn stopped(&mut self) -> bool {
         while let Ok(cmd) = self.commands.try_recv() {
-            if matches!(cmd, CallCommand::Hangup(_)) {
+            if matches!(cmd, CallCommand::Do(CallAction::Hangup)) {
                 return true;
             }
         }
@@ -216,24 +216,24 @@ pub(crate) async fn run(mut ctx: CallCtx) {
         headers: vec![("X-Campaign".into(), ctx.runtime.name.clone())],
     };
     let mut live = Live {
-        machine: CallMachine::new(ctx.runtime.setup.call.clone()),
         leg,
         leg_events,
         attempt,
         writer,
         bridge: None,
         agent_leg: None,
+        agent: None,
         recording: None,
         playback: None,
         detected: mpsc::unbounded_channel(),
-        finished: None,
+        call: None,
     };
-    let call = match shared.endpoint.dial(&ctx.runtime.trunk, outbound).await {
-        Ok(call) => Some(call),
+    match shared.endpoint.dial(&ctx.runtime.trunk, outbound).await {
+        Ok(call) => live.call = Some(call),
         Err(err) => {
             tracing::warn!(%err, attempt, "INVITE not sent");
-            live.machine.handle(
-                shared.now(),
+            live.input(
+                &ctx,
                 CallInput::Ended {
                     outcome: sip::Outcome::Failed {
                         code: 503,
@@ -242,27 +242,28 @@ pub(crate) async fn run(mut ctx: CallCtx) {
                     code: None,
                 },
             );
-            None
         }
-    };
-    live.run(&mut ctx, call).await;
+    }
+    live.run(&mut ctx).await;
 }
 
+/// A placed call's I/O: the SIP call, the RTP leg, the detectors, the bridge, the recording.
 struct Live {
-    machine: CallMachine,
     leg: Leg,
     leg_events: media::LegEvents,
     attempt: i64,
     writer: mpsc::UnboundedSender<Write>,
     bridge: Option<Bridge>,
     agent_leg: Option<Leg>,
+    /// The agent whose leg the callee is (being) bridged with, for the published updates.
+    agent: Option<i64>,
     recording: Option<Recording>,
     playback: Option<PlaybackId>,
     detected: (
         mpsc::UnboundedSender<Detected>,
         mpsc::UnboundedReceiver<Detected>,
     ),
-    finished: Option<Finished>,
+    call: Option<sip::Call>,
 }
 
 fn spawn_writer(shared: Arc<Shared>, attempt: i64) -> mpsc::UnboundedSender<Write> {
@@ -288,19 +289,18 @@ fn spawn_writer(shared: Arc<Shared>, attempt: i64) -> mpsc::UnboundedSender<Writ
 }
 
 impl Live {
-    async fn run(&mut self, ctx: &mut CallCtx, mut call: Option<sip::Call>) {
-        self.execute(ctx, call.as_ref()).await;
-        while self.finished.is_none() {
-            let timer = self.machine.poll_timeout();
-            let sleep = async {
-                match timer {
-                    Some(t) => tokio::time::sleep_until(ctx.shared.epoch + t).await,
-                    None => std::future::pending().await,
-                }
-            };
-            let now = || ctx.shared.now();
+    /// Hands a happening to the call's machine in the campaign core.
+    fn input(&self, ctx: &CallCtx, input: CallInput) {
+        ctx.report(CoreInput::Call {
+            key: ctx.key,
+            input,
+        });
+    }
+
+    async fn run(&mut self, ctx: &mut CallCtx) {
+        loop {
             tokio::select! {
-                event = next_call_event(&mut call) => match event {
+                event = next_call_event(&mut self.call) => match event {
                     Some(CallEvent::Progress { code, sdp, .. }) => {
                         let early = sdp.as_ref().and_then(remote_media);
                         if let Some(remote) = &early
@@ -308,7 +308,7 @@ impl Live {
                         {
                             tracing::warn!(%err, attempt = self.attempt, "early media unusable");
                         }
-                        self.machine.handle(now(), CallInput::Progress { code, early_media: early.is_some() });
+                        self.input(ctx, CallInput::Progress { code, early_media: early.is_some() });
                     }
                     Some(CallEvent::Answered { sdp }) => {
                         if let Some(remote) = sdp.as_ref().and_then(remote_media)
@@ -316,7 +316,7 @@ impl Live {
                         {
                             tracing::warn!(%err, attempt = self.attempt, "answer's media unusable");
                         }
-                        self.machine.handle(now(), CallInput::Answered);
+                        self.input(ctx, CallInput::Answered);
                     }
                     Some(CallEvent::MediaChanged { sdp, .. }) => {
                         if let Some(remote) = remote_media(&sdp) {
@@ -325,43 +325,54 @@ impl Live {
                     }
                     Some(CallEvent::Confirmed { .. }) => {}
                     Some(CallEvent::Ended(end)) => {
-                        self.machine.handle(now(), CallInput::Ended { outcome: end.outcome, code: end.code });
+                        self.call = None;
+                        self.input(ctx, CallInput::Ended { outcome: end.outcome, code: end.code });
                     }
                     None => {
-                        call = None;
-                        self.machine.handle(now(), CallInput::Ended {
+                        self.call = None;
+                        self.input(ctx, CallInput::Ended {
                             outcome: sip::Outcome::Failed { code: 500, reason: "SIP endpoint stopped".into() },
                             code: None,
                         });
                     }
                 },
-                Some(cmd) = ctx.commands.recv() => match cmd {
-                    CallCommand::Assign { agent, leg } => {
-                        self.agent_leg = Some(leg);
-                        self.machine.handle(now(), CallInput::Assigned { agent });
+                cmd = ctx.commands.recv() => match cmd {
+                    Some(CallCommand::Do(CallAction::Finish(finished))) => {
+                        return self.finish(ctx, finished).await;
                     }
-                    CallCommand::Abandon => self.machine.handle(now(), CallInput::Abandon),
-                    CallCommand::Hangup(reason) => self.machine.handle(now(), CallInput::Hangup(reason)),
+                    Some(CallCommand::Do(action)) => self.execute(ctx, action),
+                    Some(CallCommand::Bridge { agent, leg }) => self.bridge(ctx, agent, leg),
+                    None => {
+                        // The campaign is gone (its actor stopped before this call ended):
+                        // end the call and say so in its outcome rather than leave it open.
+                        if let Some(call) = &self.call {
+                            call.hangup();
+                        }
+                        let finished = Finished {
+                            outcome: Outcome::Failed,
+                            sip_code: None,
+                            reason: Some("the campaign stopped before the call ended".into()),
+                            pacer: pacing::EndReason::Canceled,
+                            agent: self.agent,
+                        };
+                        return self.finish(ctx, finished).await;
+                    }
                 },
-                Some(found) = self.detected.1.recv() => self.detected(now(), found),
+                Some(found) = self.detected.1.recv() => self.detected(ctx, found),
                 Some(event) = self.leg_events.recv() => {
                     if let LegEvent::PlaybackFinished { id, .. } = event
                         && self.playback == Some(id)
                     {
                         self.playback = None;
-                        self.machine.handle(now(), CallInput::PlaybackFinished);
+                        self.input(ctx, CallInput::PlaybackFinished);
                     }
                 }
-                () = sleep => self.machine.handle_timeout(now()),
             }
-            self.execute(ctx, call.as_ref()).await;
-        }
-        if let Some(finished) = self.finished.take() {
-            self.finish(ctx, finished).await;
         }
     }
 
-    fn detected(&mut self, now: Duration, found: Detected) {
+    fn detected(&mut self, ctx: &CallCtx, found: Detected) {
+        let now = ctx.shared.now();
         match found {
             Detected::Amd(v) => {
                 let result = match v.result {
@@ -377,8 +388,8 @@ impl Live {
                     )))
                 });
                 tracing::debug!(attempt = self.attempt, result = %v.result, cause = %v.cause, "amd");
-                self.machine.handle(
-                    now,
+                self.input(
+                    ctx,
                     CallInput::Amd {
                         result,
                         greeting_end,
@@ -386,14 +397,14 @@ impl Live {
                     },
                 );
             }
-            Detected::Tone(ToneEvent::Sit { code, .. }) => self.machine.handle(
-                now,
+            Detected::Tone(ToneEvent::Sit { code, .. }) => self.input(
+                ctx,
                 CallInput::Sit {
                     invalid: code.number_is_invalid(),
                     name: format!("{code:?}"),
                 },
             ),
-            Detected::Tone(ToneEvent::Beep { .. }) => self.machine.handle(now, CallInput::Beep),
+            Detected::Tone(ToneEvent::Beep { .. }) => self.input(ctx, CallInput::Beep),
             Detected::Tone(ToneEvent::Fax { .. }) => {}
         }
     }
@@ -411,84 +422,74 @@ impl Live {
             })));
     }
 
-    async fn execute(&mut self, ctx: &mut CallCtx, call: Option<&sip::Call>) {
-        while let Some(action) = self.machine.poll_action() {
-            let shared = &ctx.shared;
-            match action {
-                CallAction::State(state) => self.publish(ctx, state, None, None),
-                CallAction::Record(event) => {
-                    let _ = self.writer.send(Write::Event(event, Utc::now()));
+    /// Carries out one of the machine's actions (all but the bridge and the end).
+    fn execute(&mut self, ctx: &CallCtx, action: CallAction) {
+        match action {
+            CallAction::State(state) => self.publish(ctx, state, None, None),
+            CallAction::Record(event) => {
+                let _ = self.writer.send(Write::Event(event, Utc::now()));
+            }
+            CallAction::ListenSit | CallAction::ListenBeep => self.listen_tones(),
+            CallAction::ListenAmd => {
+                let tx = self.detected.0.clone();
+                match Amd::new(ctx.runtime.setup.amd.clone()) {
+                    Ok(mut amd) => {
+                        self.leg
+                            .set_listener(Some(Box::new(move |pcm: &[i16], ts: u32| {
+                                if let Some(v) = amd.push(pcm, ts) {
+                                    let _ = tx.send(Detected::Amd(v));
+                                }
+                            })))
+                    }
+                    // Checked when the campaign was loaded; a person is never hung up on.
+                    Err(err) => tracing::error!(%err, "AMD parameters refused"),
                 }
-                CallAction::Report(report) => ctx.report(CoreInput::CallReport {
-                    key: ctx.key,
-                    report,
-                }),
-                CallAction::ListenSit | CallAction::ListenBeep => self.listen_tones(),
-                CallAction::ListenAmd => {
-                    let tx = self.detected.0.clone();
-                    match Amd::new(ctx.runtime.setup.amd.clone()) {
-                        Ok(mut amd) => {
-                            self.leg
-                                .set_listener(Some(Box::new(move |pcm: &[i16], ts: u32| {
-                                    if let Some(v) = amd.push(pcm, ts) {
-                                        let _ = tx.send(Detected::Amd(v));
-                                    }
-                                })))
-                        }
-                        // Checked when the campaign was loaded; a person is never hung up on.
-                        Err(err) => tracing::error!(%err, "AMD parameters refused"),
+            }
+            CallAction::StopListening => self.leg.set_listener(None),
+            CallAction::Unbridge => {
+                self.bridge = None;
+                self.agent_leg = None;
+            }
+            CallAction::Play(kind) => {
+                let prompts = &ctx.runtime.setup.prompts;
+                let prompt = match kind {
+                    PromptKind::Abandon => prompts.abandon.as_ref(),
+                    PromptKind::Voicemail => prompts.voicemail.as_ref(),
+                    PromptKind::Agentless => prompts.agentless.as_ref(),
+                };
+                match prompt {
+                    Some(prompt) => self.playback = Some(self.leg.play(prompt)),
+                    None => {
+                        tracing::error!(?kind, campaign = %ctx.runtime.name, "no message to play");
+                        self.input(ctx, CallInput::PlaybackFinished);
                     }
                 }
-                CallAction::StopListening => self.leg.set_listener(None),
-                CallAction::Bridge { agent } => {
-                    let bridged = self
-                        .agent_leg
-                        .as_ref()
-                        .map(|agent_leg| Bridge::connect(&self.leg, agent_leg));
-                    match bridged {
-                        Some(Ok(bridge)) => {
-                            self.bridge = Some(bridge);
-                            self.machine.bridged();
-                            if ctx.runtime.spec.recording {
-                                self.start_recording(ctx);
-                            }
-                        }
-                        Some(Err(err)) => {
-                            tracing::warn!(%err, agent, attempt = self.attempt, "bridge failed");
-                            self.agent_leg = None;
-                            self.machine.handle(shared.now(), CallInput::BridgeFailed);
-                        }
-                        None => self.machine.handle(shared.now(), CallInput::BridgeFailed),
-                    }
+            }
+            CallAction::Hangup => {
+                if let Some(call) = &self.call {
+                    call.hangup();
                 }
-                CallAction::Unbridge => {
-                    self.bridge = None;
-                    self.agent_leg = None;
+            }
+            // The actor sends these as their own commands; reports stay in the core.
+            CallAction::Bridge { .. } | CallAction::Report(_) | CallAction::Finish(_) => {}
+        }
+    }
+
+    /// Connects the callee's leg with the agent's (replacing a bridge to an agent taken back).
+    fn bridge(&mut self, ctx: &CallCtx, agent: i64, agent_leg: Leg) {
+        match Bridge::connect(&self.leg, &agent_leg) {
+            Ok(bridge) => {
+                self.bridge = Some(bridge);
+                self.agent_leg = Some(agent_leg);
+                self.agent = Some(agent);
+                if ctx.runtime.spec.recording && self.recording.is_none() {
+                    self.start_recording(ctx);
                 }
-                CallAction::Play(kind) => {
-                    let prompts = &ctx.runtime.setup.prompts;
-                    let prompt = match kind {
-                        PromptKind::Abandon => prompts.abandon.as_ref(),
-                        PromptKind::Voicemail => prompts.voicemail.as_ref(),
-                        PromptKind::Agentless => prompts.agentless.as_ref(),
-                    };
-                    match prompt {
-                        Some(prompt) => self.playback = Some(self.leg.play(prompt)),
-                        None => {
-                            tracing::error!(?kind, campaign = %ctx.runtime.name, "no message to play");
-                            self.machine
-                                .handle(shared.now(), CallInput::PlaybackFinished);
-                        }
-                    }
-                }
-                CallAction::Hangup => {
-                    if let Some(call) = call {
-                        call.hangup();
-                    }
-                }
-                CallAction::Finish(finished) => {
-                    self.finished = Some(finished);
-                }
+                self.input(ctx, CallInput::Bridged { agent });
+            }
+            Err(err) => {
+                tracing::warn!(%err, agent, attempt = self.attempt, "bridge failed");
+                self.input(ctx, CallInput::BridgeFailed { agent });
             }
         }
     }
@@ -525,7 +526,7 @@ impl Live {
             contact_id: ctx.contact.id,
             number: ctx.contact.e164.clone(),
             state,
-            agent_id: self.machine.agent(),
+            agent_id: self.agent,
             outcome,
             sip_code: code,
             at: Utc::now(),
@@ -557,11 +558,8 @@ impl Live {
             reason = ?finished.reason,
             "call ended"
         );
-        // The agent is free for wrap-up at once; the store write follows in order.
-        ctx.report(CoreInput::CallFinished {
-            key: ctx.key,
-            finished: finished.clone(),
-        });
+        // The core counted the end already (the agent is in wrap-up); the store write follows
+        // the call's steps in order.
         let (done, wait) = oneshot::channel();
         let _ = self.writer.send(Write::Finish(
             Finish {

@@ -5,15 +5,16 @@
 //! and outcome to the store as it happens.
 //!
 //! [`Engine`] is the facade the API, `dialer serve` and `dialer demo` use. Inside, each
-//! campaign is an actor that owns its [`pacing::Pacer`], its agent pool and its leases and
-//! decides on every event and a 250 ms tick; each call is a task. The decisions are sans-IO
-//! state machines (the agent pool, one call, the campaign core) tested without sockets or sleeps. State shared
-//! by several nodes sits behind [`ClusterState`] ([`InProcess`] for one node).
+//! campaign is an actor around a sans-IO core that owns its [`pacing::Pacer`], its agent pool
+//! and every call's state machine, and decides on every event and a 250 ms tick; each call's
+//! SIP and media I/O is a task that pumps happenings into the core and carries out its actions.
+//! The decisions are tested without sockets or sleeps, up to a campaign hour on virtual time.
+//! State shared by several nodes sits behind [`ClusterState`] ([`InProcess`] for one node).
 //!
-//! Agents log in with a SIP phone: it registers with the engine's registrar (digest, the
-//! agent's username and password) and calls `sip:<campaign or username>@<engine>`; the engine
-//! answers with a leg that plays comfort silence, and live calls are bridged into it. See
-//! `docs/engine.md`.
+//! Agents log in with a SIP phone: it calls `sip:<campaign or username>@<engine>` and answers
+//! the engine's digest challenge with the agent's username and password (registering first is
+//! optional); the engine answers with a leg that plays comfort silence, and live calls are
+//! bridged into it. See `docs/engine.md`.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), engine::EngineError> {
@@ -37,6 +38,8 @@
 mod agent;
 mod call;
 mod campaign;
+#[cfg(test)]
+mod campaign_hour;
 mod cluster;
 mod config;
 mod core;

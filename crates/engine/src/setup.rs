@@ -121,8 +121,6 @@ pub(crate) struct Setup {
     pub(crate) pacing: pacing::Config,
     /// The core's settings.
     pub(crate) core: CoreSettings,
-    /// Each call's machine settings.
-    pub(crate) call: CallConfig,
     /// The detector's parameters.
     pub(crate) amd: AmdParams,
     /// Messages.
@@ -172,14 +170,14 @@ pub(crate) fn build(spec: &CampaignSpec, config: &crate::EngineConfig) -> Result
             digits,
             wrap_up_default: Some(spec.wrap_up.default),
             tick: config.tick,
-        },
-        call: CallConfig {
-            amd: spec.amd.enabled,
-            machine_action: spec.amd.machine_action,
-            agentless,
-            beep_timeout: config.beep_timeout,
-            // Past the detector's own limit (it says NOTSURE by then when it hears anything).
-            amd_timeout: Duration::from_millis(u64::from(amd.total_analysis_time_ms) + 1500),
+            call: CallConfig {
+                amd: spec.amd.enabled,
+                machine_action: spec.amd.machine_action,
+                agentless,
+                beep_timeout: config.beep_timeout,
+                // Past the detector's own limit (it says NOTSURE by then when it hears anything).
+                amd_timeout: Duration::from_millis(u64::from(amd.total_analysis_time_ms) + 1500),
+            },
         },
         callback_after: spec.wrap_up.callback_after.0,
         pacing,

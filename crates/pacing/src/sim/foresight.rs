@@ -2,7 +2,7 @@
 //! free time places each live call so it is answered the moment an agent frees up. No call is
 //! abandoned and no agent waits, except for the very first call of the day.
 
-use super::scenario::{Outcome, Scenario, fate};
+use super::scenario::{FateKind, Scenario, fate};
 use super::{Report, Sample};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -26,7 +26,7 @@ pub(super) fn run(s: &Scenario) -> Report {
             let f = fate(s, next_contact, t);
             next_contact += 1;
             placed += 1;
-            if f.outcome == Outcome::Live {
+            if f.outcome == FateKind::Live {
                 break f;
             }
         };

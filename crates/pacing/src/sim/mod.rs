@@ -21,14 +21,14 @@ mod foresight;
 mod scenario;
 mod vicidial;
 
-pub use scenario::{Decline, Mix, Pauses, Scenario};
+pub use scenario::{Decline, Fate, FateKind, Mix, Pauses, Scenario};
 pub use vicidial::{Vicidial, VicidialSettings};
 
 use crate::event::{AgentId, CallId, Decision, EndReason, Event};
 use crate::{Config, ConfigError, ModelCheck, Pacer};
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
-use scenario::{Fate, Outcome, fate};
+use scenario::fate;
 use serde::Serialize;
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, VecDeque};
@@ -541,12 +541,12 @@ impl<'a, D: Dialer> Sim<'a, D> {
         });
         self.emit(Event::CallPlaced(CallId(index as u64)));
         match f.outcome {
-            Outcome::Busy | Outcome::Failed => self.at(f.ring, Ev::Resolve(index)),
-            Outcome::NoAnswer => {
+            FateKind::Busy | FateKind::Failed => self.at(f.ring, Ev::Resolve(index)),
+            FateKind::NoAnswer => {
                 self.at(self.s.post_dial_delay.min(f.ring), Ev::Ringing(index));
                 self.at(f.ring, Ev::Resolve(index));
             }
-            Outcome::Live | Outcome::Machine => {
+            FateKind::Live | FateKind::Machine => {
                 self.at(self.s.post_dial_delay.min(f.ring * 0.5), Ev::Ringing(index));
                 self.at(f.ring, Ev::Answer(index));
             }
@@ -586,8 +586,8 @@ impl<'a, D: Dialer> Sim<'a, D> {
             Ev::Resolve(i) => {
                 if self.call(i).state == CallSt::Dialing {
                     let reason = match self.call(i).fate.outcome {
-                        Outcome::Busy => EndReason::Busy,
-                        Outcome::Failed => EndReason::Failed,
+                        FateKind::Busy => EndReason::Busy,
+                        FateKind::Failed => EndReason::Failed,
                         _ => EndReason::NoAnswer,
                     };
                     self.calls[i as usize].state = CallSt::Done;
@@ -662,7 +662,7 @@ impl<'a, D: Dialer> Sim<'a, D> {
             return;
         }
         let id = CallId(i as u64);
-        if self.call(i).fate.outcome == Outcome::Machine {
+        if self.call(i).fate.outcome == FateKind::Machine {
             self.calls[i as usize].state = CallSt::Done;
             self.emit(Event::CallMachine(id));
             self.emit(Event::CallEnded {

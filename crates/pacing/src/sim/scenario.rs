@@ -141,6 +141,12 @@ impl Scenario {
         }
     }
 
+    /// Contact `index`'s fate when it is called `t` seconds into the day: the same draw the
+    /// simulator makes, for a harness that drives another dialer through the same day.
+    pub fn fate(&self, index: u64, t: f64) -> Fate {
+        fate(self, index, t)
+    }
+
     /// The harder day: live answers 30% in the morning falling to 12% over the afternoon
     /// (hours 4 to 8), and 20% of agents pausing 5 minutes at random each hour.
     pub fn hard_day(agents: u32, seed: u64) -> Self {
@@ -226,24 +232,33 @@ impl Scenario {
 
 /// How a contact's call goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Outcome {
+pub enum FateKind {
+    /// A person answers.
     Live,
+    /// An answering machine answers.
     Machine,
+    /// Busy.
     Busy,
+    /// Rings until the ring timeout.
     NoAnswer,
+    /// The carrier fails the call.
     Failed,
 }
 
 /// Everything the contact's call will do: drawn once per contact, the same whatever the
 /// policy (common random numbers make the comparison fair).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Fate {
-    pub(crate) outcome: Outcome,
-    /// Time from placing to the answer, busy, failure or ring timeout.
-    pub(crate) ring: f64,
-    pub(crate) amd: f64,
-    pub(crate) talk: f64,
-    pub(crate) wrap: f64,
+pub struct Fate {
+    /// How the call ends up.
+    pub outcome: FateKind,
+    /// Seconds from placing to the answer, busy, failure or ring timeout.
+    pub ring: f64,
+    /// Seconds from the answer to the detector's verdict.
+    pub amd: f64,
+    /// Seconds the callee talks with the agent.
+    pub talk: f64,
+    /// Seconds of the agent's wrap-up after the call.
+    pub wrap: f64,
 }
 
 /// Draws contact `index`'s fate when it is called at `t`.
@@ -254,15 +269,15 @@ pub(crate) fn fate(s: &Scenario, index: u64, t: f64) -> Fate {
     let live = s.live_share(t);
     let m = &s.mix;
     let outcome = if u < live {
-        Outcome::Live
+        FateKind::Live
     } else if u < live + m.machine {
-        Outcome::Machine
+        FateKind::Machine
     } else if u < live + m.machine + m.busy {
-        Outcome::Busy
+        FateKind::Busy
     } else if u < live + m.machine + m.busy + m.failed {
-        Outcome::Failed
+        FateKind::Failed
     } else {
-        Outcome::NoAnswer
+        FateKind::NoAnswer
     };
     let lognormal = |rng: &mut Xoshiro256PlusPlus, median: f64, sigma: f64| {
         LogNormal::new(median.ln(), sigma.max(1e-6))
@@ -281,13 +296,13 @@ pub(crate) fn fate(s: &Scenario, index: u64, t: f64) -> Fate {
     let talk = lognormal(&mut rng, talk_median, s.talk_sigma);
     let wrap = uniform(&mut rng, s.wrap);
     let (outcome, ring, amd) = match outcome {
-        Outcome::Live if ring_live < s.ring_timeout => (Outcome::Live, ring_live, amd_human),
-        Outcome::Machine if ring_machine < s.ring_timeout => {
-            (Outcome::Machine, ring_machine, s.amd_machine)
+        FateKind::Live if ring_live < s.ring_timeout => (FateKind::Live, ring_live, amd_human),
+        FateKind::Machine if ring_machine < s.ring_timeout => {
+            (FateKind::Machine, ring_machine, s.amd_machine)
         }
-        Outcome::Busy => (Outcome::Busy, busy, 0.0),
-        Outcome::Failed => (Outcome::Failed, failed, 0.0),
-        _ => (Outcome::NoAnswer, s.ring_timeout, 0.0),
+        FateKind::Busy => (FateKind::Busy, busy, 0.0),
+        FateKind::Failed => (FateKind::Failed, failed, 0.0),
+        _ => (FateKind::NoAnswer, s.ring_timeout, 0.0),
     };
     Fate {
         outcome,
