@@ -5,7 +5,6 @@
 use crate::error::ClusterError;
 use crate::view::{AgentView, EngineEvent};
 use async_trait::async_trait;
-use governor::{DefaultDirectRateLimiter, Quota, clock::Clock};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -63,9 +62,10 @@ pub trait ClusterState: Send + Sync + 'static {
     /// A campaign's counters.
     async fn counters(&self, campaign_id: i64) -> Result<Counters, ClusterError>;
 
-    /// Takes one call from the calls-per-second budget of `trunk` (its URI), shared by every
-    /// node, at `cps` calls per second evenly spaced: `Ok(None)` when granted, `Ok(Some(wait))`
-    /// when the caller must try again after `wait`.
+    /// Reserves the next slot of the calls-per-second budget of `trunk` (its URI), shared by
+    /// every node, at `cps` calls per second evenly spaced: `Ok(None)` when it is now,
+    /// `Ok(Some(wait))` when it is `wait` from now (the caller sends then, without asking again:
+    /// slots are reserved in turn, so a late wake-up never shifts the ones after it).
     async fn take_cps(&self, trunk: &str, cps: u32) -> Result<Option<Duration>, ClusterError>;
 
     /// Sends an event to the subscribers of every node.
@@ -79,7 +79,8 @@ pub trait ClusterState: Send + Sync + 'static {
 pub struct InProcess {
     agents: Mutex<HashMap<i64, AgentView>>,
     counters: Mutex<HashMap<i64, Counters>>,
-    limiters: Mutex<HashMap<(String, u32), Arc<DefaultDirectRateLimiter>>>,
+    /// Each trunk's next free slot.
+    slots: Mutex<HashMap<(String, u32), std::time::Instant>>,
     events: broadcast::Sender<EngineEvent>,
 }
 
@@ -90,7 +91,7 @@ impl InProcess {
         InProcess {
             agents: Mutex::default(),
             counters: Mutex::default(),
-            limiters: Mutex::default(),
+            slots: Mutex::default(),
             events: broadcast::channel(4096).0,
         }
     }
@@ -148,21 +149,13 @@ impl ClusterState for InProcess {
         let Some(rate) = NonZeroU32::new(cps) else {
             return Ok(Some(Duration::from_secs(1)));
         };
-        let limiter = lock(&self.limiters)
-            .entry((trunk.to_owned(), cps))
-            .or_insert_with(|| {
-                Arc::new(governor::RateLimiter::direct(
-                    Quota::per_second(rate).allow_burst(NonZeroU32::MIN),
-                ))
-            })
-            .clone();
-        match limiter.check() {
-            Ok(()) => Ok(None),
-            Err(not_until) => {
-                let now = governor::clock::DefaultClock::default().now();
-                Ok(Some(not_until.wait_time_from(now)))
-            }
-        }
+        let now = std::time::Instant::now();
+        let mut slots = lock(&self.slots);
+        let next = slots.entry((trunk.to_owned(), cps)).or_insert(now);
+        let slot = (*next).max(now);
+        *next = slot + Duration::from_secs(1) / rate.get();
+        let wait = slot - now;
+        Ok((!wait.is_zero()).then_some(wait))
     }
 
     async fn publish(&self, event: &EngineEvent) -> Result<(), ClusterError> {
@@ -191,6 +184,18 @@ mod tests {
             .unwrap()
             .expect("must wait");
         assert!(wait > Duration::from_millis(50) && wait <= Duration::from_millis(100));
+        // Slots are reserved in turn: the third is a period after the second, whoever wakes
+        // late.
+        let third = state
+            .take_cps("sip:t", 10)
+            .await
+            .unwrap()
+            .expect("must wait");
+        let gap = third.saturating_sub(wait);
+        assert!(
+            gap > Duration::from_millis(95) && gap <= Duration::from_millis(100),
+            "{gap:?}"
+        );
         // Another trunk has its own budget.
         assert_eq!(state.take_cps("sip:other", 10).await.unwrap(), None);
     }

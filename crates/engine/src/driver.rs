@@ -150,21 +150,23 @@ pub(crate) async fn run(mut ctx: CallCtx) {
     if let Err(why) = ctx.recheck().await {
         return ctx.skip(&why).await;
     }
-    // The trunk's budget, shared by every node.
+    // The trunk's budget, shared by every node: one slot reserved, slept until, used. Without
+    // it the endpoint's own limiter keeps this node under the cap.
     let trunk_key = ctx.runtime.trunk.uri().to_string();
     let cps = ctx.runtime.spec.trunk.cps;
-    loop {
-        match ctx.shared.cluster.take_cps(&trunk_key, cps).await {
-            Ok(None) => break,
-            Ok(Some(wait)) => tokio::time::sleep(wait).await,
-            Err(err) => {
-                tracing::warn!(%err, "cluster CPS budget unavailable; using this node's cap");
-                break;
-            }
+    let slot_taken = match ctx.shared.cluster.take_cps(&trunk_key, cps).await {
+        Ok(None) => true,
+        Ok(Some(wait)) => {
+            tokio::time::sleep(wait).await;
+            true
         }
-        if ctx.stopped() {
-            return ctx.skip("campaign stopped").await;
+        Err(err) => {
+            tracing::warn!(%err, "cluster CPS budget unavailable; using this node's cap");
+            false
         }
+    };
+    if ctx.stopped() {
+        return ctx.skip("campaign stopped").await;
     }
     // Hours may have closed while waiting for a slot.
     if let Err(why) = ctx.recheck().await {
@@ -228,7 +230,12 @@ pub(crate) async fn run(mut ctx: CallCtx) {
         detected: mpsc::unbounded_channel(),
         call: None,
     };
-    match shared.endpoint.dial(&ctx.runtime.trunk, outbound).await {
+    let dialled = if slot_taken {
+        shared.endpoint.dial_now(&ctx.runtime.trunk, outbound).await
+    } else {
+        shared.endpoint.dial(&ctx.runtime.trunk, outbound).await
+    };
+    match dialled {
         Ok(call) => live.call = Some(call),
         Err(err) => {
             tracing::warn!(%err, attempt, "INVITE not sent");

@@ -5,9 +5,9 @@ use crate::core::{
     AuthConfig, CallEnd, CallEvent, CallKey, Core, CoreConfig, Event, IncomingInfo, Input,
     InviteSpec, Listener, RequestResult, RequestSpec, SendToken,
 };
+use crate::cps::CpsLimiter;
 use crate::digest::Credentials;
 use crate::message::Limits;
-use crate::pacer::Pacer;
 use crate::registrar::{Binding, RegistrarConfig, RegistrationChange};
 use crate::sdp::LocalMedia;
 use crate::stats::{Stats, StatsSnapshot};
@@ -150,7 +150,7 @@ struct Shared {
     listeners: Vec<Listener>,
     next_key: AtomicU64,
     next_token: AtomicU64,
-    pacers: Mutex<HashMap<(String, u32), Weak<Pacer>>>,
+    limiters: Mutex<HashMap<(String, u32), Weak<CpsLimiter>>>,
 }
 
 /// A SIP endpoint: sockets, transactions, calls. Cheap to clone; the driver task runs until
@@ -323,7 +323,7 @@ impl TrunkConfig {
 struct TrunkInner {
     config: TrunkConfig,
     dest: Destination,
-    pacer: Arc<Pacer>,
+    limiter: Arc<CpsLimiter>,
     status: AtomicU8,
     keepalive: Mutex<Option<JoinHandle<()>>>,
 }
@@ -685,7 +685,7 @@ impl Endpoint {
             listeners,
             next_key: AtomicU64::new(1),
             next_token: AtomicU64::new(1),
-            pacers: Mutex::new(HashMap::new()),
+            limiters: Mutex::new(HashMap::new()),
         });
         let driver = Driver {
             core,
@@ -736,28 +736,28 @@ impl Endpoint {
         let _ = self.shared.commands.send(Command::Shutdown);
     }
 
-    /// Sets up a trunk: resolves its address now, shares one CPS pacer among every `Trunk` with
+    /// Sets up a trunk: resolves its address now, shares one CPS limiter among every `Trunk` with
     /// the same URI and cap, and starts the OPTIONS keepalive if asked.
     pub async fn trunk(&self, config: TrunkConfig) -> Result<Trunk, Error> {
         let cps = NonZeroU32::new(config.cps).ok_or(Error::ZeroCps)?;
         let dest = resolve(&config.uri, config.transport).await?;
         let key = (config.uri.to_string(), config.cps);
-        let pacer = {
-            let mut pacers = self.shared.pacers.lock().map_err(|_| Error::Closed)?;
-            pacers.retain(|_, pacer| pacer.strong_count() > 0);
-            match pacers.get(&key).and_then(Weak::upgrade) {
-                Some(pacer) => pacer,
+        let limiter = {
+            let mut limiters = self.shared.limiters.lock().map_err(|_| Error::Closed)?;
+            limiters.retain(|_, limiter| limiter.strong_count() > 0);
+            match limiters.get(&key).and_then(Weak::upgrade) {
+                Some(limiter) => limiter,
                 None => {
-                    let pacer = Arc::new(Pacer::new(cps));
-                    pacers.insert(key, Arc::downgrade(&pacer));
-                    pacer
+                    let limiter = Arc::new(CpsLimiter::new(cps));
+                    limiters.insert(key, Arc::downgrade(&limiter));
+                    limiter
                 }
             }
         };
         let inner = Arc::new(TrunkInner {
             config,
             dest,
-            pacer,
+            limiter,
             status: AtomicU8::new(0),
             keepalive: Mutex::new(None),
         });
@@ -790,6 +790,13 @@ impl Endpoint {
     /// Places a call on a trunk: waits for a slot under the trunk's CPS cap, then sends the
     /// INVITE. The returned call reports progress, answer and end.
     pub async fn dial(&self, trunk: &Trunk, call: OutboundCall) -> Result<Call, Error> {
+        trunk.inner.limiter.wait().await;
+        self.dial_now(trunk, call).await
+    }
+
+    /// Places a call on a trunk at once, for a caller that keeps the trunk's cap itself (the
+    /// engine takes its slots from a budget every node shares): one limiter, not two in series.
+    pub async fn dial_now(&self, trunk: &Trunk, call: OutboundCall) -> Result<Call, Error> {
         check_number(&call.number)?;
         check_number(&call.caller_id.number)?;
         check_headers(&call.headers)?;
@@ -815,7 +822,6 @@ impl Endpoint {
             ring_timeout: Some(call.ring_timeout),
             headers: call.headers,
         };
-        trunk.inner.pacer.wait().await;
         self.start(spec).await
     }
 

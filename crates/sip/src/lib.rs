@@ -38,11 +38,11 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod core;
+pub mod cps;
 pub mod digest;
 mod endpoint;
 mod error;
 pub mod message;
-pub mod pacer;
 pub mod registrar;
 pub mod sdp;
 pub mod stats;

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// A clock the pacer sets itself (nanoseconds since the pacer's origin).
+/// A clock the limiter sets itself (nanoseconds since the limiter's origin).
 #[derive(Debug, Clone, Default)]
 pub struct SlotClock(Arc<AtomicU64>);
 
@@ -39,26 +39,26 @@ impl Clock for SlotClock {
     }
 }
 
-/// The sans-IO pacer: asks governor, with the current time passed in.
-pub struct PacerCore {
+/// The sans-IO limiter: asks governor, with the current time passed in.
+pub struct CpsCore {
     limiter: RateLimiter<NotKeyed, InMemoryState, SlotClock, NoOpMiddleware<Nanos>>,
     clock: SlotClock,
     origin: Instant,
     cps: NonZeroU32,
 }
 
-impl std::fmt::Debug for PacerCore {
+impl std::fmt::Debug for CpsCore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PacerCore").field("cps", &self.cps).finish()
+        f.debug_struct("CpsCore").field("cps", &self.cps).finish()
     }
 }
 
-impl PacerCore {
-    /// A pacer for `cps` calls per second, with time counted from `origin`.
+impl CpsCore {
+    /// A limiter for `cps` calls per second, with time counted from `origin`.
     pub fn new(cps: NonZeroU32, origin: Instant) -> Self {
         let quota = Quota::per_second(cps).allow_burst(NonZeroU32::MIN);
         let clock = SlotClock::default();
-        PacerCore {
+        CpsCore {
             limiter: RateLimiter::direct_with_clock(quota, clock.clone()),
             clock,
             origin,
@@ -96,18 +96,18 @@ impl PacerCore {
     }
 }
 
-/// The async pacer shared by every call on one trunk. Waiters are served in order.
+/// The async limiter shared by every call on one trunk. Waiters are served in order.
 #[derive(Debug)]
-pub struct Pacer {
-    core: tokio::sync::Mutex<PacerCore>,
+pub struct CpsLimiter {
+    core: tokio::sync::Mutex<CpsCore>,
     cps: NonZeroU32,
 }
 
-impl Pacer {
-    /// A pacer for `cps` calls per second.
+impl CpsLimiter {
+    /// A limiter for `cps` calls per second.
     pub fn new(cps: NonZeroU32) -> Self {
-        Pacer {
-            core: tokio::sync::Mutex::new(PacerCore::new(cps, Instant::now())),
+        CpsLimiter {
+            core: tokio::sync::Mutex::new(CpsCore::new(cps, Instant::now())),
             cps,
         }
     }
@@ -142,7 +142,7 @@ mod tests {
     /// Simulates `calls` back-to-back waiters with a timer that wakes `late` after each due time.
     fn simulate(cps: u32, calls: usize, late: Duration) -> Vec<Instant> {
         let start = Instant::now();
-        let mut pacer = PacerCore::new(NonZeroU32::new(cps).unwrap(), start);
+        let mut pacer = CpsCore::new(NonZeroU32::new(cps).unwrap(), start);
         let mut now = start;
         let mut sent = Vec::new();
         for _ in 0..calls {
@@ -192,7 +192,7 @@ mod tests {
     fn very_late_wakeups_do_not_cause_bursts() {
         // A stall of 5 periods: the next call goes at once, the one after a full period later.
         let start = Instant::now();
-        let mut pacer = PacerCore::new(NonZeroU32::new(100).unwrap(), start);
+        let mut pacer = CpsCore::new(NonZeroU32::new(100).unwrap(), start);
         pacer.try_take(start).unwrap();
         let due = pacer.try_take(start).unwrap_err();
         let woke = due + Duration::from_millis(50);
@@ -202,7 +202,7 @@ mod tests {
 
     #[tokio::test]
     async fn async_pacer_spaces_real_waiters() {
-        let pacer = Arc::new(Pacer::new(NonZeroU32::new(200).unwrap()));
+        let pacer = Arc::new(CpsLimiter::new(NonZeroU32::new(200).unwrap()));
         let start = Instant::now();
         let mut tasks = Vec::new();
         for _ in 0..21 {
