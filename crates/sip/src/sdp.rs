@@ -275,11 +275,80 @@ fn rtpmap(payload_type: u8, name: &str) -> Attribute {
     Attribute::new("rtpmap".into(), Some(format!("{payload_type} {name}/8000")))
 }
 
+/// The telephone events we send and understand (RFC 4733: DTMF 0-9, `*`, `#`, A-D, flash).
+const OUR_EVENTS: u32 = (1 << 17) - 1;
+
+/// The events an `a=fmtp` value such as `0-15` or `0-11,16` names, as a mask of events 0-31
+/// (ours are 0-16; the ones above 31 are no business of ours). `None` when it is malformed.
+fn parse_events(value: &str) -> Option<u32> {
+    let mut mask = 0u32;
+    for part in value.split(',') {
+        let part = part.trim();
+        let (first, last) = match part.split_once('-') {
+            Some((a, b)) => (a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?),
+            None => {
+                let one = part.parse::<u16>().ok()?;
+                (one, one)
+            }
+        };
+        if first > last || last > 255 {
+            return None;
+        }
+        for event in first..=last.min(31) {
+            mask |= 1 << event;
+        }
+    }
+    Some(mask)
+}
+
+/// An events mask written as `a=fmtp` writes it: `0-15`, `0-11,16`.
+fn format_events(mask: u32) -> String {
+    let mut parts = Vec::new();
+    let mut event = 0u32;
+    while event < 32 {
+        if mask & (1 << event) == 0 {
+            event += 1;
+            continue;
+        }
+        let first = event;
+        while event < 32 && mask & (1 << event) != 0 {
+            event += 1;
+        }
+        let last = event - 1;
+        parts.push(if first == last {
+            first.to_string()
+        } else {
+            format!("{first}-{last}")
+        });
+    }
+    parts.join(",")
+}
+
+/// The telephone events the peer's SDP accepts on payload type `pt`: its `a=fmtp` list, or
+/// RFC 4733's default 0-15 when it gives none (or one we cannot read).
+fn offered_events(session: &SessionDescription, pt: u8) -> u32 {
+    let prefix = pt.to_string();
+    session
+        .media_descriptions
+        .iter()
+        .filter(|media| media.media_name.media == "audio")
+        .flat_map(|media| media.attributes.iter())
+        .filter(|attribute| attribute.key == "fmtp")
+        .filter_map(|attribute| attribute.value.as_deref())
+        .find_map(|value| {
+            let (format, params) = value.split_once(' ')?;
+            (format.trim() == prefix).then(|| parse_events(params))
+        })
+        .flatten()
+        .unwrap_or((1 << 16) - 1)
+}
+
 fn describe(
     local: &LocalMedia,
     origin: &Origin,
     formats: &[(u8, &str)],
     direction: Direction,
+    events: u32,
 ) -> Sdp {
     let ip = local.addr.ip();
     let address_type = if ip.is_ipv4() { "IP4" } else { "IP6" };
@@ -291,7 +360,7 @@ fn describe(
         if name.starts_with("telephone-event") {
             attributes.push(Attribute::new(
                 "fmtp".into(),
-                Some(format!("{payload_type} 0-16")),
+                Some(format!("{payload_type} {}", format_events(events))),
             ));
         }
     }
@@ -354,7 +423,7 @@ pub fn offer(local: &LocalMedia, origin: &Origin) -> Sdp {
         .map(|codec| (codec.payload_type(), codec.name()))
         .chain(telephone_event)
         .collect();
-    describe(local, origin, &formats, local.direction)
+    describe(local, origin, &formats, local.direction, OUR_EVENTS)
 }
 
 /// Our answer to the peer's `offer`, and the peer's stream as the answer settles it. Uses the
@@ -366,7 +435,16 @@ pub fn answer(
     origin: &Origin,
 ) -> Result<(Sdp, RemoteMedia), SdpError> {
     let remote = offer.remote_media(&local.codecs)?;
-    let telephone_event = local.telephone_event.and(remote.telephone_event);
+    // Only the events both sides know (RFC 4733 section 2.4.1): the answer never widens the
+    // offer's list; with none in common, no telephone-event at all.
+    let events = match remote.telephone_event {
+        Some(pt) => offered_events(&offer.parse()?, pt) & OUR_EVENTS,
+        None => 0,
+    };
+    let telephone_event = local
+        .telephone_event
+        .and(remote.telephone_event)
+        .filter(|_| events != 0);
     let mut formats = vec![(remote.payload_type, remote.codec.name())];
     if let Some(pt) = telephone_event {
         formats.push((pt, "telephone-event"));
@@ -375,7 +453,7 @@ pub fn answer(
         local.direction.can_send() && remote.direction.can_receive(),
         local.direction.can_receive() && remote.direction.can_send(),
     );
-    let sdp = describe(local, origin, &formats, direction);
+    let sdp = describe(local, origin, &formats, direction, events);
     Ok((
         sdp,
         RemoteMedia {
@@ -451,6 +529,45 @@ fn pick_audio<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn answered_events(fmtp: Option<&str>) -> Option<String> {
+        let fmtp = fmtp.map_or(String::new(), |f| format!("a=fmtp:101 {f}\r\n"));
+        let offer = Sdp::new(format!(
+            "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
+             m=audio 4000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n{fmtp}"
+        ));
+        let local = LocalMedia::new("127.0.0.1:5000".parse().unwrap());
+        let (sdp, remote) = answer(&local, &offer, &Origin::new()).unwrap();
+        let line = sdp
+            .as_str()
+            .lines()
+            .find_map(|l| l.strip_prefix("a=fmtp:101 ").map(str::to_owned));
+        assert_eq!(line.is_some(), remote.telephone_event.is_some());
+        line
+    }
+
+    #[test]
+    fn telephone_events_are_answered_as_the_offers_intersection_with_ours() {
+        assert_eq!(answered_events(Some("0-15")).as_deref(), Some("0-15"));
+        assert_eq!(answered_events(Some("0-11,16")).as_deref(), Some("0-11,16"));
+        assert_eq!(answered_events(Some("0-255")).as_deref(), Some("0-16"));
+        assert_eq!(
+            answered_events(Some(" 0-9 , 11")).as_deref(),
+            Some("0-9,11")
+        );
+        // No list means RFC 4733's default, 0-15; so does a list we cannot read.
+        assert_eq!(answered_events(None).as_deref(), Some("0-15"));
+        assert_eq!(answered_events(Some("x-y")).as_deref(), Some("0-15"));
+        // Nothing in common: no telephone-event in the answer.
+        assert_eq!(answered_events(Some("32-40")), None);
+        // Our offer lists what we know.
+        let local = LocalMedia::new("127.0.0.1:5000".parse().unwrap());
+        assert!(
+            offer(&local, &Origin::new())
+                .as_str()
+                .contains("a=fmtp:101 0-16\r\n")
+        );
+    }
 
     const SIPP_SDP: &str = "v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\n\
 c=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\n\
