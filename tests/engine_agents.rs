@@ -217,6 +217,21 @@ async fn one_agent_many_lines_abandons_with_the_message_and_obeys_the_agent() {
     let figures = engine.campaign("solo").await.unwrap().figures;
     assert_eq!(figures.totals.abandoned as usize, abandoned.len());
     assert!(figures.abandon.rate > 0.5, "{figures:?}");
+    // Logged out, the agent's record says when, and keeps its session's calls and talk.
+    let before = engine.agent(agent_id).await.unwrap();
+    engine.agent_logout(agent_id).await.unwrap();
+    assert!(
+        wait_for(Duration::from_secs(10), || async {
+            engine.agent(agent_id).await.unwrap().state == AgentState::LoggedOut
+        })
+        .await
+    );
+    let after = engine.agent(agent_id).await.unwrap();
+    assert!(after.since >= before.since, "{before:?} {after:?}");
+    assert_eq!(after.calls, before.calls);
+    assert!(after.calls as usize >= connected, "{after:?}");
+    assert!(after.talk_secs > 0.0, "{after:?}");
+    assert_eq!(after.username, before.username);
     engine.shutdown(Duration::from_secs(2)).await.unwrap();
     assert!(wait_for(Duration::from_secs(10), || async { !phones.running() }).await);
 

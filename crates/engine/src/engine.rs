@@ -421,8 +421,14 @@ impl Engine {
         Ok(stored
             .iter()
             .map(|agent| match live.get(&agent.id) {
-                Some(view) if view.state != AgentState::LoggedOut => view.clone(),
-                _ => logged_out(agent),
+                // A logged-out agent keeps its last session's record: when it logged out, its
+                // calls, talk and wait.
+                Some(view) => AgentView {
+                    username: agent.username.clone(),
+                    display_name: agent.display_name.clone(),
+                    ..view.clone()
+                },
+                None => logged_out(agent),
             })
             .collect())
     }
