@@ -92,10 +92,12 @@ async fn check_new_agent(state: &AppState, agent: &NewAgent) -> ApiResult<()> {
     tag = "agents",
     request_body = NewAgent,
     responses(
-        (status = 201, body = schema::AgentView),
-        (status = 400, body = schema::Problem),
+        (status = 201, description = "The new agent, logged out; `Location` names it", body = schema::AgentView),
+        (status = 400, description = "The body is not JSON (a syntax error, empty): the error says where", body = schema::Problem),
         (status = 409, description = "The username is taken", body = schema::Problem),
-        (status = 422, description = "A refused field (a campaign that does not exist too)", body = schema::Problem),
+        (status = 413, description = "The body is over 1 MiB", body = schema::Problem),
+        (status = 415, description = "The content type is not JSON", body = schema::Problem),
+        (status = 422, description = "A refused field (a bad username, a short password, an unknown field, a campaign that does not exist): the error names it", body = schema::Problem),
     )
 )]
 pub(crate) async fn create_agent(
@@ -120,7 +122,7 @@ pub(crate) async fn create_agent(
     get,
     path = "/api/v1/agents",
     tag = "agents",
-    responses((status = 200, body = [schema::AgentView]))
+    responses((status = 200, description = "Every agent, by id, with its state", body = [schema::AgentView]))
 )]
 pub(crate) async fn list_agents(State(state): State<AppState>) -> ApiResult<Json<Vec<AgentView>>> {
     Ok(Json(state.engine.agents().await?))
@@ -133,9 +135,9 @@ pub(crate) async fn list_agents(State(state): State<AppState>) -> ApiResult<Json
     tag = "agents",
     params(("id" = i64, Path, description = "Agent id")),
     responses(
-        (status = 200, body = schema::AgentView),
-        (status = 400, body = schema::Problem),
-        (status = 404, body = schema::Problem),
+        (status = 200, description = "The agent with its state", body = schema::AgentView),
+        (status = 400, description = "The id is not a number: the error names `id`", body = schema::Problem),
+        (status = 404, description = "No agent of this id", body = schema::Problem),
     )
 )]
 pub(crate) async fn get_agent(
@@ -145,18 +147,21 @@ pub(crate) async fn get_agent(
     Ok(Json(state.engine.agent(id).await?))
 }
 
-/// Make a logged-in agent ready for calls (ends a pause, or ends wrap-up without a
-/// disposition). 409 when the agent's phone has no open leg (not logged in).
+/// Make a logged-in agent ready for calls.
+///
+/// Ends a pause, or ends wrap-up without a disposition. 409 when the agent's phone has no open
+/// leg (not logged in).
 #[utoipa::path(
     post,
     path = "/api/v1/agents/{id}/ready",
     tag = "agents",
     params(("id" = i64, Path, description = "Agent id")),
     responses(
-        (status = 200, body = schema::AgentView),
-        (status = 400, description = "A bad id", body = schema::Problem),
-        (status = 404, body = schema::Problem),
-        (status = 409, description = "Not logged in, or the state does not allow it", body = schema::Problem),
+        (status = 200, description = "The agent, now ready", body = schema::AgentView),
+        (status = 400, description = "The id is not a number: the error names `id`", body = schema::Problem),
+        (status = 404, description = "No agent of this id", body = schema::Problem),
+        (status = 409, description = "The agent is not logged in, or its state does not allow it", body = schema::Problem),
+        (status = 503, description = "The node is shutting down", body = schema::Problem),
     )
 )]
 pub(crate) async fn ready(
@@ -183,11 +188,14 @@ pub(crate) struct PauseRequest {
     params(("id" = i64, Path, description = "Agent id")),
     request_body = PauseRequest,
     responses(
-        (status = 200, body = schema::AgentView),
-        (status = 400, body = schema::Problem),
-        (status = 404, body = schema::Problem),
-        (status = 409, body = schema::Problem),
-        (status = 422, body = schema::Problem),
+        (status = 200, description = "The agent, paused (or pausing when its call ends)", body = schema::AgentView),
+        (status = 400, description = "The id is not a number, or the body is not JSON: the error names the field", body = schema::Problem),
+        (status = 404, description = "No agent of this id", body = schema::Problem),
+        (status = 409, description = "The agent is not logged in, or its state does not allow it", body = schema::Problem),
+        (status = 413, description = "The body is over 1 MiB", body = schema::Problem),
+        (status = 415, description = "The content type is not JSON", body = schema::Problem),
+        (status = 422, description = "The reason is refused (empty, too long, missing, an unknown field): the error names it", body = schema::Problem),
+        (status = 503, description = "The node is shutting down", body = schema::Problem),
     )
 )]
 pub(crate) async fn pause(
@@ -205,10 +213,11 @@ pub(crate) async fn pause(
     tag = "agents",
     params(("id" = i64, Path, description = "Agent id")),
     responses(
-        (status = 200, body = schema::AgentView),
-        (status = 400, description = "A bad id", body = schema::Problem),
-        (status = 404, body = schema::Problem),
-        (status = 409, body = schema::Problem),
+        (status = 200, description = "The agent, now logged out", body = schema::AgentView),
+        (status = 400, description = "The id is not a number: the error names `id`", body = schema::Problem),
+        (status = 404, description = "No agent of this id", body = schema::Problem),
+        (status = 409, description = "The agent is not logged in, or its state does not allow it", body = schema::Problem),
+        (status = 503, description = "The node is shutting down", body = schema::Problem),
     )
 )]
 pub(crate) async fn logout(
@@ -225,10 +234,11 @@ pub(crate) async fn logout(
     tag = "agents",
     params(("id" = i64, Path, description = "Agent id")),
     responses(
-        (status = 200, body = schema::AgentView),
-        (status = 400, description = "A bad id", body = schema::Problem),
-        (status = 404, body = schema::Problem),
-        (status = 409, body = schema::Problem),
+        (status = 200, description = "The agent, now in wrap-up", body = schema::AgentView),
+        (status = 400, description = "The id is not a number: the error names `id`", body = schema::Problem),
+        (status = 404, description = "No agent of this id", body = schema::Problem),
+        (status = 409, description = "The agent is not logged in or not on a call", body = schema::Problem),
+        (status = 503, description = "The node is shutting down", body = schema::Problem),
     )
 )]
 pub(crate) async fn hangup(
@@ -258,9 +268,10 @@ pub(crate) struct DispositionRequest {
     pub(crate) callback_personal: bool,
 }
 
-/// Record an agent's disposition of an attempt it handled: the contact's status and next
-/// attempt follow (a callback at a time, to this agent or anyone; do-not-call at once); the
-/// agent's wrap-up ends if it was for that attempt.
+/// Record an agent's disposition of an attempt it handled.
+///
+/// The contact's status and next attempt follow (a callback at a time, to this agent or
+/// anyone; do-not-call at once); the agent's wrap-up ends if it was for that attempt.
 #[utoipa::path(
     post,
     path = "/api/v1/agents/{id}/disposition",
@@ -268,11 +279,13 @@ pub(crate) struct DispositionRequest {
     params(("id" = i64, Path, description = "Agent id")),
     request_body = DispositionRequest,
     responses(
-        (status = 200, description = "Where the contact stands now", body = schema::ContactAfter),
-        (status = 400, body = schema::Problem),
+        (status = 200, description = "Where the attempt's contact stands now", body = schema::ContactAfter),
+        (status = 400, description = "The id is not a number, or the body is not JSON: the error names the field", body = schema::Problem),
         (status = 404, description = "No such attempt or agent", body = schema::Problem),
         (status = 409, description = "The attempt was not this agent's", body = schema::Problem),
-        (status = 422, description = "A callback without its time, a time in the past", body = schema::Problem),
+        (status = 413, description = "The body is over 1 MiB", body = schema::Problem),
+        (status = 415, description = "The content type is not JSON", body = schema::Problem),
+        (status = 422, description = "The disposition is refused (a callback without its time, a time in the past, an unknown kind or field): the error names the field", body = schema::Problem),
     )
 )]
 pub(crate) async fn disposition(

@@ -67,10 +67,11 @@ struct AppliedBody {
     campaign: CampaignView,
 }
 
-/// Create or update a campaign from its definition: the campaign file's TOML
-/// (`application/toml`) or the same structure as JSON (`application/json`). A new campaign is
-/// created paused (201); an existing one of the same name takes the new definition at once
-/// (200). Every refused field is named.
+/// Create or update a campaign from its definition.
+///
+/// The definition is the campaign file's TOML (`application/toml`) or the same structure as
+/// JSON (`application/json`). A new campaign is created paused (201); an existing one of the
+/// same name takes the new definition at once (200). Every refused field is named.
 #[utoipa::path(
     post,
     path = "/api/v1/campaigns",
@@ -83,11 +84,12 @@ struct AppliedBody {
         )
     ),
     responses(
-        (status = 201, description = "Created (paused)", body = schema::CampaignApplied),
-        (status = 200, description = "Updated or unchanged", body = schema::CampaignApplied),
-        (status = 400, description = "Unreadable body", body = schema::Problem),
-        (status = 415, description = "Neither TOML nor JSON", body = schema::Problem),
-        (status = 422, description = "Refused fields", body = schema::Problem),
+        (status = 201, description = "A new campaign, created paused (`applied` is `created`); `Location` names it", body = schema::CampaignApplied),
+        (status = 200, description = "An existing campaign now under this definition (`applied` is `updated` or `unchanged`)", body = schema::CampaignApplied),
+        (status = 400, description = "The body cannot be read as TOML or JSON (a syntax error, not UTF-8, empty): the error says where", body = schema::Problem),
+        (status = 413, description = "The body is over 1 MiB", body = schema::Problem),
+        (status = 415, description = "The content type is neither TOML nor JSON", body = schema::Problem),
+        (status = 422, description = "The definition is refused: every refused field is named with its reason", body = schema::Problem),
     )
 )]
 pub(crate) async fn create_campaign(
@@ -150,7 +152,7 @@ pub(crate) async fn create_campaign(
     get,
     path = "/api/v1/campaigns",
     tag = "campaigns",
-    responses((status = 200, body = [schema::CampaignView]))
+    responses((status = 200, description = "Every campaign, by name, with its status and figures", body = [schema::CampaignView]))
 )]
 pub(crate) async fn list_campaigns(
     State(state): State<AppState>,
@@ -165,8 +167,8 @@ pub(crate) async fn list_campaigns(
     tag = "campaigns",
     params(("name" = String, Path, description = "Campaign name")),
     responses(
-        (status = 200, body = schema::CampaignView),
-        (status = 404, body = schema::Problem),
+        (status = 200, description = "The campaign with its status and figures", body = schema::CampaignView),
+        (status = 404, description = "No campaign of this name", body = schema::Problem),
     )
 )]
 pub(crate) async fn get_campaign(
@@ -183,8 +185,8 @@ pub(crate) async fn get_campaign(
     tag = "campaigns",
     params(("name" = String, Path, description = "Campaign name")),
     responses(
-        (status = 200, body = schema::CampaignSpec),
-        (status = 404, body = schema::Problem),
+        (status = 200, description = "The campaign's definition as stored, as JSON", body = schema::CampaignSpec),
+        (status = 404, description = "No campaign of this name", body = schema::Problem),
     )
 )]
 pub(crate) async fn get_spec(
@@ -207,9 +209,9 @@ pub(crate) async fn get_spec(
     tag = "campaigns",
     params(("name" = String, Path, description = "Campaign name")),
     responses(
-        (status = 200, body = schema::CampaignView),
-        (status = 404, body = schema::Problem),
-        (status = 503, description = "Shutting down", body = schema::Problem),
+        (status = 200, description = "The campaign, now running", body = schema::CampaignView),
+        (status = 404, description = "No campaign of this name", body = schema::Problem),
+        (status = 503, description = "The node is shutting down: it starts nothing", body = schema::Problem),
     )
 )]
 pub(crate) async fn start_campaign(
@@ -226,8 +228,9 @@ pub(crate) async fn start_campaign(
     tag = "campaigns",
     params(("name" = String, Path, description = "Campaign name")),
     responses(
-        (status = 200, body = schema::CampaignView),
-        (status = 404, body = schema::Problem),
+        (status = 200, description = "The campaign, now paused", body = schema::CampaignView),
+        (status = 404, description = "No campaign of this name", body = schema::Problem),
+        (status = 503, description = "The node is shutting down", body = schema::Problem),
     )
 )]
 pub(crate) async fn pause_campaign(
@@ -237,16 +240,18 @@ pub(crate) async fn pause_campaign(
     Ok(Json(state.engine.pause_campaign(&name).await?))
 }
 
-/// Stop the campaign: calls not yet answered are cancelled and their contacts given back;
-/// answered calls finish.
+/// Stop the campaign.
+///
+/// Calls not yet answered are cancelled and their contacts given back; answered calls finish.
 #[utoipa::path(
     post,
     path = "/api/v1/campaigns/{name}/stop",
     tag = "campaigns",
     params(("name" = String, Path, description = "Campaign name")),
     responses(
-        (status = 200, body = schema::CampaignView),
-        (status = 404, body = schema::Problem),
+        (status = 200, description = "The campaign, now stopped", body = schema::CampaignView),
+        (status = 404, description = "No campaign of this name", body = schema::Problem),
+        (status = 503, description = "The node is shutting down", body = schema::Problem),
     )
 )]
 pub(crate) async fn stop_campaign(
@@ -312,9 +317,11 @@ impl From<PacingChange> for PacingPatch {
     }
 }
 
-/// Change a campaign's pacing while it runs: the mode, the ratio bounds, the abandon target.
-/// The patched settings are checked as a whole (422 names every refused field and nothing
-/// changes), stored, and take effect at the next pacing decision.
+/// Change a campaign's pacing while it runs.
+///
+/// The mode, the ratio bounds, the abandon target. The patched settings are checked as a whole
+/// (422 names every refused field and nothing changes), stored, and take effect at the next
+/// pacing decision.
 #[utoipa::path(
     patch,
     path = "/api/v1/campaigns/{name}/pacing",
@@ -322,10 +329,12 @@ impl From<PacingChange> for PacingPatch {
     params(("name" = String, Path, description = "Campaign name")),
     request_body = PacingChange,
     responses(
-        (status = 200, description = "The campaign with the change in force", body = schema::CampaignView),
-        (status = 400, body = schema::Problem),
-        (status = 404, body = schema::Problem),
-        (status = 422, body = schema::Problem),
+        (status = 200, description = "The campaign with the change in force (unchanged for an empty change)", body = schema::CampaignView),
+        (status = 400, description = "The body is not JSON (a syntax error, empty): the error says where", body = schema::Problem),
+        (status = 404, description = "No campaign of this name", body = schema::Problem),
+        (status = 413, description = "The body is over 1 MiB", body = schema::Problem),
+        (status = 415, description = "The content type is not JSON", body = schema::Problem),
+        (status = 422, description = "The change is refused (an unknown field, a value out of range, bounds that cross): every refused field is named and nothing changes", body = schema::Problem),
     )
 )]
 pub(crate) async fn patch_pacing(

@@ -88,18 +88,20 @@ impl Filter {
     }
 }
 
-/// The live event stream (WebSocket). The first message is a `snapshot` (campaigns, agents,
-/// calls in flight); then `call`, `agent` and `campaign` events as they happen (campaign
-/// figures every second), and `lagged` if the client fell behind and events were skipped.
-/// Each message is one JSON text frame matching `StreamMessage`.
+/// The live event stream (WebSocket).
+///
+/// The first message is a `snapshot` (campaigns, agents, calls in flight); then `call`,
+/// `agent` and `campaign` events as they happen (campaign figures every second), and `lagged`
+/// if the client fell behind and events were skipped. Each message is one JSON text frame
+/// matching `StreamMessage`.
 #[utoipa::path(
     get,
     path = "/api/v1/events",
     tag = "events",
     params(StreamFilter),
     responses(
-        (status = 101, description = "Switching to the WebSocket protocol; messages are StreamMessage JSON", body = schema::StreamMessage),
-        (status = 400, description = "Not a WebSocket upgrade, or a bad filter", body = schema::Problem),
+        (status = 101, description = "Switching to the WebSocket protocol; each message is one JSON text frame matching StreamMessage", body = schema::StreamMessage),
+        (status = 400, description = "Not a WebSocket upgrade, or a bad filter: the error names the filter", body = schema::Problem),
     )
 )]
 pub(crate) async fn events(

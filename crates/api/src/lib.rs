@@ -229,20 +229,26 @@ async fn count_requests(request: Request, next: Next) -> Response {
     get,
     path = "/api/v1/snapshot",
     tag = "events",
-    responses((status = 200, body = schema::Snapshot))
+    responses((
+        status = 200,
+        description = "Every campaign with its figures, every agent and every call in flight, as of now",
+        body = schema::Snapshot
+    ))
 )]
 async fn snapshot(State(state): State<AppState>) -> error::ApiResult<Json<Snapshot>> {
     Ok(Json(state.engine.snapshot().await?))
 }
 
-/// Liveness: 200 while the node takes work, 503 once it is shutting down.
+/// Liveness of the node.
+///
+/// 200 while the node takes work, 503 once it is shutting down.
 #[utoipa::path(
     get,
     path = "/healthz",
     tag = "service",
     responses(
-        (status = 200, body = schema::Health),
-        (status = 503, body = schema::Health),
+        (status = 200, description = "The node takes work (`status` is `ok`)", body = schema::Health),
+        (status = 503, description = "The node is shutting down (`status` is `shutting_down`)", body = schema::Health),
     )
 )]
 async fn health(State(state): State<AppState>) -> Response {
@@ -259,14 +265,20 @@ async fn health(State(state): State<AppState>) -> Response {
     (status, Json(body)).into_response()
 }
 
-/// Prometheus metrics (text exposition format): calls by outcome, calls in flight, agents by
-/// state, abandon rate over each campaign's window, pacing decisions, SIP and RTP errors,
-/// HTTP requests.
+/// Prometheus metrics.
+///
+/// The text exposition format: calls by outcome, calls in flight, agents by state, abandon
+/// rate over each campaign's window, pacing decisions, SIP and RTP errors, HTTP requests.
 #[utoipa::path(
     get,
     path = "/metrics",
     tag = "service",
-    responses((status = 200, content_type = "text/plain; version=0.0.4", body = String))
+    responses((
+        status = 200,
+        description = "Every metric in the Prometheus text exposition format (version 0.0.4)",
+        content_type = "text/plain; version=0.0.4",
+        body = String
+    ))
 )]
 async fn metrics_text(State(state): State<AppState>) -> Response {
     let body = metrics::render(&state.engine).await;

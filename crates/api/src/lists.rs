@@ -96,11 +96,12 @@ fn tokio_stream_from<T: Send + 'static>(
     }))
 }
 
-/// Upload a call list (CSV with a header line) into a campaign, as the multipart part `file`.
-/// Each row's number is normalised to E.164 with the campaign's country, its time zone found,
-/// duplicates and do-not-call numbers flagged; bad rows are reported with their line number
-/// and skipped. Uploading the same file twice adds nothing. Options come as query parameters
-/// or as text parts before `file`.
+/// Upload a call list (CSV with a header line) into a campaign.
+///
+/// The list is the multipart part `file`. Each row's number is normalised to E.164 with the
+/// campaign's country, its time zone found, duplicates and do-not-call numbers flagged; bad
+/// rows are reported with their line number and skipped. Uploading the same file twice adds
+/// nothing. Options come as query parameters or as text parts before `file`.
 #[utoipa::path(
     post,
     path = "/api/v1/campaigns/{name}/lists",
@@ -108,10 +109,11 @@ fn tokio_stream_from<T: Send + 'static>(
     params(("name" = String, Path, description = "Campaign name"), UploadOptions),
     request_body(content = schema::UploadForm, content_type = "multipart/form-data"),
     responses(
-        (status = 201, description = "The per-row report (as `dialer import --json`)", body = schema::ImportSummary),
-        (status = 400, description = "No `file` part, a bad option, or the body broke off", body = schema::Problem),
-        (status = 404, body = schema::Problem),
-        (status = 422, description = "The file cannot be read as a list (no header, no phone column)", body = schema::Problem),
+        (status = 201, description = "The list is stored: the per-row report (as `dialer import --json`), refused rows with their line", body = schema::ImportSummary),
+        (status = 400, description = "Not multipart, no `file` part, an unknown part, a bad option, or the body broke off: the error names the part or option", body = schema::Problem),
+        (status = 404, description = "No campaign of this name", body = schema::Problem),
+        (status = 413, description = "The body is over 4 GiB", body = schema::Problem),
+        (status = 422, description = "The file cannot be read as a list (no header, no phone column): nothing is stored", body = schema::Problem),
     )
 )]
 pub(crate) async fn upload_list(

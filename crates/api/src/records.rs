@@ -74,9 +74,9 @@ pub(crate) struct ContactFilter {
     tag = "contacts",
     params(("name" = String, Path, description = "Campaign name"), ContactFilter),
     responses(
-        (status = 200, body = schema::ContactPage),
-        (status = 400, body = schema::Problem),
-        (status = 404, body = schema::Problem),
+        (status = 200, description = "One page of the campaign's contacts, by id; `next_after_id` continues it", body = schema::ContactPage),
+        (status = 400, description = "A bad filter (an unknown parameter, a bad status, a limit out of range): the error names it", body = schema::Problem),
+        (status = 404, description = "No campaign of this name", body = schema::Problem),
     )
 )]
 pub(crate) async fn list_contacts(
@@ -103,8 +103,8 @@ pub(crate) async fn list_contacts(
     tag = "contacts",
     params(("name" = String, Path, description = "Campaign name")),
     responses(
-        (status = 200, body = schema::ContactCounts),
-        (status = 404, body = schema::Problem),
+        (status = 200, description = "The campaign's contacts counted by status, and their total", body = schema::ContactCounts),
+        (status = 404, description = "No campaign of this name", body = schema::Problem),
     )
 )]
 pub(crate) async fn contact_counts(
@@ -130,9 +130,9 @@ pub(crate) async fn contact_counts(
     tag = "contacts",
     params(("id" = i64, Path, description = "Contact id")),
     responses(
-        (status = 200, body = schema::Contact),
-        (status = 400, body = schema::Problem),
-        (status = 404, body = schema::Problem),
+        (status = 200, description = "The contact as stored", body = schema::Contact),
+        (status = 400, description = "The id is not a number: the error names `id`", body = schema::Problem),
+        (status = 404, description = "No contact of this id", body = schema::Problem),
     )
 )]
 pub(crate) async fn get_contact(
@@ -170,9 +170,9 @@ pub(crate) struct AttemptFilter {
     tag = "attempts",
     params(("name" = String, Path, description = "Campaign name"), AttemptFilter),
     responses(
-        (status = 200, body = schema::AttemptPage),
-        (status = 400, body = schema::Problem),
-        (status = 404, body = schema::Problem),
+        (status = 200, description = "One page of the campaign's attempts, by id; `next_after_id` continues it", body = schema::AttemptPage),
+        (status = 400, description = "A bad filter (an unknown parameter, a bad outcome or time, a limit out of range): the error names it", body = schema::Problem),
+        (status = 404, description = "No campaign of this name", body = schema::Problem),
     )
 )]
 pub(crate) async fn list_attempts(
@@ -201,9 +201,9 @@ pub(crate) async fn list_attempts(
     tag = "attempts",
     params(("id" = i64, Path, description = "Attempt id")),
     responses(
-        (status = 200, body = schema::Attempt),
-        (status = 400, body = schema::Problem),
-        (status = 404, body = schema::Problem),
+        (status = 200, description = "The attempt as stored", body = schema::Attempt),
+        (status = 400, description = "The id is not a number: the error names `id`", body = schema::Problem),
+        (status = 404, description = "No attempt of this id", body = schema::Problem),
     )
 )]
 pub(crate) async fn get_attempt(
