@@ -15,6 +15,8 @@ use serde::Deserialize;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 use utoipa::IntoParams;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
 
 /// What a client wants to see.
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -117,6 +119,74 @@ pub(crate) async fn events(
         )
     })?;
     Ok(upgrade.on_upgrade(move |socket| stream(socket, state, filter)))
+}
+
+impl utoipa::PartialSchema for schema::StreamMessage {
+    /// One of the variants' objects with the `type` tag added as a property of its own: a closed
+    /// object cannot be combined with the tag by `allOf` (it refuses the tag's property).
+    fn schema() -> RefOr<Schema> {
+        let variants = [
+            (
+                "snapshot",
+                "Sent first: everything at once.",
+                schema::Snapshot::schema(),
+            ),
+            (
+                "call",
+                "A call changed state.",
+                schema::CallUpdate::schema(),
+            ),
+            (
+                "agent",
+                "An agent changed state.",
+                schema::AgentView::schema(),
+            ),
+            (
+                "campaign",
+                "A campaign's figures (every second while it is loaded) or status changed.",
+                schema::CampaignView::schema(),
+            ),
+            (
+                "lagged",
+                "The client was too slow: this many events were skipped.",
+                schema::Lagged::schema(),
+            ),
+        ];
+        let mut one_of = OneOfBuilder::new().description(Some(
+            "A message of the WebSocket stream (`/api/v1/events`), tagged by `type`.",
+        ));
+        for (tag, description, variant) in variants {
+            one_of = one_of.item(with_tag(tag, description, variant));
+        }
+        RefOr::T(Schema::OneOf(one_of.build()))
+    }
+}
+
+impl utoipa::ToSchema for schema::StreamMessage {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schema::Snapshot::schemas(schemas);
+        schema::CallUpdate::schemas(schemas);
+        schema::AgentView::schemas(schemas);
+        schema::CampaignView::schemas(schemas);
+        schema::Lagged::schemas(schemas);
+    }
+}
+
+/// A variant's object with the property `type` (always `tag`) added and required.
+fn with_tag(tag: &str, description: &str, variant: RefOr<Schema>) -> RefOr<Schema> {
+    let RefOr::T(Schema::Object(mut object)) = variant else {
+        return variant;
+    };
+    let tag_schema = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some([tag]))
+        .build();
+    object
+        .properties
+        .insert("type".to_owned(), RefOr::T(Schema::Object(tag_schema)));
+    object.required.insert(0, "type".to_owned());
+    object.description = Some(description.to_owned());
+    RefOr::T(Schema::Object(object))
 }
 
 fn text(value: &impl serde::Serialize) -> Option<Message> {

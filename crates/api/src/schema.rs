@@ -332,7 +332,9 @@ pub struct CampaignApplied {
 }
 
 /// A message of the WebSocket stream (`/api/v1/events`), tagged by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+// Its schema is written in `events.rs`: the derived one (each variant's closed object `allOf`
+// the tag) takes no message at all.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum StreamMessage {
     /// Sent first: everything at once.
