@@ -204,6 +204,13 @@ async fn count_requests(request: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map(|p| p.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".to_owned());
+    let has_body = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .is_some_and(|len| len.as_bytes() != b"0")
+        || request
+            .headers()
+            .contains_key(axum::http::header::TRANSFER_ENCODING);
     let mut response = next.run(request).await;
     ::metrics::counter!(
         "dialer_http_requests_total",
@@ -212,10 +219,14 @@ async fn count_requests(request: Request, next: Next) -> Response {
         "status" => response.status().as_u16().to_string()
     )
     .increment(1);
-    if response.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-        // The rest of the body was never read, so the connection cannot carry another request.
-        // Saying so stops a keep-alive client from sending its next request on it (it would
-        // see the connection close instead of an answer).
+    let status = response.status();
+    if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE
+        || (has_body && (status.is_client_error() || status.is_server_error()))
+    {
+        // A refused request's body may not have been read to its end (an upload refused for
+        // its campaign or options, one over the limit), and then the server closes the
+        // connection. Saying so stops a keep-alive client from sending its next request on it
+        // (it would see the connection close instead of an answer).
         response.headers_mut().insert(
             axum::http::header::CONNECTION,
             axum::http::HeaderValue::from_static("close"),
