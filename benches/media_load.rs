@@ -3,7 +3,12 @@
 //!
 //!     cargo bench --bench media_load                 # all three, issue-sized
 //!     cargo bench --bench media_load -- receive 5000 # one part, with its size
-//!     DIALER_MEDIA_IO=epoll cargo bench ...          # the epoll loop instead of io_uring
+//!     MEDIA_BENCH_IO=epoll cargo bench ...           # the epoll loop instead of io_uring
+//!
+//! The receive loops are configured like the service's `media_*` settings, by this bench's
+//! own variables: `MEDIA_BENCH_THREADS` (default 1: the targets are for one core),
+//! `MEDIA_BENCH_IO` (`auto`, `io_uring`, `epoll`) and `MEDIA_BENCH_PRIORITY` (`normal`,
+//! `realtime`).
 //!
 //! The system under test is a current-thread tokio runtime (thread `sut`) and the media crate's
 //! receive loops (threads `media-rx-N`), all pinned to the last core; the load generators and the
@@ -19,7 +24,10 @@ use std::time::{Duration, Instant};
 
 use media::detect::{Amd, AmdParams, Channel, read_wav};
 use media::rtp::{self, OutHeader};
-use media::{Bridge, Codec, Leg, LegOptions, PortAllocator, RemoteMedia};
+use media::{
+    Bridge, Codec, Leg, LegEvents, LegOptions, MediaConfig, MediaRuntime, PortAllocator,
+    RemoteMedia,
+};
 
 /// Counts live heap bytes, for the per-leg memory figure.
 struct Counting;
@@ -130,6 +138,35 @@ fn rss_kib() -> i64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
+}
+
+/// The variable `name` parsed, or `default` when it is unset; the bench stops on a bad value.
+fn setting<T: std::str::FromStr>(name: &str, default: T) -> T
+where
+    T::Err: std::fmt::Display,
+{
+    match std::env::var(name) {
+        Err(_) => default,
+        Ok(v) => v.parse().unwrap_or_else(|e| panic!("{name}={v}: {e}")),
+    }
+}
+
+/// The receive loops every part of the bench opens its legs on, set up from `MEDIA_BENCH_*`.
+/// They start with the first leg, on the system under test's thread, whose pinning they take.
+fn media() -> &'static MediaRuntime {
+    static MEDIA: std::sync::OnceLock<MediaRuntime> = std::sync::OnceLock::new();
+    MEDIA.get_or_init(|| {
+        MediaRuntime::new(MediaConfig {
+            threads: Some(setting("MEDIA_BENCH_THREADS", 1)),
+            io: setting("MEDIA_BENCH_IO", Default::default()),
+            priority: setting("MEDIA_BENCH_PRIORITY", Default::default()),
+        })
+    })
+}
+
+/// Opens a leg on the bench's receive loops.
+fn open(ports: &PortAllocator, options: LegOptions) -> (Leg, LegEvents) {
+    media().open_leg(ports, options).unwrap()
 }
 
 fn ports() -> PortAllocator {
@@ -314,7 +351,7 @@ fn receive(streams: usize, secs: u64) -> Vec<Row> {
             let ports = ports();
             let mut legs = vec![];
             for i in 0..streams {
-                let (leg, _events) = Leg::open(&ports, LegOptions::default()).unwrap();
+                let (leg, _events) = open(&ports, LegOptions::default());
                 leg.set_remote(&RemoteMedia::new(
                     sender_addrs[i % sender_addrs.len()],
                     Codec::Pcmu,
@@ -436,15 +473,14 @@ fn bridge(calls: usize, secs: u64) -> Vec<Row> {
             let mut callee_targets = vec![];
             let mut agent_targets = vec![];
             for i in 0..calls {
-                let (callee, _) = Leg::open(&ports, LegOptions::default()).unwrap();
-                let (agent, _) = Leg::open(
+                let (callee, _) = open(&ports, LegOptions::default());
+                let (agent, _) = open(
                     &ports,
                     LegOptions {
                         comfort_silence: true,
                         ..Default::default()
                     },
-                )
-                .unwrap();
+                );
                 callee
                     .set_remote(&RemoteMedia::new(
                         callee_addrs[i % callee_addrs.len()],
@@ -615,12 +651,12 @@ fn memory(legs: usize) -> Vec<Row> {
         let ports = ports();
         // One leg first, so one-off allocations (the runtime's timer wheel, tables) are not
         // charged to the measured legs.
-        let (_first, _) = Leg::open(&ports, LegOptions::default()).unwrap();
+        let (_first, _) = open(&ports, LegOptions::default());
         tokio::time::sleep(Duration::from_millis(100)).await;
         let (heap0, rss0) = (HEAP.load(Ordering::Relaxed), rss_kib());
         let mut held = vec![];
         for _ in 0..legs {
-            let (leg, events) = Leg::open(&ports, LegOptions::default()).unwrap();
+            let (leg, events) = open(&ports, LegOptions::default());
             leg.set_remote(&RemoteMedia::new(peer_addr, Codec::Pcmu).with_dtmf(101))
                 .unwrap();
             held.push((leg, events));
@@ -654,11 +690,8 @@ fn memory(legs: usize) -> Vec<Row> {
 }
 
 fn main() {
-    // The targets are for one core: one receive loop, unless the caller asks for more.
-    if std::env::var_os("DIALER_MEDIA_THREADS").is_none() {
-        // SAFETY: nothing else runs yet; no other thread reads the environment.
-        unsafe { std::env::set_var("DIALER_MEDIA_THREADS", "1") };
-    }
+    // A bad MEDIA_BENCH_* value stops the bench before it measures anything.
+    let media = media();
     let args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))
@@ -685,11 +718,11 @@ fn main() {
     for Row(a, b, c) in rows {
         println!("{a:<44} | {b:<52} | {c}");
     }
-    let loop_stats = media::receive_loop_stats();
+    let loop_stats = media.stats();
     println!(
-        "\nreceive loop: {}{} (DIALER_MEDIA_IO, DIALER_MEDIA_PRIORITY), {} requests out of buffers, {} re-arms deferred; streams sent {}; machine: {} cores, load average {}",
-        media::receive_loop().unwrap_or("not started"),
-        if media::receive_loop_realtime() {
+        "\nreceive loop: {}{} (MEDIA_BENCH_IO, MEDIA_BENCH_PRIORITY, MEDIA_BENCH_THREADS), {} requests out of buffers, {} re-arms deferred; streams sent {}; machine: {} cores, load average {}",
+        media.receive_loop().unwrap_or("not started"),
+        if loop_stats.realtime {
             " at real-time priority"
         } else {
             ""

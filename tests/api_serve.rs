@@ -115,6 +115,9 @@ database_url = "sqlite://{db}?mode=rwc"
 node_id = "served-node"
 sip_udp = ["127.0.0.1:0"]
 rtp_ports = "0-0"
+media_threads = 1
+media_io = "epoll"
+media_priority = "normal"
 prompts_dir = "."
 campaigns_dir = "campaigns"
 shutdown_grace = "2s"
@@ -132,6 +135,10 @@ shutdown_grace = "2s"
         "{metrics}"
     );
     assert!(metrics.contains("dialer_sip_events_total"), "{metrics}");
+    assert!(
+        metrics.contains("dialer_media_receive_loop_realtime 0"),
+        "{metrics}"
+    );
     let (status, doc) = get(&client, &format!("{}/api-docs/openapi.json", serve.base)).await;
     assert_eq!(status, 200);
     let doc: serde_json::Value = serde_json::from_str(&doc).unwrap();

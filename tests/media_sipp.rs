@@ -2,7 +2,8 @@
 //! `rtp_stream`; the answering-machine detector fed by the leg must reach the same verdict as on
 //! the file, and the audio that arrives must be the file's. Then a call bridged between two sipp
 //! peers, one streaming the clip and one echoing what it hears, and recorded: the file holds the
-//! clip on both sides, so the audio crossed the bridge to a real peer and back.
+//! clip on both sides, so the audio crossed the bridge to a real peer and back. Each check runs
+//! on each receive loop backend (`io_uring::...` and `epoll::...`).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -11,9 +12,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use media::detect::{Amd, AmdParams, AmdResult, AmdVerdict, Channel, classify, read_wav};
-use media::{Bridge, Codec, Leg, LegOptions, PortAllocator, Recording, RemoteMedia};
+use media::{Bridge, Codec, LegOptions, MediaRuntime, PortAllocator, Recording, RemoteMedia};
 use tokio::net::UdpSocket;
 use tokio::time::timeout;
+
+mod media_support;
+use media_support::on_each_backend;
+
+on_each_backend! {
+    a_live_answer_streamed_by_sipp_is_human_as_on_the_file,
+    a_machine_greeting_streamed_by_sipp_is_machine_as_on_the_file,
+    a_call_bridged_between_two_sipp_peers_carries_the_audio_both_ways_and_is_recorded,
+}
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -191,12 +201,12 @@ impl Caller {
     }
 }
 
-/// Plays `clip` from sipp into a leg; returns the AMD verdict over the network and the audio
-/// received.
-async fn stream_clip(samples: &[i16]) -> Option<(AmdVerdict, Vec<i16>)> {
+/// Plays `clip` from sipp into a leg on `media`; returns the AMD verdict over the network and
+/// the audio received.
+async fn stream_clip(media: &MediaRuntime, samples: &[i16]) -> Option<(AmdVerdict, Vec<i16>)> {
     let callee = Callee::start(samples)?;
     let ports = PortAllocator::new("127.0.0.1".parse().unwrap(), 0..=0).unwrap();
-    let (leg, _events) = Leg::open(&ports, LegOptions::default()).unwrap();
+    let (leg, _events) = media.open_leg(&ports, LegOptions::default()).unwrap();
     let (caller, sipp_media) = Caller::invite(&callee, leg.local_rtp_addr()).await;
     leg.set_remote(&RemoteMedia::new(sipp_media, Codec::Pcmu))
         .unwrap();
@@ -242,10 +252,10 @@ fn clip(name: &str) -> Vec<i16> {
     read_wav(Path::new(&path), Channel::Mix).unwrap()
 }
 
-async fn verdict_matches_the_file(name: &str, expected: AmdResult) {
+async fn verdict_matches_the_file(media: &MediaRuntime, name: &str, expected: AmdResult) {
     let samples = clip(name);
     let on_file = classify(&AmdParams::default(), &samples).unwrap();
-    let Some((over_network, heard)) = stream_clip(&samples).await else {
+    let Some((over_network, heard)) = stream_clip(media, &samples).await else {
         return;
     };
     // What arrived is the file, through mu-law.
@@ -268,13 +278,11 @@ async fn verdict_matches_the_file(name: &str, expected: AmdResult) {
     assert!(drift.abs() <= 40, "{name}: decided {drift} ms apart");
 }
 
-#[tokio::test]
-async fn a_live_answer_streamed_by_sipp_is_human_as_on_the_file() {
-    verdict_matches_the_file("human_hello_001.wav", AmdResult::Human).await;
+async fn a_live_answer_streamed_by_sipp_is_human_as_on_the_file(media: MediaRuntime) {
+    verdict_matches_the_file(&media, "human_hello_001.wav", AmdResult::Human).await;
 }
 
-#[tokio::test]
-async fn a_machine_greeting_streamed_by_sipp_is_machine_as_on_the_file() {
+async fn a_machine_greeting_streamed_by_sipp_is_machine_as_on_the_file(media: MediaRuntime) {
     let labels = std::fs::read_to_string(repo().join("crates/media/corpus/labels.csv")).unwrap();
     // The shortest machine greeting in the corpus keeps the test short.
     let machine = labels
@@ -295,7 +303,7 @@ async fn a_machine_greeting_streamed_by_sipp_is_machine_as_on_the_file() {
         .min()
         .map(|(_, name)| name)
         .expect("a machine greeting the detector gets right");
-    verdict_matches_the_file(&machine, AmdResult::Machine).await;
+    verdict_matches_the_file(&media, &machine, AmdResult::Machine).await;
 }
 
 /// Where `needle` first occurs in `hay`, sample for sample.
@@ -303,8 +311,9 @@ fn find(hay: &[i16], needle: &[i16]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-#[tokio::test]
-async fn a_call_bridged_between_two_sipp_peers_carries_the_audio_both_ways_and_is_recorded() {
+async fn a_call_bridged_between_two_sipp_peers_carries_the_audio_both_ways_and_is_recorded(
+    media: MediaRuntime,
+) {
     let samples = clip("human_hello_001.wav");
     let (Some(callee), Some(agent)) = (Callee::start(&samples), Callee::echo()) else {
         return;
@@ -312,15 +321,16 @@ async fn a_call_bridged_between_two_sipp_peers_carries_the_audio_both_ways_and_i
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("call.wav");
     let ports = PortAllocator::new("127.0.0.1".parse().unwrap(), 0..=0).unwrap();
-    let (callee_leg, _callee_events) = Leg::open(&ports, LegOptions::default()).unwrap();
-    let (agent_leg, _agent_events) = Leg::open(
-        &ports,
-        LegOptions {
-            comfort_silence: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let (callee_leg, _callee_events) = media.open_leg(&ports, LegOptions::default()).unwrap();
+    let (agent_leg, _agent_events) = media
+        .open_leg(
+            &ports,
+            LegOptions {
+                comfort_silence: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
     // The agent's phone is up first, as in the dialer: its leg stays up between calls.
     let (agent_call, agent_media) = Caller::invite(&agent, agent_leg.local_rtp_addr()).await;
     agent_leg

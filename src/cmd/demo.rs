@@ -590,6 +590,8 @@ async fn demo(
         .sip_addr(sip::Transport::Udp)
         .context("the engine has no UDP SIP address")?;
     let mut template = AgentConfig::new("", "", sip::Uri::from_addr(None, dialer_addr));
+    // The phones share the carrier's receive loops (the engine has its own).
+    template.media = carrier.media().clone();
     template.target_user = Some(name.clone());
     template.seed = args.seed;
     template.behaviour = AgentBehaviour {

@@ -125,10 +125,13 @@ pub async fn run(args: Args, _global: &Global) -> anyhow::Result<ExitCode> {
         "cannot load the lab's greetings (run from the source tree, or give --corpus crates/media/corpus)",
     )?;
 
+    // The carrier and the phones share one set of receive loops.
+    let media = media::MediaRuntime::default();
     let carrier = if args.no_carrier {
         None
     } else {
         let mut config = CarrierConfig::new(bank.clone());
+        config.media = media.clone();
         config.sip = args.sip;
         config.tcp = args.tcp;
         config.planner.mix = args.mix;
@@ -169,6 +172,7 @@ pub async fn run(args: Args, _global: &Global) -> anyhow::Result<ExitCode> {
             .parse()
             .with_context(|| format!("--dialer {}: not a SIP URI", args.dialer))?;
         let mut template = AgentConfig::new("", "", dialer.clone());
+        template.media = media.clone();
         template.target_user = args.campaign.clone();
         template.seed = args.seed;
         let mut behaviour = AgentBehaviour {

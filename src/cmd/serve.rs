@@ -6,7 +6,7 @@
 
 use crate::Global;
 use anyhow::Context as _;
-use engine::{Engine, EngineConfig, InProcess};
+use engine::{Engine, EngineConfig, InProcess, MediaIo, MediaPriority};
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -45,6 +45,18 @@ pub struct Args {
     /// RTP port range `FIRST-LAST` (default 20000-29999; `0-0` lets the OS choose).
     #[arg(long)]
     pub rtp_ports: Option<String>,
+    /// Media receive loops (threads reading the RTP sockets), 1-256 (default: one per core, at
+    /// most 8).
+    #[arg(long, value_name = "N")]
+    pub media_threads: Option<usize>,
+    /// What the media receive loops wait on: `auto` (io_uring if it works here, else epoll),
+    /// `io_uring` or `epoll` (default auto).
+    #[arg(long, value_name = "IO")]
+    pub media_io: Option<MediaIo>,
+    /// Scheduling priority of the media receive loops: `normal` or `realtime` (SCHED_FIFO 10,
+    /// needs CAP_SYS_NICE or RLIMIT_RTPRIO; default normal).
+    #[arg(long, value_name = "PRIORITY")]
+    pub media_priority: Option<MediaPriority>,
     /// Digest realm of agents' phones (default `dialer`; must not change once agents exist).
     #[arg(long)]
     pub realm: Option<String>,
@@ -88,6 +100,12 @@ pub struct FileConfig {
     pub rtp_ip: Option<IpAddr>,
     /// RTP port range, `FIRST-LAST`.
     pub rtp_ports: Option<String>,
+    /// Media receive loops.
+    pub media_threads: Option<usize>,
+    /// What the media receive loops wait on.
+    pub media_io: Option<MediaIo>,
+    /// The media receive loops' priority.
+    pub media_priority: Option<MediaPriority>,
     /// Digest realm.
     pub realm: Option<String>,
     /// Digest algorithms offered to phones, preferred first (`["SHA-256", "MD5"]`).
@@ -187,6 +205,15 @@ fn settings(args: Args, global: &Global) -> anyhow::Result<Settings> {
     }
     if let Some(ports) = args.rtp_ports.or(file.rtp_ports) {
         engine.rtp_ports = parse_ports(&ports)?;
+    }
+    if let Some(threads) = args.media_threads.or(file.media_threads) {
+        engine.media.threads = Some(threads);
+    }
+    if let Some(io) = args.media_io.or(file.media_io) {
+        engine.media.io = io;
+    }
+    if let Some(priority) = args.media_priority.or(file.media_priority) {
+        engine.media.priority = priority;
     }
     if let Some(realm) = args.realm.or(file.realm) {
         engine.realm = realm;

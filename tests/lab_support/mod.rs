@@ -5,7 +5,7 @@
 
 use lab::{Bank, BankConfig, Behaviour, Dist, Ear};
 use media::detect::{ToneEvent, ToneParams, Tones};
-use media::{Leg, LegEvents, LegOptions, PortAllocator};
+use media::{Leg, LegEvents, LegOptions, MediaRuntime, PortAllocator};
 use sip::sdp::LocalMedia;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -40,6 +40,12 @@ pub fn fast_behaviour() -> Behaviour {
     }
 }
 
+/// The receive loops of the tests' listening legs (the lab's own have theirs).
+pub fn media() -> &'static MediaRuntime {
+    static MEDIA: OnceLock<MediaRuntime> = OnceLock::new();
+    MEDIA.get_or_init(MediaRuntime::default)
+}
+
 /// RTP ports picked by the system on loopback.
 pub fn ports() -> PortAllocator {
     PortAllocator::new("127.0.0.1".parse().unwrap(), 0..=0).unwrap()
@@ -55,7 +61,7 @@ pub struct Listening {
 
 impl Listening {
     pub fn open(ports: &PortAllocator) -> Listening {
-        let (leg, events) = Leg::open(ports, LegOptions::default()).unwrap();
+        let (leg, events) = media().open_leg(ports, LegOptions::default()).unwrap();
         let ear = Ear::new(Some(Duration::from_secs(30)));
         let tones = Arc::new(Mutex::new(Vec::new()));
         let (ear2, tones2) = (ear.clone(), tones.clone());

@@ -1,7 +1,7 @@
 //! Prometheus `/metrics`: the engine's own counters (calls by outcome, pacing decisions, SIP
-//! events, RTP errors, the media receive loops' buffer counters) from the process-wide
-//! `metrics` recorder, and gauges taken from the engine at each scrape (calls in flight, agents
-//! by state, the abandon rate over each campaign's window), so a scrape is never older than the
+//! events, RTP errors) from the process-wide `metrics` recorder, and figures taken from the
+//! engine at each scrape (calls in flight, agents by state, the abandon rate over each
+//! campaign's window, the media receive loops' counters), so a scrape is never older than the
 //! request.
 
 use engine::{AgentState, Engine, Outcome};
@@ -108,7 +108,7 @@ fn describe() {
     );
     describe_gauge!(
         "dialer_media_receive_loop_realtime",
-        "1 if the media receive loops run at real-time priority (DIALER_MEDIA_PRIORITY=realtime)"
+        "1 if the media receive loops run at real-time priority (media_priority = \"realtime\")"
     );
     // Error counters exist from the start at zero, so a dashboard's rate() has a series.
     metrics::counter!("dialer_rtp_send_errors_total").increment(0);
@@ -145,14 +145,10 @@ async fn refresh(engine: &Engine) -> Result<(), engine::EngineError> {
     for (event, value) in engine.sip_stats().iter() {
         counter!("dialer_sip_events_total", "event" => event).absolute(value);
     }
-    let media = media::receive_loop_stats();
+    let media = engine.media_stats();
     counter!("dialer_media_buffer_exhaustions_total").absolute(media.buffer_exhaustions);
     counter!("dialer_media_rearms_deferred_total").absolute(media.rearms_deferred);
-    gauge!("dialer_media_receive_loop_realtime").set(if media::receive_loop_realtime() {
-        1.0
-    } else {
-        0.0
-    });
+    gauge!("dialer_media_receive_loop_realtime").set(if media.realtime { 1.0 } else { 0.0 });
     let snapshot = engine.snapshot().await?;
     gauge!("dialer_calls_in_flight").set(snapshot.calls.len() as f64);
     for state in AGENT_STATES {

@@ -6,7 +6,7 @@ use crate::campaign::{ActorMsg, CampaignHandle, Session};
 use crate::core::CoreInput;
 use crate::driver::remote_media;
 use crate::shared::Shared;
-use media::{Leg, LegEvent, LegOptions};
+use media::{LegEvent, LegOptions};
 use sip::sdp::LocalMedia;
 use sip::{CallEvent, IncomingCall};
 use std::sync::Arc;
@@ -26,7 +26,7 @@ pub(crate) async fn run(
     agent: store::Agent,
     campaign: CampaignHandle,
 ) {
-    let (leg, mut leg_events) = match Leg::open(
+    let (leg, mut leg_events) = match shared.media.open_leg(
         &shared.ports,
         LegOptions {
             comfort_silence: true,

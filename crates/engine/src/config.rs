@@ -1,4 +1,5 @@
-//! How an engine is set up: its node id, SIP listeners, RTP ports, registrar realm, files.
+//! How an engine is set up: its node id, SIP listeners, RTP ports and receive loops, registrar
+//! realm, files.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::RangeInclusive;
@@ -22,6 +23,8 @@ pub struct EngineConfig {
     pub rtp_ip: IpAddr,
     /// The UDP ports RTP legs use (pairs: even RTP, odd RTCP); `0..=0` lets the OS choose.
     pub rtp_ports: RangeInclusive<u16>,
+    /// The media receive loops: how many threads, io_uring or epoll, which priority.
+    pub media: media::MediaConfig,
     /// The digest realm agents' phones authenticate in. Agents' stored HA1 values are computed
     /// with it, so it must not change once agents exist.
     pub realm: String,
@@ -67,6 +70,7 @@ impl EngineConfig {
             advertise: None,
             rtp_ip: loopback,
             rtp_ports: 20000..=29999,
+            media: media::MediaConfig::default(),
             realm: "dialer".to_owned(),
             digest_algorithms: vec![sip::digest::Algorithm::Md5],
             prompts_dir: PathBuf::from("."),
@@ -94,6 +98,9 @@ impl EngineConfig {
         }
         if self.sip_udp.is_empty() && self.sip_tcp.is_empty() {
             return bad("sip_udp/sip_tcp: the SIP endpoint needs at least one listener");
+        }
+        if let Err(err) = self.media.validate() {
+            return bad(&err.to_string());
         }
         if self.realm.is_empty() {
             return bad("realm must not be empty");

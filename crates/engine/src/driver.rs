@@ -174,7 +174,7 @@ pub(crate) async fn run(mut ctx: CallCtx) {
     }
     let shared = ctx.shared.clone();
     let label = format!("{}:{}", ctx.runtime.name, ctx.contact.id);
-    let (leg, leg_events) = match Leg::open(
+    let (leg, leg_events) = match shared.media.open_leg(
         &shared.ports,
         LegOptions {
             label,

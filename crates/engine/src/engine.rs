@@ -11,7 +11,7 @@ use crate::view::{
     ShutdownReport, Snapshot, field_error,
 };
 use chrono::Utc;
-use media::PortAllocator;
+use media::{MediaRuntime, PortAllocator};
 use sip::{AuthConfig, Endpoint, EndpointConfig, IncomingCall, IncomingEvent, Secret, TrunkConfig};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -110,7 +110,9 @@ impl Engine {
         sip_config.auth = Some(auth);
         let (endpoint, incoming) = Endpoint::bind(sip_config).await?;
         let ports = PortAllocator::new(config.rtp_ip, config.rtp_ports.clone())?;
-        let shared = Shared::new(config, store, cluster, endpoint, ports);
+        let media = MediaRuntime::new(config.media);
+        media.start()?;
+        let shared = Shared::new(config, store, cluster, endpoint, ports, media);
         let engine = Engine {
             inner: Arc::new(Inner {
                 shared,
@@ -152,6 +154,11 @@ impl Engine {
     /// The cluster state.
     pub fn cluster(&self) -> &Arc<dyn ClusterState> {
         &self.inner.shared.cluster
+    }
+
+    /// The media receive loops' counters.
+    pub fn media_stats(&self) -> media::ReceiveLoopStats {
+        self.shared().media.stats()
     }
 
     /// The SIP endpoint's counters.

@@ -55,6 +55,7 @@ pub use cluster::{ClusterState, Counters, InProcess};
 pub use config::EngineConfig;
 pub use engine::Engine;
 pub use error::{ClusterError, EngineError, Result};
+pub use media::{MediaConfig, MediaIo, MediaPriority, ReceiveLoopStats};
 pub use store::{
     Applied, CampaignSpec, CampaignStatus, ContactAfter, DialMode, DispositionKind, Outcome,
 };

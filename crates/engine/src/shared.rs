@@ -1,11 +1,12 @@
 //! What every part of a running engine shares: settings, store, cluster state, the SIP endpoint,
-//! the RTP ports, the engine's clock, and the publisher that carries events out in order.
+//! the RTP ports and media runtime, the engine's clock, and the publisher that carries events
+//! out in order.
 
 use crate::cluster::ClusterState;
 use crate::config::EngineConfig;
 use crate::view::{AgentState, AgentView, CallUpdate, EngineEvent};
 use chrono::{DateTime, Utc};
-use media::PortAllocator;
+use media::{MediaRuntime, PortAllocator};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -30,6 +31,8 @@ pub(crate) struct Shared {
     pub(crate) cluster: Arc<dyn ClusterState>,
     pub(crate) endpoint: sip::Endpoint,
     pub(crate) ports: PortAllocator,
+    /// The receive loops legs are opened on.
+    pub(crate) media: MediaRuntime,
     /// The engine's clock starts here (pacer and cores count from it).
     pub(crate) epoch: Instant,
     /// The same instant on the wall clock.
@@ -62,6 +65,7 @@ impl Shared {
         cluster: Arc<dyn ClusterState>,
         endpoint: sip::Endpoint,
         ports: PortAllocator,
+        media: MediaRuntime,
     ) -> Arc<Shared> {
         let (publisher, mut rx) = mpsc::unbounded_channel::<Publish>();
         let shared = Arc::new(Shared {
@@ -70,6 +74,7 @@ impl Shared {
             cluster: cluster.clone(),
             endpoint,
             ports,
+            media,
             epoch: Instant::now(),
             epoch_wall: Utc::now(),
             publisher,

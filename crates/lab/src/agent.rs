@@ -11,7 +11,7 @@ use crate::dist::Dist;
 use crate::hear::Ear;
 use crate::link::{aim, local_media, open_leg};
 use crate::plan::rng_for;
-use media::{Leg, PortAllocator};
+use media::{Leg, MediaRuntime, PortAllocator};
 use rand::RngExt;
 use rand::rngs::Xoshiro256PlusPlus;
 use serde::Serialize;
@@ -380,6 +380,8 @@ pub struct AgentConfig {
     pub bind: SocketAddr,
     /// The phone's RTP address.
     pub rtp_ip: IpAddr,
+    /// The receive loops of the phone's leg (a pool's phones share their template's).
+    pub media: MediaRuntime,
     /// Register before calling in.
     pub register: bool,
     /// Registration lifetime asked for.
@@ -416,6 +418,7 @@ impl AgentConfig {
             dialer,
             bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
             rtp_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            media: MediaRuntime::default(),
             register: true,
             expires: 300,
             target_user: None,
@@ -705,14 +708,17 @@ impl Runner {
 
     /// Calls in and works until the leg ends or we are stopped.
     async fn session(&mut self) -> Session {
-        let (leg, mut leg_events) =
-            match open_leg(&self.ports, format!("lab-agent-{}", self.config.username)) {
-                Ok(leg) => leg,
-                Err(err) => {
-                    self.error(format!("no RTP port: {err}"));
-                    return Session::Lost;
-                }
-            };
+        let (leg, mut leg_events) = match open_leg(
+            &self.config.media,
+            &self.ports,
+            format!("lab-agent-{}", self.config.username),
+        ) {
+            Ok(leg) => leg,
+            Err(err) => {
+                self.error(format!("no RTP port: {err}"));
+                return Session::Lost;
+            }
+        };
         let ear = Ear::new(None);
         leg.set_listener(Some(ear.listener()));
         let dialer = &self.config.dialer;

@@ -7,7 +7,7 @@ use crate::audio::{Bank, script, silence, sit_tones};
 use crate::hear::{Ear, Heard};
 use crate::link::{aim, local_media, open_leg};
 use crate::plan::{Outcome, Plan, Planner, rng_for};
-use media::{Leg, LegEvent, LegEvents, PortAllocator, Prompt};
+use media::{Leg, LegEvent, LegEvents, MediaRuntime, PortAllocator, Prompt};
 use serde::Serialize;
 use sip::{AuthConfig, CallEvent, Endpoint, EndpointConfig, IncomingCall, Secret, Transport, Uri};
 use std::collections::{HashMap, VecDeque};
@@ -28,6 +28,9 @@ pub struct CarrierConfig {
     pub rtp_ip: IpAddr,
     /// RTP port range (`0..=0`: the system picks).
     pub rtp_ports: RangeInclusive<u16>,
+    /// The receive loops of the carrier's legs (clone one runtime into the agents' configs to
+    /// share its loops).
+    pub media: MediaRuntime,
     /// The outcome mix, overrides, timings and seed.
     pub planner: Planner,
     /// The greetings and sentences.
@@ -48,6 +51,7 @@ impl CarrierConfig {
             tcp: false,
             rtp_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             rtp_ports: 0..=0,
+            media: MediaRuntime::default(),
             planner: Planner {
                 mix: crate::Mix::default(),
                 overrides: Vec::new(),
@@ -198,6 +202,7 @@ struct Shared {
     planner: Planner,
     bank: Bank,
     ports: PortAllocator,
+    media: MediaRuntime,
     keep_audio: Option<Duration>,
     max_records: usize,
     records: Mutex<VecDeque<CallRecord>>,
@@ -256,6 +261,7 @@ impl Carrier {
             planner: config.planner,
             bank: config.bank,
             ports,
+            media: config.media,
             keep_audio: config.keep_audio,
             max_records: config.max_records.max(1),
             records: Mutex::new(VecDeque::new()),
@@ -287,6 +293,11 @@ impl Carrier {
         self.endpoint
             .local_addr(Transport::Udp)
             .unwrap_or_else(|| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0))
+    }
+
+    /// The receive loops of the carrier's legs (for agent phones to share).
+    pub fn media(&self) -> &MediaRuntime {
+        &self.shared.media
     }
 
     /// The trunk URI a dialer should send its INVITEs to (`sip:127.0.0.1:PORT`).
@@ -457,14 +468,15 @@ async fn run_call(shared: Arc<Shared>, mut incoming: IncomingCall) {
                     Wait::Cancelled => break 'call Ending::Cancelled,
                     Wait::Stopped => break 'call Ending::Shutdown,
                 }
-                let (leg, mut events) = match open_leg(&shared.ports, format!("lab-sit-{number}")) {
-                    Ok(leg) => leg,
-                    Err(err) => {
-                        break 'call Ending::Failed {
-                            why: err.to_string(),
-                        };
-                    }
-                };
+                let (leg, mut events) =
+                    match open_leg(&shared.media, &shared.ports, format!("lab-sit-{number}")) {
+                        Ok(leg) => leg,
+                        Err(err) => {
+                            break 'call Ending::Failed {
+                                why: err.to_string(),
+                            };
+                        }
+                    };
                 let listening = Ear::new(None);
                 leg.set_listener(Some(listening.listener()));
                 if let Some(offer) = &info.offer {
@@ -520,14 +532,15 @@ async fn run_call(shared: Arc<Shared>, mut incoming: IncomingCall) {
                     Outcome::NoAnswer => break 'call refuse(incoming, 480, &mut story).await,
                     _ => {}
                 }
-                let (leg, events) = match open_leg(&shared.ports, format!("lab-{number}")) {
-                    Ok(leg) => leg,
-                    Err(err) => {
-                        break 'call Ending::Failed {
-                            why: err.to_string(),
-                        };
-                    }
-                };
+                let (leg, events) =
+                    match open_leg(&shared.media, &shared.ports, format!("lab-{number}")) {
+                        Ok(leg) => leg,
+                        Err(err) => {
+                            break 'call Ending::Failed {
+                                why: err.to_string(),
+                            };
+                        }
+                    };
                 if let Some(offer) = &info.offer {
                     aim(&leg, offer);
                 }

@@ -2,7 +2,7 @@
 //! the leg's address into our SDP.
 
 use crate::LabError;
-use media::{Leg, LegEvents, LegOptions, PortAllocator};
+use media::{Leg, LegEvents, LegOptions, MediaRuntime, PortAllocator};
 use sip::sdp::{Codec, LocalMedia, Sdp};
 
 /// The media leg's view of the peer's SDP (where to send, which codec and payload type, DTMF).
@@ -32,9 +32,14 @@ pub(crate) fn aim(leg: &Leg, sdp: &Sdp) -> bool {
     }
 }
 
-/// Opens a leg that sends silence whenever it has nothing to say, as a real phone does.
-pub(crate) fn open_leg(ports: &PortAllocator, label: String) -> Result<(Leg, LegEvents), LabError> {
-    Ok(Leg::open(
+/// Opens a leg on `media` that sends silence whenever it has nothing to say, as a real phone
+/// does.
+pub(crate) fn open_leg(
+    media: &MediaRuntime,
+    ports: &PortAllocator,
+    label: String,
+) -> Result<(Leg, LegEvents), LabError> {
+    Ok(media.open_leg(
         ports,
         LegOptions {
             comfort_silence: true,

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use crate::error::MediaError;
-use crate::leg::{Leg, LegInner, lock};
+use crate::leg::{Leg, LegInner};
+use crate::sys::lock;
 
 /// Two legs bridged together; dropping it (or [`Bridge::disconnect`]) separates them again.
 /// An agent's leg then goes back to comfort silence if it has it on.

@@ -11,7 +11,7 @@
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 
-use crate::leg::RECEIVE_BUFFER;
+use crate::sys::{RECEIVE_BUFFER, source};
 
 /// Datagrams taken per call: 8 are waiting after 160 ms of 20 ms packets.
 pub(crate) const BATCH: usize = 16;
@@ -129,7 +129,7 @@ impl BatchReader {
             (header.msg_len as usize).min(RECEIVE_BUFFER)
         };
         Some(Datagram {
-            from: crate::uring::source(name),
+            from: source(name),
             control: &self.controls[i].0[..control_len],
             payload: &self.payloads[i][..len],
         })

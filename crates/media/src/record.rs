@@ -20,7 +20,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::error::MediaError;
-use crate::leg::{Leg, LegInner, lock};
+use crate::leg::{Leg, LegInner};
+use crate::sys::lock;
+use crate::tap::{Frame, Tap};
 
 /// How far behind real time audio is committed to the file.
 const COMMIT_DELAY: Duration = Duration::from_millis(300);
@@ -33,41 +35,6 @@ const REANCHOR: i64 = 8000;
 const QUEUE: usize = 256;
 
 type WavFile = hound::WavWriter<BufWriter<File>>;
-
-struct Frame {
-    channel: usize,
-    ts: u32,
-    at: Instant,
-    samples: Vec<i16>,
-}
-
-/// A leg's feed into a recording (held in the leg's receive state).
-pub(crate) struct Tap {
-    sender: mpsc::Sender<Frame>,
-    channel: usize,
-    recording: u64,
-    dropped: Arc<AtomicU64>,
-}
-
-impl Tap {
-    /// Queues a chunk; false once the recording has ended.
-    pub(crate) fn send(&mut self, samples: &[i16], ts: u32) -> bool {
-        let frame = Frame {
-            channel: self.channel,
-            ts,
-            at: Instant::now(),
-            samples: samples.to_vec(),
-        };
-        match self.sender.try_send(frame) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-                true
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
-        }
-    }
-}
 
 /// What a finished recording holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
