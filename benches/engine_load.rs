@@ -18,8 +18,9 @@ mod engine_support;
 
 use std::time::{Duration, Instant};
 
+use domain::Outcome;
 use engine_support::{Sipp, wait_for};
-use store::{AttemptQuery, Outcome};
+use store::AttemptQuery;
 
 fn env(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
@@ -67,7 +68,7 @@ async fn run_rate(rate: u32, secs: u64) -> Option<Row> {
     let carrier = Sipp::carrier()?;
     let engine = engine_support::engine(store.clone(), dir.path(), "bench").await;
     let name = format!("load{rate}");
-    let spec = store::CampaignSpec::from_toml(&format!(
+    let spec = domain::CampaignSpec::from_toml(&format!(
         r#"
 name = "{name}"
 default_country = "US"

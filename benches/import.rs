@@ -83,7 +83,7 @@ uri = "sip:127.0.0.1"
 async fn import_once(url: &str, file: &std::path::Path) -> (Duration, store::ImportSummary) {
     let store = Store::connect(url).await.expect("connect");
     store.migrate().await.expect("migrate");
-    let spec = store::CampaignSpec::from_toml(CAMPAIGN).expect("campaign");
+    let spec = domain::CampaignSpec::from_toml(CAMPAIGN).expect("campaign");
     let (campaign, _) = store.apply_campaign(&spec).await.expect("apply");
     let reader = std::fs::File::open(file).expect("open the generated file");
     let started = Instant::now();
@@ -95,7 +95,7 @@ async fn import_once(url: &str, file: &std::path::Path) -> (Duration, store::Imp
 }
 
 fn parse_only(file: &std::path::Path) {
-    let normalizer = store::phone::Normalizer::new(store::Country::US);
+    let normalizer = domain::phone::Normalizer::new(domain::Country::US);
     let reader = BufReader::new(std::fs::File::open(file).expect("open"));
     let numbers: Vec<String> = csv_fields(reader).collect();
     let started = Instant::now();

@@ -40,8 +40,8 @@ fn options() -> Options {
     options
 }
 
-fn campaign(name: &str, hours: &str) -> store::CampaignSpec {
-    store::CampaignSpec::from_toml(&format!(
+fn campaign(name: &str, hours: &str) -> domain::CampaignSpec {
+    domain::CampaignSpec::from_toml(&format!(
         r#"
 name = "{name}"
 default_country = "US"

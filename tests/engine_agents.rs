@@ -9,16 +9,18 @@ mod engine_support;
 
 use std::time::Duration;
 
-use engine::{AgentState, Disposition, DispositionKind};
+use domain::DispositionKind;
+use domain::Outcome;
+use engine::{AgentState, Disposition};
 use engine_support::{RtpWitness, Sipp, carrier_calls, create_agents, wait_for};
-use store::{AttemptQuery, Outcome};
+use store::AttemptQuery;
 
 fn campaign(
     name: &str,
     carrier: std::net::SocketAddr,
     ratio: f64,
     wrap_up: &str,
-) -> store::CampaignSpec {
+) -> domain::CampaignSpec {
     let text = format!(
         r#"
 name = "{name}"
@@ -49,7 +51,7 @@ uri = "sip:{carrier}"
 cps = 50
 "#
     );
-    store::CampaignSpec::from_toml(&text).unwrap()
+    domain::CampaignSpec::from_toml(&text).unwrap()
 }
 
 async fn import(store: &store::Store, campaign: i64, numbers: &[String]) {
@@ -146,7 +148,7 @@ async fn one_agent_many_lines_abandons_with_the_message_and_obeys_the_agent() {
         .set_disposition(agent_id, attempt, &Disposition::new(DispositionKind::Sale))
         .await
         .unwrap();
-    assert_eq!(after.status, store::ContactStatus::Done);
+    assert_eq!(after.status, domain::ContactStatus::Done);
     assert!(
         wait_for(Duration::from_secs(10), || async {
             engine.agent(agent_id).await.unwrap().state != AgentState::WrapUp

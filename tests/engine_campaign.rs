@@ -16,13 +16,15 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use engine::{CallState, Disposition, DispositionKind, Engine, EngineEvent};
+use domain::DispositionKind;
+use domain::{AmdResult, ContactStatus, Outcome};
+use engine::{CallState, Disposition, Engine, EngineEvent};
 use engine_support::{Fate, RtpWitness, Sipp, carrier_calls, wait_for};
-use store::{AmdResult, AttemptQuery, ContactQuery, ContactStatus, Outcome, Store};
+use store::{AttemptQuery, ContactQuery, Store};
 
 const AGENTS: usize = 8;
 
-fn campaign(name: &str, carrier: std::net::SocketAddr, ratio: f64) -> store::CampaignSpec {
+fn campaign(name: &str, carrier: std::net::SocketAddr, ratio: f64) -> domain::CampaignSpec {
     let text = format!(
         r#"
 name = "{name}"
@@ -58,7 +60,7 @@ uri = "sip:{carrier}"
 cps = 50
 "#
     );
-    store::CampaignSpec::from_toml(&text).unwrap()
+    domain::CampaignSpec::from_toml(&text).unwrap()
 }
 
 /// The repeating mix: a quarter live answers, and every other fate.
@@ -95,7 +97,7 @@ fn dispose_connected_calls(engine: &Engine) -> Arc<Mutex<HashSet<i64>>> {
                 }
                 Err(_) => break,
             };
-            let (CallState::Ended, Some(store::Outcome::Connected), Some(agent)) =
+            let (CallState::Ended, Some(domain::Outcome::Connected), Some(agent)) =
                 (update.state, update.outcome, update.agent_id)
             else {
                 continue;

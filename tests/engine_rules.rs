@@ -12,10 +12,11 @@ mod engine_support;
 use std::time::Duration;
 
 use chrono::{Timelike, Utc};
+use domain::ContactStatus;
 use engine_support::{Sipp, carrier_calls, wait_for};
-use store::{AttemptQuery, ContactStatus, DncScope};
+use store::{AttemptQuery, DncScope};
 
-fn campaign(carrier: std::net::SocketAddr, closes: &str) -> store::CampaignSpec {
+fn campaign(carrier: std::net::SocketAddr, closes: &str) -> domain::CampaignSpec {
     let text = format!(
         r#"
 name = "window"
@@ -42,7 +43,7 @@ uri = "sip:{carrier}"
 cps = 2
 "#
     );
-    store::CampaignSpec::from_toml(&text).unwrap()
+    domain::CampaignSpec::from_toml(&text).unwrap()
 }
 
 /// The callees' zone (the tz database's POSIX-style name: `Etc/GMT+5` is UTC-5).

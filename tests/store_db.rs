@@ -2,11 +2,11 @@
 
 mod store_common;
 
+use domain::{CampaignStatus, ContactStatus, Disposition, DispositionKind, Outcome};
 use std::collections::HashSet;
 use std::time::Duration;
 use store::{
-    Applied, AttemptEvent, AttemptQuery, CampaignStatus, ContactQuery, ContactStatus, Disposition,
-    DispositionKind, DncScope, Finish, LeaseOptions, Outcome, Store,
+    Applied, AttemptEvent, AttemptQuery, ContactQuery, DncScope, Finish, LeaseOptions, Store,
 };
 use store_common::{ALWAYS_OPEN, campaign, import, spec, utc};
 
@@ -24,7 +24,7 @@ async fn campaigns_are_created_updated_and_listed(store: Store) {
         .unwrap();
     assert_eq!(applied, Applied::Updated);
     assert_eq!(updated.id, created.id);
-    assert_eq!(updated.spec.ring_timeout, store::Dur::secs(30));
+    assert_eq!(updated.spec.ring_timeout, domain::Dur::secs(30));
     store.apply_campaign(&spec("autumn", "")).await.unwrap();
     let names: Vec<String> = store
         .campaigns()
@@ -360,7 +360,7 @@ async fn do_not_call_applies_at_import_and_at_lease_time(store: Store) {
         .import_dnc(
             std::io::Cursor::new(b"phone\n(212) 555-0002\nnot a number\n".to_vec()),
             DncScope::Global,
-            store::Country::US,
+            domain::Country::US,
             "file",
         )
         .await
@@ -432,7 +432,7 @@ async fn outcomes_dispositions_and_callbacks(store: Store) {
     for (event, secs) in [
         (AttemptEvent::Ringing, 1),
         (AttemptEvent::Answered, 6),
-        (AttemptEvent::Amd(store::AmdResult::Human), 8),
+        (AttemptEvent::Amd(domain::AmdResult::Human), 8),
         (AttemptEvent::Bridged { agent_id: agent.id }, 9),
     ] {
         store
@@ -472,7 +472,7 @@ async fn outcomes_dispositions_and_callbacks(store: Store) {
     assert_eq!(after.next_attempt_at, Some(tomorrow));
     let stored = store.attempt(a1).await.unwrap();
     assert_eq!(stored.agent_id, Some(agent.id));
-    assert_eq!(stored.amd_result, Some(store::AmdResult::Human));
+    assert_eq!(stored.amd_result, Some(domain::AmdResult::Human));
     assert_eq!(stored.outcome, Some(Outcome::Connected));
 
     // 2: a SIT tone: never redialled. 3: abandoned, then retried.

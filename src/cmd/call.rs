@@ -95,7 +95,7 @@ async fn target(args: &Args, global: &Global) -> anyhow::Result<Target> {
     let campaign = store.require_campaign(name).await?;
     let spec = &campaign.spec;
     let country = spec.country().context("the campaign's default country")?;
-    let number = store::phone::Normalizer::new(country)
+    let number = domain::phone::Normalizer::new(country)
         .normalize(&args.number)
         .map_err(anyhow::Error::msg)?;
     let uri: Uri = spec
@@ -105,8 +105,8 @@ async fn target(args: &Args, global: &Global) -> anyhow::Result<Target> {
         .with_context(|| format!("campaign {name}: trunk URI {}", spec.trunk.uri))?;
     let mut trunk = TrunkConfig::new(uri, spec.trunk.cps.max(1));
     trunk.transport = Some(match spec.trunk.transport {
-        store::spec::Transport::Udp => Transport::Udp,
-        store::spec::Transport::Tcp => Transport::Tcp,
+        domain::spec::Transport::Udp => Transport::Udp,
+        domain::spec::Transport::Tcp => Transport::Tcp,
     });
     if let (Some(user_env), Some(password_env)) =
         (&spec.trunk.username_env, &spec.trunk.password_env)

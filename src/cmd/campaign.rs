@@ -2,9 +2,10 @@
 
 use crate::Global;
 use anyhow::Context as _;
+use domain::{CampaignSpec, CampaignStatus};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use store::{Applied, CampaignSpec, CampaignStatus};
+use store::Applied;
 
 /// Subcommands of `dialer campaign`.
 #[derive(Debug, clap::Subcommand)]
@@ -56,7 +57,7 @@ fn read_spec(path: &PathBuf) -> anyhow::Result<CampaignSpec> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     CampaignSpec::from_toml(&text).map_err(|err| match err {
-        store::Error::InvalidSpec(errors) => {
+        domain::Error::InvalidSpec(errors) => {
             let list: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
             anyhow::anyhow!(
                 "{} is not a valid campaign:\n{}",
@@ -174,8 +175,8 @@ pub async fn run(command: Command, global: &Global) -> anyhow::Result<ExitCode> 
                 s.pacing.max_lines,
                 s.pacing.abandon_target * 100.0,
                 match s.pacing.abandon_window {
-                    store::AbandonWindow::Day => "24h",
-                    store::AbandonWindow::ThirtyDays => "30 days",
+                    domain::AbandonWindow::Day => "24h",
+                    domain::AbandonWindow::ThirtyDays => "30 days",
                 }
             );
             println!(
@@ -238,7 +239,7 @@ pub async fn run(command: Command, global: &Global) -> anyhow::Result<ExitCode> 
     }
 }
 
-fn counts_json(counts: &[(store::ContactStatus, u64)]) -> serde_json::Value {
+fn counts_json(counts: &[(domain::ContactStatus, u64)]) -> serde_json::Value {
     serde_json::Value::Object(
         counts
             .iter()

@@ -102,7 +102,7 @@ pub struct Args {
     pub seed: u64,
     /// How long calls with agents may go on at the end before they are hung up.
     #[arg(long, default_value = "10s")]
-    pub grace: store::Dur,
+    pub grace: domain::Dur,
     /// Print a line every few seconds instead of redrawing the screen.
     #[arg(long)]
     pub plain: bool,
@@ -183,7 +183,7 @@ fn campaign_spec(
     args: &Args,
     prompts: &Path,
     carrier: &Carrier,
-) -> anyhow::Result<store::CampaignSpec> {
+) -> anyhow::Result<domain::CampaignSpec> {
     let (text, base) = match &args.campaign {
         Some(path) => (
             std::fs::read_to_string(path)
@@ -192,7 +192,7 @@ fn campaign_spec(
         ),
         None => (DEMO_TOML.to_owned(), None),
     };
-    let mut spec = store::CampaignSpec::from_toml(&text).map_err(|err| {
+    let mut spec = domain::CampaignSpec::from_toml(&text).map_err(|err| {
         anyhow::anyhow!(
             "{} is not a valid campaign: {err}",
             args.campaign
@@ -203,7 +203,7 @@ fn campaign_spec(
         )
     })?;
     spec.trunk.uri = carrier.uri().to_string();
-    spec.trunk.transport = store::Transport::Udp;
+    spec.trunk.transport = domain::Transport::Udp;
     spec.trunk.username_env = None;
     spec.trunk.password_env = None;
     // A message found next to the campaign file is played; otherwise the lab's own recording.

@@ -58,7 +58,7 @@ pub struct Scope {
 async fn resolve(
     store: &store::Store,
     scope: &Scope,
-) -> anyhow::Result<(DncScope, store::Country)> {
+) -> anyhow::Result<(DncScope, domain::Country)> {
     let (dnc_scope, campaign_country) = match &scope.campaign {
         Some(name) => {
             let campaign = store.require_campaign(name).await?;
@@ -74,12 +74,12 @@ async fn resolve(
         .clone()
         .or(campaign_country)
         .unwrap_or_else(|| "US".to_owned());
-    let country = store::spec::parse_country(&code).map_err(anyhow::Error::msg)?;
+    let country = domain::spec::parse_country(&code).map_err(anyhow::Error::msg)?;
     Ok((dnc_scope, country))
 }
 
-fn normalize(country: store::Country, number: &str) -> anyhow::Result<String> {
-    store::phone::Normalizer::new(country)
+fn normalize(country: domain::Country, number: &str) -> anyhow::Result<String> {
+    domain::phone::Normalizer::new(country)
         .normalize(number)
         .map_err(anyhow::Error::msg)
 }

@@ -6,13 +6,13 @@
 
 use crate::Global;
 use anyhow::Context as _;
+use domain::Dur;
 use engine::{Engine, EngineConfig, InProcess, MediaIo, MediaPriority};
 use serde::Deserialize;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
-use store::Dur;
 
 /// The default of the global `--database-url`, which the config file's `database_url` may
 /// replace (a URL given by flag or `DATABASE_URL` wins over the file).

@@ -2,12 +2,12 @@
 
 use crate::Global;
 use anyhow::Context;
+use domain::CampaignSpec;
 use pacing::sim::{self, Mix, Policy, Report, Scenario, VicidialSettings};
 use pacing::{Config, Mode, WINDOW_24H, WINDOW_30D};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
-use store::CampaignSpec;
 
 /// Options of `dialer simulate`.
 ///
@@ -127,10 +127,10 @@ impl Settings {
         };
         let file_mode = file.map(|p| {
             match p.mode {
-                store::DialMode::Preview => Mode::Preview,
-                store::DialMode::Progressive => Mode::Progressive,
-                store::DialMode::Predictive => Mode::Predictive,
-                store::DialMode::Agentless => Mode::Agentless,
+                domain::DialMode::Preview => Mode::Preview,
+                domain::DialMode::Progressive => Mode::Progressive,
+                domain::DialMode::Predictive => Mode::Predictive,
+                domain::DialMode::Agentless => Mode::Agentless,
             }
             .to_string()
         });
@@ -190,7 +190,7 @@ fn read_campaign(path: &Path) -> anyhow::Result<CampaignSpec> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     CampaignSpec::from_toml(&text).map_err(|err| match err {
-        store::Error::InvalidSpec(fields) => anyhow::anyhow!(
+        domain::Error::InvalidSpec(fields) => anyhow::anyhow!(
             "{} is not a valid campaign:\n  {}",
             path.display(),
             fields

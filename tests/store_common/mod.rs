@@ -3,7 +3,8 @@
 #![allow(dead_code)]
 
 use chrono::{DateTime, TimeZone, Utc};
-use store::{Campaign, CampaignSpec, ImportOptions, ImportSummary, Store};
+use domain::CampaignSpec;
+use store::{Campaign, ImportOptions, ImportSummary, Store};
 
 /// Runs an async scenario `fn(Store)` as two tests: `sqlite` and `postgres`.
 #[macro_export]

@@ -14,7 +14,8 @@ use axum::http::StatusCode;
 use axum::http::header::LOCATION;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use engine::{AgentSpec, AgentView, ContactAfter, Disposition, DispositionKind};
+use domain::{ContactAfter, DispositionKind};
+use engine::{AgentSpec, AgentView, Disposition};
 use serde::Deserialize;
 use utoipa::ToSchema;
 

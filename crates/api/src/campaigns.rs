@@ -9,17 +9,19 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::http::header::LOCATION;
 use axum::response::{IntoResponse, Response};
-use engine::{Applied, CampaignView, DialMode, PacingPatch};
+use domain::CampaignSpec;
+use domain::DialMode;
+use engine::{CampaignView, PacingPatch};
 use serde::{Deserialize, Serialize};
-use store::CampaignSpec;
+use store::Applied;
 use utoipa::ToSchema;
 
 /// Parses a campaign definition written in TOML, naming the field at fault.
 pub fn spec_from_toml(text: &str) -> Result<CampaignSpec, Failure> {
     match CampaignSpec::from_toml(text) {
         Ok(spec) => Ok(spec),
-        Err(store::Error::InvalidSpec(fields)) => {
-            // The store reports a deserialisation error with no field; find its path.
+        Err(domain::Error::InvalidSpec(fields)) => {
+            // The domain reports a deserialisation error with no field; find its path.
             if fields.len() == 1 && fields[0].field.is_empty() {
                 let unnamed = || {
                     Failure::field(
@@ -288,7 +290,7 @@ pub(crate) struct PacingChange {
     /// Abandon window, `24h` or `30d`.
     #[serde(default)]
     #[schema(value_type = Option<schema::AbandonWindow>)]
-    pub(crate) abandon_window: Option<store::AbandonWindow>,
+    pub(crate) abandon_window: Option<domain::AbandonWindow>,
     /// Most calls in progress at once.
     #[serde(default)]
     #[schema(minimum = 1, maximum = 10000)]

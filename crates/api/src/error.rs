@@ -52,7 +52,7 @@ impl Failure {
     }
 }
 
-fn fields_of(fields: &[store::FieldError]) -> Vec<FieldError> {
+fn fields_of(fields: &[domain::FieldError]) -> Vec<FieldError> {
     fields
         .iter()
         .map(|f| FieldError {
@@ -65,6 +65,12 @@ fn fields_of(fields: &[store::FieldError]) -> Vec<FieldError> {
 impl From<store::Error> for Failure {
     fn from(err: store::Error) -> Self {
         Failure::from(EngineError::Store(err))
+    }
+}
+
+impl From<domain::Error> for Failure {
+    fn from(err: domain::Error) -> Self {
+        Failure::from(store::Error::from(err))
     }
 }
 

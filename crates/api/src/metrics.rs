@@ -4,7 +4,8 @@
 //! campaign's window, the media receive loops' counters), so a scrape is never older than the
 //! request.
 
-use engine::{AgentState, Engine, Outcome};
+use domain::Outcome;
+use engine::{AgentState, Engine};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 
@@ -165,7 +166,7 @@ async fn refresh(engine: &Engine) -> Result<(), engine::EngineError> {
         }
         counter!("dialer_pacing_decisions_total", "campaign" => name.clone()).increment(0);
         gauge!("dialer_campaign_running", "campaign" => name.clone()).set(
-            if campaign.status == engine::CampaignStatus::Running {
+            if campaign.status == domain::CampaignStatus::Running {
                 1.0
             } else {
                 0.0

@@ -8,8 +8,9 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
+use domain::{ContactStatus, Outcome};
 use serde::{Deserialize, Serialize};
-use store::{Attempt, Contact, ContactStatus, MAX_PAGE, Outcome};
+use store::{Attempt, Contact, MAX_PAGE};
 use utoipa::IntoParams;
 
 /// One page of records; `next_after_id` continues it.

@@ -789,12 +789,12 @@ mod tests {
                 continue;
             }
             let text = std::fs::read_to_string(&path).unwrap();
-            let spec = store::CampaignSpec::from_toml(&text).unwrap();
+            let spec = domain::CampaignSpec::from_toml(&text).unwrap();
             let value = serde_json::to_value(&spec).unwrap();
             let mirrored: CampaignSpec = serde_json::from_value(value.clone())
                 .unwrap_or_else(|err| panic!("{}: {err}", path.display()));
             // And back: the mirror loses nothing the store reads.
-            let again: store::CampaignSpec =
+            let again: domain::CampaignSpec =
                 serde_json::from_value(serde_json::to_value(&mirrored).unwrap()).unwrap();
             assert_eq!(again, spec, "{}", path.display());
             checked += 1;
@@ -804,23 +804,23 @@ mod tests {
 
     #[test]
     fn enums_serialise_as_the_stores() {
-        for outcome in store::Outcome::ALL {
+        for outcome in domain::Outcome::ALL {
             let v = serde_json::to_value(outcome).unwrap();
             let _: Outcome = serde_json::from_value(v).unwrap();
         }
-        for status in store::ContactStatus::ALL {
+        for status in domain::ContactStatus::ALL {
             let v = serde_json::to_value(status).unwrap();
             let _: ContactStatus = serde_json::from_value(v).unwrap();
         }
-        for kind in store::DispositionKind::ALL {
+        for kind in domain::DispositionKind::ALL {
             let v = serde_json::to_value(kind).unwrap();
             let _: DispositionKind = serde_json::from_value(v).unwrap();
         }
-        for amd in store::AmdResult::ALL {
+        for amd in domain::AmdResult::ALL {
             let v = serde_json::to_value(amd).unwrap();
             let _: AmdResult = serde_json::from_value(v).unwrap();
         }
-        for status in store::CampaignStatus::ALL {
+        for status in domain::CampaignStatus::ALL {
             let v = serde_json::to_value(status).unwrap();
             let _: CampaignStatus = serde_json::from_value(v).unwrap();
         }

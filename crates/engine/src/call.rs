@@ -18,10 +18,11 @@
 //! ```
 
 use crate::view::CallState;
+use domain::{AmdResult, MachineAction, Outcome};
 use pacing::EndReason;
 use std::collections::VecDeque;
 use std::time::Duration;
-use store::{AmdResult, AttemptEvent, MachineAction, Outcome};
+use store::AttemptEvent;
 
 /// What the machine needs to know of its campaign.
 #[derive(Debug, Clone)]

@@ -16,11 +16,12 @@ use crate::view::{
     AbandonView, AgentState, AgentView, CampaignFigures, CampaignView, EngineEvent, ShutdownReport,
 };
 use chrono::Utc;
+use domain::{CampaignSpec, CampaignStatus};
 use media::Leg;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
-use store::{Campaign, CampaignSpec, CampaignStatus, LeaseOptions, LeasedContact};
+use store::{Campaign, LeaseOptions, LeasedContact};
 use tokio::sync::{mpsc, oneshot, watch};
 
 /// A campaign's definition and what its calls need, fixed for the calls started under it.
@@ -480,7 +481,7 @@ impl Actor {
                     if finished.outcome.is_live_answer() {
                         self.own.0 += 1;
                     }
-                    if finished.outcome == store::Outcome::Abandoned {
+                    if finished.outcome == domain::Outcome::Abandoned {
                         self.own.1 += 1;
                     }
                     self.spawn_counters(delta);
@@ -518,13 +519,13 @@ impl Actor {
         }
     }
 
-    fn dispose(&self, agent: i64, attempt: i64, kind: store::DispositionKind, timed_out: bool) {
+    fn dispose(&self, agent: i64, attempt: i64, kind: domain::DispositionKind, timed_out: bool) {
         let store = self.shared.store.clone();
-        let callback_at = (kind == store::DispositionKind::Callback).then(|| {
+        let callback_at = (kind == domain::DispositionKind::Callback).then(|| {
             Utc::now()
                 + chrono::Duration::from_std(self.runtime.setup.callback_after).unwrap_or_default()
         });
-        let disposition = store::Disposition {
+        let disposition = domain::Disposition {
             kind,
             note: timed_out.then(|| "wrap-up timed out".to_owned()),
             callback_at,
@@ -719,8 +720,8 @@ impl Actor {
     }
 }
 
-fn counters_for(outcome: store::Outcome) -> Counters {
-    use store::Outcome as O;
+fn counters_for(outcome: domain::Outcome) -> Counters {
+    use domain::Outcome as O;
     Counters {
         in_flight: -1,
         live: i64::from(outcome.is_live_answer()),

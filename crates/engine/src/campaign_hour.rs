@@ -10,12 +10,12 @@
 
 use crate::call::{CallAction, CallConfig, CallInput, PromptKind};
 use crate::core::{CampaignCore, CoreAction, CoreInput, CoreSettings};
+use domain::{AmdResult, CampaignStatus, DispositionKind, MachineAction, Outcome};
 use pacing::sim::{FateKind, Policy, Scenario};
 use pacing::{Config, Mode, Pacer};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::time::Duration;
-use store::{AmdResult, CampaignStatus, DispositionKind, MachineAction, Outcome};
 
 /// A happening the simulated world has planned.
 #[derive(Debug, Clone, PartialEq)]

@@ -14,10 +14,10 @@ use crate::call::{
 };
 use crate::pool::{AgentPool, PoolAgent, PoolError, WrapUpExpired};
 use crate::view::{AgentCounts, AgentState, CallCounts, CallTotals, PacingView};
+use domain::{CampaignStatus, DispositionKind, Outcome};
 use pacing::{AgentId, CallId, Decision, Event, Pacer};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
-use store::{CampaignStatus, DispositionKind, Outcome};
 
 /// Settings of the core that come from the campaign and the engine.
 #[derive(Debug, Clone)]
@@ -879,8 +879,8 @@ mod tests {
     use super::*;
     use crate::call::PromptKind;
     use crate::view::CallState;
+    use domain::{AmdResult, MachineAction};
     use pacing::{Config, Mode};
-    use store::{AmdResult, MachineAction};
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)

@@ -10,13 +10,14 @@ use crate::core::CoreInput;
 use crate::shared::Shared;
 use crate::view::{CallState, CallUpdate};
 use chrono::Utc;
+use domain::Outcome;
 use media::detect::{Amd, AmdVerdict, ToneEvent, ToneParams, Tones};
 use media::{Bridge, Leg, LegEvent, LegOptions, PlaybackId, Recording};
 use sip::sdp::{LocalMedia, Sdp};
 use sip::{CallEvent, CallerId, OutboundCall};
 use std::sync::Arc;
 use std::time::Duration;
-use store::{AttemptEvent, Finish, LeasedContact, Outcome};
+use store::{AttemptEvent, Finish, LeasedContact};
 use tokio::sync::{mpsc, oneshot};
 
 /// What the campaign actor tells a call's task.
@@ -383,9 +384,9 @@ impl Live {
         match found {
             Detected::Amd(v) => {
                 let result = match v.result {
-                    media::detect::AmdResult::Human => Some(store::AmdResult::Human),
-                    media::detect::AmdResult::Machine => Some(store::AmdResult::Machine),
-                    media::detect::AmdResult::NotSure => Some(store::AmdResult::NotSure),
+                    media::detect::AmdResult::Human => Some(domain::AmdResult::Human),
+                    media::detect::AmdResult::Machine => Some(domain::AmdResult::Machine),
+                    media::detect::AmdResult::NotSure => Some(domain::AmdResult::NotSure),
                     media::detect::AmdResult::Hangup => None,
                 };
                 // Stream time to the engine's clock: the verdict is "now".

@@ -11,13 +11,14 @@ use crate::view::{
     ShutdownReport, Snapshot, field_error,
 };
 use chrono::Utc;
+use domain::{CampaignSpec, CampaignStatus, ContactAfter};
 use media::{MediaRuntime, PortAllocator};
 use sip::{AuthConfig, Endpoint, EndpointConfig, IncomingCall, IncomingEvent, Secret, TrunkConfig};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
-use store::{Applied, Campaign, CampaignSpec, CampaignStatus, ContactAfter, NewAgent, Store};
+use store::{Applied, Campaign, NewAgent, Store};
 use tokio::sync::{broadcast, oneshot};
 
 /// The campaign runtime of one node. Cheap to clone (an `Arc` inside); every clone drives the
@@ -184,8 +185,8 @@ impl Engine {
         })?;
         let mut trunk_config = TrunkConfig::new(uri, spec.trunk.cps);
         trunk_config.transport = Some(match spec.trunk.transport {
-            store::Transport::Udp => sip::Transport::Udp,
-            store::Transport::Tcp => sip::Transport::Tcp,
+            domain::Transport::Udp => sip::Transport::Udp,
+            domain::Transport::Tcp => sip::Transport::Tcp,
         });
         if let (Some(user_env), Some(pass_env)) =
             (&spec.trunk.username_env, &spec.trunk.password_env)
@@ -260,7 +261,7 @@ impl Engine {
     /// trunk's host unknown, a field refused).
     pub async fn apply_campaign(&self, spec: &CampaignSpec) -> Result<(CampaignView, Applied)> {
         let _guard = self.inner.applying.lock().await;
-        if let Err(store::Error::InvalidSpec(fields)) = spec.validate() {
+        if let Err(domain::Error::InvalidSpec(fields)) = spec.validate() {
             return Err(EngineError::Invalid(fields));
         }
         // Everything that can be refused is checked before anything is stored.
@@ -358,7 +359,7 @@ impl Engine {
             .ok_or_else(|| EngineError::NoSuchCampaign(name.to_owned()))?;
         let mut spec = campaign.spec.clone();
         spec.pacing = patch.apply(&spec.pacing);
-        if let Err(store::Error::InvalidSpec(fields)) = spec.validate() {
+        if let Err(domain::Error::InvalidSpec(fields)) = spec.validate() {
             return Err(EngineError::Invalid(fields));
         }
         crate::setup::pacing_config(&spec, self.config().connect_grace)
@@ -508,7 +509,8 @@ impl Engine {
         if row.agent_id != Some(agent) {
             return Err(EngineError::NotAgentsAttempt { agent, attempt });
         }
-        if disposition.kind == store::DispositionKind::Callback && disposition.callback_at.is_none()
+        if disposition.kind == domain::DispositionKind::Callback
+            && disposition.callback_at.is_none()
         {
             return Err(EngineError::Invalid(vec![field_error(
                 "callback_at",

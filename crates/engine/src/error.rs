@@ -1,6 +1,6 @@
 //! The engine's error type.
 
-use store::FieldError;
+use domain::FieldError;
 
 /// Everything the engine's facade can refuse or fail with.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +64,13 @@ pub enum EngineError {
     /// This part of the engine is not available yet (the facade is ahead of the runtime).
     #[error("not available yet: {0}")]
     NotReady(&'static str),
+}
+
+impl From<domain::Error> for EngineError {
+    /// A campaign definition or a value the rules refuse, reported as the store reports it.
+    fn from(err: domain::Error) -> Self {
+        Self::Store(err.into())
+    }
 }
 
 /// A failure of the cluster state's backend.

@@ -22,7 +22,7 @@
 //! let store = store::Store::connect("sqlite://dialer.db?mode=rwc").await?;
 //! store.migrate().await?;
 //! let engine = Engine::start(EngineConfig::new("node-1"), store, InProcess::shared()).await?;
-//! let spec = store::CampaignSpec::from_toml(&std::fs::read_to_string("campaigns/demo.toml").unwrap())?;
+//! let spec = domain::CampaignSpec::from_toml(&std::fs::read_to_string("campaigns/demo.toml").unwrap())?;
 //! engine.apply_campaign(&spec).await?;
 //! engine.start_campaign("demo").await?;
 //! let mut events = engine.subscribe();
@@ -56,9 +56,6 @@ pub use config::EngineConfig;
 pub use engine::Engine;
 pub use error::{ClusterError, EngineError, Result};
 pub use media::{MediaConfig, MediaIo, MediaPriority, ReceiveLoopStats};
-pub use store::{
-    Applied, CampaignSpec, CampaignStatus, ContactAfter, DialMode, DispositionKind, Outcome,
-};
 pub use view::{
     AbandonView, AgentCounts, AgentSpec, AgentState, AgentView, CallCounts, CallState, CallTotals,
     CallUpdate, CampaignFigures, CampaignView, Disposition, EngineEvent, PacingPatch, PacingView,

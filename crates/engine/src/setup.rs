@@ -6,12 +6,12 @@ use crate::call::CallConfig;
 use crate::core::CoreSettings;
 use crate::error::{EngineError, Result};
 use crate::view::field_error;
+use domain::{CampaignSpec, DialMode, Dur, FieldError};
 use media::Prompt;
 use media::detect::AmdParams;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use store::{CampaignSpec, DialMode, Dur, FieldError};
 
 /// The pacer's settings for a campaign, or the refused campaign field.
 pub(crate) fn pacing_config(
@@ -59,7 +59,7 @@ fn ms(d: Dur) -> u32 {
 
 /// The detector's parameters from the campaign's `[amd]` table (unset ones keep the media
 /// crate's tuned defaults).
-pub(crate) fn amd_params(amd: &store::Amd) -> std::result::Result<AmdParams, FieldError> {
+pub(crate) fn amd_params(amd: &domain::Amd) -> std::result::Result<AmdParams, FieldError> {
     let mut p = AmdParams::default();
     if let Some(d) = amd.initial_silence {
         p.initial_silence_ms = ms(d);

@@ -2,10 +2,10 @@
 //! carry their changes, and the inputs of the facade (pacing patches, dispositions, agents).
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use store::{
+use domain::{
     AbandonWindow, CampaignStatus, DialMode, DispositionKind, FieldError, Outcome, Pacing,
 };
+use serde::{Deserialize, Serialize};
 
 /// Where an agent stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -302,7 +302,7 @@ impl CampaignView {
         id: i64,
         name: &str,
         status: CampaignStatus,
-        spec: &store::CampaignSpec,
+        spec: &domain::CampaignSpec,
         at: DateTime<Utc>,
     ) -> Self {
         CampaignView {
@@ -428,9 +428,9 @@ impl Disposition {
     }
 }
 
-impl From<Disposition> for store::Disposition {
+impl From<Disposition> for domain::Disposition {
     fn from(d: Disposition) -> Self {
-        store::Disposition {
+        domain::Disposition {
             kind: d.kind,
             note: d.note,
             callback_at: d.callback_at,

@@ -1,11 +1,12 @@
 //! Agents: accounts, SIP digest credentials, campaign assignment.
 
-use crate::db::{Store, exec, now};
+use crate::db::{Store, now};
+use crate::db::{from_ms, ms};
 use crate::entity::{agent, agent_campaign};
 use crate::error::{Error, Result};
-use crate::types::{from_ms, ms};
 use chrono::{DateTime, Utc};
 use md5::Md5;
+use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -95,12 +96,9 @@ impl Store {
         .insert(&txn)
         .await?;
         for campaign_id in &new.campaigns {
-            exec(
-                &txn,
-                "INSERT INTO agent_campaigns (agent_id, campaign_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                vec![row.id.into(), (*campaign_id).into()],
-            )
-            .await?;
+            link(row.id, *campaign_id)
+                .exec_without_returning(&txn)
+                .await?;
         }
         txn.commit().await?;
         self.agent_from(row).await
@@ -158,17 +156,15 @@ impl Store {
         assigned: bool,
     ) -> Result<()> {
         if assigned {
-            self.execute(
-                "INSERT INTO agent_campaigns (agent_id, campaign_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                vec![agent_id.into(), campaign_id.into()],
-            )
-            .await?;
+            link(agent_id, campaign_id)
+                .exec_without_returning(&self.db)
+                .await?;
         } else {
-            self.execute(
-                "DELETE FROM agent_campaigns WHERE agent_id = $1 AND campaign_id = $2",
-                vec![agent_id.into(), campaign_id.into()],
-            )
-            .await?;
+            agent_campaign::Entity::delete_many()
+                .filter(agent_campaign::Column::AgentId.eq(agent_id))
+                .filter(agent_campaign::Column::CampaignId.eq(campaign_id))
+                .exec(&self.db)
+                .await?;
         }
         Ok(())
     }
@@ -185,11 +181,12 @@ impl Store {
             ));
         }
         let (md5, sha256) = digest_ha1(username, &agent.realm, password);
-        self.execute(
-            "UPDATE agents SET ha1_md5 = $1, ha1_sha256 = $2 WHERE id = $3",
-            vec![md5.into(), sha256.into(), agent.id.into()],
-        )
-        .await?;
+        agent::Entity::update_many()
+            .col_expr(agent::Column::Ha1Md5, Expr::val(md5))
+            .col_expr(agent::Column::Ha1Sha256, Expr::val(sha256))
+            .filter(agent::Column::Id.eq(agent.id))
+            .exec(&self.db)
+            .await?;
         Ok(())
     }
 
@@ -213,6 +210,15 @@ impl Store {
             created_at: from_ms(row.created_at),
         })
     }
+}
+
+/// Puts an agent on a campaign; a link that exists already is left as it is.
+fn link(agent_id: i64, campaign_id: i64) -> sea_orm::TryInsert<agent_campaign::ActiveModel> {
+    agent_campaign::Entity::insert(agent_campaign::ActiveModel {
+        agent_id: Set(agent_id),
+        campaign_id: Set(campaign_id),
+    })
+    .on_conflict_do_nothing()
 }
 
 #[cfg(test)]

@@ -1,12 +1,22 @@
 //! Call attempts: start, each step of the call's life, the final outcome, the agent's
 //! disposition, and abandon-rate accounting.
 
-use crate::db::{Store, exec, query};
-use crate::entity::{attempt, callback, disposition};
+//!
+//! Every statement here is built with sea-orm's query builder (entities and `sea_query`), one
+//! way of querying for the attempt tables and the contact updates that go with them; the
+//! retry rules themselves are `domain::retry`, run inside the transaction that ends an attempt.
+
+use crate::db::{Store, from_ms, ms};
+use crate::entity::{abandon_stat, attempt, callback, campaign, contact, disposition, dnc};
 use crate::error::{Error, Result};
-use crate::types::{AmdResult, ContactStatus, DispositionKind, Outcome, from_ms, ms};
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, DatabaseTransaction, EntityTrait, QuerySelect, Set};
+use domain::retry::{self, AttemptEnd, ContactBefore};
+use domain::{AmdResult, ContactAfter, ContactStatus, Disposition, Outcome};
+use sea_orm::sea_query::{Asterisk, Expr, ExprTrait, Func, OnConflict, Query};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QuerySelect,
+    Set,
+};
 use serde::Serialize;
 
 /// One step of a call's life, recorded on its attempt row.
@@ -43,32 +53,6 @@ pub struct Finish {
     pub reason: Option<String>,
     /// When the call ended.
     pub ended_at: DateTime<Utc>,
-}
-
-/// Where the contact stands after an attempt or a disposition.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct ContactAfter {
-    /// Contact id.
-    pub contact_id: i64,
-    /// New status.
-    pub status: ContactStatus,
-    /// Attempts made.
-    pub attempts: u32,
-    /// When it is due again (pending and callback contacts).
-    pub next_attempt_at: Option<DateTime<Utc>>,
-}
-
-/// An agent's disposition of a connected call.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Disposition {
-    /// What happened.
-    pub kind: DispositionKind,
-    /// Free text.
-    pub note: Option<String>,
-    /// For [`DispositionKind::Callback`]: when to call back.
-    pub callback_at: Option<DateTime<Utc>>,
-    /// For a callback: only this agent takes it (otherwise anyone).
-    pub callback_personal: bool,
 }
 
 /// Live answers and abandons of a campaign over a window.
@@ -173,25 +157,50 @@ impl Store {
         node_id: &str,
         started_at: DateTime<Utc>,
     ) -> Result<i64> {
-        let row = self
-            .query_one(
-                "INSERT INTO attempts (campaign_id, contact_id, node_id, e164, started_at) \
-                 SELECT c.campaign_id, c.id, $1, c.e164, $2 FROM contacts c \
-                 WHERE c.id = $3 AND NOT EXISTS (SELECT 1 FROM dnc d \
-                   WHERE d.e164 = c.e164 AND d.campaign_id IN (0, c.campaign_id)) \
-                 RETURNING id, campaign_id",
-                vec![node_id.into(), ms(started_at).into(), contact_id.into()],
+        use contact::Column as C;
+        let number_listed = Query::select()
+            .expr(Expr::val(1))
+            .from_as(dnc::Entity, "d")
+            .and_where(Expr::col(("d", dnc::Column::E164)).equals(("c", C::E164)))
+            .and_where(
+                Expr::col(("d", dnc::Column::CampaignId))
+                    .is_in([Expr::val(0i64), Expr::col(("c", C::CampaignId))]),
             )
-            .await?;
-        let Some(row) = row else {
-            let contact = self
-                .query_one(
-                    "SELECT e164 FROM contacts WHERE id = $1",
-                    vec![contact_id.into()],
-                )
+            .take();
+        let dialled = Query::select()
+            .expr(Expr::col(("c", C::CampaignId)))
+            .expr(Expr::col(("c", C::Id)))
+            .expr(Expr::val(node_id))
+            .expr(Expr::col(("c", C::E164)))
+            .expr(Expr::val(ms(started_at)))
+            .from_as(contact::Entity, "c")
+            .and_where(Expr::col(("c", C::Id)).eq(contact_id))
+            .and_where(Expr::not_exists(number_listed))
+            .take();
+        let insert = Query::insert()
+            .into_table(attempt::Entity)
+            .columns([
+                attempt::Column::CampaignId,
+                attempt::Column::ContactId,
+                attempt::Column::NodeId,
+                attempt::Column::E164,
+                attempt::Column::StartedAt,
+            ])
+            .select_from(dialled)
+            .map_err(|err| Error::Db(DbErr::Custom(err.to_string())))?
+            .returning(
+                Query::returning().columns([attempt::Column::Id, attempt::Column::CampaignId]),
+            )
+            .to_owned();
+        let Some(row) = self.db.query_one(&insert).await? else {
+            let e164 = contact::Entity::find_by_id(contact_id)
+                .select_only()
+                .column(C::E164)
+                .into_tuple::<String>()
+                .one(&self.db)
                 .await?
                 .ok_or(Error::NoSuchContact(contact_id))?;
-            return Err(Error::DoNotCall(contact.try_get("", "e164")?));
+            return Err(Error::DoNotCall(e164));
         };
         let id: i64 = row.try_get("", "id")?;
         let campaign_id: i64 = row.try_get("", "campaign_id")?;
@@ -206,34 +215,23 @@ impl Store {
         event: AttemptEvent,
         at: DateTime<Utc>,
     ) -> Result<()> {
+        use attempt::Column as A;
         let at = ms(at);
-        let (sql, values): (&str, Vec<sea_orm::Value>) = match event {
-            AttemptEvent::Ringing => (
-                "UPDATE attempts SET ring_at = COALESCE(ring_at, $1) WHERE id = $2",
-                vec![at.into(), attempt_id.into()],
-            ),
-            AttemptEvent::EarlyMedia => (
-                "UPDATE attempts SET early_media_at = COALESCE(early_media_at, $1) WHERE id = $2",
-                vec![at.into(), attempt_id.into()],
-            ),
-            AttemptEvent::Answered => (
-                "UPDATE attempts SET answered_at = $1 WHERE id = $2",
-                vec![at.into(), attempt_id.into()],
-            ),
-            AttemptEvent::Amd(result) => (
-                "UPDATE attempts SET amd_result = $1, amd_at = $2 WHERE id = $3",
-                vec![result.as_str().into(), at.into(), attempt_id.into()],
-            ),
-            AttemptEvent::Bridged { agent_id } => (
-                "UPDATE attempts SET bridged_at = $1, agent_id = $2 WHERE id = $3",
-                vec![at.into(), agent_id.into(), attempt_id.into()],
-            ),
-            AttemptEvent::Recording { path } => (
-                "UPDATE attempts SET recording_path = $1 WHERE id = $2",
-                vec![path.into(), attempt_id.into()],
-            ),
+        let first = |col: A| -> Expr { Func::coalesce([Expr::col(col), Expr::val(at)]).into() };
+        let update = attempt::Entity::update_many().filter(A::Id.eq(attempt_id));
+        let update = match event {
+            AttemptEvent::Ringing => update.col_expr(A::RingAt, first(A::RingAt)),
+            AttemptEvent::EarlyMedia => update.col_expr(A::EarlyMediaAt, first(A::EarlyMediaAt)),
+            AttemptEvent::Answered => update.col_expr(A::AnsweredAt, Expr::val(at)),
+            AttemptEvent::Amd(result) => update
+                .col_expr(A::AmdResult, Expr::val(result.as_str()))
+                .col_expr(A::AmdAt, Expr::val(at)),
+            AttemptEvent::Bridged { agent_id } => update
+                .col_expr(A::BridgedAt, Expr::val(at))
+                .col_expr(A::AgentId, Expr::val(agent_id)),
+            AttemptEvent::Recording { path } => update.col_expr(A::RecordingPath, Expr::val(path)),
         };
-        if self.execute(sql, values).await? == 0 {
+        if update.exec(&self.db).await?.rows_affected == 0 {
             return Err(Error::NoSuchAttempt(attempt_id));
         }
         Ok(())
@@ -243,6 +241,7 @@ impl Store {
     /// attempts and next attempt under the campaign's retry rules, the abandon counters, and
     /// the lease cleared.
     pub async fn finish_attempt(&self, attempt_id: i64, finish: &Finish) -> Result<ContactAfter> {
+        use contact::Column as C;
         let txn = self.write_txn().await?;
         // Locked until the commit, as `set_disposition` locks it: the two are written at about
         // the same time, and each decides the contact's status from what the other did.
@@ -258,129 +257,121 @@ impl Store {
         }
         // Read inside the transaction: on SQLite it holds the write lock, and a second pooled
         // connection may not be free while other writers wait for that lock.
-        let campaign = crate::entity::campaign::Entity::find_by_id(row.campaign_id)
+        let campaign = campaign::Entity::find_by_id(row.campaign_id)
             .one(&txn)
             .await?
             .ok_or_else(|| Error::NoSuchCampaign(row.campaign_id.to_string()))
             .and_then(crate::campaigns::Campaign::try_from)?;
         let ended = ms(finish.ended_at);
-        exec(
-            &txn,
-            "UPDATE attempts SET ended_at = $1, outcome = $2, sip_code = $3, reason = $4 WHERE id = $5",
-            vec![
-                ended.into(),
-                finish.outcome.as_str().into(),
-                finish.sip_code.map(i32::from).into(),
-                finish.reason.clone().into(),
-                attempt_id.into(),
-            ],
-        )
-        .await?;
+        attempt::Entity::update_many()
+            .col_expr(attempt::Column::EndedAt, Expr::val(ended))
+            .col_expr(attempt::Column::Outcome, Expr::val(finish.outcome.as_str()))
+            .col_expr(
+                attempt::Column::SipCode,
+                Expr::val(finish.sip_code.map(i32::from)),
+            )
+            .col_expr(attempt::Column::Reason, Expr::val(finish.reason.clone()))
+            .filter(attempt::Column::Id.eq(attempt_id))
+            .exec(&txn)
+            .await?;
 
         // Locked too: a do-not-call entry committed between this read and the update below
-        // would otherwise be overwritten with a retry (PostgreSQL; SQLite's writers take turns).
-        let lock = match self.backend {
-            crate::db::Backend::Postgres => " FOR UPDATE",
-            crate::db::Backend::Sqlite => "",
+        // would otherwise be overwritten with a retry (PostgreSQL; SQLite's writers take turns
+        // and the builder leaves the lock out there).
+        let (status, attempts, next_attempt_at) = contact::Entity::find_by_id(row.contact_id)
+            .select_only()
+            .columns([C::Status, C::Attempts, C::NextAttemptAt])
+            .lock_exclusive()
+            .into_tuple::<(String, i32, i64)>()
+            .one(&txn)
+            .await?
+            .ok_or(Error::NoSuchContact(row.contact_id))?;
+        let before = ContactBefore {
+            id: row.contact_id,
+            status: status.parse()?,
+            attempts: u32::try_from(attempts).unwrap_or(0),
+            next_attempt_at: from_ms(next_attempt_at),
         };
-        let contact = query(
-            &txn,
-            &format!("SELECT status, attempts FROM contacts WHERE id = $1{lock}"),
-            vec![row.contact_id.into()],
-        )
-        .await?
-        .into_iter()
-        .next()
-        .ok_or(Error::NoSuchContact(row.contact_id))?;
-        let old_status: ContactStatus = contact.try_get::<String>("", "status")?.parse()?;
-        let attempts = u32::try_from(contact.try_get::<i32>("", "attempts")?).unwrap_or(0) + 1;
-        // An agent who already set a disposition on this call has decided the contact's fate.
-        let disposed = !query(
-            &txn,
-            "SELECT id FROM dispositions WHERE attempt_id = $1",
-            vec![attempt_id.into()],
-        )
-        .await?
-        .is_empty();
-
-        let (status, next) = if disposed || old_status == ContactStatus::Dnc {
-            (None, None)
-        } else {
-            match finish.outcome {
-                Outcome::Connected | Outcome::MachineMessageLeft => {
-                    (Some(ContactStatus::Done), None)
-                }
-                Outcome::InvalidNumber => (Some(ContactStatus::Invalid), None),
-                Outcome::DoNotCall => {
-                    self.add_dnc_in(&txn, 0, &row.e164, "opt-out", ended)
-                        .await?;
-                    (Some(ContactStatus::Dnc), None)
-                }
-                retryable => {
-                    let rule = campaign.spec.retry_rule(retryable);
-                    let global = campaign.spec.retry.max_attempts;
-                    let max = rule
-                        .and_then(|r| r.max_attempts)
-                        .map_or(global, |m| m.min(global));
-                    match rule {
-                        Some(rule) if attempts < max => {
-                            let again = if old_status == ContactStatus::Callback {
-                                ContactStatus::Callback
-                            } else {
-                                ContactStatus::Pending
-                            };
-                            (Some(again), Some(ended + rule.delay.as_millis_i64()))
-                        }
-                        _ => (Some(ContactStatus::Exhausted), None),
-                    }
-                }
-            }
+        let disposed = disposition::Entity::find()
+            .select_only()
+            .column(disposition::Column::Id)
+            .filter(disposition::Column::AttemptId.eq(attempt_id))
+            .into_tuple::<i64>()
+            .one(&txn)
+            .await?
+            .is_some();
+        let end = AttemptEnd {
+            outcome: finish.outcome,
+            ended_at: finish.ended_at,
+            disposed,
         };
-        exec(
-            &txn,
-            "UPDATE contacts SET attempts = $1, last_outcome = $2, last_attempt_at = $3, \
-             status = COALESCE($4, status), next_attempt_at = COALESCE($5, next_attempt_at), \
-             lease_node = CASE WHEN lease_node = $6 THEN NULL ELSE lease_node END, \
-             lease_until = CASE WHEN lease_node = $6 THEN NULL ELSE lease_until END \
-             WHERE id = $7",
-            vec![
-                i32::try_from(attempts).unwrap_or(i32::MAX).into(),
-                finish.outcome.as_str().into(),
-                ms(from_ms(row.started_at)).into(),
-                status.map(|s| s.as_str().to_owned()).into(),
-                next.into(),
-                row.node_id.clone().into(),
-                row.contact_id.into(),
-            ],
-        )
-        .await?;
-        if old_status == ContactStatus::Callback {
-            exec(
-                &txn,
-                "UPDATE callbacks SET done_at = $1, done_attempt_id = $2 \
-                 WHERE contact_id = $3 AND done_at IS NULL",
-                vec![ended.into(), attempt_id.into(), row.contact_id.into()],
+        let next = retry::after(&end, &before, &campaign.spec);
+        if next.add_dnc {
+            self.add_dnc_in(&txn, 0, &row.e164, "opt-out", ended)
+                .await?;
+        }
+        // The lease is this node's to clear; another node may hold a newer one.
+        let this_lease = Expr::col(C::LeaseNode).eq(row.node_id.as_str());
+        contact::Entity::update_many()
+            .col_expr(
+                C::Attempts,
+                Expr::val(i32::try_from(next.attempts).unwrap_or(i32::MAX)),
             )
+            .col_expr(C::LastOutcome, Expr::val(finish.outcome.as_str()))
+            .col_expr(C::LastAttemptAt, Expr::val(row.started_at))
+            .col_expr(C::Status, Expr::val(next.status.as_str()))
+            .col_expr(C::NextAttemptAt, Expr::val(ms(next.next_attempt_at)))
+            .col_expr(
+                C::LeaseNode,
+                Expr::case(this_lease.clone(), Expr::val(None::<String>))
+                    .finally(Expr::col(C::LeaseNode))
+                    .into(),
+            )
+            .col_expr(
+                C::LeaseUntil,
+                Expr::case(this_lease, Expr::val(None::<i64>))
+                    .finally(Expr::col(C::LeaseUntil))
+                    .into(),
+            )
+            .filter(C::Id.eq(row.contact_id))
+            .exec(&txn)
             .await?;
+        if next.callback_made {
+            callback::Entity::update_many()
+                .col_expr(callback::Column::DoneAt, Expr::val(ended))
+                .col_expr(callback::Column::DoneAttemptId, Expr::val(attempt_id))
+                .filter(callback::Column::ContactId.eq(row.contact_id))
+                .filter(callback::Column::DoneAt.is_null())
+                .exec(&txn)
+                .await?;
         }
         if finish.outcome.is_live_answer() {
+            use abandon_stat::Column as S;
             let abandoned = i64::from(finish.outcome == Outcome::Abandoned);
-            exec(
-                &txn,
-                "INSERT INTO abandon_stats (campaign_id, hour, live_answers, abandons) \
-                 VALUES ($1, $2, 1, $3) ON CONFLICT (campaign_id, hour) DO UPDATE SET \
-                 live_answers = abandon_stats.live_answers + 1, \
-                 abandons = abandon_stats.abandons + excluded.abandons",
-                vec![
-                    row.campaign_id.into(),
-                    (ended - ended.rem_euclid(HOUR_MS)).into(),
-                    abandoned.into(),
-                ],
+            abandon_stat::Entity::insert(abandon_stat::ActiveModel {
+                campaign_id: Set(row.campaign_id),
+                hour: Set(ended - ended.rem_euclid(HOUR_MS)),
+                live_answers: Set(1),
+                abandons: Set(abandoned),
+            })
+            .on_conflict(
+                OnConflict::columns([S::CampaignId, S::Hour])
+                    .value(
+                        S::LiveAnswers,
+                        Expr::col((abandon_stat::Entity, S::LiveAnswers)).add(1),
+                    )
+                    .value(
+                        S::Abandons,
+                        Expr::col((abandon_stat::Entity, S::Abandons))
+                            .add(Expr::col(("excluded", S::Abandons))),
+                    )
+                    .to_owned(),
             )
+            .exec_without_returning(&txn)
             .await?;
         }
-        let after = contact_after(&txn, row.contact_id).await?;
         txn.commit().await?;
+        let after = next.contact_after(row.contact_id);
         tracing::debug!(
             attempt_id,
             contact_id = row.contact_id,
@@ -401,14 +392,7 @@ impl Store {
         agent_id: Option<i64>,
         disposition: &Disposition,
     ) -> Result<ContactAfter> {
-        if disposition.kind == DispositionKind::Callback && disposition.callback_at.is_none() {
-            return Err(Error::Invalid("a callback needs callback_at".into()));
-        }
-        if disposition.callback_personal && agent_id.is_none() {
-            return Err(Error::Invalid(
-                "a personal callback needs the agent who promised it".into(),
-            ));
-        }
+        disposition.check(agent_id)?;
         let txn = self.write_txn().await?;
         // See `finish_attempt`: on PostgreSQL the call's end, read before this commits, would
         // otherwise overwrite the contact's status set here (SQLite's writers take turns anyway;
@@ -434,52 +418,41 @@ impl Store {
         .insert(&txn)
         .await?;
 
-        let set_status = |status: ContactStatus| {
-            exec(
-                &txn,
-                "UPDATE contacts SET status = $1, callback_agent_id = NULL WHERE id = $2",
-                vec![status.as_str().into(), row.contact_id.into()],
-            )
-        };
-        match disposition.kind {
-            DispositionKind::Sale | DispositionKind::NotInterested | DispositionKind::Other => {
-                set_status(ContactStatus::Done).await?;
-            }
-            DispositionKind::WrongNumber => {
-                set_status(ContactStatus::Invalid).await?;
-            }
-            DispositionKind::DoNotCall => {
-                self.add_dnc_in(&txn, 0, &row.e164, "disposition", at)
-                    .await?;
-                set_status(ContactStatus::Dnc).await?;
-            }
-            DispositionKind::Callback => {
-                let due = callback_at.unwrap_or(at);
-                let personal = disposition.callback_personal.then_some(agent_id).flatten();
-                exec(
-                    &txn,
-                    "UPDATE contacts SET status = $1, next_attempt_at = $2, callback_agent_id = $3, \
-                     lease_node = NULL, lease_until = NULL WHERE id = $4",
-                    vec![
-                        ContactStatus::Callback.as_str().into(),
-                        due.into(),
-                        personal.into(),
-                        row.contact_id.into(),
-                    ],
-                )
+        use contact::Column as C;
+        let status = retry::after_disposition(disposition.kind);
+        if status == ContactStatus::Dnc {
+            self.add_dnc_in(&txn, 0, &row.e164, "disposition", at)
                 .await?;
-                callback::ActiveModel {
-                    campaign_id: Set(row.campaign_id),
-                    contact_id: Set(row.contact_id),
-                    agent_id: Set(personal),
-                    due_at: Set(due),
-                    disposition_id: Set(saved.id),
-                    created_at: Set(at),
-                    ..Default::default()
-                }
-                .insert(&txn)
+        }
+        let update = contact::Entity::update_many()
+            .col_expr(C::Status, Expr::val(status.as_str()))
+            .filter(C::Id.eq(row.contact_id));
+        if status == ContactStatus::Callback {
+            let due = callback_at.unwrap_or(at);
+            let personal = disposition.callback_personal.then_some(agent_id).flatten();
+            update
+                .col_expr(C::NextAttemptAt, Expr::val(due))
+                .col_expr(C::CallbackAgentId, Expr::val(personal))
+                .col_expr(C::LeaseNode, Expr::val(None::<String>))
+                .col_expr(C::LeaseUntil, Expr::val(None::<i64>))
+                .exec(&txn)
                 .await?;
+            callback::ActiveModel {
+                campaign_id: Set(row.campaign_id),
+                contact_id: Set(row.contact_id),
+                agent_id: Set(personal),
+                due_at: Set(due),
+                disposition_id: Set(saved.id),
+                created_at: Set(at),
+                ..Default::default()
             }
+            .insert(&txn)
+            .await?;
+        } else {
+            update
+                .col_expr(C::CallbackAgentId, Expr::val(None::<i64>))
+                .exec(&txn)
+                .await?;
         }
         let after = contact_after(&txn, row.contact_id).await?;
         txn.commit().await?;
@@ -503,29 +476,39 @@ impl Store {
     ) -> Result<AbandonCounts> {
         let since = ms(since);
         let first_full_hour = since + (HOUR_MS - since.rem_euclid(HOUR_MS)) % HOUR_MS;
-        let full = self
-            .query_one(
-                "SELECT CAST(COALESCE(SUM(live_answers), 0) AS BIGINT) AS live, \
-                 CAST(COALESCE(SUM(abandons), 0) AS BIGINT) AS abandons \
-                 FROM abandon_stats WHERE campaign_id = $1 AND hour >= $2",
-                vec![campaign_id.into(), first_full_hour.into()],
+        let total = |col: Expr| Func::coalesce([col.sum(), Expr::val(0i64)]).cast_as("BIGINT");
+        let full = {
+            use abandon_stat::Column as S;
+            Query::select()
+                .expr_as(total(Expr::col(S::LiveAnswers)), "live")
+                .expr_as(total(Expr::col(S::Abandons)), "abandons")
+                .from(abandon_stat::Entity)
+                .and_where(Expr::col(S::CampaignId).eq(campaign_id))
+                .and_where(Expr::col(S::Hour).gte(first_full_hour))
+                .take()
+        };
+        let partial = {
+            use attempt::Column as A;
+            let abandoned = Expr::case(
+                Expr::col(A::Outcome).eq(Outcome::Abandoned.as_str()),
+                Expr::val(1i64),
             )
-            .await?;
-        let partial = self
-            .query_one(
-                "SELECT COUNT(*) AS live, \
-                 CAST(COALESCE(SUM(CASE WHEN outcome = $4 THEN 1 ELSE 0 END), 0) AS BIGINT) AS abandons \
-                 FROM attempts WHERE campaign_id = $1 AND ended_at >= $2 AND ended_at < $3 \
-                 AND outcome IN ($4, $5)",
-                vec![
-                    campaign_id.into(),
-                    since.into(),
-                    first_full_hour.into(),
-                    Outcome::Abandoned.as_str().into(),
-                    Outcome::Connected.as_str().into(),
-                ],
-            )
-            .await?;
+            .finally(Expr::val(0i64));
+            Query::select()
+                .expr_as(Expr::col(Asterisk).count(), "live")
+                .expr_as(total(abandoned.into()), "abandons")
+                .from(attempt::Entity)
+                .and_where(Expr::col(A::CampaignId).eq(campaign_id))
+                .and_where(Expr::col(A::EndedAt).gte(since))
+                .and_where(Expr::col(A::EndedAt).lt(first_full_hour))
+                .and_where(
+                    Expr::col(A::Outcome)
+                        .is_in([Outcome::Abandoned.as_str(), Outcome::Connected.as_str()]),
+                )
+                .take()
+        };
+        let full = self.db.query_one(&full).await?;
+        let partial = self.db.query_one(&partial).await?;
         let mut counts = AbandonCounts::default();
         for row in [full, partial].into_iter().flatten() {
             counts.live_answers += u64::try_from(row.try_get::<i64>("", "live")?).unwrap_or(0);
@@ -556,22 +539,21 @@ impl Store {
     }
 }
 
-async fn contact_after(txn: &DatabaseTransaction, contact_id: i64) -> Result<ContactAfter> {
-    let row = query(
-        txn,
-        "SELECT status, attempts, next_attempt_at FROM contacts WHERE id = $1",
-        vec![contact_id.into()],
-    )
-    .await?
-    .into_iter()
-    .next()
-    .ok_or(Error::NoSuchContact(contact_id))?;
-    let status: ContactStatus = row.try_get::<String>("", "status")?.parse()?;
-    let next: i64 = row.try_get("", "next_attempt_at")?;
+/// Where a contact stands, read inside the transaction that changed it.
+async fn contact_after<C: ConnectionTrait>(conn: &C, contact_id: i64) -> Result<ContactAfter> {
+    use contact::Column as C;
+    let (status, attempts, next) = contact::Entity::find_by_id(contact_id)
+        .select_only()
+        .columns([C::Status, C::Attempts, C::NextAttemptAt])
+        .into_tuple::<(String, i32, i64)>()
+        .one(conn)
+        .await?
+        .ok_or(Error::NoSuchContact(contact_id))?;
+    let status: ContactStatus = status.parse()?;
     Ok(ContactAfter {
         contact_id,
         status,
-        attempts: u32::try_from(row.try_get::<i32>("", "attempts")?).unwrap_or(0),
+        attempts: u32::try_from(attempts).unwrap_or(0),
         next_attempt_at: matches!(status, ContactStatus::Pending | ContactStatus::Callback)
             .then(|| from_ms(next)),
     })

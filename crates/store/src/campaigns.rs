@@ -1,12 +1,15 @@
 //! Campaigns: create-or-update by name, look up, list, status.
 
-use crate::db::{Store, exec, now};
-use crate::entity::campaign;
+use crate::db::{Store, now};
+use crate::db::{from_ms, ms};
+use crate::entity::{campaign, contact};
 use crate::error::{Error, Result};
-use crate::spec::CampaignSpec;
-use crate::types::{CampaignStatus, ContactStatus, from_ms, ms};
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, Set};
+use domain::{CampaignSpec, CampaignStatus, ContactStatus};
+use sea_orm::sea_query::{Asterisk, Expr, ExprTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+};
 use serde::Serialize;
 
 /// A stored campaign.
@@ -98,32 +101,22 @@ impl Store {
                     active.max_attempts = Set(max_attempts);
                     // Strictly increasing: it is the version cached lease plans are checked
                     // against, and two changes may fall in the same millisecond.
-                    active.updated_at = Set(at.max(row_updated + 1));
+                    active.updated_at = Set(std::cmp::max(at, row_updated + 1));
                     let row = active.update(&txn).await?;
-                    exec(
-                        &txn,
-                        "UPDATE contacts SET status = $1 WHERE campaign_id = $2 AND status = $3 \
-                         AND attempts >= $4",
-                        vec![
-                            ContactStatus::Exhausted.as_str().into(),
-                            id.into(),
-                            ContactStatus::Pending.as_str().into(),
-                            max_attempts.into(),
-                        ],
-                    )
-                    .await?;
-                    exec(
-                        &txn,
-                        "UPDATE contacts SET status = $1 WHERE campaign_id = $2 AND status = $3 \
-                         AND attempts < $4",
-                        vec![
-                            ContactStatus::Pending.as_str().into(),
-                            id.into(),
-                            ContactStatus::Exhausted.as_str().into(),
-                            max_attempts.into(),
-                        ],
-                    )
-                    .await?;
+                    let set_status = |to: ContactStatus, from: ContactStatus| {
+                        contact::Entity::update_many()
+                            .col_expr(contact::Column::Status, Expr::val(to.as_str()))
+                            .filter(contact::Column::CampaignId.eq(id))
+                            .filter(contact::Column::Status.eq(from.as_str()))
+                    };
+                    set_status(ContactStatus::Exhausted, ContactStatus::Pending)
+                        .filter(contact::Column::Attempts.gte(max_attempts))
+                        .exec(&txn)
+                        .await?;
+                    set_status(ContactStatus::Pending, ContactStatus::Exhausted)
+                        .filter(contact::Column::Attempts.lt(max_attempts))
+                        .exec(&txn)
+                        .await?;
                     (row, Applied::Updated)
                 }
             }
@@ -179,13 +172,18 @@ impl Store {
 
     /// Starts, pauses or stops a campaign.
     pub async fn set_campaign_status(&self, id: i64, status: CampaignStatus) -> Result<()> {
-        let changed = self
-            .execute(
-                "UPDATE campaigns SET status = $1, \
-                 updated_at = CASE WHEN updated_at < $2 THEN $2 ELSE updated_at + 1 END WHERE id = $3",
-                vec![status.as_str().into(), ms(now()).into(), id.into()],
-            )
-            .await?;
+        use campaign::Column as K;
+        let at = ms(now());
+        // Strictly increasing, as in `apply_campaign`: cached lease plans are checked against it.
+        let version = Expr::case(Expr::col(K::UpdatedAt).lt(at), Expr::val(at))
+            .finally(Expr::col(K::UpdatedAt).add(1));
+        let changed = campaign::Entity::update_many()
+            .col_expr(K::Status, Expr::val(status.as_str()))
+            .col_expr(K::UpdatedAt, version.into())
+            .filter(K::Id.eq(id))
+            .exec(&self.db)
+            .await?
+            .rows_affected;
         if changed == 0 {
             return Err(Error::NoSuchCampaign(id.to_string()));
         }
@@ -195,16 +193,17 @@ impl Store {
 
     /// How many contacts of the campaign are in each status (statuses with none are left out).
     pub async fn contact_counts(&self, campaign_id: i64) -> Result<Vec<(ContactStatus, u64)>> {
-        let rows = self
-            .query_all(
-                "SELECT status, COUNT(*) AS n FROM contacts WHERE campaign_id = $1 GROUP BY status",
-                vec![campaign_id.into()],
-            )
+        let rows = contact::Entity::find()
+            .select_only()
+            .column(contact::Column::Status)
+            .column_as(Expr::col(Asterisk).count(), "n")
+            .filter(contact::Column::CampaignId.eq(campaign_id))
+            .group_by(contact::Column::Status)
+            .into_tuple::<(String, i64)>()
+            .all(&self.db)
             .await?;
         let mut counts = Vec::new();
-        for row in rows {
-            let status: String = row.try_get("", "status")?;
-            let n: i64 = row.try_get("", "n")?;
+        for (status, n) in rows {
             counts.push((status.parse()?, u64::try_from(n).unwrap_or(0)));
         }
         counts.sort_by_key(|(status, _)| ContactStatus::ALL.iter().position(|s| s == status));

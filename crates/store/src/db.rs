@@ -1,7 +1,8 @@
-//! The [`Store`] handle: connecting, migrating, and the raw-statement helpers the hot paths use.
+//! The [`Store`] handle: connecting, migrating, stored timestamps, and the raw-statement helpers
+//! the import uses (see `import` for why it writes raw SQL).
 
 use crate::error::{Error, Result};
-use chrono_tz::Tz;
+use crate::plans::{LeasePlan, ZoneCache};
 use migrations::{Migrator, MigratorTrait};
 use sea_orm::{
     ConnectionTrait, DatabaseBackend, DatabaseConnection, DatabaseTransaction, QueryResult,
@@ -31,7 +32,7 @@ pub struct Store {
     /// Parsed zone sets by id; rows of `zone_sets` never change, so this never goes stale.
     pub(crate) zone_cache: Arc<Mutex<ZoneCache>>,
     /// What the lease statement needs per campaign; checked by the statement itself.
-    pub(crate) lease_plans: Arc<Mutex<HashMap<i64, Arc<crate::lease::LeasePlan>>>>,
+    pub(crate) lease_plans: Arc<Mutex<HashMap<i64, Arc<LeasePlan>>>>,
     /// How to open the SQLite file again (migrations run on a connection of their own).
     sqlite: Option<(SqliteConnectOptions, bool)>,
 }
@@ -155,14 +156,6 @@ impl Store {
         Statement::from_sql_and_values(self.db_backend(), sql.into(), values)
     }
 
-    pub(crate) async fn query_all(
-        &self,
-        sql: &str,
-        values: Vec<Value>,
-    ) -> Result<Vec<QueryResult>> {
-        Ok(self.db.query_all_raw(self.stmt(sql, values)).await?)
-    }
-
     pub(crate) async fn query_one(
         &self,
         sql: &str,
@@ -177,23 +170,6 @@ impl Store {
             .execute_raw(self.stmt(sql, values))
             .await?
             .rows_affected())
-    }
-}
-
-/// Zone sets known to this process, both ways.
-#[derive(Debug, Default)]
-pub(crate) struct ZoneCache {
-    pub(crate) by_id: HashMap<i64, Arc<[Tz]>>,
-    pub(crate) by_key: HashMap<String, i64>,
-}
-
-/// The `n`-th (1-based) placeholder of a statement whose parameters each appear once, in order.
-/// SQLite gets a bare `?`: sqlx asks SQLite for every parameter's name, a linear walk for named
-/// ones, so a batch with thousands of `$n` would be quadratic (it was a third of an import).
-pub(crate) fn placeholder(backend: DatabaseBackend, n: usize) -> String {
-    match backend {
-        DatabaseBackend::Sqlite => "?".to_owned(),
-        _ => format!("${n}"),
     }
 }
 
@@ -229,6 +205,16 @@ fn redact(url: &str) -> String {
         }
         _ => url.to_owned(),
     }
+}
+
+/// Milliseconds since the Unix epoch, as stored.
+pub(crate) fn ms(time: chrono::DateTime<chrono::Utc>) -> i64 {
+    time.timestamp_millis()
+}
+
+/// A stored timestamp back to a `DateTime`.
+pub(crate) fn from_ms(ms: i64) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or(chrono::DateTime::UNIX_EPOCH)
 }
 
 /// Current time; the one place the store reads the clock (callers may pass their own `now`).

@@ -1,11 +1,14 @@
 //! Do-not-call lists: global (campaign id 0) and per campaign.
 
-use crate::db::{Store, exec, placeholder};
+use crate::db::Store;
+use crate::db::ms;
+use crate::entity::{contact, dnc};
 use crate::error::{Error, Result};
 use crate::import::RowError;
-use crate::phone::Normalizer;
-use crate::types::{ContactStatus, ms};
-use sea_orm::{ConnectionTrait, Value};
+use domain::ContactStatus;
+use domain::phone::Normalizer;
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, TryInsertResult};
 use serde::Serialize;
 use std::io::{BufRead, BufReader, Read};
 
@@ -52,15 +55,12 @@ impl Store {
         source: &str,
         at: i64,
     ) -> Result<bool> {
-        let added = exec(
-            conn,
-            "INSERT INTO dnc (e164, campaign_id, source, created_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (e164, campaign_id) DO NOTHING",
-            vec![e164.into(), campaign_id.into(), source.into(), at.into()],
-        )
-        .await?;
+        let added = dnc::Entity::insert(entry(campaign_id, e164, source, at))
+            .on_conflict_do_nothing_on(KEY)
+            .exec_without_returning(conn)
+            .await?;
         flag_contacts(conn, campaign_id, &[e164.to_owned()]).await?;
-        Ok(added > 0)
+        Ok(inserted(added) > 0)
     }
 
     /// Adds numbers (already E.164) to a do-not-call list; returns how many were new.
@@ -76,12 +76,12 @@ impl Store {
 
     /// Takes a number off a do-not-call list. Contacts already marked `dnc` stay so.
     pub async fn remove_dnc(&self, scope: DncScope, e164: &str) -> Result<bool> {
-        Ok(self
-            .execute(
-                "DELETE FROM dnc WHERE e164 = $1 AND campaign_id = $2",
-                vec![e164.into(), scope.campaign_id().into()],
-            )
+        Ok(dnc::Entity::delete_many()
+            .filter(dnc::Column::E164.eq(e164))
+            .filter(dnc::Column::CampaignId.eq(scope.campaign_id()))
+            .exec(&self.db)
             .await?
+            .rows_affected
             > 0)
     }
 
@@ -91,7 +91,7 @@ impl Store {
         &self,
         reader: R,
         scope: DncScope,
-        country: phonenumber::country::Id,
+        country: domain::Country,
         source: &str,
     ) -> Result<DncSummary> {
         if let DncScope::Campaign(id) = scope {
@@ -193,24 +193,14 @@ async fn insert_batch<C: ConnectionTrait>(
         return Ok(0);
     }
     let at = ms(crate::db::now());
-    let backend = conn.get_database_backend();
-    let mut sql = String::from("INSERT INTO dnc (e164, campaign_id, source, created_at) VALUES ");
-    let mut values: Vec<Value> = Vec::with_capacity(numbers.len() * 2);
-    for (i, number) in numbers.iter().enumerate() {
-        if i > 0 {
-            sql.push(',');
-        }
-        // Integers are ours: inlined; the number and the source are bound.
-        let (e164, src) = (
-            placeholder(backend, 2 * i + 1),
-            placeholder(backend, 2 * i + 2),
-        );
-        sql.push_str(&format!("({e164}, {campaign_id}, {src}, {at})"));
-        values.push(number.as_str().into());
-        values.push(source.into());
-    }
-    sql.push_str(" ON CONFLICT (e164, campaign_id) DO NOTHING");
-    let added = exec(conn, &sql, values).await?;
+    let rows = numbers
+        .iter()
+        .map(|number| entry(campaign_id, number, source, at));
+    let added = dnc::Entity::insert_many(rows)
+        .on_conflict_do_nothing_on(KEY)
+        .exec_without_returning(conn)
+        .await?;
+    let added = inserted(added);
     flag_contacts(conn, campaign_id, numbers).await?;
     Ok(added)
 }
@@ -221,26 +211,40 @@ async fn flag_contacts<C: ConnectionTrait>(
     campaign_id: i64,
     numbers: &[String],
 ) -> Result<u64> {
-    // Statuses and ids are ours: inlined; the numbers are bound.
-    let mut sql = format!(
-        "UPDATE contacts SET status = '{}' WHERE status IN ('{}', '{}')",
-        ContactStatus::Dnc.as_str(),
-        ContactStatus::Pending.as_str(),
-        ContactStatus::Callback.as_str()
-    );
+    use contact::Column as C;
+    let mut update = contact::Entity::update_many()
+        .col_expr(C::Status, Expr::val(ContactStatus::Dnc.as_str()))
+        .filter(C::Status.is_in([
+            ContactStatus::Pending.as_str(),
+            ContactStatus::Callback.as_str(),
+        ]));
     if campaign_id != 0 {
-        sql.push_str(&format!(" AND campaign_id = {campaign_id}"));
+        update = update.filter(C::CampaignId.eq(campaign_id));
     }
-    sql.push_str(" AND e164 IN (");
-    let backend = conn.get_database_backend();
-    let mut values: Vec<Value> = Vec::with_capacity(numbers.len());
-    for (i, number) in numbers.iter().enumerate() {
-        if i > 0 {
-            sql.push(',');
-        }
-        values.push(number.as_str().into());
-        sql.push_str(&placeholder(backend, i + 1));
+    Ok(update
+        .filter(C::E164.is_in(numbers.iter().map(String::as_str)))
+        .exec(conn)
+        .await?
+        .rows_affected)
+}
+
+/// One do-not-call entry.
+fn entry(campaign_id: i64, e164: &str, source: &str, at: i64) -> dnc::ActiveModel {
+    dnc::ActiveModel {
+        e164: Set(e164.to_owned()),
+        campaign_id: Set(campaign_id),
+        source: Set(Some(source.to_owned())),
+        created_at: Set(at),
+        ..Default::default()
     }
-    sql.push(')');
-    exec(conn, &sql, values).await
+}
+
+/// The list's key: an entry already on the list is left as it is.
+const KEY: [dnc::Column; 2] = [dnc::Column::E164, dnc::Column::CampaignId];
+
+fn inserted(result: TryInsertResult<u64>) -> u64 {
+    match result {
+        TryInsertResult::Inserted(rows) => rows,
+        TryInsertResult::Empty | TryInsertResult::Conflicted => 0,
+    }
 }

@@ -1,34 +1,6 @@
 //! The store's error type.
 
-use std::fmt;
-
-/// One refused value of a campaign file: which field, and why.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct FieldError {
-    /// Dotted path of the field, e.g. `pacing.max_ratio` (empty when the file itself is unreadable).
-    pub field: String,
-    /// Why the value is refused, in words a campaign manager understands.
-    pub reason: String,
-}
-
-impl FieldError {
-    pub(crate) fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            reason: reason.into(),
-        }
-    }
-}
-
-impl fmt::Display for FieldError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.field.is_empty() {
-            f.write_str(&self.reason)
-        } else {
-            write!(f, "{}: {}", self.field, self.reason)
-        }
-    }
-}
+use domain::FieldError;
 
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +58,15 @@ fn join(errors: &[FieldError]) -> String {
         .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+impl From<domain::Error> for Error {
+    fn from(err: domain::Error) -> Self {
+        match err {
+            domain::Error::InvalidSpec(fields) => Self::InvalidSpec(fields),
+            domain::Error::Invalid(reason) => Self::Invalid(reason),
+        }
+    }
 }
 
 /// Result with the store's [`Error`].

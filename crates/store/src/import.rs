@@ -15,14 +15,18 @@
 //! updated in the same transaction. An upload that stops half-way leaves an *incomplete list*:
 //! `complete = false`, the chunks before the failure stored with exactly the counts the list
 //! row shows, nothing of the chunk that failed. Uploading the same file again completes it.
+//!
+//! Its statements are raw SQL, unlike the rest of the store: on PostgreSQL every chunk's
+//! statements run on the sqlx transaction that `COPY` needs (sea-orm has no `COPY`), and on
+//! SQLite the multi-row inserts of thousands of rows bind with bare `?` placeholders, which
+//! sqlx resolves in linear time, with the chunk's bookkeeping in the same transaction.
 
-use crate::db::{Backend, Store, exec, query};
+use crate::db::{Backend, Store, exec, ms, query};
 use crate::entity::contact_list;
 use crate::error::{Error, Result};
-use crate::phone::Normalizer;
-use crate::types::ms;
-use crate::zones::{ZoneTable, explicit_zone};
 use csv::ByteRecord;
+use domain::phone::Normalizer;
+use domain::zones::{ZoneTable, explicit_zone};
 use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
 use serde::Serialize;
 use std::borrow::Cow;
@@ -679,7 +683,7 @@ mod tests {
         let headers = record(&[b"name", b"phone", b"city"]);
         let layout = layout(&headers, &ImportOptions::default()).unwrap();
         assert_eq!(layout.phone, 1);
-        let us = Normalizer::new(phonenumber::country::Id::US);
+        let us = Normalizer::new(domain::Country::US);
         let table = ZoneTable::get();
         let good = parse_row(
             &layout,
@@ -713,7 +717,7 @@ mod tests {
         let headers = record(&[b"Phone", b"TZ"]);
         let layout = layout(&headers, &ImportOptions::default()).unwrap();
         assert_eq!(layout.timezone, Some(1));
-        let us = Normalizer::new(phonenumber::country::Id::US);
+        let us = Normalizer::new(domain::Country::US);
         let table = ZoneTable::get();
         let row = parse_row(
             &layout,

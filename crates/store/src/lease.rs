@@ -7,11 +7,15 @@
 //! LOCKED`, never hands the same contact to two nodes on PostgreSQL.
 
 use crate::db::{Backend, Store, now};
+use crate::db::{from_ms, ms};
+use crate::entity::{campaign, campaign_zone_set, contact, dnc};
 use crate::error::{Error, Result};
-use crate::hours::CallingHours;
-use crate::types::{ContactStatus, from_ms, ms};
+use crate::plans::LeasePlan;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use domain::ContactStatus;
+use sea_orm::sea_query::{Asterisk, Expr, ExprTrait, Query};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -216,6 +220,12 @@ impl Store {
     /// to that merged stream lazily, so about K candidates are read and exactly the rows
     /// handed out are locked (a lock per zone set's candidates would block other nodes for
     /// nothing).
+    ///
+    /// Raw SQL, the one statement of this module that is: the query builder cannot write a
+    /// lock on a derived table's rows (`FOR UPDATE OF t SKIP LOCKED` inside each half of a
+    /// `UNION ALL`), SQLite's compound members need the `SELECT * FROM (...)` wrappers to keep
+    /// their own `ORDER BY ... LIMIT`, and the PostgreSQL form is an `UPDATE ... FROM` a CTE;
+    /// it is bound straight through sqlx, as the hottest statement of the store.
     fn lease_sql(&self, q: &LeaseQuery<'_>) -> String {
         let callback = ContactStatus::Callback.as_str();
         let pending = ContactStatus::Pending.as_str();
@@ -406,16 +416,22 @@ impl Store {
 
     /// Whether the campaign and its zone sets are still what `plan` was built from.
     async fn lease_plan_is_current(&self, campaign_id: i64, plan: &LeasePlan) -> Result<bool> {
-        let row = self
-            .query_one(
-                "SELECT updated_at, (SELECT COUNT(*) FROM campaign_zone_sets s \
-                 WHERE s.campaign_id = $1) AS zone_sets FROM campaigns WHERE id = $1",
-                vec![campaign_id.into()],
+        let zone_sets = Query::select()
+            .expr(Expr::col(Asterisk).count())
+            .from(campaign_zone_set::Entity)
+            .and_where(Expr::col(campaign_zone_set::Column::CampaignId).eq(campaign_id))
+            .take();
+        let (version, zone_sets) = campaign::Entity::find_by_id(campaign_id)
+            .select_only()
+            .column(campaign::Column::UpdatedAt)
+            .column_as(
+                Expr::SubQuery(None, Box::new(zone_sets.into())),
+                "zone_sets",
             )
+            .into_tuple::<(i64, i64)>()
+            .one(&self.db)
             .await?
             .ok_or_else(|| Error::NoSuchCampaign(campaign_id.to_string()))?;
-        let version: i64 = row.try_get("", "updated_at")?;
-        let zone_sets: i64 = row.try_get("", "zone_sets")?;
         Ok(
             version == plan.version
                 && usize::try_from(zone_sets).ok() == Some(plan.zone_sets.len()),
@@ -425,17 +441,18 @@ impl Store {
     /// Gives leased contacts back (not dialled): they are due again at once.
     /// Contacts leased by another node are left alone. Returns how many were released.
     pub async fn release(&self, contact_ids: &[i64], node_id: &str) -> Result<u64> {
+        use contact::Column as C;
         let mut released = 0;
         for chunk in contact_ids.chunks(1000) {
-            let mut sql = String::from(
-                "UPDATE contacts SET lease_node = NULL, lease_until = NULL, next_attempt_at = $1 \
-                 WHERE lease_node = $2 AND id IN (",
-            );
-            push_ids(&mut sql, chunk);
-            sql.push(')');
-            released += self
-                .execute(&sql, vec![ms(now()).into(), node_id.into()])
-                .await?;
+            released += contact::Entity::update_many()
+                .col_expr(C::LeaseNode, Expr::val(None::<String>))
+                .col_expr(C::LeaseUntil, Expr::val(None::<i64>))
+                .col_expr(C::NextAttemptAt, Expr::val(ms(now())))
+                .filter(C::LeaseNode.eq(node_id))
+                .filter(C::Id.is_in(chunk.iter().copied()))
+                .exec(&self.db)
+                .await?
+                .rows_affected;
         }
         Ok(released)
     }
@@ -450,87 +467,59 @@ impl Store {
         node_id: &str,
         until: DateTime<Utc>,
     ) -> Result<u64> {
+        use contact::Column as C;
         let mut renewed = 0;
         for chunk in contact_ids.chunks(1000) {
-            let mut sql = String::from(
-                "UPDATE contacts SET lease_until = $1, next_attempt_at = $1 \
-                 WHERE lease_node = $2 AND id IN (",
-            );
-            push_ids(&mut sql, chunk);
-            sql.push(')');
-            renewed += self
-                .execute(&sql, vec![ms(until).into(), node_id.into()])
-                .await?;
+            renewed += contact::Entity::update_many()
+                .col_expr(C::LeaseUntil, Expr::val(ms(until)))
+                .col_expr(C::NextAttemptAt, Expr::val(ms(until)))
+                .filter(C::LeaseNode.eq(node_id))
+                .filter(C::Id.is_in(chunk.iter().copied()))
+                .exec(&self.db)
+                .await?
+                .rows_affected;
         }
         Ok(renewed)
     }
 
     /// Gives back every lease a node holds (on shutdown). Returns how many were released.
     pub async fn release_node(&self, node_id: &str) -> Result<u64> {
-        let released = self
-            .execute(
-                "UPDATE contacts SET lease_node = NULL, lease_until = NULL, next_attempt_at = $1 \
-                 WHERE lease_node = $2",
-                vec![ms(now()).into(), node_id.into()],
-            )
-            .await?;
+        use contact::Column as C;
+        let released = contact::Entity::update_many()
+            .col_expr(C::LeaseNode, Expr::val(None::<String>))
+            .col_expr(C::LeaseUntil, Expr::val(None::<i64>))
+            .col_expr(C::NextAttemptAt, Expr::val(ms(now())))
+            .filter(C::LeaseNode.eq(node_id))
+            .exec(&self.db)
+            .await?
+            .rows_affected;
         tracing::info!(node = node_id, released, "released the node's leases");
         Ok(released)
     }
 
     /// Whether a number is on the global or the campaign's do-not-call list.
     pub async fn is_dnc(&self, campaign_id: i64, e164: &str) -> Result<bool> {
-        Ok(self
-            .query_one(
-                "SELECT 1 AS hit FROM dnc WHERE e164 = $1 AND campaign_id IN (0, $2) LIMIT 1",
-                vec![e164.into(), campaign_id.into()],
-            )
+        Ok(dnc::Entity::find()
+            .select_only()
+            .column(dnc::Column::Id)
+            .filter(dnc::Column::E164.eq(e164))
+            .filter(dnc::Column::CampaignId.is_in([0, campaign_id]))
+            .into_tuple::<i64>()
+            .one(&self.db)
             .await?
             .is_some())
     }
 
     /// When a leased contact's lease runs out (for tests and the API).
     pub async fn lease_of(&self, contact_id: i64) -> Result<Option<(String, DateTime<Utc>)>> {
-        let row = self
-            .query_one(
-                "SELECT lease_node, lease_until FROM contacts WHERE id = $1",
-                vec![contact_id.into()],
-            )
+        let (node, until) = contact::Entity::find_by_id(contact_id)
+            .select_only()
+            .columns([contact::Column::LeaseNode, contact::Column::LeaseUntil])
+            .into_tuple::<(Option<String>, Option<i64>)>()
+            .one(&self.db)
             .await?
             .ok_or(Error::NoSuchContact(contact_id))?;
-        let node: Option<String> = row.try_get("", "lease_node")?;
-        let until: Option<i64> = row.try_get("", "lease_until")?;
         Ok(node.zip(until.map(from_ms)))
-    }
-}
-
-/// What a lease needs to know about a campaign, cached per campaign (see
-/// [`Store::lease_due_with`] for how staleness is caught).
-#[derive(Debug)]
-pub(crate) struct LeasePlan {
-    /// The campaign's `updated_at` when read: every change of the campaign moves it.
-    version: i64,
-    hours: CallingHours,
-    max_attempts: i64,
-    /// The campaign's zone sets; they are only ever added to, so their count is a version.
-    zone_sets: Vec<(i64, Arc<[Tz]>)>,
-}
-
-impl LeasePlan {
-    /// Zone sets whose calling hours are open now in every zone.
-    fn open(&self, now: DateTime<Utc>) -> Vec<i64> {
-        self.zone_sets
-            .iter()
-            .filter(|(_, zones)| self.hours.is_open(zones, now))
-            .map(|(id, _)| *id)
-            .collect()
-    }
-
-    fn zones(&self, zone_set_id: i64) -> Option<Arc<[Tz]>> {
-        self.zone_sets
-            .iter()
-            .find(|(id, _)| *id == zone_set_id)
-            .map(|(_, zones)| zones.clone())
     }
 }
 

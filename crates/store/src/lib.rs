@@ -9,7 +9,7 @@
 //! use std::time::Duration;
 //! let store = store::Store::connect("sqlite://dialer.db?mode=rwc").await?;
 //! store.migrate().await?;
-//! let spec = store::CampaignSpec::from_toml(&std::fs::read_to_string("campaigns/demo.toml")?)?;
+//! let spec = domain::CampaignSpec::from_toml(&std::fs::read_to_string("campaigns/demo.toml")?)?;
 //! let (campaign, _) = store.apply_campaign(&spec).await?;
 //! let file = std::fs::File::open("contacts.csv")?;
 //! let summary = store.import_csv(campaign.id, file, &store::ImportOptions::default()).await?;
@@ -20,7 +20,7 @@
 //!     // ... dial, then:
 //!     store
 //!         .finish_attempt(attempt, &store::Finish {
-//!             outcome: store::Outcome::Busy,
+//!             outcome: domain::Outcome::Busy,
 //!             sip_code: Some(486),
 //!             reason: None,
 //!             ended_at: chrono::Utc::now(),
@@ -40,32 +40,21 @@ mod db;
 mod dnc;
 pub mod entity;
 mod error;
-pub mod hours;
 mod import;
 mod lease;
-pub mod phone;
+mod plans;
 mod queries;
 pub mod sample;
-pub mod spec;
-mod types;
-pub mod zones;
 mod zonesets;
 
 pub use agents::{Agent, NewAgent, digest_ha1};
-pub use attempts::{AbandonCounts, Attempt, AttemptEvent, ContactAfter, Disposition, Finish};
+pub use attempts::{AbandonCounts, Attempt, AttemptEvent, Finish};
 pub use campaigns::{Applied, Campaign};
 pub use db::{Backend, Store};
 pub use dnc::{DncScope, DncSummary};
-pub use error::{Error, FieldError, Result};
-pub use hours::{CallingHours, DayHours};
+pub use error::{Error, Result};
 pub use import::{
     ImportOptions, ImportSummary, MAX_ERRORS, PHONE_HEADERS, RowError, TIMEZONE_HEADERS,
 };
 pub use lease::{LeaseOptions, LeasedContact, MAX_LEASE};
-pub use phonenumber::country::Id as Country;
 pub use queries::{AttemptQuery, Contact, ContactQuery, MAX_PAGE};
-pub use spec::{
-    AbandonWindow, Amd, CampaignSpec, DialMode, Dur, MachineAction, Pacing, Retry, RetryRule,
-    Transport, Trunk, WrapUp,
-};
-pub use types::{AmdResult, CampaignStatus, ContactStatus, DispositionKind, Outcome};

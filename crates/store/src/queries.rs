@@ -2,10 +2,11 @@
 
 use crate::attempts::Attempt;
 use crate::db::Store;
+use crate::db::{from_ms, ms};
 use crate::entity::{attempt, contact, contact_list};
 use crate::error::{Error, Result};
-use crate::types::{ContactStatus, Outcome, from_ms, ms};
 use chrono::{DateTime, Utc};
+use domain::{ContactStatus, Outcome};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Serialize;
 use std::io::Write;

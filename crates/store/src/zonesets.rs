@@ -1,10 +1,11 @@
 //! Zone sets in the database: interning keys to ids, and the zone sets a campaign uses.
 
-use crate::db::{Store, exec, query};
+use crate::db::Store;
+use crate::entity::{campaign_zone_set, zone_set};
 use crate::error::{Error, Result};
-use crate::zones::parse_zone_set;
 use chrono_tz::Tz;
-use sea_orm::ConnectionTrait;
+use domain::zones::parse_zone_set;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, Set};
 use std::sync::Arc;
 
 impl Store {
@@ -13,22 +14,21 @@ impl Store {
         if let Some(id) = self.cached_zone_id(key) {
             return Ok(id);
         }
-        exec(
-            conn,
-            "INSERT INTO zone_sets (zones) VALUES ($1) ON CONFLICT (zones) DO NOTHING",
-            vec![key.into()],
-        )
+        zone_set::Entity::insert(zone_set::ActiveModel {
+            zones: Set(key.to_owned()),
+            ..Default::default()
+        })
+        .on_conflict_do_nothing_on([zone_set::Column::Zones])
+        .exec_without_returning(conn)
         .await?;
-        let rows = query(
-            conn,
-            "SELECT id FROM zone_sets WHERE zones = $1",
-            vec![key.into()],
-        )
-        .await?;
-        let id: i64 = rows
-            .first()
-            .ok_or_else(|| Error::Corrupt(format!("zone set `{key}` vanished")))?
-            .try_get("", "id")?;
+        let id = zone_set::Entity::find()
+            .select_only()
+            .column(zone_set::Column::Id)
+            .filter(zone_set::Column::Zones.eq(key))
+            .into_tuple::<i64>()
+            .one(conn)
+            .await?
+            .ok_or_else(|| Error::Corrupt(format!("zone set `{key}` vanished")))?;
         let zones = parse_zone_set(key).map_err(Error::Invalid)?;
         if let Ok(mut cache) = self.zone_cache.lock() {
             cache.by_key.insert(key.to_owned(), id);
@@ -51,11 +51,13 @@ impl Store {
         {
             return Ok(zones);
         }
-        let row = self
-            .query_one("SELECT zones FROM zone_sets WHERE id = $1", vec![id.into()])
+        let key = zone_set::Entity::find_by_id(id)
+            .select_only()
+            .column(zone_set::Column::Zones)
+            .into_tuple::<String>()
+            .one(&self.db)
             .await?
             .ok_or_else(|| Error::Corrupt(format!("zone set {id} missing")))?;
-        let key: String = row.try_get("", "zones")?;
         let zones: Arc<[Tz]> = parse_zone_set(&key)
             .map_err(|err| Error::Corrupt(format!("zone set {id}: {err}")))?
             .into();
@@ -71,15 +73,15 @@ impl Store {
         &self,
         campaign_id: i64,
     ) -> Result<Vec<(i64, Arc<[Tz]>)>> {
-        let rows = self
-            .query_all(
-                "SELECT zone_set_id FROM campaign_zone_sets WHERE campaign_id = $1",
-                vec![campaign_id.into()],
-            )
+        let ids = campaign_zone_set::Entity::find()
+            .select_only()
+            .column(campaign_zone_set::Column::ZoneSetId)
+            .filter(campaign_zone_set::Column::CampaignId.eq(campaign_id))
+            .into_tuple::<i64>()
+            .all(&self.db)
             .await?;
-        let mut sets = Vec::with_capacity(rows.len());
-        for row in rows {
-            let id: i64 = row.try_get("", "zone_set_id")?;
+        let mut sets = Vec::with_capacity(ids.len());
+        for id in ids {
             sets.push((id, self.zones_of(id).await?));
         }
         Ok(sets)
@@ -93,12 +95,12 @@ impl Store {
         ids: impl IntoIterator<Item = i64>,
     ) -> Result<()> {
         for id in ids {
-            exec(
-                conn,
-                "INSERT INTO campaign_zone_sets (campaign_id, zone_set_id) VALUES ($1, $2) \
-                 ON CONFLICT DO NOTHING",
-                vec![campaign_id.into(), id.into()],
-            )
+            campaign_zone_set::Entity::insert(campaign_zone_set::ActiveModel {
+                campaign_id: Set(campaign_id),
+                zone_set_id: Set(id),
+            })
+            .on_conflict_do_nothing()
+            .exec_without_returning(conn)
             .await?;
         }
         Ok(())

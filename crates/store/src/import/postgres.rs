@@ -18,7 +18,7 @@
 
 use super::{COMMIT_ROWS, CONTACT_COLUMNS, GoodRow, Msg, Ordered, UPDATE_LIST, Writer};
 use crate::error::{Error, Result};
-use crate::types::ContactStatus;
+use domain::ContactStatus;
 use futures::TryStreamExt;
 use sqlx::postgres::PgConnection;
 use sqlx::{Connection as _, Postgres, Transaction};

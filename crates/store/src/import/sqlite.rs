@@ -8,7 +8,7 @@
 use super::{COMMIT_ROWS, CONTACT_COLUMNS, GoodRow, Msg, Ordered, UPDATE_LIST, Writer};
 use crate::db::{exec, query};
 use crate::error::Result;
-use crate::types::ContactStatus;
+use domain::ContactStatus;
 use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait, Value};
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;

@@ -1,20 +1,11 @@
-//! Small shared types: statuses, outcomes, and the millisecond timestamps the schema uses.
+//! The dialer's small vocabulary: campaign and contact statuses, outcomes, AMD verdicts and
+//! dispositions, each with the text it is written as (files, JSON, the database).
 
 use crate::error::Error;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
-
-/// Milliseconds since the Unix epoch, as stored.
-pub(crate) fn ms(time: DateTime<Utc>) -> i64 {
-    time.timestamp_millis()
-}
-
-/// A stored timestamp back to a `DateTime`.
-pub(crate) fn from_ms(ms: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::UNIX_EPOCH)
-}
 
 macro_rules! text_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
@@ -142,7 +133,7 @@ text_enum! {
         Sale = "sale",
         /// Not interested: the contact is done.
         NotInterested = "not_interested",
-        /// Call back at a set time (see [`crate::Disposition::callback_at`]).
+        /// Call back at a set time (see [`Disposition::callback_at`]).
         Callback = "callback",
         /// The callee asked not to be called: a global do-not-call entry is written at once.
         DoNotCall = "do_not_call",
@@ -150,6 +141,35 @@ text_enum! {
         WrongNumber = "wrong_number",
         /// Anything else: the contact is done.
         Other = "other",
+    }
+}
+
+/// An agent's disposition of a connected call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disposition {
+    /// What happened.
+    pub kind: DispositionKind,
+    /// Free text.
+    pub note: Option<String>,
+    /// For [`DispositionKind::Callback`]: when to call back.
+    pub callback_at: Option<DateTime<Utc>>,
+    /// For a callback: only this agent takes it (otherwise anyone).
+    pub callback_personal: bool,
+}
+
+impl Disposition {
+    /// Refuses a callback without its time, and a personal callback without the agent who
+    /// promised it (`agent_id`).
+    pub fn check(&self, agent_id: Option<i64>) -> Result<(), Error> {
+        if self.kind == DispositionKind::Callback && self.callback_at.is_none() {
+            return Err(Error::Invalid("a callback needs callback_at".into()));
+        }
+        if self.callback_personal && agent_id.is_none() {
+            return Err(Error::Invalid(
+                "a personal callback needs the agent who promised it".into(),
+            ));
+        }
+        Ok(())
     }
 }
 
