@@ -54,12 +54,25 @@ pub struct ReceptionStats {
 }
 
 impl ReceptionStats {
-    /// Records the arrival of packet `seq` with timestamp `rtp_ts`, `arrival` expressed in the
-    /// same 8 kHz units (any fixed origin).
+    /// Records the arrival of audio packet `seq` with timestamp `rtp_ts`, `arrival` expressed
+    /// in the same 8 kHz units (any fixed origin): its sequence and its transit time.
     pub fn update(&mut self, seq: u16, rtp_ts: u32, arrival_ts: i64) -> SeqVerdict {
+        self.track(seq, Some((rtp_ts, arrival_ts)))
+    }
+
+    /// Records the arrival of a telephone-event packet `seq`: its sequence only. An event's
+    /// packets all carry the event's start timestamp, so their transit grows with the event's
+    /// length and would count as jitter (RFC 3550 A.8 estimates it on the audio alone).
+    pub fn update_event(&mut self, seq: u16) -> SeqVerdict {
+        self.track(seq, None)
+    }
+
+    fn track(&mut self, seq: u16, timing: Option<(u32, i64)>) -> SeqVerdict {
         if !self.started {
             self.restart(seq);
-            self.note_transit(rtp_ts, arrival_ts);
+            if let Some((rtp_ts, arrival_ts)) = timing {
+                self.note_transit(rtp_ts, arrival_ts);
+            }
             return SeqVerdict::Ok;
         }
         let delta = seq.wrapping_sub(self.max_seq);
@@ -98,7 +111,9 @@ impl ReceptionStats {
         if verdict != SeqVerdict::Restarted {
             self.received += 1;
         }
-        self.note_transit(rtp_ts, arrival_ts);
+        if let Some((rtp_ts, arrival_ts)) = timing {
+            self.note_transit(rtp_ts, arrival_ts);
+        }
         verdict
     }
 
@@ -394,6 +409,34 @@ mod tests {
         assert_eq!(s.update(40000, 0, 0), SeqVerdict::Jump);
         assert_eq!(s.update(40001, 160, 160), SeqVerdict::Restarted);
         assert_eq!(s.update(40002, 320, 320), SeqVerdict::Ok);
+        assert_eq!(s.lost(), 0);
+    }
+
+    #[test]
+    fn telephone_events_leave_the_jitter_alone() {
+        // 20 ms audio packets arriving on time, then a 2-second key press (100 event packets,
+        // one start timestamp), then audio again: the jitter stays that of the audio.
+        let mut s = ReceptionStats::default();
+        let mut seq = 0u16;
+        let mut at = 0i64;
+        for _ in 0..50 {
+            s.update(seq, at as u32, at + 3);
+            seq += 1;
+            at += 160;
+        }
+        let before = s.jitter();
+        for _ in 0..100 {
+            s.update_event(seq);
+            seq += 1;
+            at += 160;
+        }
+        for _ in 0..50 {
+            s.update(seq, at as u32, at + 3);
+            seq += 1;
+            at += 160;
+        }
+        assert!(s.jitter() <= before + 1, "{} after {before}", s.jitter());
+        assert_eq!(s.received(), 200);
         assert_eq!(s.lost(), 0);
     }
 

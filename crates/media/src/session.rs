@@ -239,10 +239,13 @@ impl RxSession {
             None => self.ssrc = Some(packet.ssrc),
         }
         let arrival = (now.saturating_duration_since(self.epoch).as_micros() as i64) * 8 / 1000;
-        match self
-            .stats
-            .update(packet.sequence, packet.timestamp, arrival)
-        {
+        let verdict = if kind == PayloadKind::Event {
+            self.stats.update_event(packet.sequence)
+        } else {
+            self.stats
+                .update(packet.sequence, packet.timestamp, arrival)
+        };
+        match verdict {
             SeqVerdict::Duplicate => {
                 self.duplicates += 1;
                 return Inbound::Dropped(DropReason::Duplicate);
