@@ -222,9 +222,7 @@ pub(crate) fn scan_head(buf: &[u8], limits: &Limits) -> Result<Option<HeadScan>,
                 value.parse::<usize>().ok()
             };
             let Some(parsed) = parsed.filter(|len| *len <= limits.max_message) else {
-                return Err(ParseError::BadContentLength(
-                    value.chars().take(32).collect(),
-                ));
+                return Err(ParseError::BadContentLength(truncate(value, 32)));
             };
             if content_length.is_some_and(|previous| previous != parsed) {
                 return Err(ParseError::BadContentLength(
@@ -475,8 +473,18 @@ impl fmt::Display for Message {
     }
 }
 
+/// At most `max` characters of `s`, control characters escaped: text from the wire goes into
+/// error messages and so into log lines, where a CR LF would forge a line of its own.
 fn truncate(s: &str, max: usize) -> String {
-    s.chars().take(max).collect()
+    let mut out = String::with_capacity(s.len().min(max));
+    for c in s.chars().take(max) {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 pub(crate) fn reason_of(status: &rsip::StatusCode) -> String {
@@ -952,6 +960,20 @@ pub(crate) fn stamp_received(request: &mut rsip::Request, source: std::net::Sock
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wire_text_in_errors_cannot_forge_log_lines() {
+        assert_eq!(
+            truncate("a\r\nINFO forged\u{1b}[31m", 100),
+            "a\\r\\nINFO forged\\u{1b}[31m"
+        );
+        let raw = b"INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+                    Content-Length: 1\x1b\r\n\r\n";
+        if let Err(invalid) = Message::parse_with(raw, &Limits::default()) {
+            let text = invalid.error.to_string();
+            assert!(!text.chars().any(char::is_control), "{text:?}");
+        }
+    }
 
     pub(crate) const INVITE: &str = "INVITE sip:+15551234567@127.0.0.1:5080 SIP/2.0\r\n\
 Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK776asdhds;rport\r\n\
