@@ -455,7 +455,7 @@ fn default_ring_timeout() -> Dur {
     Dur::secs(25)
 }
 
-/// The shortest ring timeout allowed: about four rings (DESIGN: never give up sooner).
+/// The shortest ring timeout allowed: about four rings (the rules never give up sooner).
 pub const MIN_RING_TIMEOUT: Dur = Dur::secs(15);
 
 impl CampaignSpec {
