@@ -185,6 +185,7 @@ on_each_backend! {
     the_recording_is_a_stereo_wav_callee_left_agent_right_readable_while_running,
     hostile_packets_are_counted_and_dropped_without_disturbing_another_call,
     a_detection_leg_whose_peer_goes_quiet_hears_silence,
+    a_bridged_agent_hears_rtp_while_the_callee_sends_none,
     legs_read_every_80_ms_are_not_filled_with_silence_while_their_packets_wait
         [flavor = "multi_thread", worker_threads = 2],
     ; blocking: legs_opened_after_others_closed_receive_exactly_their_own_stream,
@@ -810,4 +811,62 @@ async fn a_detection_leg_whose_peer_goes_quiet_hears_silence(media: MediaRuntime
     );
     let heard = heard.load(std::sync::atomic::Ordering::Relaxed);
     assert!(heard >= 8000 + 4000, "the listener heard {heard} samples");
+}
+
+/// Phones and SBCs with an RTP timeout hang up on a call that sends them nothing: while the
+/// callee is silent (sends no RTP at all), the agent's leg fills the gap with silence, on the
+/// same stream, and the callee's audio takes over again when it comes.
+async fn a_bridged_agent_hears_rtp_while_the_callee_sends_none(media: MediaRuntime) {
+    let callee = Phone::new(Codec::Pcmu, 0x4444).await;
+    let agent = Phone::new(Codec::Pcmu, 0x5555).await;
+    let (callee_leg, _ce) = open(&media, LegOptions::default()).await;
+    let (agent_leg, _ae) = open(
+        &media,
+        LegOptions {
+            comfort_silence: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    callee_leg
+        .set_remote(&RemoteMedia::new(callee.addr(), Codec::Pcmu))
+        .unwrap();
+    agent_leg
+        .set_remote(&RemoteMedia::new(agent.addr(), Codec::Pcmu))
+        .unwrap();
+    let _bridge = Bridge::connect(&callee_leg, &agent_leg).unwrap();
+    let callee_addr = callee_leg.local_rtp_addr();
+    // The callee speaks for 200 ms, is silent (no packets) for 2 s, then speaks again.
+    let (_, heard) = tokio::join!(
+        async {
+            callee.talk(callee_addr, &sine(440.0, 0.2, 8000.0)).await;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            callee.talk(callee_addr, &sine(440.0, 0.2, 8000.0)).await;
+        },
+        agent.listen(Duration::from_millis(2800), 1000),
+    );
+    let speech = heard
+        .iter()
+        .filter(|g| g.payload.iter().any(|&b| b != 0xFF))
+        .count();
+    assert!(speech >= 19, "{speech} packets of speech relayed");
+    let longest = heard
+        .windows(2)
+        .map(|w| w[1].at.duration_since(w[0].at))
+        .max()
+        .unwrap();
+    assert!(
+        longest < Duration::from_millis(700),
+        "the agent went {longest:?} without RTP"
+    );
+    // 2 s of silence, less the half second before it fills in, at 50 packets a second.
+    let silence = heard.len() - speech;
+    assert!(
+        silence >= 50,
+        "{silence} packets of silence in 2 s of a silent callee"
+    );
+    assert_continuous(
+        &heard,
+        "agent side across speech, silence filled in, speech",
+    );
 }

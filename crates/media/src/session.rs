@@ -517,6 +517,11 @@ impl TxStream {
         self.octets += octets as u64;
     }
 
+    /// Whether the stream's current segment is relayed from another leg (not local audio).
+    pub fn relaying(&self) -> bool {
+        matches!(self.segment, Some(Source::Relay { .. }))
+    }
+
     /// When we last sent.
     pub fn last_send(&self) -> Option<Instant> {
         self.last_send

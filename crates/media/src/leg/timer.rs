@@ -81,6 +81,11 @@ impl Future for Driver {
     }
 }
 
+/// How long a bridged leg with comfort silence may go without sending before silence fills
+/// in: long enough that a relayed stream's own pauses rarely wake it, far shorter than any
+/// phone's RTP timeout.
+const RELAY_GAP: Duration = Duration::from_millis(500);
+
 impl Driver {
     /// Runs due timer work; returns the next deadline.
     fn on_timers(&mut self, now: Instant) -> Instant {
@@ -106,6 +111,20 @@ impl Driver {
             let due = tx.next_due?;
             if due > now {
                 return Some(due);
+            }
+            if tx.relay_attached && tx.comfort_silence && tx.jobs.is_empty() && tx.stream.relaying()
+            {
+                // Bridged: the other side's audio is relayed, and silence fills only a gap in
+                // it (a callee who sends nothing), so that a phone with an RTP timeout never
+                // goes without packets. Until the gap is long enough, look again then.
+                let resume = tx
+                    .stream
+                    .last_send()
+                    .map(|last| Instant::from_std(last) + RELAY_GAP);
+                if let Some(resume) = resume.filter(|resume| *resume > now) {
+                    tx.next_due = Some(resume);
+                    return Some(resume);
+                }
             }
             let due = if now.saturating_duration_since(due) > MAX_LAG {
                 now
@@ -206,7 +225,7 @@ impl Driver {
                 )
             }
             None => {
-                if !tx.comfort_silence || tx.relay_attached {
+                if !tx.comfort_silence {
                     return false;
                 }
                 payload[..samples].fill(tx.codec.silence());
