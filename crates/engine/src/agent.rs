@@ -2,22 +2,14 @@
 //! silence between calls. The task reports the phone's keys to the campaign actor and the end
 //! of the call (the agent logs out), and hangs up when the actor says so.
 
-use crate::campaign::{ActorMsg, CampaignHandle, Session};
 use crate::core::CoreInput;
-use crate::driver::remote_media;
+use crate::inbox::{ActorMsg, AgentCommand, CampaignHandle, Session, remote_media};
 use crate::shared::Shared;
 use media::{LegEvent, LegOptions};
 use sip::sdp::LocalMedia;
 use sip::{CallEvent, IncomingCall};
 use std::sync::Arc;
 use tokio::sync::mpsc;
-
-/// What the campaign actor tells an agent's session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum AgentCommand {
-    /// Hang up the phone's call (log out).
-    Hangup,
-}
 
 /// Answers an agent's phone and runs the session until the call ends.
 pub(crate) async fn run(

@@ -3,145 +3,26 @@
 //! through its inbox; it feeds the core, carries out the core's actions (lease, assign,
 //! abandon, hang up, store dispositions), and publishes figures every second.
 
-use crate::agent::AgentCommand;
 use crate::call::{CallAction, CallInput};
 use crate::cluster::Counters;
 use crate::core::{CampaignCore, CoreAction, CoreInput};
-use crate::driver::{CallCommand, CallCtx};
+use crate::driver::CallCtx;
 use crate::error::{EngineError, Result};
+use crate::inbox::{
+    ActorMsg, AgentCommand, AgentOp, CallCommand, CampaignHandle, Runtime, Session,
+};
 use crate::pool::PoolAgent;
-use crate::setup::Setup;
 use crate::shared::{Shared, lock};
 use crate::view::{
     AbandonView, AgentState, AgentView, CampaignFigures, CampaignView, EngineEvent, ShutdownReport,
 };
 use chrono::Utc;
-use domain::{CampaignSpec, CampaignStatus};
-use media::Leg;
+use domain::CampaignStatus;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use store::{Campaign, LeaseOptions, LeasedContact};
 use tokio::sync::{mpsc, oneshot, watch};
-
-/// A campaign's definition and what its calls need, fixed for the calls started under it.
-#[derive(Debug)]
-pub(crate) struct Runtime {
-    /// Store id.
-    pub(crate) id: i64,
-    /// Name.
-    pub(crate) name: String,
-    /// Definition.
-    pub(crate) spec: CampaignSpec,
-    /// Derived settings and messages.
-    pub(crate) setup: Arc<Setup>,
-    /// The carrier trunk.
-    pub(crate) trunk: sip::Trunk,
-}
-
-/// A logged-in agent's session as the actor holds it.
-pub(crate) struct Session {
-    /// Login name.
-    pub(crate) username: String,
-    /// Display name.
-    pub(crate) display_name: String,
-    /// The agent's open leg (live calls are bridged into it).
-    pub(crate) leg: Leg,
-    /// Tells the agent's task to hang up.
-    pub(crate) control: mpsc::UnboundedSender<AgentCommand>,
-}
-
-/// What can be asked of an agent.
-#[derive(Debug, Clone)]
-pub(crate) enum AgentOp {
-    /// Ready.
-    Ready,
-    /// Pause for a reason.
-    Pause(String),
-    /// Hang up the agent's leg.
-    Logout,
-    /// End the customer call.
-    Hangup,
-}
-
-/// The actor's inbox.
-pub(crate) enum ActorMsg {
-    /// A happening for the core (from calls and agents' tasks).
-    Core(CoreInput),
-    /// An agent's phone opened its leg.
-    Login {
-        /// Store id.
-        agent: i64,
-        /// The session.
-        session: Session,
-    },
-    /// An agent's phone hung up (its session's leg id, so a replaced session's end does not
-    /// log the new one out).
-    Logout {
-        /// Store id.
-        agent: i64,
-        /// The session's leg.
-        leg: u64,
-    },
-    /// A lease came back.
-    Leased {
-        /// Asked for.
-        asked: u32,
-        /// Got.
-        contacts: Vec<LeasedContact>,
-    },
-    /// A new definition.
-    Reload {
-        /// The new runtime.
-        runtime: Arc<Runtime>,
-        /// Told once the definition is in force and the figures show it.
-        applied: Option<oneshot::Sender<()>>,
-    },
-    /// Start, pause, stop.
-    Status {
-        /// The new status.
-        status: CampaignStatus,
-        /// Done.
-        reply: oneshot::Sender<CampaignView>,
-    },
-    /// An agent operation.
-    Agent {
-        /// The agent.
-        agent: i64,
-        /// What.
-        op: AgentOp,
-        /// The agent's view afterwards.
-        reply: oneshot::Sender<Result<AgentView>>,
-    },
-    /// Stop dialling, let answered calls finish for `grace`, then cut, hang up agents, report.
-    Shutdown {
-        /// How long answered calls may go on.
-        grace: Duration,
-        /// The report.
-        reply: oneshot::Sender<ShutdownReport>,
-    },
-}
-
-/// The handle the engine keeps.
-#[derive(Clone)]
-pub(crate) struct CampaignHandle {
-    /// The inbox.
-    pub(crate) tx: mpsc::UnboundedSender<ActorMsg>,
-    /// The latest view (refreshed every second and on status changes).
-    pub(crate) view: watch::Receiver<CampaignView>,
-    /// The definition in force.
-    pub(crate) runtime: Arc<std::sync::RwLock<Arc<Runtime>>>,
-}
-
-impl CampaignHandle {
-    /// The definition in force.
-    pub(crate) fn runtime(&self) -> Arc<Runtime> {
-        self.runtime
-            .read()
-            .map(|r| r.clone())
-            .unwrap_or_else(|e| e.into_inner().clone())
-    }
-}
 
 struct Draining {
     /// Answered calls when the shutdown began (they may finish by themselves).

@@ -5,35 +5,20 @@
 //! actions the core sends back (listen, bridge, play, hang up, record, finish).
 
 use crate::call::{CallAction, CallInput, Finished, PromptKind};
-use crate::campaign::{ActorMsg, Runtime};
 use crate::core::CoreInput;
+use crate::inbox::{ActorMsg, CallCommand, Runtime, remote_media};
 use crate::shared::Shared;
 use crate::view::{CallState, CallUpdate};
 use chrono::Utc;
 use domain::Outcome;
 use media::detect::{Amd, AmdVerdict, ToneEvent, ToneParams, Tones};
 use media::{Bridge, Leg, LegEvent, LegOptions, PlaybackId, Recording};
-use sip::sdp::{LocalMedia, Sdp};
+use sip::sdp::LocalMedia;
 use sip::{CallEvent, CallerId, OutboundCall};
 use std::sync::Arc;
 use std::time::Duration;
 use store::{AttemptEvent, Finish, LeasedContact};
 use tokio::sync::{mpsc, oneshot};
-
-/// What the campaign actor tells a call's task.
-#[derive(Debug)]
-pub(crate) enum CallCommand {
-    /// Carry out this action of the call's machine.
-    Do(CallAction),
-    /// Connect the callee with this agent's open leg (the machine's `Bridge`, with the leg the
-    /// actor holds).
-    Bridge {
-        /// The agent.
-        agent: i64,
-        /// The agent's open leg.
-        leg: Leg,
-    },
-}
 
 /// Everything a call task needs.
 pub(crate) struct CallCtx {
@@ -59,23 +44,6 @@ enum Write {
 /// a few milliseconds after the check (attempt row, RTP leg), and a loaded machine may take
 /// longer.
 const DIAL_GUARD: Duration = Duration::from_secs(1);
-
-/// Maps the SDP crate's view of the peer to the media crate's.
-pub(crate) fn remote_media(sdp: &Sdp) -> Option<media::RemoteMedia> {
-    let remote = sdp
-        .remote_media(&[sip::sdp::Codec::Pcmu, sip::sdp::Codec::Pcma])
-        .ok()?;
-    let codec = match remote.codec {
-        sip::sdp::Codec::Pcma => media::Codec::Pcma,
-        _ => media::Codec::Pcmu,
-    };
-    let mut media = media::RemoteMedia::new(remote.addr, codec);
-    media.codecs = vec![(remote.payload_type, codec)];
-    if let Some(pt) = remote.telephone_event {
-        media = media.with_dtmf(pt);
-    }
-    Some(media)
-}
 
 impl CallCtx {
     fn report(&self, input: CoreInput) {

@@ -1,10 +1,11 @@
 //! The service facade: [`Engine`].
 
-use crate::campaign::{self, ActorMsg, AgentOp, CampaignHandle, Runtime};
+use crate::campaign;
 use crate::cluster::ClusterState;
 use crate::config::EngineConfig;
 use crate::core::CoreInput;
 use crate::error::{EngineError, Result};
+use crate::inbox::{ActorMsg, AgentOp, CampaignHandle, Runtime};
 use crate::shared::{Shared, lock};
 use crate::view::{
     AgentSpec, AgentState, AgentView, CampaignView, Disposition, EngineEvent, PacingPatch,

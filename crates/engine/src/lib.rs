@@ -46,6 +46,7 @@ mod core;
 mod driver;
 mod engine;
 mod error;
+mod inbox;
 mod pool;
 mod setup;
 mod shared;

@@ -6,7 +6,7 @@
 //! header names and unfolds continuation lines (rsip knows neither), contains any panic of rsip's
 //! parser, and insists on the headers RFC 3261 section 8.1.1 makes mandatory.
 
-use crate::types::{Method, Transport};
+use crate::types::{Method, Transport, contain_panic};
 use rsip::headers::UntypedHeader;
 use std::fmt;
 
@@ -105,12 +105,6 @@ pub enum ParseError {
     /// The protocol version is not SIP/2.0.
     #[error("unsupported SIP version")]
     BadVersion,
-}
-
-/// Runs `f`, turning a panic into `None`. rsip's parser is not hardened against hostile input, so
-/// every call into it on outside data goes through here.
-pub(crate) fn contain_panic<T>(f: impl FnOnce() -> T) -> Option<T> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).ok()
 }
 
 /// Compact header forms (RFC 3261 section 7.3.3 and later RFCs), which rsip does not know.

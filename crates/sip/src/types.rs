@@ -258,7 +258,7 @@ impl FromStr for Uri {
         {
             return Err(bad("only sip: URIs are supported"));
         }
-        let uri = crate::message::contain_panic(|| rsip::Uri::try_from(s))
+        let uri = contain_panic(|| rsip::Uri::try_from(s))
             .ok_or_else(|| bad("the URI parser failed"))?
             .map_err(|err| bad(&err.to_string()))?;
         if host_string(&uri.host_with_port.host).is_empty() {
@@ -342,6 +342,12 @@ impl fmt::Display for NameAddr {
             _ => write!(f, "<{}>", self.uri),
         }
     }
+}
+
+/// Runs `f`, turning a panic into `None`. rsip's parser is not hardened against hostile input, so
+/// every call into it on outside data goes through here.
+pub(crate) fn contain_panic<T>(f: impl FnOnce() -> T) -> Option<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).ok()
 }
 
 #[cfg(test)]
