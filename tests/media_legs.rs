@@ -177,6 +177,20 @@ async fn open(media: &MediaRuntime, options: LegOptions) -> (Leg, LegEvents) {
     media.open_leg(&ports(), options).unwrap()
 }
 
+/// A callee's leg, and an agent's leg that plays comfort silence between calls.
+async fn callee_and_agent_legs(media: &MediaRuntime) -> ((Leg, LegEvents), (Leg, LegEvents)) {
+    let callee = open(media, LegOptions::default()).await;
+    let agent = open(
+        media,
+        LegOptions {
+            comfort_silence: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    (callee, agent)
+}
+
 on_each_backend! {
     bridged_audio_comes_out_of_the_other_side_transcoded_and_continuous,
     a_prompt_is_streamed_with_correct_timing_and_its_end_reported,
@@ -214,15 +228,7 @@ fn assert_continuous(got: &[Got], what: &str) {
 async fn bridged_audio_comes_out_of_the_other_side_transcoded_and_continuous(media: MediaRuntime) {
     let callee = Phone::new(Codec::Pcmu, 0x1111).await;
     let agent = Phone::new(Codec::Pcma, 0x2222).await;
-    let (callee_leg, _ce) = open(&media, LegOptions::default()).await;
-    let (agent_leg, _ae) = open(
-        &media,
-        LegOptions {
-            comfort_silence: true,
-            ..Default::default()
-        },
-    )
-    .await;
+    let ((callee_leg, _ce), (agent_leg, _ae)) = callee_and_agent_legs(&media).await;
     callee_leg
         .set_remote(&RemoteMedia::new(callee.addr(), Codec::Pcmu).with_dtmf(101))
         .unwrap();
@@ -819,15 +825,7 @@ async fn a_detection_leg_whose_peer_goes_quiet_hears_silence(media: MediaRuntime
 async fn a_bridged_agent_hears_rtp_while_the_callee_sends_none(media: MediaRuntime) {
     let callee = Phone::new(Codec::Pcmu, 0x4444).await;
     let agent = Phone::new(Codec::Pcmu, 0x5555).await;
-    let (callee_leg, _ce) = open(&media, LegOptions::default()).await;
-    let (agent_leg, _ae) = open(
-        &media,
-        LegOptions {
-            comfort_silence: true,
-            ..Default::default()
-        },
-    )
-    .await;
+    let ((callee_leg, _ce), (agent_leg, _ae)) = callee_and_agent_legs(&media).await;
     callee_leg
         .set_remote(&RemoteMedia::new(callee.addr(), Codec::Pcmu))
         .unwrap();

@@ -12,6 +12,15 @@ pub struct FieldError {
 }
 
 impl FieldError {
+    /// Several refusals on one line, `; `-separated, for an error message.
+    pub fn join(errors: &[FieldError]) -> String {
+        errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
     /// A refusal of `field` for `reason`.
     pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Self {
@@ -35,17 +44,9 @@ impl fmt::Display for FieldError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     /// A campaign definition has invalid values (every one is listed).
-    #[error("invalid campaign: {}", join(.0))]
+    #[error("invalid campaign: {}", FieldError::join(.0))]
     InvalidSpec(Vec<FieldError>),
     /// A value is not acceptable (the message says which and why).
     #[error("{0}")]
     Invalid(String),
-}
-
-fn join(errors: &[FieldError]) -> String {
-    errors
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
 }

@@ -18,7 +18,7 @@ pub enum EngineError {
     #[error("cluster state: {0}")]
     Cluster(#[from] ClusterError),
     /// A campaign definition or a pacing change has invalid values (every one is named).
-    #[error("invalid settings: {}", join(.0))]
+    #[error("invalid settings: {}", FieldError::join(.0))]
     Invalid(Vec<FieldError>),
     /// The engine's own configuration is unusable (the message says which setting and why).
     #[error("engine configuration: {0}")]
@@ -82,14 +82,6 @@ pub enum ClusterError {
     /// A stored value could not be decoded.
     #[error("corrupt value: {0}")]
     Corrupt(String),
-}
-
-fn join(errors: &[FieldError]) -> String {
-    errors
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 impl EngineError {

@@ -15,7 +15,7 @@ pub enum Error {
     #[error("unsupported database URL `{0}`: use sqlite://FILE or postgres://...")]
     UnsupportedUrl(String),
     /// A campaign definition has invalid values (every one is listed).
-    #[error("invalid campaign: {}", join(.0))]
+    #[error("invalid campaign: {}", FieldError::join(.0))]
     InvalidSpec(Vec<FieldError>),
     /// No campaign has this name or id.
     #[error("no campaign `{0}`")]
@@ -50,14 +50,6 @@ pub enum Error {
     /// A background task of the store died.
     #[error("internal task failed: {0}")]
     Task(String),
-}
-
-fn join(errors: &[FieldError]) -> String {
-    errors
-        .iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 impl From<domain::Error> for Error {
