@@ -6,7 +6,9 @@
 mod api_support;
 
 use api::schema;
-use api_support::{Api, Db, assert_problem, campaign_toml, conforms, nowhere, wait_for};
+use api_support::{
+    Api, Db, assert_problem, campaign_toml, conforms, conforms_each, nowhere, wait_for,
+};
 use futures::{SinkExt as _, StreamExt as _};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -59,7 +61,7 @@ async fn campaigns_agents_and_lists(db: Db) {
 
     let (status, list) = api.get("/api/v1/campaigns").await;
     assert_eq!(status, 200);
-    let list: Vec<schema::CampaignView> = conforms(&list);
+    let list: Vec<schema::CampaignView> = conforms_each(&list);
     let mut names: Vec<&str> = list.iter().map(|c| c.name.as_str()).collect();
     names.sort();
     assert_eq!(names, ["autumn", "spring"]);
@@ -258,7 +260,7 @@ async fn campaigns_agents_and_lists(db: Db) {
     assert_eq!(agent.state, schema::AgentState::LoggedOut);
     assert_eq!(agent.display_name, "alice");
     let (_, all) = api.get("/api/v1/agents").await;
-    let all: Vec<schema::AgentView> = conforms(&all);
+    let all: Vec<schema::AgentView> = conforms_each(&all);
     assert_eq!(all.len(), 1);
     let (status, one) = api.get(&format!("/api/v1/agents/{}", agent.id)).await;
     assert_eq!((status, one["username"].as_str()), (200, Some("alice")));

@@ -9,9 +9,10 @@ mod engine_support;
 
 use std::time::Duration;
 
+use domain::Disposition;
 use domain::DispositionKind;
 use domain::Outcome;
-use engine::{AgentState, Disposition};
+use engine::AgentState;
 use engine_support::{RtpWitness, Sipp, carrier_calls, create_agents, wait_for};
 use store::AttemptQuery;
 

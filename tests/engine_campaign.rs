@@ -16,9 +16,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use domain::Disposition;
 use domain::DispositionKind;
 use domain::{AmdResult, ContactStatus, Outcome};
-use engine::{CallState, Disposition, Engine, EngineEvent};
+use engine::{CallState, Engine, EngineEvent};
 use engine_support::{Fate, RtpWitness, Sipp, carrier_calls, wait_for};
 use store::{AttemptQuery, ContactQuery, Store};
 

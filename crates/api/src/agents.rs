@@ -14,32 +14,14 @@ use axum::http::StatusCode;
 use axum::http::header::LOCATION;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
+use domain::Disposition;
 use domain::{ContactAfter, DispositionKind};
-use engine::{AgentSpec, AgentView, Disposition};
+use engine::{AgentSpec, AgentView};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-/// A new agent account.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct NewAgent {
-    /// Login and SIP user name (letters, digits, `.`, `_`, `-`).
-    #[schema(example = "alice", pattern = "^[A-Za-z0-9._-]{1,64}$")]
-    pub(crate) username: String,
-    /// Name shown to supervisors (the username when empty).
-    #[serde(default)]
-    #[schema(max_length = 200)]
-    pub(crate) display_name: String,
-    /// SIP password, at least 8 characters (only digest hashes are stored).
-    #[schema(example = "correct-horse", min_length = 8)]
-    pub(crate) password: String,
-    /// Names of the campaigns the agent works on.
-    #[serde(default)]
-    pub(crate) campaigns: Vec<String>,
-}
-
 /// Refuses a new agent's bad fields by name (the store's own checks do not name them).
-async fn check_new_agent(state: &AppState, agent: &NewAgent) -> ApiResult<()> {
+async fn check_new_agent(state: &AppState, agent: &AgentSpec) -> ApiResult<()> {
     let refuse = |field: String, reason: String| {
         Err(Failure::field(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -91,7 +73,7 @@ async fn check_new_agent(state: &AppState, agent: &NewAgent) -> ApiResult<()> {
     post,
     path = "/api/v1/agents",
     tag = "agents",
-    request_body = NewAgent,
+    request_body = AgentSpec,
     responses(
         (status = 201, description = "The new agent, logged out; `Location` names it", body = schema::AgentView),
         (status = 400, description = "The body is not JSON (a syntax error, empty): the error says where", body = schema::Problem),
@@ -103,15 +85,9 @@ async fn check_new_agent(state: &AppState, agent: &NewAgent) -> ApiResult<()> {
 )]
 pub(crate) async fn create_agent(
     State(state): State<AppState>,
-    JsonBody(agent): JsonBody<NewAgent>,
+    JsonBody(spec): JsonBody<AgentSpec>,
 ) -> ApiResult<Response> {
-    check_new_agent(&state, &agent).await?;
-    let spec = AgentSpec {
-        username: agent.username,
-        display_name: agent.display_name,
-        password: agent.password,
-        campaigns: agent.campaigns,
-    };
+    check_new_agent(&state, &spec).await?;
     let view = state.engine.create_agent(&spec).await?;
     tracing::info!(agent = %view.username, id = view.id, "agent created over the API");
     let location = format!("/api/v1/agents/{}", view.id);
@@ -256,7 +232,6 @@ pub(crate) struct DispositionRequest {
     /// The attempt (the call) being disposed of.
     pub(crate) attempt_id: i64,
     /// What came of it.
-    #[schema(value_type = schema::DispositionKind)]
     pub(crate) kind: DispositionKind,
     /// Free text.
     #[serde(default)]

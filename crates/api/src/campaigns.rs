@@ -10,11 +10,10 @@ use axum::http::StatusCode;
 use axum::http::header::LOCATION;
 use axum::response::{IntoResponse, Response};
 use domain::CampaignSpec;
-use domain::DialMode;
-use engine::{CampaignView, PacingPatch};
-use serde::{Deserialize, Serialize};
+use domain::PacingPatch;
+use engine::CampaignView;
+use serde::Serialize;
 use store::Applied;
-use utoipa::ToSchema;
 
 /// Parses a campaign definition written in TOML, naming the field at fault.
 pub fn spec_from_toml(text: &str) -> Result<CampaignSpec, Failure> {
@@ -263,62 +262,6 @@ pub(crate) async fn stop_campaign(
     Ok(Json(state.engine.stop_campaign(&name).await?))
 }
 
-/// A supervisor's change to a campaign's pacing; fields left out keep their value.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct PacingChange {
-    /// Dial mode.
-    #[serde(default)]
-    #[schema(value_type = Option<schema::DialMode>)]
-    pub(crate) mode: Option<DialMode>,
-    /// Lines per idle agent (progressive), the predictive pacer's starting ratio.
-    #[serde(default)]
-    #[schema(minimum = 0.1, maximum = 20.0)]
-    pub(crate) ratio: Option<f64>,
-    /// Lowest ratio of the predictive pacer.
-    #[serde(default)]
-    #[schema(minimum = 0.1, maximum = 20.0)]
-    pub(crate) min_ratio: Option<f64>,
-    /// Highest ratio of the predictive pacer.
-    #[serde(default)]
-    #[schema(minimum = 1.0, maximum = 20.0)]
-    pub(crate) max_ratio: Option<f64>,
-    /// Abandon target (0.03 = 3%; above needs `override_legal_limits`).
-    #[serde(default)]
-    #[schema(minimum = 0.0, exclusive_maximum = 1.0)]
-    pub(crate) abandon_target: Option<f64>,
-    /// Abandon window, `24h` or `30d`.
-    #[serde(default)]
-    #[schema(value_type = Option<schema::AbandonWindow>)]
-    pub(crate) abandon_window: Option<domain::AbandonWindow>,
-    /// Most calls in progress at once.
-    #[serde(default)]
-    #[schema(minimum = 1, maximum = 10000)]
-    pub(crate) max_lines: Option<u32>,
-    /// Fewest agents for predictive mode.
-    #[serde(default)]
-    pub(crate) min_agents: Option<u32>,
-    /// Allows an abandon target above 3%.
-    #[serde(default)]
-    pub(crate) override_legal_limits: Option<bool>,
-}
-
-impl From<PacingChange> for PacingPatch {
-    fn from(c: PacingChange) -> Self {
-        PacingPatch {
-            mode: c.mode,
-            ratio: c.ratio,
-            min_ratio: c.min_ratio,
-            max_ratio: c.max_ratio,
-            abandon_target: c.abandon_target,
-            abandon_window: c.abandon_window,
-            max_lines: c.max_lines,
-            min_agents: c.min_agents,
-            override_legal_limits: c.override_legal_limits,
-        }
-    }
-}
-
 /// Change a campaign's pacing while it runs.
 ///
 /// The mode, the ratio bounds, the abandon target. The patched settings are checked as a whole
@@ -329,7 +272,7 @@ impl From<PacingChange> for PacingPatch {
     path = "/api/v1/campaigns/{name}/pacing",
     tag = "campaigns",
     params(("name" = String, Path, description = "Campaign name")),
-    request_body = PacingChange,
+    request_body = PacingPatch,
     responses(
         (status = 200, description = "The campaign with the change in force (unchanged for an empty change)", body = schema::CampaignView),
         (status = 400, description = "The body is not JSON (a syntax error, empty): the error says where", body = schema::Problem),
@@ -342,9 +285,8 @@ impl From<PacingChange> for PacingPatch {
 pub(crate) async fn patch_pacing(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    JsonBody(change): JsonBody<PacingChange>,
+    JsonBody(patch): JsonBody<PacingPatch>,
 ) -> ApiResult<Json<CampaignView>> {
-    let patch = PacingPatch::from(change);
     if patch.is_empty() {
         return Ok(Json(state.engine.campaign(&name).await?));
     }

@@ -1,9 +1,10 @@
 //! Error answers: every failure becomes a status code and a JSON [`Problem`] naming the field.
 
-use crate::schema::{FieldError, Problem};
+use crate::schema::Problem;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use domain::FieldError;
 use engine::EngineError;
 
 /// A failed request: the status and the JSON body that explains it.
@@ -50,16 +51,6 @@ impl Failure {
     pub fn not_found(what: impl Into<String>) -> Self {
         Failure::new(StatusCode::NOT_FOUND, what)
     }
-}
-
-fn fields_of(fields: &[domain::FieldError]) -> Vec<FieldError> {
-    fields
-        .iter()
-        .map(|f| FieldError {
-            field: f.field.clone(),
-            reason: f.reason.clone(),
-        })
-        .collect()
 }
 
 impl From<store::Error> for Failure {
@@ -114,7 +105,7 @@ impl From<EngineError> for Failure {
             status,
             problem: Problem {
                 error: err.to_string(),
-                fields: fields_of(err.fields()),
+                fields: err.fields().to_vec(),
             },
         }
     }

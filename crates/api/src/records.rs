@@ -9,17 +9,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use domain::{ContactStatus, Outcome};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use store::{Attempt, Contact, MAX_PAGE};
 use utoipa::IntoParams;
-
-/// One page of records; `next_after_id` continues it.
-#[derive(Debug, Serialize)]
-pub(crate) struct Page<T> {
-    items: Vec<T>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    next_after_id: Option<i64>,
-}
 
 fn page_size(limit: Option<u64>) -> Result<u64, Failure> {
     match limit {
@@ -34,16 +26,12 @@ fn page_size(limit: Option<u64>) -> Result<u64, Failure> {
     }
 }
 
-fn page<T>(items: Vec<T>, limit: u64, id: impl Fn(&T) -> i64) -> Page<T> {
-    // A full page may have a successor; a short one is the last.
-    let next_after_id = if items.len() as u64 == limit {
+/// The id a full page continues after; a short page is the last.
+fn next_after<T>(items: &[T], limit: u64, id: impl Fn(&T) -> i64) -> Option<i64> {
+    if items.len() as u64 == limit {
         items.last().map(id)
     } else {
         None
-    };
-    Page {
-        items,
-        next_after_id,
     }
 }
 
@@ -57,7 +45,6 @@ async fn campaign_id(state: &AppState, name: &str) -> ApiResult<i64> {
 #[into_params(parameter_in = Query)]
 pub(crate) struct ContactFilter {
     /// Only contacts with this status.
-    #[param(value_type = Option<schema::ContactStatus>)]
     status: Option<ContactStatus>,
     /// Only numbers starting with this (E.164, e.g. `+1212`).
     number_prefix: Option<String>,
@@ -84,7 +71,7 @@ pub(crate) async fn list_contacts(
     State(state): State<AppState>,
     Path(name): Path<String>,
     Query(filter): Query<ContactFilter>,
-) -> ApiResult<Json<Page<Contact>>> {
+) -> ApiResult<Json<schema::ContactPage>> {
     let limit = page_size(filter.limit)?;
     let query = store::ContactQuery {
         campaign_id: campaign_id(&state, &name).await?,
@@ -94,7 +81,11 @@ pub(crate) async fn list_contacts(
         limit,
     };
     let items = state.engine.store().contacts(&query).await?;
-    Ok(Json(page(items, limit, |c| c.id)))
+    let next_after_id = next_after(&items, limit, |c| c.id);
+    Ok(Json(schema::ContactPage {
+        items,
+        next_after_id,
+    }))
 }
 
 /// A campaign's contacts counted by status.
@@ -151,7 +142,6 @@ pub(crate) struct AttemptFilter {
     /// Only this contact's attempts.
     contact_id: Option<i64>,
     /// Only attempts with this outcome.
-    #[param(value_type = Option<schema::Outcome>)]
     outcome: Option<Outcome>,
     /// Started at or after (RFC 3339).
     from: Option<DateTime<Utc>>,
@@ -180,7 +170,7 @@ pub(crate) async fn list_attempts(
     State(state): State<AppState>,
     Path(name): Path<String>,
     Query(filter): Query<AttemptFilter>,
-) -> ApiResult<Json<Page<Attempt>>> {
+) -> ApiResult<Json<schema::AttemptPage>> {
     let limit = page_size(filter.limit)?;
     let query = store::AttemptQuery {
         campaign_id: Some(campaign_id(&state, &name).await?),
@@ -192,7 +182,11 @@ pub(crate) async fn list_attempts(
         limit,
     };
     let items = state.engine.store().attempts(&query).await?;
-    Ok(Json(page(items, limit, |a| a.id)))
+    let next_after_id = next_after(&items, limit, |a| a.id);
+    Ok(Json(schema::AttemptPage {
+        items,
+        next_after_id,
+    }))
 }
 
 /// One attempt.

@@ -60,6 +60,53 @@ fn every_operation_and_answer_is_described() {
     }
 }
 
+/// Every example campaign file, read by the domain and written back as JSON (what
+/// `GET .../spec` answers and `POST /api/v1/campaigns` takes), is valid against the document's
+/// `CampaignSpec`; so is a pacing patch against `PacingPatch`.
+#[test]
+fn campaign_files_are_valid_against_the_document() {
+    let doc = serde_json::to_value(api::openapi()).expect("the document serialises");
+    let validator = |name: &str| {
+        let schema = serde_json::json!({
+            "$ref": format!("#/components/schemas/{name}"),
+            "components": doc["components"],
+        });
+        jsonschema::draft202012::new(&schema)
+            .unwrap_or_else(|err| panic!("schema `{name}` does not compile: {err}"))
+    };
+    let spec_schema = validator("CampaignSpec");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../campaigns");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).expect("campaigns/") {
+        let path = entry.expect("a directory entry").path();
+        if path.extension().is_none_or(|e| e != "toml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("a campaign file");
+        let spec = domain::CampaignSpec::from_toml(&text)
+            .unwrap_or_else(|err| panic!("{}: {err}", path.display()));
+        let value = serde_json::to_value(&spec).expect("a spec serialises");
+        let errors: Vec<String> = spec_schema
+            .iter_errors(&value)
+            .map(|e| format!("{e} at `{}`", e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{}: {errors:?}", path.display());
+        checked += 1;
+    }
+    assert!(checked >= 3, "{checked} campaign files");
+    let patch = domain::PacingPatch {
+        max_ratio: Some(2.5),
+        abandon_window: Some(domain::AbandonWindow::Day),
+        ..Default::default()
+    };
+    let value = serde_json::to_value(&patch).expect("a patch serialises");
+    assert!(validator("PacingPatch").is_valid(&value), "{value}");
+    assert!(
+        !validator("PacingPatch").is_valid(&serde_json::json!({"max_ratio": "x"})),
+        "a string ratio passes the document"
+    );
+}
+
 /// The Python tools, or `None` (skipped, or a failure under CI) when one is missing.
 fn python_tools() -> Option<()> {
     for tool in ["python3", "openapi-spec-validator", "openapi-python-client"] {

@@ -189,10 +189,10 @@ r = start_campaign.sync_detailed("openapi", client=client)
 check("start_campaign", r, 200)
 assert r.parsed.status == m.CampaignStatus.RUNNING, r.parsed
 
-change = m.PacingChange(max_lines=8)
+change = m.PacingPatch(max_lines=8)
 r = patch_pacing.sync_detailed("openapi", client=client, body=change)
 check("patch_pacing", r, 200, request=change.to_dict())
-crossing = m.PacingChange(min_ratio=5.0, max_ratio=2.0)
+crossing = m.PacingPatch(min_ratio=5.0, max_ratio=2.0)
 r = patch_pacing.sync_detailed("openapi", client=client, body=crossing)
 problem("patch_pacing", r, 422)
 # A field the schema refuses is refused by the route too, and named.
@@ -250,15 +250,15 @@ problem(
 )
 problem("get_attempt", get_attempt.sync_detailed(10**9, client=client), 404)
 
-agent = m.NewAgent(username="alice", password="correct-horse", campaigns=["openapi"])
+agent = m.AgentSpec(username="alice", password="correct-horse", campaigns=["openapi"])
 r = create_agent.sync_detailed(client=client, body=agent)
 check("create_agent", r, 201, request=agent.to_dict())
 agent_id = r.parsed.id
 assert r.parsed.state == m.AgentState.LOGGED_OUT, r.parsed
 problem("create_agent", create_agent.sync_detailed(client=client, body=agent), 409)
-short = m.NewAgent(username="bob", password="short")
+short = m.AgentSpec(username="bob", password="short")
 problem("create_agent", create_agent.sync_detailed(client=client, body=short), 422, field="password")
-lost = m.NewAgent(username="carol", password="correct-horse", campaigns=["nowhere"])
+lost = m.AgentSpec(username="carol", password="correct-horse", campaigns=["nowhere"])
 problem("create_agent", create_agent.sync_detailed(client=client, body=lost), 422, field="campaigns[0]")
 
 r = list_agents.sync_detailed(client=client)

@@ -3,7 +3,8 @@
 use std::fmt;
 
 /// One refused value of a campaign file: which field, and why.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldError {
     /// Dotted path of the field, e.g. `pacing.max_ratio` (empty when the file itself is unreadable).
     pub field: String,

@@ -98,6 +98,7 @@ impl<'de> Deserialize<'de> for DayHours {
 
 /// Calling hours per weekday in the callee's local time; a day not given uses `default`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct CallingHours {
     /// Hours of every day not listed (default 08:00-21:00).

@@ -40,6 +40,8 @@
 
 mod error;
 pub mod hours;
+#[cfg(feature = "openapi")]
+mod openapi;
 pub mod phone;
 pub mod retry;
 pub mod spec;
@@ -51,7 +53,7 @@ pub use hours::{CallingHours, DayHours};
 pub use phonenumber::country::Id as Country;
 pub use retry::ContactAfter;
 pub use spec::{
-    AbandonWindow, Amd, CampaignSpec, DialMode, Dur, MachineAction, Pacing, Retry, RetryRule,
-    Transport, Trunk, WrapUp,
+    AbandonWindow, Amd, CampaignSpec, DialMode, Dur, MachineAction, Pacing, PacingPatch, Retry,
+    RetryRule, Transport, Trunk, WrapUp,
 };
 pub use types::{AmdResult, CampaignStatus, ContactStatus, Disposition, DispositionKind, Outcome};

@@ -7,10 +7,11 @@
 use crate::spec::CampaignSpec;
 use crate::types::{ContactStatus, DispositionKind, Outcome};
 use chrono::{DateTime, TimeDelta, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Where the contact stands after an attempt or a disposition (what the API answers).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ContactAfter {
     /// Contact id.
     pub contact_id: i64,

@@ -131,6 +131,7 @@ impl<'de> Deserialize<'de> for Dur {
 
 /// How the campaign decides how many calls to place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum DialMode {
     /// The agent sees the next contact and starts the call.
@@ -188,21 +189,27 @@ impl<'de> Deserialize<'de> for AbandonWindow {
 
 /// Pacing limits the supervisor can tune while the campaign runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct Pacing {
     /// Dial mode.
     pub mode: DialMode,
     /// Lines per idle agent in progressive mode, and the predictive pacer's starting ratio.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.1, maximum = 20.0))]
     pub ratio: f64,
     /// Lowest lines-per-agent ratio the predictive pacer may use.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.1, maximum = 20.0))]
     pub min_ratio: f64,
     /// Highest lines-per-agent ratio the predictive pacer may use.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.1, maximum = 20.0))]
     pub max_ratio: f64,
     /// Highest share of live answers that may be abandoned over the window (0.03 = 3%).
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.0, exclusive_maximum = 1.0))]
     pub abandon_target: f64,
     /// Window of the abandon rate: 24 h or 30 days.
     pub abandon_window: AbandonWindow,
     /// Most calls in progress at once for this campaign.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 10000))]
     pub max_lines: u32,
     /// Fewest logged-in agents for predictive mode; below it the engine paces progressively.
     pub min_agents: u32,
@@ -226,8 +233,79 @@ impl Default for Pacing {
     }
 }
 
+/// A supervisor's change to a running campaign's pacing; fields left out keep their value.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields, default)]
+pub struct PacingPatch {
+    /// Dial mode.
+    pub mode: Option<DialMode>,
+    /// Lines per idle agent (progressive) and the predictive starting ratio.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.1, maximum = 20.0))]
+    pub ratio: Option<f64>,
+    /// Lowest ratio of the predictive pacer.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.1, maximum = 20.0))]
+    pub min_ratio: Option<f64>,
+    /// Highest ratio of the predictive pacer.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.1, maximum = 20.0))]
+    pub max_ratio: Option<f64>,
+    /// Abandon target (0.03 = 3%; above needs `override_legal_limits`).
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.0, exclusive_maximum = 1.0))]
+    pub abandon_target: Option<f64>,
+    /// Abandon window.
+    pub abandon_window: Option<AbandonWindow>,
+    /// Most calls in progress at once.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 10000))]
+    pub max_lines: Option<u32>,
+    /// Fewest agents for predictive mode.
+    pub min_agents: Option<u32>,
+    /// Allows an abandon target above 3%.
+    pub override_legal_limits: Option<bool>,
+}
+
+impl PacingPatch {
+    /// The pacing section with this patch applied.
+    pub fn apply(&self, pacing: &Pacing) -> Pacing {
+        let mut p = pacing.clone();
+        if let Some(v) = self.mode {
+            p.mode = v;
+        }
+        if let Some(v) = self.ratio {
+            p.ratio = v;
+        }
+        if let Some(v) = self.min_ratio {
+            p.min_ratio = v;
+        }
+        if let Some(v) = self.max_ratio {
+            p.max_ratio = v;
+        }
+        if let Some(v) = self.abandon_target {
+            p.abandon_target = v;
+        }
+        if let Some(v) = self.abandon_window {
+            p.abandon_window = v;
+        }
+        if let Some(v) = self.max_lines {
+            p.max_lines = v;
+        }
+        if let Some(v) = self.min_agents {
+            p.min_agents = v;
+        }
+        if let Some(v) = self.override_legal_limits {
+            p.override_legal_limits = v;
+        }
+        p
+    }
+
+    /// Whether the patch changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self == &PacingPatch::default()
+    }
+}
+
 /// What to do when answering-machine detection says MACHINE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum MachineAction {
     /// Hang up at once.
@@ -239,6 +317,7 @@ pub enum MachineAction {
 
 /// Answering-machine detection; the optional parameters use Asterisk `AMD()` terms.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct Amd {
     /// Whether answered calls are classified before an agent gets them.
@@ -260,6 +339,7 @@ pub struct Amd {
     /// Shortest silence between two words (`betweenWordsSilence`).
     pub between_words_silence: Option<Dur>,
     /// Words after which the greeting is a machine's (`maximumNumberOfWords`).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 20))]
     pub maximum_words: Option<u32>,
     /// Mean absolute sample level below which audio is silence (`silenceThreshold`, 0..32767).
     pub silence_threshold: Option<u32>,
@@ -285,11 +365,13 @@ impl Default for Amd {
 
 /// When to try a contact again after one outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RetryRule {
     /// Wait before the next attempt.
     pub delay: Dur,
     /// Attempts after which this outcome ends the contact (defaults to `retry.max_attempts`).
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_attempts: Option<u32>,
 }
@@ -305,9 +387,11 @@ impl RetryRule {
 
 /// Retry rules per outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct Retry {
     /// Most attempts per contact, whatever the outcomes.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100))]
     pub max_attempts: u32,
     /// After a busy signal.
     pub busy: RetryRule,
@@ -340,6 +424,7 @@ impl Default for Retry {
 /// What agents do after a call: the wrap-up time, its default disposition, and the phone keys
 /// that set a disposition.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct WrapUp {
     /// Time after a call before the agent is made ready again without a disposition.
@@ -374,6 +459,7 @@ impl Default for WrapUp {
 
 /// SIP transport to the carrier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
     /// UDP (RFC 3261 default).
@@ -385,9 +471,11 @@ pub enum Transport {
 
 /// The carrier trunk calls go out through. Credentials are names of environment variables.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Trunk {
     /// SIP URI of the carrier's proxy, e.g. `sip:sip.carrier.example:5060`.
+    #[cfg_attr(feature = "openapi", schema(example = "sip:sip.carrier.example:5060"))]
     pub uri: String,
     /// Transport.
     #[serde(default)]
@@ -399,6 +487,7 @@ pub struct Trunk {
     #[serde(default)]
     pub password_env: Option<String>,
     /// Most new calls per second the carrier accepts.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     #[serde(default = "default_cps")]
     pub cps: u32,
 }
@@ -409,16 +498,28 @@ fn default_cps() -> u32 {
 
 /// A campaign as written in its file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CampaignSpec {
     /// Unique name (letters, digits, `-`, `_`, `.`).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            example = "spring-renewals",
+            min_length = 1,
+            max_length = 100,
+            pattern = "^[A-Za-z0-9._-]+$"
+        )
+    )]
     pub name: String,
     /// Free text for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     /// ISO 3166 country used for numbers written without a country code (`US`, `GB`, ...).
+    #[cfg_attr(feature = "openapi", schema(example = "US"))]
     pub default_country: String,
     /// Number presented to callees, in E.164.
+    #[cfg_attr(feature = "openapi", schema(example = "+12025550143"))]
     pub caller_id: String,
     /// Ringing time before giving up as no answer (default 25 s, never below 15 s).
     #[serde(default = "default_ring_timeout")]

@@ -11,6 +11,7 @@ macro_rules! text_enum {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         #[serde(rename_all = "snake_case")]
         pub enum $name {
             $($(#[$vmeta])* $variant),+
@@ -145,19 +146,34 @@ text_enum! {
 }
 
 /// An agent's disposition of a connected call.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Disposition {
     /// What happened.
     pub kind: DispositionKind,
     /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
     /// For [`DispositionKind::Callback`]: when to call back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback_at: Option<DateTime<Utc>>,
     /// For a callback: only this agent takes it (otherwise anyone).
+    #[serde(default)]
     pub callback_personal: bool,
 }
 
 impl Disposition {
+    /// A disposition of `kind` with nothing else.
+    pub fn new(kind: DispositionKind) -> Self {
+        Disposition {
+            kind,
+            note: None,
+            callback_at: None,
+            callback_personal: false,
+        }
+    }
+
     /// Refuses a callback without its time, and a personal callback without the agent who
     /// promised it (`agent_id`).
     pub fn check(&self, agent_id: Option<i64>) -> Result<(), Error> {

@@ -8,8 +8,8 @@ use crate::error::{EngineError, Result};
 use crate::inbox::{ActorMsg, AgentOp, CampaignHandle, Runtime};
 use crate::shared::{Shared, lock};
 use crate::view::{
-    AgentSpec, AgentState, AgentView, CampaignView, Disposition, EngineEvent, PacingPatch,
-    ShutdownReport, Snapshot, field_error,
+    AgentSpec, AgentState, AgentView, CampaignView, EngineEvent, ShutdownReport, Snapshot,
+    field_error,
 };
 use chrono::Utc;
 use domain::{CampaignSpec, CampaignStatus, ContactAfter};
@@ -351,7 +351,11 @@ impl Engine {
     /// Changes a campaign's pacing while it runs. The patched settings are validated as a
     /// whole ([`EngineError::Invalid`] names every refused field, and the settings in force are
     /// kept), stored, and take effect at the next pacing decision.
-    pub async fn update_pacing(&self, name: &str, patch: &PacingPatch) -> Result<CampaignView> {
+    pub async fn update_pacing(
+        &self,
+        name: &str,
+        patch: &domain::PacingPatch,
+    ) -> Result<CampaignView> {
         let _guard = self.inner.applying.lock().await;
         let campaign = self
             .store()
@@ -504,7 +508,7 @@ impl Engine {
         &self,
         agent: i64,
         attempt: i64,
-        disposition: &Disposition,
+        disposition: &domain::Disposition,
     ) -> Result<ContactAfter> {
         let row = self.store().attempt(attempt).await?;
         if row.agent_id != Some(agent) {
@@ -520,7 +524,7 @@ impl Engine {
         }
         let after = self
             .store()
-            .set_disposition(attempt, Some(agent), &disposition.clone().into())
+            .set_disposition(attempt, Some(agent), disposition)
             .await?;
         let campaign = self.shared().campaign_of(agent);
         if let Some(handle) = campaign.and_then(|name| self.handle(&name)) {

@@ -59,6 +59,5 @@ pub use error::{ClusterError, EngineError, Result};
 pub use media::{MediaConfig, MediaIo, MediaPriority, ReceiveLoopStats};
 pub use view::{
     AbandonView, AgentCounts, AgentSpec, AgentState, AgentView, CallCounts, CallState, CallTotals,
-    CallUpdate, CampaignFigures, CampaignView, Disposition, EngineEvent, PacingPatch, PacingView,
-    ShutdownReport, Snapshot,
+    CallUpdate, CampaignFigures, CampaignView, EngineEvent, PacingView, ShutdownReport, Snapshot,
 };

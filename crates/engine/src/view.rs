@@ -2,13 +2,12 @@
 //! carry their changes, and the inputs of the facade (pacing patches, dispositions, agents).
 
 use chrono::{DateTime, Utc};
-use domain::{
-    AbandonWindow, CampaignStatus, DialMode, DispositionKind, FieldError, Outcome, Pacing,
-};
+use domain::{AbandonWindow, CampaignStatus, DialMode, FieldError, Outcome};
 use serde::{Deserialize, Serialize};
 
 /// Where an agent stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AgentState {
     /// No open leg to the dialer.
@@ -42,6 +41,7 @@ impl AgentState {
 
 /// An agent as supervisors and the agent desktop see it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentView {
     /// Store id.
     pub id: i64,
@@ -75,6 +75,7 @@ pub struct AgentView {
 
 /// Where a call stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CallState {
     /// INVITE sent.
@@ -122,6 +123,7 @@ impl CallState {
 
 /// One call's state change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CallUpdate {
     /// The campaign.
     pub campaign: String,
@@ -148,6 +150,7 @@ pub struct CallUpdate {
 
 /// Agents of a campaign by state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AgentCounts {
     /// Logged in, in any state.
     pub logged_in: u32,
@@ -165,6 +168,7 @@ pub struct AgentCounts {
 
 /// Calls of a campaign in flight, by state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CallCounts {
     /// Every call not ended yet.
     pub in_flight: u32,
@@ -182,6 +186,7 @@ pub struct CallCounts {
 
 /// What a campaign's calls came to since the engine started it (this node).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CallTotals {
     /// Calls placed (INVITE sent).
     pub placed: u64,
@@ -214,6 +219,7 @@ pub struct CallTotals {
 
 /// The abandon rate over the campaign's legal window.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AbandonView {
     /// The window (24 h or 30 days).
     pub window: AbandonWindow,
@@ -229,6 +235,7 @@ pub struct AbandonView {
 
 /// What the pacer sees and decides.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PacingView {
     /// Why the last decision was what it was (`model`, `guard`, `progressive`, ...).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -251,6 +258,7 @@ pub struct PacingView {
 
 /// Live figures of a campaign.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CampaignFigures {
     /// When they were taken.
     pub at: DateTime<Utc>,
@@ -283,6 +291,7 @@ pub struct CampaignFigures {
 
 /// A campaign and its live figures.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CampaignView {
     /// Store id.
     pub id: i64,
@@ -357,6 +366,7 @@ pub enum EngineEvent {
 
 /// Everything at once, for a terminal view.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Snapshot {
     /// When it was taken.
     pub at: DateTime<Utc>,
@@ -385,122 +395,25 @@ pub struct ShutdownReport {
 
 /// A new agent account, as the API takes it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AgentSpec {
     /// Login and SIP user name (letters, digits, `.`, `_`, `-`).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "alice", pattern = "^[A-Za-z0-9._-]{1,64}$")
+    )]
     pub username: String,
     /// Name shown to supervisors (the username when empty).
+    #[cfg_attr(feature = "openapi", schema(max_length = 200))]
     #[serde(default)]
     pub display_name: String,
     /// SIP password (at least 8 characters; only digest hashes are stored).
+    #[cfg_attr(feature = "openapi", schema(example = "correct-horse", min_length = 8))]
     pub password: String,
     /// Names of the campaigns the agent works on.
     #[serde(default)]
     pub campaigns: Vec<String>,
-}
-
-/// An agent's verdict on a connected call.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Disposition {
-    /// Sale, not interested, callback, do-not-call, wrong number, other.
-    pub kind: DispositionKind,
-    /// Free text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
-    /// For a callback: when.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub callback_at: Option<DateTime<Utc>>,
-    /// For a callback: only this agent takes it (otherwise anyone on the campaign).
-    #[serde(default)]
-    pub callback_personal: bool,
-}
-
-impl Disposition {
-    /// A disposition of `kind` with nothing else.
-    pub fn new(kind: DispositionKind) -> Self {
-        Disposition {
-            kind,
-            note: None,
-            callback_at: None,
-            callback_personal: false,
-        }
-    }
-}
-
-impl From<Disposition> for domain::Disposition {
-    fn from(d: Disposition) -> Self {
-        domain::Disposition {
-            kind: d.kind,
-            note: d.note,
-            callback_at: d.callback_at,
-            callback_personal: d.callback_personal,
-        }
-    }
-}
-
-/// A supervisor's change to a running campaign's pacing; fields left out keep their value.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PacingPatch {
-    /// Dial mode.
-    pub mode: Option<DialMode>,
-    /// Lines per idle agent (progressive) and the predictive starting ratio.
-    pub ratio: Option<f64>,
-    /// Lowest ratio of the predictive pacer.
-    pub min_ratio: Option<f64>,
-    /// Highest ratio of the predictive pacer.
-    pub max_ratio: Option<f64>,
-    /// Abandon target (0.03 = 3%).
-    pub abandon_target: Option<f64>,
-    /// Abandon window.
-    pub abandon_window: Option<AbandonWindow>,
-    /// Most calls in progress at once.
-    pub max_lines: Option<u32>,
-    /// Fewest agents for predictive mode.
-    pub min_agents: Option<u32>,
-    /// Allows an abandon target above 3%.
-    pub override_legal_limits: Option<bool>,
-}
-
-impl PacingPatch {
-    /// The pacing section with this patch applied.
-    pub fn apply(&self, pacing: &Pacing) -> Pacing {
-        let mut p = pacing.clone();
-        if let Some(v) = self.mode {
-            p.mode = v;
-        }
-        if let Some(v) = self.ratio {
-            p.ratio = v;
-        }
-        if let Some(v) = self.min_ratio {
-            p.min_ratio = v;
-        }
-        if let Some(v) = self.max_ratio {
-            p.max_ratio = v;
-        }
-        if let Some(v) = self.abandon_target {
-            p.abandon_target = v;
-        }
-        if let Some(v) = self.abandon_window {
-            p.abandon_window = v;
-        }
-        if let Some(v) = self.max_lines {
-            p.max_lines = v;
-        }
-        if let Some(v) = self.min_agents {
-            p.min_agents = v;
-        }
-        if let Some(v) = self.override_legal_limits {
-            p.override_legal_limits = v;
-        }
-        p
-    }
-
-    /// Whether the patch changes nothing.
-    pub fn is_empty(&self) -> bool {
-        self == &PacingPatch::default()
-    }
 }
 
 /// A field error of the engine's own (the store's constructor is private to it).

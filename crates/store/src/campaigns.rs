@@ -10,7 +10,7 @@ use sea_orm::sea_query::{Asterisk, Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A stored campaign.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -30,7 +30,8 @@ pub struct Campaign {
 }
 
 /// What [`Store::apply_campaign`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Applied {
     /// A new campaign was created (paused: a supervisor starts it).

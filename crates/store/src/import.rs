@@ -28,7 +28,7 @@ use csv::ByteRecord;
 use domain::phone::Normalizer;
 use domain::zones::{ZoneTable, explicit_zone};
 use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::Read;
@@ -100,7 +100,8 @@ impl Default for ImportOptions {
 }
 
 /// A refused row: its line in the file (the header is line 1) and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RowError {
     /// Line number (1-based; the line where the record starts).
     pub line: u64,
@@ -118,7 +119,8 @@ impl RowError {
 }
 
 /// What an upload did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImportSummary {
     /// The list created for this upload.
     pub list_id: i64,

@@ -8,14 +8,15 @@ use crate::error::{Error, Result};
 use chrono::{DateTime, Utc};
 use domain::{ContactStatus, Outcome};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::io::Write;
 
 /// Most rows one page returns.
 pub const MAX_PAGE: u64 = 10_000;
 
 /// A stored contact.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Contact {
     /// Id.
     pub id: i64,
@@ -28,6 +29,7 @@ pub struct Contact {
     /// Time zones (IANA names).
     pub zones: Vec<String>,
     /// Other columns of its upload row.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub extra: serde_json::Map<String, serde_json::Value>,
     /// Status.
     pub status: ContactStatus,
