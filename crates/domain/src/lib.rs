@@ -42,6 +42,7 @@ mod error;
 pub mod hours;
 #[cfg(feature = "openapi")]
 mod openapi;
+mod pacing;
 pub mod phone;
 pub mod retry;
 pub mod spec;

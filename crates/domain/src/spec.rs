@@ -1,7 +1,8 @@
 //! A campaign's definition: what a campaign file (TOML) or an API body (JSON) says.
 //!
 //! Everything here is plain data. [`CampaignSpec::validate`] refuses bad values with the field's
-//! name and the reason; the engine maps the sections to the pacing and media crates' own types.
+//! name and the reason; the pacer takes the `[pacing]` section as it is, and the engine maps the
+//! others to the media crate's own types.
 
 use crate::error::{Error, FieldError};
 use crate::hours::CallingHours;
@@ -686,54 +687,8 @@ impl CampaignSpec {
             );
         }
 
-        let p = &self.pacing;
-        for (field, value) in [
-            ("pacing.ratio", p.ratio),
-            ("pacing.min_ratio", p.min_ratio),
-            ("pacing.max_ratio", p.max_ratio),
-        ] {
-            if !(value.is_finite() && (0.1..=20.0).contains(&value)) {
-                bad(field, format!("{value} must be between 0.1 and 20"));
-            }
-        }
-        if p.min_ratio > p.max_ratio {
-            bad(
-                "pacing.min_ratio",
-                format!(
-                    "{} is above pacing.max_ratio ({})",
-                    p.min_ratio, p.max_ratio
-                ),
-            );
-        }
-        if !(p.abandon_target.is_finite() && p.abandon_target >= 0.0 && p.abandon_target < 1.0) {
-            bad(
-                "pacing.abandon_target",
-                format!(
-                    "{} must be a fraction between 0 and 1 (0.03 = 3%)",
-                    p.abandon_target
-                ),
-            );
-        } else if p.abandon_target > 0.03 && !p.override_legal_limits {
-            bad(
-                "pacing.abandon_target",
-                format!(
-                    "{} is above the 3% US and UK limit; set pacing.override_legal_limits = true \
-                     only where the law allows it",
-                    p.abandon_target
-                ),
-            );
-        }
-        if p.max_lines == 0 || p.max_lines > 10_000 {
-            bad(
-                "pacing.max_lines",
-                format!("{} must be between 1 and 10000", p.max_lines),
-            );
-        }
-        if p.mode == DialMode::Predictive && p.min_agents == 0 {
-            bad(
-                "pacing.min_agents",
-                "predictive mode needs at least 1 agent".into(),
-            );
+        for (field, reason) in self.pacing.problems() {
+            bad(&format!("pacing.{field}"), reason);
         }
 
         let amd = &self.amd;
@@ -1016,6 +971,25 @@ cps = 0
             seen >= 3,
             "example campaigns missing from {}",
             dir.display()
+        );
+    }
+
+    #[test]
+    fn a_ratio_above_max_ratio_is_refused_by_name() {
+        // Rules the pacer relies on: a ratio within its cap, a cap of one call per agent or more.
+        let text = MINIMAL.replace("[trunk]", "[pacing]\nratio = 2.0\nmax_ratio = 1.5\n[trunk]");
+        let err = CampaignSpec::from_toml(&text).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid campaign: pacing.ratio: 2 is above pacing.max_ratio (1.5)"
+        );
+        let text = MINIMAL.replace(
+            "[trunk]",
+            "[pacing]\nmax_ratio = 0.5\nmin_ratio = 0.5\nratio = 0.5\n[trunk]",
+        );
+        assert_eq!(
+            fields(CampaignSpec::from_toml(&text).unwrap_err()),
+            vec!["pacing.max_ratio"]
         );
     }
 
