@@ -4,8 +4,9 @@
 //! `cargo bench --bench pacing_table` (env: `PACING_SEEDS=5`, `PACING_AGENTS=10,50,200`,
 //! `PACING_HOURS=8`).
 
+use domain::DialMode;
+use pacing::Config;
 use pacing::sim::{Policy, Report, Scenario, reference_policies, run};
-use pacing::{Config, Mode};
 use std::time::Instant;
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -108,12 +109,11 @@ fn main() {
     header(
         "Harder day (live 30% -> 12% over the afternoon, 20% of agents pause 5 min each hour), empty window",
     );
+    let mut progressive = Config::default();
+    progressive.settings.mode = DialMode::Progressive;
     for &n in &agents {
         for policy in [
-            Policy::Pacer(Config {
-                mode: Mode::Progressive,
-                ..Config::default()
-            }),
+            Policy::Pacer(progressive.clone()),
             Policy::Vicidial(Default::default()),
             Policy::Pacer(Config::default()),
         ] {

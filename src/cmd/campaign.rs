@@ -132,7 +132,7 @@ pub async fn run(command: Command, global: &Global) -> anyhow::Result<ExitCode> 
                         c.id,
                         c.name,
                         c.status.as_str(),
-                        format!("{:?}", c.spec.pacing.mode).to_lowercase(),
+                        c.spec.pacing.mode.as_str(),
                         total
                     );
                 }

@@ -2,12 +2,11 @@
 
 use crate::Global;
 use anyhow::Context;
-use domain::CampaignSpec;
+use domain::{AbandonWindow, CampaignSpec, DialMode};
 use pacing::sim::{self, Mix, Policy, Report, Scenario, VicidialSettings};
-use pacing::{Config, Mode, WINDOW_24H, WINDOW_30D};
+use pacing::{Config, NO_LINE_CAP};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 /// Options of `dialer simulate`.
 ///
@@ -105,7 +104,7 @@ struct Settings {
     ratio: f64,
     max_ratio: f64,
     target: f64,
-    window: Duration,
+    window: AbandonWindow,
     min_agents: u32,
     max_lines: Option<u32>,
     cps: f64,
@@ -117,31 +116,25 @@ impl Settings {
     /// Flags over the campaign file over the defaults.
     fn resolve(args: &Args, spec: Option<&CampaignSpec>) -> anyhow::Result<Self> {
         let file = spec.map(|s| &s.pacing);
+        let defaults = Config::default().settings;
         let window = match &args.window {
             Some(w) => match w.as_str() {
-                "24h" | "1d" => WINDOW_24H,
-                "30d" => WINDOW_30D,
+                "24h" | "1d" => AbandonWindow::Day,
+                "30d" => AbandonWindow::ThirtyDays,
                 other => anyhow::bail!("--window {other}: must be 24h or 30d"),
             },
-            None => file.map_or(WINDOW_24H, |p| p.abandon_window.duration()),
+            None => file.map_or(defaults.abandon_window, |p| p.abandon_window),
         };
-        let file_mode = file.map(|p| {
-            match p.mode {
-                domain::DialMode::Preview => Mode::Preview,
-                domain::DialMode::Progressive => Mode::Progressive,
-                domain::DialMode::Predictive => Mode::Predictive,
-                domain::DialMode::Agentless => Mode::Agentless,
-            }
-            .to_string()
-        });
-        let defaults = Config::default();
         Ok(Settings {
             mode: args
                 .mode
                 .clone()
-                .or(file_mode)
-                .unwrap_or_else(|| Mode::Predictive.to_string()),
-            ratio: args.ratio.or(file.map(|p| p.ratio)).unwrap_or(1.0),
+                .or(file.map(|p| p.mode.to_string()))
+                .unwrap_or_else(|| defaults.mode.to_string()),
+            ratio: args
+                .ratio
+                .or(file.map(|p| p.ratio))
+                .unwrap_or(defaults.ratio),
             max_ratio: args
                 .max_ratio
                 .or(file.map(|p| p.max_ratio))
@@ -154,7 +147,7 @@ impl Settings {
             min_agents: args
                 .min_agents
                 .or(file.map(|p| p.min_agents))
-                .unwrap_or(defaults.min_agents_predictive),
+                .unwrap_or(defaults.min_agents),
             max_lines: args.max_lines.or(file.map(|p| p.max_lines)),
             cps: args
                 .cps
@@ -166,10 +159,9 @@ impl Settings {
 
     /// One line saying what is in force, for the table's header.
     fn describe(&self) -> String {
-        let window = if self.window == WINDOW_30D {
-            "30d"
-        } else {
-            "24h"
+        let window = match self.window {
+            AbandonWindow::Day => "24h",
+            AbandonWindow::ThirtyDays => "30d",
         };
         let lines = self
             .max_lines
@@ -234,18 +226,46 @@ impl Args {
         Ok(s)
     }
 
-    fn config(&self, settings: &Settings, mode: Mode) -> anyhow::Result<Config> {
-        let cfg = Config {
+    fn config(&self, settings: &Settings, mode: DialMode) -> anyhow::Result<Config> {
+        let defaults = Config::default();
+        let pacing = domain::Pacing {
             mode,
             ratio: settings.ratio,
             max_ratio: settings.max_ratio,
             abandon_target: settings.target,
-            setpoint: self.setpoint,
             abandon_window: settings.window,
-            max_in_flight: settings.max_lines,
-            min_agents_predictive: settings.min_agents,
+            max_lines: settings.max_lines.unwrap_or(NO_LINE_CAP),
+            min_agents: settings.min_agents,
+            // A simulation places no call: a target above the legal 3% may be tried.
+            override_legal_limits: true,
+            ..defaults.settings
+        };
+        // The campaign file's rules, but for the line cap (none is the simulator's default) and
+        // min_ratio (no flag sets it, and the pacer has no use for it).
+        let problems: Vec<String> = pacing
+            .problems()
+            .into_iter()
+            .filter(|(field, _)| match *field {
+                "max_lines" => settings.max_lines.is_some(),
+                "min_ratio" => false,
+                _ => true,
+            })
+            .map(|(field, reason)| format!("setting `{field}`: {reason}"))
+            .collect();
+        if !problems.is_empty() {
+            anyhow::bail!("{}", problems.join("; "));
+        }
+        if mode == DialMode::Agentless && settings.max_lines.is_none() {
+            anyhow::bail!(
+                "setting `mode` = agentless conflicts with `max_lines` = unset: agentless mode \
+                 needs a line cap: no agent paces it"
+            );
+        }
+        let cfg = Config {
+            settings: pacing,
+            setpoint: self.setpoint,
             max_cps: Some(settings.cps),
-            ..Config::default()
+            ..defaults
         };
         cfg.validate()?;
         Ok(cfg)
@@ -254,9 +274,9 @@ impl Args {
     fn policies(&self, settings: &Settings) -> anyhow::Result<Vec<Policy>> {
         if self.compare {
             let progressive = |ratio: f64| -> anyhow::Result<Policy> {
-                let mut c = self.config(settings, Mode::Progressive)?;
-                c.ratio = ratio;
-                c.max_ratio = c.max_ratio.max(ratio);
+                let mut c = self.config(settings, DialMode::Progressive)?;
+                c.settings.ratio = ratio;
+                c.settings.max_ratio = c.settings.max_ratio.max(ratio);
                 Ok(Policy::Pacer(c))
             };
             return Ok(vec![
@@ -264,14 +284,14 @@ impl Args {
                 progressive(2.0)?,
                 progressive(3.0)?,
                 Policy::Vicidial(VicidialSettings::default()),
-                Policy::Pacer(self.config(settings, Mode::Predictive)?),
+                Policy::Pacer(self.config(settings, DialMode::Predictive)?),
                 Policy::Foresight,
             ]);
         }
         Ok(vec![match settings.mode.as_str() {
             "vicidial" => Policy::Vicidial(VicidialSettings::default()),
             "foresight" => Policy::Foresight,
-            other => Policy::Pacer(self.config(settings, other.parse::<Mode>()?)?),
+            other => Policy::Pacer(self.config(settings, other.parse::<DialMode>()?)?),
         }])
     }
 }

@@ -10,9 +10,9 @@
 
 use crate::call::{CallAction, CallConfig, CallInput, PromptKind};
 use crate::core::{CampaignCore, CoreAction, CoreInput, CoreSettings};
-use domain::{AmdResult, CampaignStatus, DispositionKind, MachineAction, Outcome};
+use domain::{AmdResult, CampaignStatus, DialMode, DispositionKind, MachineAction, Outcome};
 use pacing::sim::{FateKind, Policy, Scenario};
-use pacing::{Config, Mode, Pacer};
+use pacing::{Config, Pacer};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::time::Duration;
@@ -359,12 +359,12 @@ fn a_campaign_hour_on_the_core_agrees_with_the_pacing_simulator() {
     for seed in [1, 2, 3] {
         let mut s = Scenario::benchmark(10, seed);
         s.duration = 3600.0;
-        let config = Config {
-            mode: Mode::Predictive,
+        let mut config = Config {
             max_cps: s.cps,
             connect_grace: secs(s.grace),
             ..Config::default()
         };
+        config.settings.mode = DialMode::Predictive;
         let started = std::time::Instant::now();
         let hour = Harness::new(&s, &config).run();
         let took = started.elapsed();

@@ -879,19 +879,18 @@ mod tests {
     use super::*;
     use crate::call::PromptKind;
     use crate::view::CallState;
+    use domain::DialMode;
     use domain::{AmdResult, MachineAction};
-    use pacing::{Config, Mode};
+    use pacing::Config;
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
     }
 
-    fn core(mode: Mode) -> CampaignCore {
-        let config = Config {
-            mode,
-            max_in_flight: Some(100),
-            ..Config::default()
-        };
+    fn core(mode: DialMode) -> CampaignCore {
+        let mut config = Config::default();
+        config.settings.mode = mode;
+        config.settings.max_lines = 100;
         let settings = CoreSettings {
             wrap_up: Duration::from_secs(10),
             connect_grace: Duration::from_secs(2),
@@ -1020,7 +1019,7 @@ mod tests {
 
     #[test]
     fn progressive_leases_per_ready_agent_only_while_running() {
-        let mut c = core(Mode::Progressive);
+        let mut c = core(DialMode::Progressive);
         for a in 1..=3 {
             c.handle(ms(0), CoreInput::AgentLogin(a));
         }
@@ -1037,7 +1036,7 @@ mod tests {
 
     #[test]
     fn a_live_answer_gets_the_longest_idle_agent_in_the_same_step() {
-        let mut c = core(Mode::Progressive);
+        let mut c = core(DialMode::Progressive);
         c.handle(ms(0), CoreInput::AgentLogin(1));
         c.handle(ms(100), CoreInput::AgentLogin(2));
         drain(&mut c);
@@ -1058,7 +1057,7 @@ mod tests {
 
     #[test]
     fn connect_times_run_from_the_answer_and_from_the_greeting_end() {
-        let mut c = core(Mode::Progressive);
+        let mut c = core(DialMode::Progressive);
         c.handle(ms(0), CoreInput::AgentLogin(1));
         c.handle(ms(0), CoreInput::Status(CampaignStatus::Running));
         drain(&mut c);
@@ -1089,7 +1088,7 @@ mod tests {
 
     #[test]
     fn no_agent_within_two_seconds_of_the_greeting_abandons() {
-        let mut c = core(Mode::Progressive);
+        let mut c = core(DialMode::Progressive);
         c.handle(ms(0), CoreInput::AgentLogin(1));
         live_calls(&mut c, 1, 2, ms(1000));
         let a = drain(&mut c);
@@ -1115,7 +1114,7 @@ mod tests {
 
     #[test]
     fn an_agent_freed_before_the_deadline_takes_the_waiting_call() {
-        let mut c = core(Mode::Progressive);
+        let mut c = core(DialMode::Progressive);
         c.handle(ms(0), CoreInput::AgentLogin(1));
         live_calls(&mut c, 1, 2, ms(1000));
         input(&mut c, 1005, 1, CallInput::Bridged { agent: 1 });
@@ -1144,7 +1143,7 @@ mod tests {
 
     #[test]
     fn wrap_up_times_out_with_the_default_disposition() {
-        let mut c = core(Mode::Progressive);
+        let mut c = core(DialMode::Progressive);
         c.handle(ms(0), CoreInput::AgentLogin(1));
         live_calls(&mut c, 5, 1, ms(0));
         input(&mut c, 10, 5, CallInput::Bridged { agent: 1 });
@@ -1164,7 +1163,7 @@ mod tests {
 
     #[test]
     fn hash_ends_the_call_and_stop_cancels_ringing_calls() {
-        let mut c = core(Mode::Progressive);
+        let mut c = core(DialMode::Progressive);
         c.handle(ms(0), CoreInput::AgentLogin(1));
         live_calls(&mut c, 1, 1, ms(0));
         input(&mut c, 10, 1, CallInput::Bridged { agent: 1 });
@@ -1204,7 +1203,7 @@ mod tests {
 
     #[test]
     fn agent_logging_out_mid_call_ends_the_customer_call() {
-        let mut c = core(Mode::Progressive);
+        let mut c = core(DialMode::Progressive);
         c.handle(ms(0), CoreInput::AgentLogin(1));
         live_calls(&mut c, 1, 1, ms(0));
         input(&mut c, 10, 1, CallInput::Bridged { agent: 1 });
@@ -1224,7 +1223,7 @@ mod tests {
 
     #[test]
     fn an_agent_leaving_while_being_connected_hands_the_call_to_the_next() {
-        let mut c = core(Mode::Progressive);
+        let mut c = core(DialMode::Progressive);
         c.handle(ms(0), CoreInput::AgentLogin(1));
         c.handle(ms(10), CoreInput::AgentLogin(2));
         c.handle(
@@ -1250,7 +1249,7 @@ mod tests {
 
     #[test]
     fn a_failed_bridge_puts_the_agent_back_and_the_call_in_front() {
-        let mut c = core(Mode::Progressive);
+        let mut c = core(DialMode::Progressive);
         c.handle(ms(0), CoreInput::AgentLogin(1));
         live_calls(&mut c, 1, 1, ms(0));
         assert!(drain(&mut c).contains(&bridge(1, 1)));
@@ -1262,7 +1261,7 @@ mod tests {
 
     #[test]
     fn the_callee_hanging_up_while_being_connected_frees_the_agent() {
-        let mut c = core(Mode::Progressive);
+        let mut c = core(DialMode::Progressive);
         c.handle(ms(0), CoreInput::AgentLogin(1));
         live_calls(&mut c, 1, 1, ms(0));
         assert!(drain(&mut c).contains(&bridge(1, 1)));
@@ -1278,7 +1277,7 @@ mod tests {
 
     #[test]
     fn call_timers_run_in_the_core() {
-        let mut c = core(Mode::Progressive);
+        let mut c = core(DialMode::Progressive);
         placed(&mut c, 1, 0);
         input(&mut c, 1000, 1, CallInput::Answered);
         drain(&mut c);

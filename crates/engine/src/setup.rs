@@ -18,34 +18,19 @@ pub(crate) fn pacing_config(
     spec: &CampaignSpec,
     connect_grace: Duration,
 ) -> std::result::Result<pacing::Config, FieldError> {
-    let p = &spec.pacing;
+    // A stored campaign is read back without its file's checks: the runtime holds to them too.
+    if let Some((field, reason)) = spec.pacing.problems().into_iter().next() {
+        return Err(field_error(format!("pacing.{field}"), reason));
+    }
     let config = pacing::Config {
-        mode: match p.mode {
-            DialMode::Preview => pacing::Mode::Preview,
-            DialMode::Progressive => pacing::Mode::Progressive,
-            DialMode::Predictive => pacing::Mode::Predictive,
-            DialMode::Agentless => pacing::Mode::Agentless,
-        },
-        ratio: p.ratio,
-        max_ratio: p.max_ratio,
-        abandon_target: p.abandon_target,
-        abandon_window: p.abandon_window.duration(),
-        max_in_flight: Some(p.max_lines),
-        min_agents_predictive: p.min_agents,
+        settings: spec.pacing.clone(),
         max_cps: Some(f64::from(spec.trunk.cps)),
         connect_grace,
         ..pacing::Config::default()
     };
     config.validate().map_err(|err| {
         let field = match err.setting() {
-            "ratio" => "pacing.ratio",
-            "max_ratio" => "pacing.max_ratio",
-            "abandon_target" => "pacing.abandon_target",
-            "abandon_window" => "pacing.abandon_window",
-            "max_in_flight" => "pacing.max_lines",
-            "min_agents_predictive" => "pacing.min_agents",
             "max_cps" => "trunk.cps",
-            "mode" => "pacing.mode",
             other => other,
         };
         field_error(field, err.to_string())
@@ -210,10 +195,11 @@ cps = 5
     fn campaign_maps_to_pacer_and_detector_settings() {
         let spec = CampaignSpec::from_toml(SPEC).unwrap();
         let cfg = pacing_config(&spec, Duration::from_secs(2)).unwrap();
-        assert_eq!(cfg.mode, pacing::Mode::Progressive);
-        assert_eq!(cfg.max_in_flight, Some(7));
+        assert_eq!(cfg.settings, spec.pacing);
+        assert_eq!(cfg.settings.mode, DialMode::Progressive);
+        assert_eq!(cfg.settings.max_lines, 7);
         assert_eq!(cfg.max_cps, Some(5.0));
-        assert_eq!(cfg.abandon_window, pacing::WINDOW_30D);
+        assert_eq!(cfg.connect_grace, Duration::from_secs(2));
         let amd = amd_params(&spec.amd).unwrap();
         assert_eq!(amd.greeting_ms, 2000);
         assert_eq!(amd.maximum_number_of_words, 4);
@@ -221,11 +207,19 @@ cps = 5
 
     #[test]
     fn pacer_refusals_name_the_campaign_field() {
+        // As a stored campaign would come back: never through the file's checks.
         let mut spec = CampaignSpec::from_toml(SPEC).unwrap();
         spec.pacing.max_ratio = 0.5;
         spec.pacing.ratio = 0.4;
         let err = pacing_config(&spec, Duration::from_secs(2)).unwrap_err();
         assert_eq!(err.field, "pacing.max_ratio");
+        spec.pacing.max_ratio = 1.5;
+        spec.pacing.ratio = 2.0;
+        let err = pacing_config(&spec, Duration::from_secs(2)).unwrap_err();
+        assert_eq!(err.field, "pacing.ratio");
+        let spec = CampaignSpec::from_toml(SPEC).unwrap();
+        let err = pacing_config(&spec, Duration::from_secs(11)).unwrap_err();
+        assert_eq!(err.field, "connect_grace");
     }
 
     #[test]

@@ -1,93 +1,32 @@
-//! The supervisor's settings for one campaign's pacing, and their validation.
+//! A campaign's pacing settings: the supervisor's (the campaign file's `[pacing]` section, checked
+//! by `domain`) and the pacer's own, which only this crate checks.
 
+use domain::Pacing;
 use std::fmt;
 use std::time::Duration;
 
-/// The UK regulator's abandon window (Ofcom): a rolling 24 hours.
-pub const WINDOW_24H: Duration = Duration::from_secs(24 * 3600);
-/// The US regulator's abandon window (FTC TSR): a rolling 30 days.
-pub const WINDOW_30D: Duration = Duration::from_secs(30 * 24 * 3600);
 /// The shortest ring before a call may be given up on (US and UK rules: about four rings).
 pub const MIN_RING: Duration = Duration::from_secs(15);
 
-/// How a campaign decides how many calls to place.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// The agent sees the next contact and starts the call: the pacer never starts calls.
-    Preview,
-    /// Lines = ready agents x [`Config::ratio`], minus calls already in flight.
-    Progressive,
-    /// The pacer's model chooses the lines, keeping abandons under the target.
-    #[default]
-    Predictive,
-    /// No agents: every answered call gets a recording or IVR, bounded by the line and CPS caps.
-    Agentless,
-}
-
-impl Mode {
-    /// The lowercase name used in campaign files and on the command line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Preview => "preview",
-            Mode::Progressive => "progressive",
-            Mode::Predictive => "predictive",
-            Mode::Agentless => "agentless",
-        }
-    }
-}
-
-impl fmt::Display for Mode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Mode {
-    type Err = ConfigError;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "preview" => Ok(Mode::Preview),
-            "progressive" | "power" => Ok(Mode::Progressive),
-            "predictive" => Ok(Mode::Predictive),
-            "agentless" => Ok(Mode::Agentless),
-            _ => Err(ConfigError::invalid(
-                "mode",
-                s,
-                "must be one of preview, progressive, predictive, agentless",
-            )),
-        }
-    }
-}
+/// The line cap of [`Config::default`]: none. A campaign's `max_lines` is at most 10000; the
+/// simulator runs without a cap unless told one.
+pub const NO_LINE_CAP: u32 = u32::MAX;
 
 /// A campaign's pacing settings. Every field can be changed while the campaign runs
 /// ([`crate::Pacer::set_config`]); the change takes effect at the next decision.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// Dial mode.
-    pub mode: Mode,
-    /// Progressive mode: lines per ready agent (1.0 = power dialing).
-    pub ratio: f64,
-    /// Cap of every automatic mode: calls in progress (dialing, ringing, answered, waiting or
-    /// bridged) per agent logged in and not paused. This is VICIdial's "dial level"; 3.0 is its
-    /// usual maximum.
-    pub max_ratio: f64,
-    /// Largest share of live-answered calls that may be abandoned over the window (0.03 = 3%).
-    pub abandon_target: f64,
-    /// The share of [`Config::abandon_target`] the predictive controller aims at, so that
-    /// normal fluctuations stay under the target (5/6: run at 2.5% for a 3% rule).
+    /// The supervisor's settings: dial mode, ratio, `max_ratio` (the cap of every mode with
+    /// agents: calls in progress per agent logged in and not paused, VICIdial's "dial level"),
+    /// abandon target and window, `max_lines` (calls in progress at once) and `min_agents`
+    /// (predictive mode needs that many agents logged in and not paused; below it the pacer
+    /// dials progressively at 1:1, because small teams are where predictive over-dials).
+    /// [`Pacing::problems`] checks them, not [`Config::validate`]. The pacer has no use for
+    /// `min_ratio`: its model has no lower bound.
+    pub settings: Pacing,
+    /// The share of the abandon target the predictive controller aims at, so that normal
+    /// fluctuations stay under the target (5/6: run at 2.5% for a 3% rule).
     pub setpoint: f64,
-    /// The regulator's window over which the abandon rate is counted ([`WINDOW_24H`] UK,
-    /// [`WINDOW_30D`] US).
-    pub abandon_window: Duration,
-    /// At most this many calls in progress at once (trunk channels); `None` for no cap.
-    pub max_in_flight: Option<u32>,
-    /// Predictive mode needs at least this many agents logged in and not paused; below it the
-    /// pacer dials progressively at 1:1, because small teams are where predictive over-dials.
-    pub min_agents_predictive: u32,
     /// Calls per second the trunk accepts; `None` for no cap.
     pub max_cps: Option<f64>,
     /// A live answer not connected to an agent within this time after the greeting's end is
@@ -102,16 +41,17 @@ pub struct Config {
 }
 
 impl Default for Config {
+    /// The simulator's defaults: the file's settings but for a 24-hour window, 5 agents for
+    /// predictive mode and no line cap.
     fn default() -> Self {
         Config {
-            mode: Mode::Predictive,
-            ratio: 1.0,
-            max_ratio: 3.0,
-            abandon_target: 0.03,
+            settings: Pacing {
+                abandon_window: domain::AbandonWindow::Day,
+                max_lines: NO_LINE_CAP,
+                min_agents: 5,
+                ..Pacing::default()
+            },
             setpoint: 2.5 / 3.0,
-            abandon_window: WINDOW_24H,
-            max_in_flight: None,
-            min_agents_predictive: 5,
             max_cps: None,
             connect_grace: Duration::from_secs(2),
             cancel_after: None,
@@ -126,25 +66,11 @@ pub enum ConfigError {
     /// One setting's value is out of its range or not a number.
     #[error("setting `{setting}` = {value}: {reason}")]
     Invalid {
-        /// The setting's name, as in the campaign file's `[pacing]` section.
+        /// The setting's name, a field of [`Config`].
         setting: &'static str,
         /// The value given.
         value: String,
         /// Why it was refused.
-        reason: &'static str,
-    },
-    /// Two settings contradict each other.
-    #[error("setting `{setting}` = {value} conflicts with `{other}` = {other_value}: {reason}")]
-    Conflict {
-        /// The setting that was refused.
-        setting: &'static str,
-        /// Its value.
-        value: String,
-        /// The setting it contradicts.
-        other: &'static str,
-        /// That setting's value.
-        other_value: String,
-        /// Why they contradict.
         reason: &'static str,
     },
 }
@@ -161,7 +87,7 @@ impl ConfigError {
     /// The name of the refused setting.
     pub fn setting(&self) -> &'static str {
         match self {
-            ConfigError::Invalid { setting, .. } | ConfigError::Conflict { setting, .. } => setting,
+            ConfigError::Invalid { setting, .. } => setting,
         }
     }
 }
@@ -184,45 +110,9 @@ fn secs(d: Duration) -> String {
 }
 
 impl Config {
-    /// Checks every setting; the first problem found is returned.
+    /// Checks the pacer's own settings (not [`Config::settings`], which are the campaign's);
+    /// the first problem found is returned.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let r = self.ratio;
-        check(
-            r.is_finite() && r > 0.0,
-            "ratio",
-            r,
-            "must be a number greater than 0",
-        )?;
-        check(
-            r <= 100.0,
-            "ratio",
-            r,
-            "must be at most 100 lines per ready agent",
-        )?;
-        let m = self.max_ratio;
-        check(
-            m.is_finite() && m >= 1.0,
-            "max_ratio",
-            m,
-            "must be a number of at least 1",
-        )?;
-        check(m <= 100.0, "max_ratio", m, "must be at most 100")?;
-        if r > m {
-            return Err(ConfigError::Conflict {
-                setting: "ratio",
-                value: r.to_string(),
-                other: "max_ratio",
-                other_value: m.to_string(),
-                reason: "the progressive ratio cannot be above the maximum ratio",
-            });
-        }
-        let t = self.abandon_target;
-        check(
-            t.is_finite() && (0.0..=1.0).contains(&t),
-            "abandon_target",
-            t,
-            "must be a fraction between 0 and 1 (0.03 = 3%)",
-        )?;
         let s = self.setpoint;
         check(
             s.is_finite() && s > 0.0 && s <= 1.0,
@@ -230,21 +120,6 @@ impl Config {
             s,
             "must be a fraction of the target above 0 and at most 1",
         )?;
-        let w = self.abandon_window;
-        check(
-            w >= Duration::from_secs(3600) && w <= Duration::from_secs(366 * 24 * 3600),
-            "abandon_window",
-            secs(w),
-            "must be between 1 hour and 366 days",
-        )?;
-        if let Some(n) = self.max_in_flight {
-            check(
-                n >= 1,
-                "max_in_flight",
-                n,
-                "must be at least 1 (leave it unset for no cap)",
-            )?;
-        }
         if let Some(c) = self.max_cps {
             check(
                 c.is_finite() && c > 0.0,
@@ -275,15 +150,6 @@ impl Config {
             secs(mem),
             "must be between 30 seconds and 24 hours",
         )?;
-        if self.mode == Mode::Agentless && self.max_in_flight.is_none() {
-            return Err(ConfigError::Conflict {
-                setting: "mode",
-                value: "agentless".into(),
-                other: "max_in_flight",
-                other_value: "unset".into(),
-                reason: "agentless mode needs a line cap: no agent paces it",
-            });
-        }
         Ok(())
     }
 }
@@ -353,30 +219,30 @@ mod tests {
             f(&mut c);
             c.validate().unwrap_err()
         };
-        assert_eq!(bad(|c| c.ratio = -1.0).setting(), "ratio");
-        assert_eq!(bad(|c| c.ratio = f64::NAN).setting(), "ratio");
-        assert_eq!(bad(|c| c.abandon_target = 1.5).setting(), "abandon_target");
-        assert_eq!(bad(|c| c.ratio = 4.0).setting(), "ratio");
-        assert_eq!(bad(|c| c.max_ratio = 0.5).setting(), "max_ratio");
+        assert_eq!(bad(|c| c.setpoint = 0.0).setting(), "setpoint");
+        assert_eq!(bad(|c| c.setpoint = f64::NAN).setting(), "setpoint");
+        assert_eq!(bad(|c| c.max_cps = Some(0.0)).setting(), "max_cps");
         assert_eq!(
-            bad(|c| c.max_in_flight = Some(0)).setting(),
-            "max_in_flight"
+            bad(|c| c.connect_grace = Duration::from_secs(11)).setting(),
+            "connect_grace"
         );
         assert_eq!(
             bad(|c| c.cancel_after = Some(Duration::from_secs(5))).setting(),
             "cancel_after"
         );
-        assert_eq!(bad(|c| c.mode = Mode::Agentless).setting(), "mode");
-        let msg = bad(|c| c.abandon_target = 1.5).to_string();
-        assert!(
-            msg.contains("abandon_target") && msg.contains("1.5"),
-            "{msg}"
+        assert_eq!(
+            bad(|c| c.memory = Duration::from_secs(1)).setting(),
+            "memory"
         );
+        let msg = bad(|c| c.setpoint = 1.5).to_string();
+        assert!(msg.contains("setpoint") && msg.contains("1.5"), "{msg}");
     }
 
     #[test]
-    fn mode_parses() {
-        assert_eq!("Predictive".parse::<Mode>().unwrap(), Mode::Predictive);
-        assert_eq!("nope".parse::<Mode>().unwrap_err().setting(), "mode");
+    fn the_campaign_settings_are_checked_by_domain_alone() {
+        let mut c = Config::default();
+        c.settings.ratio = -1.0;
+        c.validate().unwrap();
+        assert_eq!(c.settings.problems()[0].0, "ratio");
     }
 }

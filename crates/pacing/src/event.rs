@@ -87,7 +87,7 @@ pub enum Reason {
     NoAgents,
     /// Progressive mode at the supervisor's ratio.
     Progressive,
-    /// Predictive mode with fewer agents than `min_agents_predictive`: progressive at 1:1.
+    /// Predictive mode with fewer agents than `min_agents`: progressive at 1:1.
     FewAgents,
     /// The abandon window has too little headroom left: progressive at 1:1 until it recovers.
     Guard,

@@ -41,7 +41,7 @@ mod pacer;
 pub mod sim;
 mod window;
 
-pub use config::{Config, ConfigError, MIN_RING, Mode, Priors, WINDOW_24H, WINDOW_30D};
+pub use config::{Config, ConfigError, MIN_RING, NO_LINE_CAP, Priors};
 pub use estimate::Estimates;
 pub use event::{AgentId, CallId, Decision, EndReason, Event, Reason};
 pub use pacer::{AbandonFigures, AgentCounts, CallCounts, Figures, ModelCheck, Pacer};

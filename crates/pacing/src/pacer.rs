@@ -1,10 +1,11 @@
 //! The pacer: one per campaign, fed every event with its time, asked what to do.
 
-use crate::config::{Config, ConfigError, Mode, Priors};
+use crate::config::{Config, ConfigError, Priors};
 use crate::estimate::{BUSY, Estimates, Estimators, FAILED, LIVE, MACHINE, NO_ANSWER};
 use crate::event::{AgentId, CallId, Decision, EndReason, Event, Reason};
 use crate::model::{CERTAIN, Contrib, J, Model};
 use crate::window::{HistoryBucket, Window};
+use domain::DialMode;
 use indexmap::IndexMap;
 use serde::Serialize;
 use std::collections::VecDeque;
@@ -175,7 +176,7 @@ impl Pacer {
         config.validate()?;
         Ok(Pacer {
             est: Estimators::new(priors, secs(config.memory)),
-            window: Window::new(config.abandon_window),
+            window: Window::new(config.settings.abandon_window.duration()),
             agents: IndexMap::new(),
             calls: IndexMap::new(),
             agent_counts: [0; 5],
@@ -205,8 +206,10 @@ impl Pacer {
     /// are kept and the error names the refused setting. `memory` is read only at creation.
     pub fn set_config(&mut self, config: Config) -> Result<(), ConfigError> {
         config.validate()?;
-        if config.abandon_window != self.config.abandon_window {
-            self.window = self.window.resized(config.abandon_window);
+        if config.settings.abandon_window != self.config.settings.abandon_window {
+            self.window = self
+                .window
+                .resized(config.settings.abandon_window.duration());
         }
         if config.connect_grace != self.config.connect_grace {
             self.model.prepared = false;
@@ -406,13 +409,17 @@ impl Pacer {
 
     /// The abandon rate the controller aims at.
     fn setpoint_rate(&self) -> f64 {
-        (self.config.abandon_target * self.config.setpoint).max(1e-4)
+        (self.config.settings.abandon_target * self.config.setpoint).max(1e-4)
     }
 
     /// The threshold on one more call's abandon probability.
     fn threshold(&self) -> f64 {
         let s = self.setpoint_rate();
-        (s / (self.ctl.yield_share() * self.ctl.bias())).clamp(s / 4.0, (20.0 * s).min(0.9))
+        let most = (20.0 * s).min(0.9);
+        // The target's range is checked by `domain`, not here: one the pacer was never meant
+        // to see (above 3.6) still gives a threshold rather than a panic.
+        let least = (s / 4.0).min(most);
+        (s / (self.ctl.yield_share() * self.ctl.bias())).clamp(least, most)
     }
 
     /// Takes one event that happened at `now`.
@@ -634,7 +641,7 @@ impl Pacer {
     fn guard_margin(&self, t: f64) -> f64 {
         // A minute of live answers at the target rate: what the window must be able to absorb
         // while the pacer reacts.
-        let soon = self.est.live_rate.per_second(t) * 60.0 * self.config.abandon_target;
+        let soon = self.est.live_rate.per_second(t) * 60.0 * self.config.settings.abandon_target;
         let x = soon + self.model.exposure();
         2.0 + 2.0 * x + 3.0 * x.sqrt()
     }
@@ -653,19 +660,16 @@ impl Pacer {
         }
         self.cps_at = t;
 
-        let cfg = self.config.clone();
+        let cfg = self.config.settings.clone();
         let in_progress = self.calls.len() as u32 + self.pending.len() as u32;
         let pending = self.pending.len() as u32;
         let active = self.active_agents();
         let ready = self.agent_counts[AgentState::Ready as usize];
-        let mut cap = u32::MAX;
-        if let Some(m) = cfg.max_in_flight {
-            cap = cap.min(m.saturating_sub(in_progress));
-        }
-        if cfg.max_cps.is_some() {
+        let mut cap = cfg.max_lines.saturating_sub(in_progress);
+        if self.config.max_cps.is_some() {
             cap = cap.min(self.cps_tokens.floor() as u32);
         }
-        if cfg.mode != Mode::Agentless {
+        if cfg.mode != DialMode::Agentless {
             let level = (cfg.max_ratio * active as f64 + 1e-9).floor() as u32;
             cap = cap.min(level.saturating_sub(in_progress));
         }
@@ -677,16 +681,16 @@ impl Pacer {
 
         let mut predictive = false;
         let (want, reason) = match cfg.mode {
-            Mode::Preview => (0, Reason::Preview),
-            Mode::Agentless => (u32::MAX, Reason::Agentless),
+            DialMode::Preview => (0, Reason::Preview),
+            DialMode::Agentless => (u32::MAX, Reason::Agentless),
             _ if active == 0 => (0, Reason::NoAgents),
-            Mode::Progressive => (progressive(cfg.ratio), Reason::Progressive),
-            Mode::Predictive if active < cfg.min_agents_predictive => {
+            DialMode::Progressive => (progressive(cfg.ratio), Reason::Progressive),
+            DialMode::Predictive if active < cfg.min_agents => {
                 (progressive(1.0), Reason::FewAgents)
             }
-            Mode::Predictive => {
+            DialMode::Predictive => {
                 self.refresh_model(t);
-                let headroom = self.window.headroom(self.config.abandon_target);
+                let headroom = self.window.headroom(cfg.abandon_target);
                 let margin = self.margin;
                 self.guard = if self.guard {
                     headroom < margin + 0.5
@@ -717,7 +721,7 @@ impl Pacer {
             let known = ready as f64 - self.call_counts[CallState::Waiting as usize] as f64;
             // The window's headroom also bounds what this decision may risk: the abandons
             // expected among calls in flight and the new calls, with two standard deviations.
-            let headroom = self.window.headroom(self.config.abandon_target) - 1.0;
+            let headroom = self.window.headroom(cfg.abandon_target) - 1.0;
             // Scaled by the model's bias when it has under-predicted, and by a safety factor of
             // two; a new call's own abandon probability is about `own` times its cost.
             let scale = 2.0 * self.ctl.bias().max(1.0);
@@ -847,7 +851,7 @@ impl Pacer {
         let (free, callers) = self.model.balance();
         let active = self.active_agents();
         Figures {
-            mode: self.config.mode,
+            mode: self.config.settings.mode,
             reason: self.last_reason,
             agents: AgentCounts {
                 logged_in: self.agents.len() as u32,
@@ -869,9 +873,9 @@ impl Pacer {
                 window_live: live,
                 window_abandoned: abandoned,
                 window_rate: self.window.rate(),
-                target: self.config.abandon_target,
+                target: self.config.settings.abandon_target,
                 setpoint: self.setpoint_rate(),
-                headroom: self.window.headroom(self.config.abandon_target),
+                headroom: self.window.headroom(self.config.settings.abandon_target),
                 guard_active: self.guard,
             },
             threshold: self.threshold(),
@@ -944,7 +948,7 @@ pub struct AbandonFigures {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Figures {
     /// Configured mode.
-    pub mode: Mode,
+    pub mode: DialMode,
     /// Why the last decision was what it was.
     pub reason: Option<Reason>,
     /// Agents by state.

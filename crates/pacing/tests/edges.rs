@@ -1,7 +1,8 @@
 //! The pacer in edge cases, driven directly and through the simulator.
 
+use domain::DialMode;
 use pacing::sim::{Dialer, Mix, Policy, Scenario, run, run_dialer};
-use pacing::{AgentId, CallId, Config, Decision, EndReason, Event, Mode, Pacer, Reason};
+use pacing::{AgentId, CallId, Config, Decision, EndReason, Event, Pacer, Reason};
 use std::time::Duration;
 
 fn secs(s: f64) -> Duration {
@@ -50,20 +51,16 @@ fn all_paused_no_calls() {
         assert_eq!((d.start, d.reason), (0, Some(Reason::NoAgents)), "at {t}");
     }
     // Progressive too.
-    let cfg = Config {
-        mode: Mode::Progressive,
-        ..Config::default()
-    };
+    let mut cfg = Config::default();
+    cfg.settings.mode = DialMode::Progressive;
     p.set_config(cfg).unwrap();
     assert_eq!(p.decide(secs(61.0)).start, 0);
 }
 
 #[test]
 fn every_call_failing_stays_within_the_caps() {
-    let cfg = Config {
-        max_in_flight: Some(25),
-        ..Config::default()
-    };
+    let mut cfg = Config::default();
+    cfg.settings.max_lines = 25;
     let mut p = pacer_with_ready_agents(cfg.clone(), 10);
     let mut next = 0u64;
     let mut in_flight: Vec<(u64, f64)> = Vec::new();
@@ -117,13 +114,9 @@ fn every_call_failing_stays_within_the_caps() {
 
 #[test]
 fn a_burst_of_answers_stops_dialing() {
-    let mut p = pacer_with_ready_agents(
-        Config {
-            min_agents_predictive: 1,
-            ..Config::default()
-        },
-        10,
-    );
+    let mut cfg = Config::default();
+    cfg.settings.min_agents = 1;
+    let mut p = pacer_with_ready_agents(cfg, 10);
     let mut t = 0.0;
     // Warm up: everybody on a call.
     for a in 0..10u64 {
@@ -183,7 +176,7 @@ impl Dialer for Retarget {
     fn decide(&mut self, now: Duration) -> Decision {
         if !self.done && now >= self.at {
             let mut cfg = self.pacer.config().clone();
-            cfg.abandon_target = self.target;
+            cfg.settings.abandon_target = self.target;
             self.pacer.set_config(cfg).unwrap();
             self.done = true;
         }
@@ -229,25 +222,10 @@ fn invalid_live_settings_are_refused_and_the_last_good_kept() {
     for (bad, name) in [
         (
             Config {
-                ratio: -1.0,
+                setpoint: 0.0,
                 ..good.clone()
             },
-            "ratio",
-        ),
-        (
-            Config {
-                abandon_target: 1.2,
-                ..good.clone()
-            },
-            "abandon_target",
-        ),
-        (
-            Config {
-                ratio: 2.0,
-                max_ratio: 1.5,
-                ..good.clone()
-            },
-            "ratio",
+            "setpoint",
         ),
         (
             Config {
@@ -255,6 +233,13 @@ fn invalid_live_settings_are_refused_and_the_last_good_kept() {
                 ..good.clone()
             },
             "max_cps",
+        ),
+        (
+            Config {
+                cancel_after: Some(secs(3.0)),
+                ..good.clone()
+            },
+            "cancel_after",
         ),
     ] {
         let err = p.set_config(bad).unwrap_err();
@@ -268,11 +253,9 @@ fn invalid_live_settings_are_refused_and_the_last_good_kept() {
 
 #[test]
 fn progressive_dials_ratio_times_ready_minus_in_flight() {
-    let cfg = Config {
-        mode: Mode::Progressive,
-        ratio: 2.0,
-        ..Config::default()
-    };
+    let mut cfg = Config::default();
+    cfg.settings.mode = DialMode::Progressive;
+    cfg.settings.ratio = 2.0;
     let mut p = pacer_with_ready_agents(cfg, 5);
     assert_eq!(p.decide(Duration::ZERO).start, 10);
     // Asked-for calls count as in flight until placed or given back.
@@ -283,12 +266,12 @@ fn progressive_dials_ratio_times_ready_minus_in_flight() {
 
 #[test]
 fn agentless_respects_lines_and_cps() {
-    let cfg = Config {
-        mode: Mode::Agentless,
-        max_in_flight: Some(30),
+    let mut cfg = Config {
         max_cps: Some(5.0),
         ..Config::default()
     };
+    cfg.settings.mode = DialMode::Agentless;
+    cfg.settings.max_lines = 30;
     let mut p = Pacer::new(cfg).unwrap();
     let mut placed = 0u64;
     let mut full_at = None;
@@ -324,14 +307,9 @@ fn same_seed_same_run() {
 fn predictive_beats_progressive_and_keeps_abandons_under_target() {
     let mut s = short(30, 90.0, 11);
     s.history = Some((5000, 125));
-    let prog = run(
-        &s,
-        &Policy::Pacer(Config {
-            mode: Mode::Progressive,
-            ..Config::default()
-        }),
-    )
-    .unwrap();
+    let mut progressive = Config::default();
+    progressive.settings.mode = DialMode::Progressive;
+    let prog = run(&s, &Policy::Pacer(progressive)).unwrap();
     let pred = run(&s, &Policy::Pacer(Config::default())).unwrap();
     assert!(
         pred.occupancy > prog.occupancy + 0.15,

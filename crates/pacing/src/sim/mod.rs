@@ -26,6 +26,7 @@ pub use vicidial::{Vicidial, VicidialSettings};
 
 use crate::event::{AgentId, CallId, Decision, EndReason, Event};
 use crate::{Config, ConfigError, ModelCheck, Pacer};
+use domain::DialMode;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 use scenario::fate;
@@ -49,11 +50,11 @@ impl Policy {
     /// A short name for tables and plots.
     pub fn label(&self) -> String {
         match self {
-            Policy::Pacer(c) => match c.mode {
-                crate::Mode::Progressive if (c.ratio - 1.0).abs() < 1e-9 => {
+            Policy::Pacer(c) => match c.settings.mode {
+                DialMode::Progressive if (c.settings.ratio - 1.0).abs() < 1e-9 => {
                     "progressive 1:1".into()
                 }
-                crate::Mode::Progressive => format!("ratio {}", c.ratio),
+                DialMode::Progressive => format!("ratio {}", c.settings.ratio),
                 m => m.to_string(),
             },
             Policy::Vicidial(_) => "vicidial adaptive".into(),
@@ -188,11 +189,10 @@ pub struct Report {
 /// baseline, the predictive pacer (default settings) and the perfect-foresight bound.
 pub fn reference_policies() -> Vec<Policy> {
     let progressive = |ratio: f64| {
-        Policy::Pacer(Config {
-            mode: crate::Mode::Progressive,
-            ratio,
-            ..Config::default()
-        })
+        let mut config = Config::default();
+        config.settings.mode = DialMode::Progressive;
+        config.settings.ratio = ratio;
+        Policy::Pacer(config)
     };
     vec![
         progressive(1.0),
