@@ -51,10 +51,11 @@ pub mod zones;
 
 pub use error::{Error, FieldError};
 pub use hours::{CallingHours, DayHours};
+pub use pacing::PacingPatch;
 pub use phonenumber::country::Id as Country;
 pub use retry::ContactAfter;
 pub use spec::{
-    AbandonWindow, Amd, CampaignSpec, DialMode, Dur, MachineAction, Pacing, PacingPatch, Retry,
-    RetryRule, Transport, Trunk, WrapUp,
+    AbandonWindow, Amd, CampaignSpec, DialMode, Dur, MachineAction, Pacing, Retry, RetryRule,
+    Transport, Trunk, WrapUp,
 };
 pub use types::{AmdResult, CampaignStatus, ContactStatus, Disposition, DispositionKind, Outcome};

@@ -2,9 +2,80 @@
 //! settings that the campaign file, the API and the pacer all rely on.
 
 use crate::error::Error;
-use crate::spec::{DialMode, Pacing};
+use crate::spec::{AbandonWindow, DialMode, Pacing};
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
+
+/// A supervisor's change to a running campaign's pacing; fields left out keep their value.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields, default)]
+pub struct PacingPatch {
+    /// Dial mode.
+    pub mode: Option<DialMode>,
+    /// Lines per idle agent (progressive) and the predictive starting ratio.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.1, maximum = 20.0))]
+    pub ratio: Option<f64>,
+    /// Lowest ratio (checked and stored; no mode reads it).
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.1, maximum = 20.0))]
+    pub min_ratio: Option<f64>,
+    /// Highest ratio of the predictive pacer.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1.0, maximum = 20.0))]
+    pub max_ratio: Option<f64>,
+    /// Abandon target (0.03 = 3%; above needs `override_legal_limits`).
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.0, exclusive_maximum = 1.0))]
+    pub abandon_target: Option<f64>,
+    /// Abandon window.
+    pub abandon_window: Option<AbandonWindow>,
+    /// Most calls in progress at once.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 10000))]
+    pub max_lines: Option<u32>,
+    /// Fewest agents for predictive mode.
+    pub min_agents: Option<u32>,
+    /// Allows an abandon target above 3%.
+    pub override_legal_limits: Option<bool>,
+}
+
+impl PacingPatch {
+    /// The pacing section with this patch applied.
+    pub fn apply(&self, pacing: &Pacing) -> Pacing {
+        let mut p = pacing.clone();
+        if let Some(v) = self.mode {
+            p.mode = v;
+        }
+        if let Some(v) = self.ratio {
+            p.ratio = v;
+        }
+        if let Some(v) = self.min_ratio {
+            p.min_ratio = v;
+        }
+        if let Some(v) = self.max_ratio {
+            p.max_ratio = v;
+        }
+        if let Some(v) = self.abandon_target {
+            p.abandon_target = v;
+        }
+        if let Some(v) = self.abandon_window {
+            p.abandon_window = v;
+        }
+        if let Some(v) = self.max_lines {
+            p.max_lines = v;
+        }
+        if let Some(v) = self.min_agents {
+            p.min_agents = v;
+        }
+        if let Some(v) = self.override_legal_limits {
+            p.override_legal_limits = v;
+        }
+        p
+    }
+
+    /// Whether the patch changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self == &PacingPatch::default()
+    }
+}
 
 impl DialMode {
     /// The lowercase name used in campaign files and on the command line.

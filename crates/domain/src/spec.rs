@@ -198,11 +198,12 @@ pub struct Pacing {
     /// Lines per idle agent in progressive mode, and the predictive pacer's starting ratio.
     #[cfg_attr(feature = "openapi", schema(minimum = 0.1, maximum = 20.0))]
     pub ratio: f64,
-    /// Lowest lines-per-agent ratio the predictive pacer may use.
+    /// Checked (0.1-20, at most `max_ratio`) and stored, but no mode reads it: the predictive
+    /// pacer's lowest level is progressive 1:1, which it falls back to on its own.
     #[cfg_attr(feature = "openapi", schema(minimum = 0.1, maximum = 20.0))]
     pub min_ratio: f64,
     /// Highest lines-per-agent ratio the predictive pacer may use.
-    #[cfg_attr(feature = "openapi", schema(minimum = 0.1, maximum = 20.0))]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1.0, maximum = 20.0))]
     pub max_ratio: f64,
     /// Highest share of live answers that may be abandoned over the window (0.03 = 3%).
     #[cfg_attr(feature = "openapi", schema(minimum = 0.0, exclusive_maximum = 1.0))]
@@ -231,76 +232,6 @@ impl Default for Pacing {
             min_agents: 3,
             override_legal_limits: false,
         }
-    }
-}
-
-/// A supervisor's change to a running campaign's pacing; fields left out keep their value.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[serde(deny_unknown_fields, default)]
-pub struct PacingPatch {
-    /// Dial mode.
-    pub mode: Option<DialMode>,
-    /// Lines per idle agent (progressive) and the predictive starting ratio.
-    #[cfg_attr(feature = "openapi", schema(minimum = 0.1, maximum = 20.0))]
-    pub ratio: Option<f64>,
-    /// Lowest ratio of the predictive pacer.
-    #[cfg_attr(feature = "openapi", schema(minimum = 0.1, maximum = 20.0))]
-    pub min_ratio: Option<f64>,
-    /// Highest ratio of the predictive pacer.
-    #[cfg_attr(feature = "openapi", schema(minimum = 0.1, maximum = 20.0))]
-    pub max_ratio: Option<f64>,
-    /// Abandon target (0.03 = 3%; above needs `override_legal_limits`).
-    #[cfg_attr(feature = "openapi", schema(minimum = 0.0, exclusive_maximum = 1.0))]
-    pub abandon_target: Option<f64>,
-    /// Abandon window.
-    pub abandon_window: Option<AbandonWindow>,
-    /// Most calls in progress at once.
-    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 10000))]
-    pub max_lines: Option<u32>,
-    /// Fewest agents for predictive mode.
-    pub min_agents: Option<u32>,
-    /// Allows an abandon target above 3%.
-    pub override_legal_limits: Option<bool>,
-}
-
-impl PacingPatch {
-    /// The pacing section with this patch applied.
-    pub fn apply(&self, pacing: &Pacing) -> Pacing {
-        let mut p = pacing.clone();
-        if let Some(v) = self.mode {
-            p.mode = v;
-        }
-        if let Some(v) = self.ratio {
-            p.ratio = v;
-        }
-        if let Some(v) = self.min_ratio {
-            p.min_ratio = v;
-        }
-        if let Some(v) = self.max_ratio {
-            p.max_ratio = v;
-        }
-        if let Some(v) = self.abandon_target {
-            p.abandon_target = v;
-        }
-        if let Some(v) = self.abandon_window {
-            p.abandon_window = v;
-        }
-        if let Some(v) = self.max_lines {
-            p.max_lines = v;
-        }
-        if let Some(v) = self.min_agents {
-            p.min_agents = v;
-        }
-        if let Some(v) = self.override_legal_limits {
-            p.override_legal_limits = v;
-        }
-        p
-    }
-
-    /// Whether the patch changes nothing.
-    pub fn is_empty(&self) -> bool {
-        self == &PacingPatch::default()
     }
 }
 
