@@ -6,13 +6,13 @@
 //! the connected call.
 
 mod api_support;
-#[path = "engine_support/mod.rs"]
-mod engine_support;
+#[path = "../crates/engine/tests/support/peers.rs"]
+mod peers;
 
 use api::schema;
 use api_support::{Api, Db, campaign_toml, conforms, wait_for};
-use engine_support::Sipp;
 use futures::StreamExt as _;
+use peers::{sipp_agents, sipp_carrier};
 use serde_json::{Value, json};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
@@ -22,7 +22,7 @@ async fn an_agent_session_over_the_api_with_sipp_on_postgres() {
     let Some(api) = Api::start(Db::Postgres).await else {
         return;
     };
-    let Some(carrier) = Sipp::carrier() else {
+    let Some(carrier) = sipp_carrier() else {
         return;
     };
 
@@ -65,7 +65,7 @@ async fn an_agent_session_over_the_api_with_sipp_on_postgres() {
     // The phone logs in: the agent is ready, and the stream says so.
     let sip = api.engine.sip_addr(sip::Transport::Udp).unwrap();
     let creds = vec![("e2eagent".to_owned(), "pw-e2e-agent".to_owned())];
-    let Some(phone) = Sipp::agents(sip, &creds, "e2e") else {
+    let Some(phone) = sipp_agents(sip, &creds, "e2e") else {
         return;
     };
     let agent_state = |state: &'static str| {

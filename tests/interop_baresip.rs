@@ -19,22 +19,6 @@ impl Drop for Baresip {
     }
 }
 
-/// One second of a 440 Hz tone at 8 kHz: the phone's microphone.
-fn write_tone(path: &std::path::Path) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 8000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for i in 0..8000 {
-        let s = (i as f64 * 440.0 * 2.0 * std::f64::consts::PI / 8000.0).sin() * 6000.0;
-        w.write_sample(s as i16).unwrap();
-    }
-    w.finalize().unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn baresip_logs_in_as_an_agent_with_the_default_settings() {
     let Some(baresip) = testkit::program("baresip") else {
@@ -61,7 +45,8 @@ async fn baresip_logs_in_as_an_agent_with_the_default_settings() {
     let config = api.dir.path().join("baresip");
     std::fs::create_dir_all(&config).unwrap();
     let tone = api.dir.path().join("tone.wav");
-    write_tone(&tone);
+    // One second of a 440 Hz tone: the phone's microphone.
+    testkit::audio::write_tone(&tone, 440.0, 1.0, 6000.0);
     let port = testkit::free_udp_port();
     std::fs::write(
         config.join("config"),

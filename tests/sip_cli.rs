@@ -1,9 +1,7 @@
 //! `dialer call` against sipp as the carrier: through `--trunk` and through a campaign's trunk.
 
-mod sip_support;
-
-use sip_support::Sipp;
 use std::process::Output;
+use testkit::sipp::Sipp;
 
 async fn dialer(args: &[&str]) -> Output {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_dialer"))

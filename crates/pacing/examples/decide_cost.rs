@@ -1,5 +1,5 @@
 //! Decision cost at 200 agents mid-campaign, timed without criterion (the figure in
-//! `docs/pacing.md`; `cargo bench --bench pacing_decide` measures the same with criterion).
+//! `docs/pacing.md`; `cargo bench -p pacing --bench pacing_decide` measures the same with criterion).
 use pacing::sim::{Scenario, run_dialer};
 use pacing::{CallId, Config, Event, Pacer};
 use std::time::{Duration, Instant};
