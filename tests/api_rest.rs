@@ -3,16 +3,16 @@
 //! CLI's per-row report, contacts and attempts pages, agents, the WebSocket stream, metrics,
 //! the OpenAPI document, and bad input of every kind answered with a 4xx naming the field.
 
+#[path = "../crates/api/tests/support/mod.rs"]
 mod api_support;
 
 use api::schema;
-use api_support::{
-    Api, Db, assert_problem, campaign_toml, conforms, conforms_each, nowhere, wait_for,
-};
+use api_support::{Api, Db, assert_problem, campaign_toml, conforms, conforms_each, nowhere};
 use futures::{SinkExt as _, StreamExt as _};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::time::Duration;
+use testkit::wait_for;
 
 const LIST: &str = "first_name,phone,timezone,policy
 Ann,(212) 555-0142,,P-1

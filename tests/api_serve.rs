@@ -2,9 +2,10 @@
 //! directory, SIP on a free port, a campaigns directory applied at start), the API, metrics
 //! and docs answering, flags over the file, PostgreSQL by URL, and SIGTERM stopping it cleanly.
 
+#[path = "../crates/api/tests/support/mod.rs"]
 mod api_support;
 
-use api_support::{campaign_toml, write_message};
+use api_support::campaign_toml;
 use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -107,7 +108,7 @@ async fn serve_from_a_config_file_then_sigterm() {
     )
     .unwrap();
     std::fs::write(campaigns.join("broken.toml"), "name = \"broken\"\n").unwrap();
-    write_message(&dir.path().join("abandon.wav"), 1.0);
+    testkit::audio::write_message(&dir.path().join("abandon.wav"), 1.0);
     let config = format!(
         r#"
 listen = "127.0.0.1:0"

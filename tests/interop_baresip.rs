@@ -2,12 +2,14 @@
 //! with the default settings (it gives up on a challenge that names any algorithm it does not
 //! know, so it logs in only while MD5 alone is offered), is ready, and logs out by hanging up.
 
+#[path = "../crates/api/tests/support/mod.rs"]
 mod api_support;
 
-use api_support::{Api, Db, campaign_toml, nowhere, wait_for};
+use api_support::{Api, Db, campaign_toml, nowhere};
 use serde_json::json;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+use testkit::wait_for;
 
 /// A baresip process, killed on drop.
 struct Baresip(Child);

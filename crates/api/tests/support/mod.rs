@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -34,35 +33,13 @@ pub struct Api {
     _pg: Option<testkit::TempPostgres>,
 }
 
-/// A WAV file of `secs` seconds of a 600 Hz tone (a recorded message).
-pub fn write_message(path: &Path, secs: f32) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 8000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for i in 0..(secs * 8000.0) as usize {
-        let s = (i as f64 * 600.0 * 2.0 * std::f64::consts::PI / 8000.0).sin() * 8000.0;
-        w.write_sample(s as i16).unwrap();
-    }
-    w.finalize().unwrap();
-}
-
 impl Api {
     /// Starts an engine (SIP and RTP on ports from the OS) and the API on 127.0.0.1:0.
     /// `None` when PostgreSQL is wanted and missing (outside CI).
     pub async fn start(db: Db) -> Option<Api> {
         let dir = tempfile::tempdir().unwrap();
         let (database_url, pg) = match db {
-            Db::Sqlite => (
-                format!(
-                    "sqlite://{}?mode=rwc",
-                    dir.path().join("dialer.db").display()
-                ),
-                None,
-            ),
+            Db::Sqlite => (testkit::sqlite_url(&dir.path().join("dialer.db")), None),
             Db::Postgres => {
                 let pg = testkit::postgres().await?;
                 (pg.url().to_owned(), Some(pg))
@@ -70,7 +47,7 @@ impl Api {
         };
         let store = store::Store::connect(&database_url).await.unwrap();
         store.migrate().await.unwrap();
-        write_message(&dir.path().join("abandon.wav"), 1.5);
+        testkit::audio::write_message(&dir.path().join("abandon.wav"), 1.5);
         let mut config = EngineConfig::new("api-node");
         config.sip_udp = vec!["127.0.0.1:0".parse().unwrap()];
         config.rtp_ports = 0..=0;
@@ -325,20 +302,4 @@ cps = 50
 /// An address nothing answers on (no campaign of these tests dials without an agent).
 pub fn nowhere() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], testkit::free_udp_port()))
-}
-
-/// Waits until `check` is true, polling every 200 ms, for at most `limit`.
-pub async fn wait_for<F, Fut>(limit: Duration, mut check: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + limit;
-    while tokio::time::Instant::now() < deadline {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    false
 }

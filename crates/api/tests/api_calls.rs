@@ -5,16 +5,17 @@
 //! agent's callback disposition go through the API and reach the contact; the metrics count
 //! the connected call.
 
-mod api_support;
-#[path = "../crates/engine/tests/support/peers.rs"]
+#[path = "../../engine/tests/support/peers.rs"]
 mod peers;
+mod support;
 
 use api::schema;
-use api_support::{Api, Db, campaign_toml, conforms, wait_for};
 use futures::StreamExt as _;
 use peers::{sipp_agents, sipp_carrier};
 use serde_json::{Value, json};
 use std::time::Duration;
+use support::{Api, Db, campaign_toml, conforms};
+use testkit::wait_for;
 use tokio_tungstenite::tungstenite::Message;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
