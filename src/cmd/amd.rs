@@ -4,7 +4,7 @@
 
 use crate::Global;
 use anyhow::Context as _;
-use media::detect::{AmdParams, Channel, Corpus, Report, classify, read_wav};
+use media::detect::{AmdParams, Channel, Corpus, CorpusReport, classify, read_wav};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -91,7 +91,7 @@ impl Args {
                 AmdParams::from_toml(&text).with_context(|| format!("in {}", path.display()))?;
             params = if self.baseline {
                 AmdParams {
-                    algorithm: media::detect::Algorithm::Asterisk,
+                    algorithm: media::detect::AmdAlgorithm::Asterisk,
                     ..from_file
                 }
             } else {
@@ -180,17 +180,17 @@ fn run_corpus(args: &Args, dir: &std::path::Path, params: &AmdParams) -> anyhow:
     let corpus = Corpus::load(dir)?;
     let samples = corpus.read_all()?;
     let split = args.split.as_deref();
-    let ours = Report::run(params, &corpus, &samples)?.split(split);
+    let ours = CorpusReport::run(params, &corpus, &samples)?.split(split);
     if ours.outcomes.is_empty() {
         anyhow::bail!("no clips in {} for split {split:?}", dir.display());
     }
     let baseline = if args.compare {
-        Some(Report::run(&AmdParams::asterisk(), &corpus, &samples)?.split(split))
+        Some(CorpusReport::run(&AmdParams::asterisk(), &corpus, &samples)?.split(split))
     } else {
         None
     };
     if args.json {
-        let summary = |r: &Report| {
+        let summary = |r: &CorpusReport| {
             serde_json::json!({
                 "matrix": r.matrix(),
                 "human_as_machine_percent": r.percent(media::detect::Truth::Human, media::detect::AmdResult::Machine),
@@ -207,8 +207,8 @@ fn run_corpus(args: &Args, dir: &std::path::Path, params: &AmdParams) -> anyhow:
         return Ok(ExitCode::SUCCESS);
     }
     let name = match params.algorithm {
-        media::detect::Algorithm::Adaptive => "adaptive",
-        media::detect::Algorithm::Asterisk => "asterisk",
+        media::detect::AmdAlgorithm::Adaptive => "adaptive",
+        media::detect::AmdAlgorithm::Asterisk => "asterisk",
     };
     let scope = split.unwrap_or("all");
     println!(

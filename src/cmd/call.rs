@@ -6,8 +6,8 @@ use anyhow::{Context as _, bail};
 use serde_json::json;
 use sip::sdp::{Codec, LocalMedia};
 use sip::{
-    CallEvent, CallerId, Credentials, EndCause, Endpoint, EndpointConfig, OutboundCall, Outcome,
-    Transport, TrunkConfig, Uri,
+    CallEvent, CallerId, Credentials, EndCause, Endpoint, EndpointConfig, InviteResult,
+    OutboundCall, Transport, TrunkConfig, Uri,
 };
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
@@ -128,16 +128,16 @@ async fn target(args: &Args, global: &Global) -> anyhow::Result<Target> {
     })
 }
 
-fn outcome_name(outcome: &Outcome) -> String {
+fn outcome_name(outcome: &InviteResult) -> String {
     match outcome {
-        Outcome::Answered => "answered".into(),
-        Outcome::Busy => "busy".into(),
-        Outcome::NoAnswer => "no answer".into(),
-        Outcome::Rejected => "rejected".into(),
-        Outcome::NotFound => "not found".into(),
-        Outcome::Unavailable => "unavailable".into(),
-        Outcome::Cancelled => "cancelled".into(),
-        Outcome::Failed { code, reason } => format!("failed ({code} {reason})"),
+        InviteResult::Answered => "answered".into(),
+        InviteResult::Busy => "busy".into(),
+        InviteResult::NoAnswer => "no answer".into(),
+        InviteResult::Rejected => "rejected".into(),
+        InviteResult::NotFound => "not found".into(),
+        InviteResult::Unavailable => "unavailable".into(),
+        InviteResult::Cancelled => "cancelled".into(),
+        InviteResult::Failed { code, reason } => format!("failed ({code} {reason})"),
     }
 }
 
@@ -339,7 +339,7 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         println!("{object}");
     }
     endpoint.shutdown();
-    Ok(if end.outcome == Outcome::Answered {
+    Ok(if end.outcome == InviteResult::Answered {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(3)

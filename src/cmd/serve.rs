@@ -63,7 +63,7 @@ pub struct Args {
     /// Digest algorithms offered to agents' phones, preferred first, comma-separated (default
     /// `MD5`: many phones give up on a challenge naming an algorithm they do not know).
     #[arg(long, value_delimiter = ',', value_name = "ALGORITHM")]
-    pub digest_algorithms: Vec<sip::digest::Algorithm>,
+    pub digest_algorithms: Vec<sip::digest::DigestAlgorithm>,
     /// Base directory of campaigns' message files (default: the current directory).
     #[arg(long)]
     pub prompts_dir: Option<PathBuf>,

@@ -122,7 +122,7 @@ pub(crate) enum CallInput {
     /// The SIP call ended.
     Ended {
         /// How SIP saw it.
-        outcome: sip::Outcome,
+        outcome: sip::InviteResult,
         /// The final status, if any.
         code: Option<u16>,
     },
@@ -617,7 +617,7 @@ impl CallMachine {
         }
     }
 
-    fn ended(&mut self, sip_outcome: sip::Outcome, code: Option<u16>) {
+    fn ended(&mut self, sip_outcome: sip::InviteResult, code: Option<u16>) {
         let answered = self.is_answered();
         let (outcome, reason, pacer) = if let Some(decided) = self.decided.take() {
             decided
@@ -663,10 +663,10 @@ impl CallMachine {
 
 /// The outcome of a call that ended before an answer, from its SIP end.
 fn unanswered_outcome(
-    outcome: &sip::Outcome,
+    outcome: &sip::InviteResult,
     code: Option<u16>,
 ) -> (Outcome, Option<String>, EndReason) {
-    use sip::Outcome as S;
+    use sip::InviteResult as S;
     match outcome {
         S::Busy => (Outcome::Busy, None, EndReason::Busy),
         S::NoAnswer => (Outcome::NoAnswer, None, EndReason::NoAnswer),
@@ -733,7 +733,7 @@ mod tests {
 
     fn ended(code: u16) -> CallInput {
         CallInput::Ended {
-            outcome: sip::Outcome::from_status(code, ""),
+            outcome: sip::InviteResult::from_status(code, ""),
             code: Some(code),
         }
     }
@@ -780,7 +780,7 @@ mod tests {
         m.handle(
             ms(60_000),
             CallInput::Ended {
-                outcome: sip::Outcome::Answered,
+                outcome: sip::InviteResult::Answered,
                 code: Some(200),
             },
         );
@@ -811,7 +811,7 @@ mod tests {
         m.handle(
             ms(20_050),
             CallInput::Ended {
-                outcome: sip::Outcome::Answered,
+                outcome: sip::InviteResult::Answered,
                 code: Some(200),
             },
         );
@@ -847,7 +847,7 @@ mod tests {
         m.handle(
             ms(5010),
             CallInput::Ended {
-                outcome: sip::Outcome::Answered,
+                outcome: sip::InviteResult::Answered,
                 code: Some(200),
             },
         );
@@ -961,7 +961,7 @@ mod tests {
         m.handle(
             ms(950),
             CallInput::Ended {
-                outcome: sip::Outcome::Cancelled,
+                outcome: sip::InviteResult::Cancelled,
                 code: Some(487),
             },
         );
@@ -1000,7 +1000,7 @@ mod tests {
         m.handle(
             ms(20),
             CallInput::Ended {
-                outcome: sip::Outcome::Cancelled,
+                outcome: sip::InviteResult::Cancelled,
                 code: Some(487),
             },
         );
@@ -1043,7 +1043,7 @@ mod tests {
         m.handle(
             ms(20),
             CallInput::Ended {
-                outcome: sip::Outcome::Cancelled,
+                outcome: sip::InviteResult::Cancelled,
                 code: Some(487),
             },
         );

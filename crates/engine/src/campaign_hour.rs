@@ -188,11 +188,11 @@ impl<'a> Harness<'a> {
                         return;
                     }
                     Some(true) => CallInput::Ended {
-                        outcome: sip::Outcome::Answered,
+                        outcome: sip::InviteResult::Answered,
                         code: Some(200),
                     },
                     Some(false) => CallInput::Ended {
-                        outcome: sip::Outcome::Cancelled,
+                        outcome: sip::InviteResult::Cancelled,
                         code: Some(487),
                     },
                 };
@@ -230,7 +230,7 @@ impl<'a> Harness<'a> {
         let fate = self.s.fate(index, self.now.as_secs_f64());
         let ring = secs(fate.ring);
         let ended = |code: u16| CallInput::Ended {
-            outcome: sip::Outcome::from_status(code, ""),
+            outcome: sip::InviteResult::from_status(code, ""),
             code: Some(code),
         };
         match fate.outcome {
@@ -300,7 +300,7 @@ impl<'a> Harness<'a> {
                     self.call(
                         key,
                         CallInput::Ended {
-                            outcome: sip::Outcome::Answered,
+                            outcome: sip::InviteResult::Answered,
                             code: Some(200),
                         },
                     );

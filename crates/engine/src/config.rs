@@ -33,7 +33,7 @@ pub struct EngineConfig {
     /// response that holds any algorithm they do not know, so offering SHA-256 beside MD5 locks
     /// them out; offer `[Sha256, Md5]` where every phone speaks SHA-256 or reads only its
     /// first challenge.
-    pub digest_algorithms: Vec<sip::digest::Algorithm>,
+    pub digest_algorithms: Vec<sip::digest::DigestAlgorithm>,
     /// Base directory of campaigns' relative message paths (`abandon_message`, ...).
     pub prompts_dir: PathBuf,
     /// Directory recordings are written to (`<campaign>/<attempt>.wav` under it).
@@ -72,7 +72,7 @@ impl EngineConfig {
             rtp_ports: 20000..=29999,
             media: media::MediaConfig::default(),
             realm: "dialer".to_owned(),
-            digest_algorithms: vec![sip::digest::Algorithm::Md5],
+            digest_algorithms: vec![sip::digest::DigestAlgorithm::Md5],
             prompts_dir: PathBuf::from("."),
             recordings_dir: PathBuf::from("recordings"),
             lease: Duration::from_secs(300),

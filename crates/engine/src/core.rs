@@ -964,7 +964,7 @@ mod tests {
             at,
             key,
             CallInput::Ended {
-                outcome: sip::Outcome::Answered,
+                outcome: sip::InviteResult::Answered,
                 code: Some(200),
             },
         );

@@ -11,7 +11,7 @@ use crate::shared::Shared;
 use crate::view::{CallState, CallUpdate};
 use chrono::Utc;
 use domain::Outcome;
-use media::detect::{Amd, AmdVerdict, ToneEvent, ToneParams, Tones};
+use media::detect::{AmdDetector, AmdVerdict, ToneEvent, ToneParams, Tones};
 use media::{Bridge, Leg, LegEvent, LegOptions, PlaybackId, Recording};
 use sip::sdp::LocalMedia;
 use sip::{CallEvent, CallerId, OutboundCall};
@@ -211,7 +211,7 @@ pub(crate) async fn run(mut ctx: CallCtx) {
             live.input(
                 &ctx,
                 CallInput::Ended {
-                    outcome: sip::Outcome::Failed {
+                    outcome: sip::InviteResult::Failed {
                         code: 503,
                         reason: err.to_string(),
                     },
@@ -307,7 +307,7 @@ impl Live {
                     None => {
                         self.call = None;
                         self.input(ctx, CallInput::Ended {
-                            outcome: sip::Outcome::Failed { code: 500, reason: "SIP endpoint stopped".into() },
+                            outcome: sip::InviteResult::Failed { code: 500, reason: "SIP endpoint stopped".into() },
                             code: None,
                         });
                     }
@@ -408,7 +408,7 @@ impl Live {
             CallAction::ListenSit | CallAction::ListenBeep => self.listen_tones(),
             CallAction::ListenAmd => {
                 let tx = self.detected.0.clone();
-                match Amd::new(ctx.runtime.setup.amd.clone()) {
+                match AmdDetector::new(ctx.runtime.setup.amd.clone()) {
                     Ok(mut amd) => {
                         self.leg
                             .set_listener(Some(Box::new(move |pcm: &[i16], ts: u32| {

@@ -163,7 +163,7 @@ impl Default for AgentBehaviour {
 /// What the agent is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum AgentState {
+pub enum PhoneState {
     /// Not logged in (registering, calling in, or logged out).
     LoggedOut,
     /// Logged in, waiting for a caller.
@@ -176,15 +176,15 @@ pub enum AgentState {
     Paused,
 }
 
-impl AgentState {
+impl PhoneState {
     /// A short name.
     pub fn as_str(self) -> &'static str {
         match self {
-            AgentState::LoggedOut => "logged_out",
-            AgentState::Ready => "ready",
-            AgentState::Talking => "talking",
-            AgentState::WrapUp => "wrap_up",
-            AgentState::Paused => "paused",
+            PhoneState::LoggedOut => "logged_out",
+            PhoneState::Ready => "ready",
+            PhoneState::Talking => "talking",
+            PhoneState::WrapUp => "wrap_up",
+            PhoneState::Paused => "paused",
         }
     }
 }
@@ -255,12 +255,12 @@ impl AgentBrain {
     }
 
     /// The state now.
-    pub fn state(&self) -> AgentState {
+    pub fn state(&self) -> PhoneState {
         match self.phase {
-            Phase::Ready => AgentState::Ready,
-            Phase::Talking { .. } => AgentState::Talking,
-            Phase::WrapUp { .. } => AgentState::WrapUp,
-            Phase::Paused { .. } => AgentState::Paused,
+            Phase::Ready => PhoneState::Ready,
+            Phase::Talking { .. } => PhoneState::Talking,
+            Phase::WrapUp { .. } => PhoneState::WrapUp,
+            Phase::Paused { .. } => PhoneState::Paused,
         }
     }
 
@@ -478,7 +478,7 @@ impl AgentCounters {
 
 #[derive(Debug)]
 struct Status {
-    state: AgentState,
+    state: PhoneState,
     since: Instant,
     counters: AgentCounters,
     last_error: Option<String>,
@@ -536,7 +536,7 @@ impl AgentPhone {
             }
         });
         let status = Arc::new(Mutex::new(Status {
-            state: AgentState::LoggedOut,
+            state: PhoneState::LoggedOut,
             since: Instant::now(),
             counters: AgentCounters::default(),
             last_error: None,
@@ -577,7 +577,7 @@ impl AgentPhone {
     }
 
     /// What the agent is doing, and since when.
-    pub fn state(&self) -> (AgentState, Instant) {
+    pub fn state(&self) -> (PhoneState, Instant) {
         let status = lock(&self.status);
         (status.state, status.since)
     }
@@ -622,7 +622,7 @@ enum Session {
 }
 
 impl Runner {
-    fn set_state(&self, state: AgentState) {
+    fn set_state(&self, state: PhoneState) {
         let mut status = lock(&self.status);
         if status.state != state {
             status.state = state;
@@ -689,7 +689,7 @@ impl Runner {
                 Session::Stopped => break,
                 Session::Lost => {}
             }
-            self.set_state(AgentState::LoggedOut);
+            self.set_state(PhoneState::LoggedOut);
             let Some(wait) = self.config.reconnect else {
                 // Stay logged out until told to stop.
                 let _ = self.stop.changed().await;
@@ -699,7 +699,7 @@ impl Runner {
                 break;
             }
         }
-        self.set_state(AgentState::LoggedOut);
+        self.set_state(PhoneState::LoggedOut);
         if let Some(registration) = self.registration.take() {
             let _ = tokio::time::timeout(Duration::from_secs(5), registration.unregister()).await;
         }
@@ -776,7 +776,7 @@ impl Runner {
             self.config.behaviour.clone(),
             self.config.seed ^ self.counters_logins(),
         );
-        self.set_state(AgentState::Ready);
+        self.set_state(PhoneState::Ready);
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let refresh_every = Duration::from_secs(u64::from(self.config.expires.max(60) / 2));
@@ -914,7 +914,7 @@ mod tests {
                 talk: Duration::from_secs(30)
             }]
         );
-        assert_eq!(brain.state(), AgentState::Talking);
+        assert_eq!(brain.state(), PhoneState::Talking);
         // The caller talks with pauses shorter than the hang-up silence.
         for s in 2..31 {
             let speaking = s % 3 != 0;
@@ -941,7 +941,7 @@ mod tests {
                 }
             ]
         );
-        assert_eq!(brain.state(), AgentState::WrapUp);
+        assert_eq!(brain.state(), PhoneState::WrapUp);
         // The caller's last words in flight do not start a call during wrap-up.
         assert!(
             brain
@@ -952,7 +952,7 @@ mod tests {
             brain.tick(secs(t0, 34.0), false, Some(secs(t0, 32.0))),
             vec![AgentAction::Disposition('1')]
         );
-        assert_eq!(brain.state(), AgentState::Ready);
+        assert_eq!(brain.state(), PhoneState::Ready);
     }
 
     #[test]
@@ -1001,7 +1001,7 @@ mod tests {
                 AgentAction::Pause { reason: "break" }
             ]
         );
-        assert_eq!(brain.state(), AgentState::Paused);
+        assert_eq!(brain.state(), PhoneState::Paused);
         assert_eq!(
             brain.tick(secs(t0, 100.0), false, None),
             vec![AgentAction::Resume]
@@ -1009,10 +1009,10 @@ mod tests {
         brain.tick(secs(t0, 101.0), true, Some(secs(t0, 101.0)));
         brain.tick(secs(t0, 131.0), false, Some(secs(t0, 101.0)));
         brain.tick(secs(t0, 140.0), false, None);
-        assert_eq!(brain.state(), AgentState::Paused);
+        assert_eq!(brain.state(), PhoneState::Paused);
         let actions = brain.tick(secs(t0, 141.0), true, Some(secs(t0, 141.0)));
         assert_eq!(actions[0], AgentAction::Resume);
-        assert_eq!(brain.state(), AgentState::Talking);
+        assert_eq!(brain.state(), PhoneState::Talking);
     }
 
     #[test]

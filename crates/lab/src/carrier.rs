@@ -6,7 +6,7 @@ use crate::LabError;
 use crate::audio::{Bank, script, silence, sit_tones};
 use crate::hear::{Ear, Heard};
 use crate::link::{aim, local_media, open_leg};
-use crate::plan::{Outcome, Plan, Planner, rng_for};
+use crate::plan::{Callee, Plan, Planner, rng_for};
 use media::{Leg, LegEvent, LegEvents, MediaRuntime, PortAllocator, Prompt};
 use serde::Serialize;
 use sip::{AuthConfig, CallEvent, Endpoint, EndpointConfig, IncomingCall, Secret, Transport, Uri};
@@ -186,14 +186,14 @@ pub struct CarrierCounters {
 }
 
 impl CarrierCounters {
-    fn count_plan(&mut self, outcome: Outcome) {
+    fn count_plan(&mut self, outcome: Callee) {
         *match outcome {
-            Outcome::Human => &mut self.human,
-            Outcome::Machine => &mut self.machine,
-            Outcome::Busy => &mut self.busy,
-            Outcome::NoAnswer => &mut self.no_answer,
-            Outcome::Sit => &mut self.sit,
-            Outcome::Unavailable => &mut self.unavailable,
+            Callee::Human => &mut self.human,
+            Callee::Machine => &mut self.machine,
+            Callee::Busy => &mut self.busy,
+            Callee::NoAnswer => &mut self.no_answer,
+            Callee::Sit => &mut self.sit,
+            Callee::Unavailable => &mut self.unavailable,
         } += 1;
     }
 }
@@ -457,12 +457,12 @@ async fn run_call(shared: Arc<Shared>, mut incoming: IncomingCall) {
         let post_dial = started + plan.post_dial;
         let final_at = started + plan.ring;
         match plan.outcome {
-            Outcome::Unavailable => match ring_until(&mut incoming, final_at, &mut stop).await {
+            Callee::Unavailable => match ring_until(&mut incoming, final_at, &mut stop).await {
                 Wait::Elapsed => refuse(incoming, 503, &mut story).await,
                 Wait::Cancelled => Ending::Cancelled,
                 Wait::Stopped => Ending::Shutdown,
             },
-            Outcome::Sit => {
+            Callee::Sit => {
                 match ring_until(&mut incoming, final_at, &mut stop).await {
                     Wait::Elapsed => {}
                     Wait::Cancelled => break 'call Ending::Cancelled,
@@ -509,7 +509,7 @@ async fn run_call(shared: Arc<Shared>, mut incoming: IncomingCall) {
                 }
                 refuse(incoming, 404, &mut story).await
             }
-            Outcome::Busy | Outcome::NoAnswer | Outcome::Human | Outcome::Machine => {
+            Callee::Busy | Callee::NoAnswer | Callee::Human | Callee::Machine => {
                 match ring_until(&mut incoming, post_dial, &mut stop).await {
                     Wait::Elapsed => {}
                     Wait::Cancelled => break 'call Ending::Cancelled,
@@ -527,9 +527,9 @@ async fn run_call(shared: Arc<Shared>, mut incoming: IncomingCall) {
                     Wait::Stopped => break 'call Ending::Shutdown,
                 }
                 match plan.outcome {
-                    Outcome::Busy => break 'call refuse(incoming, 486, &mut story).await,
+                    Callee::Busy => break 'call refuse(incoming, 486, &mut story).await,
                     // Rang out with nobody cancelling: the network gives up.
-                    Outcome::NoAnswer => break 'call refuse(incoming, 480, &mut story).await,
+                    Callee::NoAnswer => break 'call refuse(incoming, 480, &mut story).await,
                     _ => {}
                 }
                 let (leg, events) =
@@ -566,7 +566,7 @@ async fn run_call(shared: Arc<Shared>, mut incoming: IncomingCall) {
                     story: &mut story,
                     stop: stop.clone(),
                 };
-                let after = if plan.outcome == Outcome::Human {
+                let after = if plan.outcome == Callee::Human {
                     let g = &shared.bank.humans[plan.greeting.min(shared.bank.humans.len() - 1)];
                     greeting = Some(g.file.clone());
                     human(&shared, &plan, g.prompt.clone(), answered).await
@@ -612,14 +612,14 @@ async fn run_call(shared: Arc<Shared>, mut incoming: IncomingCall) {
             Ending::Callee { .. } => counters.callee_hangups += 1,
             _ => {}
         }
-        if record.plan.outcome == Outcome::Human && record.answered_ms.is_some() {
+        if record.plan.outcome == Callee::Human && record.answered_ms.is_some() {
             if record.heard_voice() {
                 counters.connected += 1;
             } else if matches!(record.ending, Ending::Callee { why: "silent call" }) {
                 counters.silent += 1;
             }
         }
-        if record.plan.outcome == Outcome::Machine && record.message_ms() >= 1000 {
+        if record.plan.outcome == Callee::Machine && record.message_ms() >= 1000 {
             counters.messages += 1;
         }
     }

@@ -45,7 +45,7 @@ mod pool;
 
 pub use agent::{
     AgentAction, AgentBehaviour, AgentBrain, AgentConfig, AgentCounters, AgentHooks, AgentPhone,
-    AgentState, DISPOSITION_DIGITS, Dispositions, PausePolicy,
+    DISPOSITION_DIGITS, Dispositions, PausePolicy, PhoneState,
 };
 pub use audio::{
     ABANDON_MESSAGE_WAV, Bank, BankConfig, Greeting, VOICEMAIL_MESSAGE_WAV, default_corpus, script,
@@ -56,5 +56,5 @@ pub use dist::{Dist, parse_duration};
 pub use error::LabError;
 pub use hear::{Ear, Heard, Segment, Vad, VoiceChange};
 pub use link::remote_media;
-pub use plan::{Behaviour, Mix, Outcome, Override, Plan, Planner};
+pub use plan::{Behaviour, Callee, Mix, Override, Plan, Planner};
 pub use pool::{Agents, expand};

@@ -16,7 +16,7 @@ use std::time::Duration;
 /// What a call to the lab carrier comes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Outcome {
+pub enum Callee {
     /// A person answers: rings, 200, a greeting, then talks until done.
     Human,
     /// An answering machine: rings, 200, a greeting ending in a beep, then records a message.
@@ -31,26 +31,26 @@ pub enum Outcome {
     Unavailable,
 }
 
-impl Outcome {
+impl Callee {
     /// Every outcome, in the mix's order.
-    pub const ALL: [Outcome; 6] = [
-        Outcome::Human,
-        Outcome::Machine,
-        Outcome::Busy,
-        Outcome::NoAnswer,
-        Outcome::Sit,
-        Outcome::Unavailable,
+    pub const ALL: [Callee; 6] = [
+        Callee::Human,
+        Callee::Machine,
+        Callee::Busy,
+        Callee::NoAnswer,
+        Callee::Sit,
+        Callee::Unavailable,
     ];
 
     /// The name used in mixes, overrides and counters.
     pub fn as_str(self) -> &'static str {
         match self {
-            Outcome::Human => "human",
-            Outcome::Machine => "machine",
-            Outcome::Busy => "busy",
-            Outcome::NoAnswer => "no-answer",
-            Outcome::Sit => "sit",
-            Outcome::Unavailable => "unavailable",
+            Callee::Human => "human",
+            Callee::Machine => "machine",
+            Callee::Busy => "busy",
+            Callee::NoAnswer => "no-answer",
+            Callee::Sit => "sit",
+            Callee::Unavailable => "unavailable",
         }
     }
 
@@ -59,24 +59,24 @@ impl Outcome {
     }
 }
 
-impl fmt::Display for Outcome {
+impl fmt::Display for Callee {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
 }
 
-impl FromStr for Outcome {
+impl FromStr for Callee {
     type Err = LabError;
 
-    fn from_str(text: &str) -> Result<Outcome, LabError> {
+    fn from_str(text: &str) -> Result<Callee, LabError> {
         let t = text.trim().to_ascii_lowercase().replace('_', "-");
         Ok(match t.as_str() {
-            "human" | "live" => Outcome::Human,
-            "machine" | "am" => Outcome::Machine,
-            "busy" | "486" => Outcome::Busy,
-            "no-answer" | "noanswer" => Outcome::NoAnswer,
-            "sit" | "invalid" | "404" => Outcome::Sit,
-            "unavailable" | "503" => Outcome::Unavailable,
+            "human" | "live" => Callee::Human,
+            "machine" | "am" => Callee::Machine,
+            "busy" | "486" => Callee::Busy,
+            "no-answer" | "noanswer" => Callee::NoAnswer,
+            "sit" | "invalid" | "404" => Callee::Sit,
+            "unavailable" | "503" => Callee::Unavailable,
             _ => {
                 return Err(LabError::config(
                     format!("outcome {text:?}"),
@@ -105,14 +105,14 @@ impl Default for Mix {
 
 impl Mix {
     /// Every call comes to `outcome`.
-    pub fn only(outcome: Outcome) -> Mix {
+    pub fn only(outcome: Callee) -> Mix {
         let mut weights = [0.0; 6];
         weights[outcome.index()] = 1.0;
         Mix { weights }
     }
 
     /// A mix from (outcome, weight) pairs; outcomes not named get weight 0.
-    pub fn from_weights(pairs: &[(Outcome, f64)]) -> Result<Mix, LabError> {
+    pub fn from_weights(pairs: &[(Callee, f64)]) -> Result<Mix, LabError> {
         let mut weights = [0.0; 6];
         for &(outcome, weight) in pairs {
             if !weight.is_finite() || weight < 0.0 {
@@ -130,25 +130,25 @@ impl Mix {
     }
 
     /// The share of calls coming to `outcome` (0-1).
-    pub fn share(&self, outcome: Outcome) -> f64 {
+    pub fn share(&self, outcome: Callee) -> f64 {
         self.weights[outcome.index()] / self.weights.iter().sum::<f64>()
     }
 
     /// The outcome at `u` (uniform in 0-1) along the cumulative shares.
-    pub fn pick(&self, u: f64) -> Outcome {
+    pub fn pick(&self, u: f64) -> Callee {
         let total: f64 = self.weights.iter().sum();
         let mut acc = 0.0;
-        for outcome in Outcome::ALL {
+        for outcome in Callee::ALL {
             acc += self.weights[outcome.index()] / total;
             if u < acc && self.weights[outcome.index()] > 0.0 {
                 return outcome;
             }
         }
-        Outcome::ALL
+        Callee::ALL
             .into_iter()
             .rev()
             .find(|o| self.weights[o.index()] > 0.0)
-            .unwrap_or(Outcome::NoAnswer)
+            .unwrap_or(Callee::NoAnswer)
     }
 }
 
@@ -171,7 +171,7 @@ impl FromStr for Mix {
                     format!("{part:?}: weight is not a number"),
                 )
             })?;
-            pairs.push((name.parse::<Outcome>()?, weight));
+            pairs.push((name.parse::<Callee>()?, weight));
         }
         Mix::from_weights(&pairs)
     }
@@ -180,7 +180,7 @@ impl FromStr for Mix {
 impl fmt::Display for Mix {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut first = true;
-        for outcome in Outcome::ALL {
+        for outcome in Callee::ALL {
             let share = self.share(outcome);
             if share > 0.0 {
                 if !first {
@@ -201,12 +201,12 @@ pub struct Override {
     prefix: String,
     exact: bool,
     /// The forced outcome.
-    pub outcome: Outcome,
+    pub outcome: Callee,
 }
 
 impl Override {
     /// Numbers matching `pattern` (`+15550100` or `+1555*`) come to `outcome`.
-    pub fn new(pattern: &str, outcome: Outcome) -> Result<Override, LabError> {
+    pub fn new(pattern: &str, outcome: Callee) -> Result<Override, LabError> {
         let p = pattern.trim();
         let (body, exact) = match p.strip_suffix('*') {
             Some(body) => (body, false),
@@ -315,7 +315,7 @@ impl Default for Behaviour {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Plan {
     /// What the call comes to.
-    pub outcome: Outcome,
+    pub outcome: Callee,
     /// Whether an override (not the mix) chose the outcome.
     pub forced: bool,
     /// From the INVITE to 180.
@@ -370,14 +370,14 @@ impl Planner {
         let b = &self.behaviour;
         let post_dial = b.post_dial.sample(&mut rng);
         let ring = match outcome {
-            Outcome::Human => b.ring_human.sample(&mut rng),
-            Outcome::Machine => b.ring_machine.sample(&mut rng),
-            Outcome::Busy => b.busy_after.sample(&mut rng),
-            Outcome::Sit | Outcome::Unavailable => b.fail_after.sample(&mut rng),
-            Outcome::NoAnswer => b.no_answer_limit,
+            Callee::Human => b.ring_human.sample(&mut rng),
+            Callee::Machine => b.ring_machine.sample(&mut rng),
+            Callee::Busy => b.busy_after.sample(&mut rng),
+            Callee::Sit | Callee::Unavailable => b.fail_after.sample(&mut rng),
+            Callee::NoAnswer => b.no_answer_limit,
         };
         let count = match outcome {
-            Outcome::Machine => greetings.1,
+            Callee::Machine => greetings.1,
             _ => greetings.0,
         };
         let greeting = if count > 0 {
@@ -417,12 +417,12 @@ mod tests {
     #[test]
     fn mixes_parse_and_pick_in_proportion() {
         let mix: Mix = "human=25, machine=25,busy=50%".parse().unwrap();
-        assert_eq!(mix.share(Outcome::Busy), 0.5);
+        assert_eq!(mix.share(Callee::Busy), 0.5);
         assert_eq!(mix.to_string(), "human=25.0,machine=25.0,busy=50.0");
-        assert_eq!(mix.pick(0.0), Outcome::Human);
-        assert_eq!(mix.pick(0.3), Outcome::Machine);
-        assert_eq!(mix.pick(0.99999), Outcome::Busy);
-        assert_eq!(Mix::only(Outcome::Sit).pick(0.5), Outcome::Sit);
+        assert_eq!(mix.pick(0.0), Callee::Human);
+        assert_eq!(mix.pick(0.3), Callee::Machine);
+        assert_eq!(mix.pick(0.99999), Callee::Busy);
+        assert_eq!(Mix::only(Callee::Sit).pick(0.5), Callee::Sit);
         for bad in ["", "human", "human=x", "robot=1", "human=-1", "human=0"] {
             assert!(bad.parse::<Mix>().is_err(), "{bad:?} was accepted");
         }
@@ -433,7 +433,7 @@ mod tests {
                 .entry(p.plan(&format!("+1202{i:07}"), 0, (5, 5)).outcome)
                 .or_insert(0u32) += 1;
         }
-        let human = f64::from(counts[&Outcome::Human]) / 20_000.0;
+        let human = f64::from(counts[&Callee::Human]) / 20_000.0;
         assert!((0.23..0.27).contains(&human), "human share {human}");
     }
 
@@ -446,9 +446,9 @@ mod tests {
             a.script_seed,
             p.plan("+12025550100", 1, (10, 10)).script_seed
         );
-        assert_eq!(p.plan("+15550001234", 0, (1, 1)).outcome, Outcome::Busy);
+        assert_eq!(p.plan("+15550001234", 0, (1, 1)).outcome, Callee::Busy);
         assert!(p.plan("15550001234", 3, (1, 1)).forced);
-        assert_eq!(p.plan("+15550019999", 0, (1, 1)).outcome, Outcome::Sit);
+        assert_eq!(p.plan("+15550019999", 0, (1, 1)).outcome, Callee::Sit);
         assert!(!p.plan("+155500199990", 0, (1, 1)).forced);
         assert!("=busy".parse::<Override>().is_err());
         assert!("+1*5=busy".parse::<Override>().is_err());
@@ -457,7 +457,7 @@ mod tests {
 
     #[test]
     fn timings_follow_the_outcome() {
-        let p = planner(Mix::only(Outcome::Busy));
+        let p = planner(Mix::only(Callee::Busy));
         for i in 0..200 {
             let plan = p.plan(&format!("+1303{i:07}"), 0, (3, 4));
             assert!(plan.ring >= Duration::from_secs(2) && plan.ring <= Duration::from_secs(6));

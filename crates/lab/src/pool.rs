@@ -2,7 +2,7 @@
 //! `dialer demo` run them.
 
 use crate::LabError;
-use crate::agent::{AgentConfig, AgentCounters, AgentPhone, AgentState};
+use crate::agent::{AgentConfig, AgentCounters, AgentPhone, PhoneState};
 use crate::audio::Bank;
 use crate::plan::stable_hash;
 use std::collections::BTreeMap;
@@ -55,7 +55,7 @@ impl Agents {
     }
 
     /// How many phones are in each state.
-    pub fn by_state(&self) -> BTreeMap<AgentState, usize> {
+    pub fn by_state(&self) -> BTreeMap<PhoneState, usize> {
         let mut states = BTreeMap::new();
         for phone in &self.phones {
             *states.entry(phone.state().0).or_insert(0) += 1;

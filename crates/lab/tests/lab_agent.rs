@@ -5,7 +5,7 @@
 
 mod support;
 
-use lab::{AgentBehaviour, AgentConfig, AgentHooks, AgentPhone, AgentState, Dist, PausePolicy};
+use lab::{AgentBehaviour, AgentConfig, AgentHooks, AgentPhone, Dist, PausePolicy, PhoneState};
 use media::LegEvent;
 use sip::{
     AuthConfig, Endpoint, EndpointConfig, Incoming, IncomingCall, IncomingEvent,
@@ -83,7 +83,7 @@ async fn next_digit(us: &mut Listening) -> char {
     .expect("a digit in time")
 }
 
-async fn wait_state(phone: &AgentPhone, state: AgentState) {
+async fn wait_state(phone: &AgentPhone, state: PhoneState) {
     timeout(WAIT, async {
         while phone.state().0 != state {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -126,13 +126,13 @@ async fn an_agent_registers_calls_in_talks_ends_with_hash_and_sets_a_disposition
         call_in.info().request_uri
     );
     let (mut leg_call, mut us) = answer(call_in).await;
-    wait_state(&phone, AgentState::Ready).await;
+    wait_state(&phone, PhoneState::Ready).await;
     // Nothing but comfort silence: the agent waits.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(phone.state().0, AgentState::Ready);
+    assert_eq!(phone.state().0, PhoneState::Ready);
     // A caller is bridged in and talks for longer than the agent's talk time.
     caller_talks(&us, 30);
-    wait_state(&phone, AgentState::Talking).await;
+    wait_state(&phone, PhoneState::Talking).await;
     assert_eq!(
         next_digit(&mut us).await,
         '#',
@@ -147,7 +147,7 @@ async fn an_agent_registers_calls_in_talks_ends_with_hash_and_sets_a_disposition
         '3',
         "the disposition digit in wrap-up"
     );
-    wait_state(&phone, AgentState::Ready).await;
+    wait_state(&phone, PhoneState::Ready).await;
     let counters = phone.counters();
     assert_eq!(
         (
@@ -180,9 +180,9 @@ async fn when_the_caller_hangs_up_first_the_agent_sets_the_disposition_without_h
     config.behaviour = behaviour(120);
     let phone = AgentPhone::start(config, &bank()).await.unwrap();
     let (_leg_call, mut us) = answer(logged_in(&mut incoming, "agent2").await).await;
-    wait_state(&phone, AgentState::Ready).await;
+    wait_state(&phone, PhoneState::Ready).await;
     caller_talks(&us, 4);
-    wait_state(&phone, AgentState::Talking).await;
+    wait_state(&phone, PhoneState::Talking).await;
     // The caller's sentences end; the line goes quiet; the agent notices and wraps up.
     assert_eq!(next_digit(&mut us).await, '3');
     let counters = phone.counters();
@@ -228,11 +228,11 @@ async fn pauses_go_through_the_hook() {
     config.hooks = Some(hooks.clone());
     let phone = AgentPhone::start(config, &bank()).await.unwrap();
     let (_leg_call, mut us) = answer(logged_in(&mut incoming, "agent3").await).await;
-    wait_state(&phone, AgentState::Ready).await;
+    wait_state(&phone, PhoneState::Ready).await;
     caller_talks(&us, 3);
     assert_eq!(next_digit(&mut us).await, '3');
-    wait_state(&phone, AgentState::Paused).await;
-    wait_state(&phone, AgentState::Ready).await;
+    wait_state(&phone, PhoneState::Paused).await;
+    wait_state(&phone, PhoneState::Ready).await;
     assert_eq!(
         *hooks.0.lock().unwrap(),
         ["agent3 paused: break", "agent3 resumed"]
@@ -253,7 +253,7 @@ async fn a_wrong_password_is_reported_and_retried_not_fatal() {
     })
     .await
     .expect("the refusal is counted");
-    assert_eq!(phone.state().0, AgentState::LoggedOut);
+    assert_eq!(phone.state().0, PhoneState::LoggedOut);
     assert!(phone.last_error().unwrap().contains("registration refused"));
     // Refused registrations never led to a call-in.
     assert!(
@@ -270,12 +270,12 @@ async fn the_dialer_hanging_up_the_leg_logs_the_agent_out_and_it_calls_in_again(
     config.reconnect = Some(Duration::from_millis(500));
     let phone = AgentPhone::start(config, &bank()).await.unwrap();
     let (leg_call, _us) = answer(logged_in(&mut incoming, "agent5").await).await;
-    wait_state(&phone, AgentState::Ready).await;
+    wait_state(&phone, PhoneState::Ready).await;
     leg_call.hangup();
     let again = timeout(WAIT, incoming.next_call()).await.unwrap().unwrap();
     assert_eq!(again.info().user.as_deref(), Some("agent5"));
     let (_leg_call, _us) = answer(again).await;
-    wait_state(&phone, AgentState::Ready).await;
+    wait_state(&phone, PhoneState::Ready).await;
     let counters = phone.counters();
     assert_eq!((counters.logins, counters.dialer_hangups), (2, 1));
 }

@@ -4,7 +4,7 @@
 
 mod support;
 
-use lab::{CallRecord, Carrier, CarrierConfig, Ending, Mix, Outcome, Override};
+use lab::{CallRecord, Callee, Carrier, CarrierConfig, Ending, Mix, Override};
 use media::Prompt;
 use media::detect::{SitCode, ToneEvent};
 use sip::{
@@ -21,13 +21,13 @@ use tokio::time::timeout;
 async fn carrier(credentials: Option<(&str, &str)>) -> Carrier {
     let mut config = CarrierConfig::new(bank());
     config.planner.behaviour = fast_behaviour();
-    config.planner.mix = Mix::only(Outcome::Unavailable);
+    config.planner.mix = Mix::only(Callee::Unavailable);
     config.planner.overrides = [
-        ("+12025551*", Outcome::Human),
-        ("+12025552*", Outcome::Machine),
-        ("+12025553*", Outcome::Busy),
-        ("+12025554*", Outcome::NoAnswer),
-        ("+12025555*", Outcome::Sit),
+        ("+12025551*", Callee::Human),
+        ("+12025552*", Callee::Machine),
+        ("+12025553*", Callee::Busy),
+        ("+12025554*", Callee::NoAnswer),
+        ("+12025555*", Callee::Sit),
     ]
     .iter()
     .map(|(pattern, outcome)| Override::new(pattern, *outcome).unwrap())
@@ -141,7 +141,7 @@ async fn a_person_answers_with_a_greeting_talks_and_hangs_up() {
         "{end:?}"
     );
     let record = record(&carrier, call.call_id()).await;
-    assert_eq!(record.plan.outcome, Outcome::Human);
+    assert_eq!(record.plan.outcome, Callee::Human);
     assert!(record.plan.forced);
     assert_eq!(record.ending, Ending::Callee { why: "talk done" });
     assert_eq!(record.number, "+12025551001");
@@ -213,7 +213,7 @@ async fn a_machine_beeps_then_records_the_message_left() {
     let end = until(&mut call, |e| matches!(e, CallEvent::Ended(_))).await;
     assert!(matches!(end.last(), Some(CallEvent::Ended(e)) if e.cause == EndCause::RemoteHangup));
     let record = record(&carrier, call.call_id()).await;
-    assert_eq!(record.plan.outcome, Outcome::Machine, "{beep:?}");
+    assert_eq!(record.plan.outcome, Callee::Machine, "{beep:?}");
     assert_eq!(
         record.ending,
         Ending::Callee {
@@ -376,7 +376,7 @@ async fn an_invalid_number_plays_sit_in_early_media_then_404() {
     us.aim(sdp);
     let events = until(&mut call, |e| matches!(e, CallEvent::Ended(_))).await;
     assert!(
-        matches!(events.last(), Some(CallEvent::Ended(e)) if e.code == Some(404) && e.outcome == sip::Outcome::NotFound),
+        matches!(events.last(), Some(CallEvent::Ended(e)) if e.code == Some(404) && e.outcome == sip::InviteResult::NotFound),
         "{events:?}"
     );
     // The tone detector a dialer runs on early media reads the code.

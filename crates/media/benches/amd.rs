@@ -7,7 +7,7 @@
 //! Cost: CPU time of the detectors alone per stream-second of audio (AMD, AMD + tones), and the
 //! number of concurrent 8 kHz streams one core could analyse at that cost.
 
-use media::detect::{Amd, AmdParams, AmdResult, Corpus, Report, Tones, Truth};
+use media::detect::{AmdDetector, AmdParams, AmdResult, Corpus, CorpusReport, Tones, Truth};
 use std::path::Path;
 use std::time::Instant;
 
@@ -27,8 +27,9 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let ours = Report::run(&AmdParams::default(), &corpus, &samples).expect("valid defaults");
-    let asterisk = Report::run(&AmdParams::asterisk(), &corpus, &samples).expect("valid baseline");
+    let ours = CorpusReport::run(&AmdParams::default(), &corpus, &samples).expect("valid defaults");
+    let asterisk =
+        CorpusReport::run(&AmdParams::asterisk(), &corpus, &samples).expect("valid baseline");
 
     println!("# AMD quality on {} clips", corpus.clips.len());
     for (split, what) in [
@@ -102,12 +103,12 @@ fn cost(samples: &[Vec<i16>]) {
                     ..AmdParams::default()
                 };
                 let mut count = 0u32;
-                let mut amd = Amd::new(params.clone()).expect("valid");
+                let mut amd = AmdDetector::new(params.clone()).expect("valid");
                 let mut ts = 0u32;
                 for packet in a.chunks(160) {
                     if amd.push(packet, ts).is_some() {
                         count += 1;
-                        amd = Amd::new(params.clone()).expect("valid");
+                        amd = AmdDetector::new(params.clone()).expect("valid");
                     }
                     ts = ts.wrapping_add(160);
                 }
@@ -118,12 +119,12 @@ fn cost(samples: &[Vec<i16>]) {
             "AMD (asterisk baseline)",
             Box::new(|a: &[i16]| {
                 let mut count = 0u32;
-                let mut amd = Amd::baseline();
+                let mut amd = AmdDetector::baseline();
                 let mut ts = 0u32;
                 for packet in a.chunks(160) {
                     if let Some(_v) = amd.push(packet, ts) {
                         count += 1;
-                        amd = Amd::baseline();
+                        amd = AmdDetector::baseline();
                     }
                     ts = ts.wrapping_add(160);
                 }
@@ -173,8 +174,8 @@ fn cost(samples: &[Vec<i16>]) {
     }
     println!(
         "\n({seconds:.0} s of corpus audio per run, 7 runs, median; \
-         memory per detector: Amd {} bytes, Tones {} bytes, no allocation per push)",
-        std::mem::size_of::<Amd>(),
+         memory per detector: AmdDetector {} bytes, Tones {} bytes, no allocation per push)",
+        std::mem::size_of::<AmdDetector>(),
         std::mem::size_of::<Tones>()
     );
 }

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicIsize, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use media::detect::{Amd, AmdParams, Channel, read_wav};
+use media::detect::{AmdDetector, AmdParams, Channel, read_wav};
 use media::rtp::{self, OutHeader};
 use media::{
     Bridge, Codec, Leg, LegEvents, LegOptions, MediaConfig, MediaRuntime, PortAllocator,
@@ -359,12 +359,12 @@ fn receive(streams: usize, secs: u64) -> Vec<Row> {
                 .unwrap();
                 // AMD on every stream, restarted after each verdict so its cost is always paid.
                 let params = AmdParams::default();
-                let mut amd = Amd::new(params.clone()).unwrap();
+                let mut amd = AmdDetector::new(params.clone()).unwrap();
                 let verdicts = v2.clone();
                 leg.set_listener(Some(Box::new(move |pcm: &[i16], ts: u32| {
                     if amd.push(pcm, ts).is_some() {
                         verdicts.fetch_add(1, Ordering::Relaxed);
-                        amd = Amd::new(params.clone()).unwrap();
+                        amd = AmdDetector::new(params.clone()).unwrap();
                     }
                 })));
                 legs.push(leg);

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use media::detect::{Amd, AmdParams, AmdResult, AmdVerdict, Channel, classify, read_wav};
+use media::detect::{AmdDetector, AmdParams, AmdResult, AmdVerdict, Channel, classify, read_wav};
 use media::{Bridge, Codec, LegOptions, MediaRuntime, PortAllocator, Recording, RemoteMedia};
 use testkit::sip_msg::Caller;
 use testkit::sipp::{self, Sipp};
@@ -68,7 +68,7 @@ async fn stream_clip(media: &MediaRuntime, samples: &[i16]) -> Option<(AmdVerdic
     let (caller, sipp_media) = Caller::invite(callee.addr(), leg.local_rtp_addr()).await;
     leg.set_remote(&RemoteMedia::new(sipp_media, Codec::Pcmu))
         .unwrap();
-    let amd = Arc::new(Mutex::new(Amd::new(AmdParams::default()).unwrap()));
+    let amd = Arc::new(Mutex::new(AmdDetector::new(AmdParams::default()).unwrap()));
     let heard = Arc::new(Mutex::new(Vec::<i16>::new()));
     let (verdict_tx, mut verdict_rx) = tokio::sync::mpsc::unbounded_channel();
     {

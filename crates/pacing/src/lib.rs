@@ -44,5 +44,5 @@ mod window;
 pub use config::{Config, ConfigError, MIN_RING, NO_LINE_CAP, Priors};
 pub use estimate::Estimates;
 pub use event::{AgentId, CallId, Decision, EndReason, Event, Reason};
-pub use pacer::{AbandonFigures, AgentCounts, CallCounts, Figures, ModelCheck, Pacer};
+pub use pacer::{AbandonFigures, AgentTally, CallTally, Figures, ModelCheck, Pacer};
 pub use window::HistoryBucket;

@@ -853,14 +853,14 @@ impl Pacer {
         Figures {
             mode: self.config.settings.mode,
             reason: self.last_reason,
-            agents: AgentCounts {
+            agents: AgentTally {
                 logged_in: self.agents.len() as u32,
                 ready: a[AgentState::Ready as usize],
                 talking: a[AgentState::Talking as usize],
                 wrap_up: a[AgentState::WrapUp as usize],
                 paused: a[AgentState::Paused as usize] + a[AgentState::NotReady as usize],
             },
-            calls: CallCounts {
+            calls: CallTally {
                 pending: self.pending.len() as u32,
                 dialing: c[CallState::Dialing as usize] + c[CallState::Cancelling as usize],
                 answered: c[CallState::Answered as usize],
@@ -895,7 +895,7 @@ impl Pacer {
 
 /// Agents by state.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct AgentCounts {
+pub struct AgentTally {
     /// Logged in, in any state.
     pub logged_in: u32,
     /// Waiting for a call.
@@ -910,7 +910,7 @@ pub struct AgentCounts {
 
 /// Calls by state.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CallCounts {
+pub struct CallTally {
     /// Asked for, not yet placed.
     pub pending: u32,
     /// Placed, not answered (dialing or ringing).
@@ -952,9 +952,9 @@ pub struct Figures {
     /// Why the last decision was what it was.
     pub reason: Option<Reason>,
     /// Agents by state.
-    pub agents: AgentCounts,
+    pub agents: AgentTally,
     /// Calls by state.
-    pub calls: CallCounts,
+    pub calls: CallTally,
     /// Live estimates.
     pub estimates: Estimates,
     /// Abandon accounting.

@@ -7,7 +7,7 @@
 //!     cargo bench -p sip --bench sip_load
 
 use sip::sdp::LocalMedia;
-use sip::{CallEvent, CallerId, Endpoint, EndpointConfig, OutboundCall, Outcome, TrunkConfig};
+use sip::{CallEvent, CallerId, Endpoint, EndpointConfig, InviteResult, OutboundCall, TrunkConfig};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use testkit::sipp::Sipp;
@@ -137,7 +137,7 @@ async fn run() {
     let mut failed = 0;
     while let Some(result) = done_rx.recv().await {
         let key = match result {
-            Ok((true, end)) if end.outcome == Outcome::Answered => {
+            Ok((true, end)) if end.outcome == InviteResult::Answered => {
                 "answered, hung up by us".to_owned()
             }
             Ok((_, end)) => {

@@ -60,12 +60,12 @@ impl Secret {
         Secret::Password(password.into())
     }
 
-    fn base_ha1(&self, algorithm: Algorithm, username: &str, realm: &str) -> String {
+    fn base_ha1(&self, algorithm: DigestAlgorithm, username: &str, realm: &str) -> String {
         match (self, algorithm) {
             (Secret::Password(password), _) => {
                 algorithm.hash(format!("{username}:{realm}:{password}").as_bytes())
             }
-            (Secret::Ha1 { md5, .. }, Algorithm::Md5 | Algorithm::Md5Sess) => {
+            (Secret::Ha1 { md5, .. }, DigestAlgorithm::Md5 | DigestAlgorithm::Md5Sess) => {
                 md5.to_ascii_lowercase()
             }
             (Secret::Ha1 { sha256, .. }, _) => sha256.to_ascii_lowercase(),
@@ -84,7 +84,7 @@ impl std::fmt::Debug for Secret {
 
 /// A digest hash algorithm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Algorithm {
+pub enum DigestAlgorithm {
     /// MD5 (the RFC 2617 default, what most phones speak).
     Md5,
     /// MD5-sess.
@@ -100,52 +100,54 @@ pub enum Algorithm {
 #[error("unknown digest algorithm `{0}` (known: MD5, MD5-sess, SHA-256, SHA-256-sess)")]
 pub struct UnknownAlgorithm(pub String);
 
-impl std::str::FromStr for Algorithm {
+impl std::str::FromStr for DigestAlgorithm {
     type Err = UnknownAlgorithm;
 
     fn from_str(token: &str) -> Result<Self, Self::Err> {
-        Algorithm::parse(token.trim()).ok_or_else(|| UnknownAlgorithm(token.to_owned()))
+        DigestAlgorithm::parse(token.trim()).ok_or_else(|| UnknownAlgorithm(token.to_owned()))
     }
 }
 
-impl Algorithm {
+impl DigestAlgorithm {
     /// The algorithm's token.
     pub fn as_str(self) -> &'static str {
         match self {
-            Algorithm::Md5 => "MD5",
-            Algorithm::Md5Sess => "MD5-sess",
-            Algorithm::Sha256 => "SHA-256",
-            Algorithm::Sha256Sess => "SHA-256-sess",
+            DigestAlgorithm::Md5 => "MD5",
+            DigestAlgorithm::Md5Sess => "MD5-sess",
+            DigestAlgorithm::Sha256 => "SHA-256",
+            DigestAlgorithm::Sha256Sess => "SHA-256-sess",
         }
     }
 
-    fn parse(token: &str) -> Option<Algorithm> {
+    fn parse(token: &str) -> Option<DigestAlgorithm> {
         [
-            Algorithm::Md5,
-            Algorithm::Md5Sess,
-            Algorithm::Sha256,
-            Algorithm::Sha256Sess,
+            DigestAlgorithm::Md5,
+            DigestAlgorithm::Md5Sess,
+            DigestAlgorithm::Sha256,
+            DigestAlgorithm::Sha256Sess,
         ]
         .into_iter()
         .find(|algorithm| algorithm.as_str().eq_ignore_ascii_case(token))
     }
 
     /// Every algorithm, in the order RFC 8760 prefers them (SHA-256 before MD5).
-    pub const ALL: [Algorithm; 4] = [
-        Algorithm::Sha256,
-        Algorithm::Sha256Sess,
-        Algorithm::Md5,
-        Algorithm::Md5Sess,
+    pub const ALL: [DigestAlgorithm; 4] = [
+        DigestAlgorithm::Sha256,
+        DigestAlgorithm::Sha256Sess,
+        DigestAlgorithm::Md5,
+        DigestAlgorithm::Md5Sess,
     ];
 
     fn is_sess(self) -> bool {
-        matches!(self, Algorithm::Md5Sess | Algorithm::Sha256Sess)
+        matches!(self, DigestAlgorithm::Md5Sess | DigestAlgorithm::Sha256Sess)
     }
 
     fn hash(self, data: &[u8]) -> String {
         match self {
-            Algorithm::Md5 | Algorithm::Md5Sess => hex::encode(Md5::digest(data)),
-            Algorithm::Sha256 | Algorithm::Sha256Sess => hex::encode(Sha256::digest(data)),
+            DigestAlgorithm::Md5 | DigestAlgorithm::Md5Sess => hex::encode(Md5::digest(data)),
+            DigestAlgorithm::Sha256 | DigestAlgorithm::Sha256Sess => {
+                hex::encode(Sha256::digest(data))
+            }
         }
     }
 }
@@ -258,7 +260,7 @@ pub struct Challenge {
     /// Opaque data to echo back.
     pub opaque: Option<String>,
     /// The hash algorithm.
-    pub algorithm: Algorithm,
+    pub algorithm: DigestAlgorithm,
     /// The qop we will use (`auth` preferred), `None` for the RFC 2069 form.
     pub qop: Option<Qop>,
     /// Whether the previous credentials failed only because the nonce was stale.
@@ -270,8 +272,8 @@ impl Challenge {
     pub fn parse(value: &str) -> Result<Challenge, DigestError> {
         let params = parse_params(value)?;
         let algorithm = match params.get("algorithm") {
-            None => Algorithm::Md5,
-            Some(token) => Algorithm::parse(token)
+            None => DigestAlgorithm::Md5,
+            Some(token) => DigestAlgorithm::parse(token)
                 .ok_or_else(|| DigestError::UnsupportedAlgorithm(token.clone()))?,
         };
         let qop = match params.get("qop") {
@@ -328,7 +330,7 @@ fn quote(value: &str) -> String {
 }
 
 fn response_digest(
-    algorithm: Algorithm,
+    algorithm: DigestAlgorithm,
     ha1: &str,
     nonce: &str,
     qop: Option<(Qop, &str, &str)>,
@@ -351,7 +353,7 @@ fn response_digest(
 }
 
 fn ha1(
-    algorithm: Algorithm,
+    algorithm: DigestAlgorithm,
     username: &str,
     realm: &str,
     secret: &Secret,
@@ -437,7 +439,7 @@ pub struct Server {
     realm: String,
     secret: [u8; 32],
     nonce_lifetime: u64,
-    algorithms: Vec<Algorithm>,
+    algorithms: Vec<DigestAlgorithm>,
     counts: HashMap<String, (u32, u64)>,
     last_prune: u64,
 }
@@ -445,7 +447,11 @@ pub struct Server {
 impl Server {
     /// A server for `realm` offering `algorithms` in that order of preference; nonces live
     /// `nonce_lifetime` seconds.
-    pub fn new(realm: impl Into<String>, algorithms: Vec<Algorithm>, nonce_lifetime: u64) -> Self {
+    pub fn new(
+        realm: impl Into<String>,
+        algorithms: Vec<DigestAlgorithm>,
+        nonce_lifetime: u64,
+    ) -> Self {
         Server {
             realm: realm.into(),
             secret: rand::random(),
@@ -515,8 +521,8 @@ impl Server {
             return Verdict::Refused("wrong realm");
         }
         let algorithm = match get("algorithm") {
-            None => Algorithm::Md5,
-            Some(token) => match Algorithm::parse(token) {
+            None => DigestAlgorithm::Md5,
+            Some(token) => match DigestAlgorithm::parse(token) {
                 Some(algorithm) if self.algorithms.contains(&algorithm) => algorithm,
                 _ => return Verdict::Refused("algorithm not offered"),
             },
@@ -635,7 +641,7 @@ mod tests {
              opaque=\"FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS\"",
         )
         .unwrap();
-        assert_eq!(challenge.algorithm, Algorithm::Sha256);
+        assert_eq!(challenge.algorithm, DigestAlgorithm::Sha256);
         let header = authorization(
             &challenge,
             &Credentials::new("Mufasa", "Circle of Life"),
@@ -655,7 +661,11 @@ mod tests {
 
     #[test]
     fn server_accepts_right_password_once_per_count() {
-        let mut server = Server::new("dialer", vec![Algorithm::Sha256, Algorithm::Md5], 300);
+        let mut server = Server::new(
+            "dialer",
+            vec![DigestAlgorithm::Sha256, DigestAlgorithm::Md5],
+            300,
+        );
         let lookup = |user: &str| (user == "agent1").then(|| Secret::password("secret"));
         for (index, value) in server.challenges(1_000, false).iter().enumerate() {
             let challenge = Challenge::parse(value).unwrap();
@@ -672,7 +682,7 @@ mod tests {
             );
             let expected = Verdict::Authenticated("agent1".into());
             if index == 0 {
-                assert_eq!(challenge.algorithm, Algorithm::Sha256);
+                assert_eq!(challenge.algorithm, DigestAlgorithm::Sha256);
             }
             assert_eq!(
                 server.verify(&good, "REGISTER", b"", 1_010, &lookup),
@@ -713,11 +723,15 @@ mod tests {
 
     #[test]
     fn stored_ha1_values_work_like_the_password() {
-        let mut server = Server::new("dialer", vec![Algorithm::Sha256, Algorithm::Md5], 300);
-        let ha1 = |algorithm: Algorithm| algorithm.hash(b"agent1:dialer:secret");
+        let mut server = Server::new(
+            "dialer",
+            vec![DigestAlgorithm::Sha256, DigestAlgorithm::Md5],
+            300,
+        );
+        let ha1 = |algorithm: DigestAlgorithm| algorithm.hash(b"agent1:dialer:secret");
         let stored = Secret::Ha1 {
-            md5: ha1(Algorithm::Md5),
-            sha256: ha1(Algorithm::Sha256),
+            md5: ha1(DigestAlgorithm::Md5),
+            sha256: ha1(DigestAlgorithm::Sha256),
         };
         let lookup = move |_: &str| Some(stored.clone());
         for (n, value) in server.challenges(10, false).iter().enumerate() {
@@ -741,7 +755,7 @@ mod tests {
     #[test]
     fn nonce_count_is_32_bits_and_does_not_wrap_at_255() {
         // rsip's helper keeps nc in a u8; ours counts on past 255 and the server accepts it.
-        let mut server = Server::new("dialer", vec![Algorithm::Md5], 300);
+        let mut server = Server::new("dialer", vec![DigestAlgorithm::Md5], 300);
         let lookup = |_: &str| Some(Secret::password("secret"));
         let challenge = Challenge::parse(&server.challenges(10, false)[0]).unwrap();
         for nc in [255, 256, 65_536, u32::MAX] {
@@ -770,7 +784,7 @@ mod tests {
             "Digest realm=\"r\", nonce=\"n\", algorithm=SHA-256-sess, qop=\"auth-int\"",
         )
         .unwrap();
-        assert_eq!(challenge.algorithm, Algorithm::Sha256Sess);
+        assert_eq!(challenge.algorithm, DigestAlgorithm::Sha256Sess);
         assert_eq!(challenge.qop, Some(Qop::AuthInt));
         let header = authorization(
             &challenge,
@@ -781,7 +795,7 @@ mod tests {
             1,
             "c",
         );
-        let h = |text: String| Algorithm::Sha256.hash(text.as_bytes());
+        let h = |text: String| DigestAlgorithm::Sha256.hash(text.as_bytes());
         let ha1 = h(format!("{}:n:c", h("u:r:p".into())));
         let ha2 = h(format!("INVITE:sip:x:{}", h("body".into())));
         let expected = h(format!("{ha1}:n:00000001:c:auth-int:{ha2}"));
@@ -794,12 +808,12 @@ mod tests {
 
     #[test]
     fn forged_nonces_are_refused() {
-        let mut server = Server::new("dialer", vec![Algorithm::Md5], 300);
+        let mut server = Server::new("dialer", vec![DigestAlgorithm::Md5], 300);
         let challenge = Challenge {
             realm: "dialer".into(),
             nonce: "5f5e100.00000000.000000000000000000000000".into(),
             opaque: None,
-            algorithm: Algorithm::Md5,
+            algorithm: DigestAlgorithm::Md5,
             qop: Some(Qop::Auth),
             stale: false,
         };

@@ -51,7 +51,7 @@ pub mod transport;
 mod types;
 
 pub use crate::core::{
-    AuthConfig, CallEnd, CallEvent, EndCause, IncomingInfo, Outcome, SecretLookup,
+    AuthConfig, CallEnd, CallEvent, EndCause, IncomingInfo, InviteResult, SecretLookup,
 };
 pub use digest::{Credentials, Secret};
 pub use endpoint::{

@@ -4,7 +4,7 @@
 use sip::sdp::{Codec, LocalMedia};
 use sip::{
     AuthConfig, CallEnd, CallEvent, CallerId, Credentials, EndCause, Endpoint, EndpointConfig,
-    IncomingEvent, OutboundCall, Outcome, RegistrationChange, TrunkConfig,
+    IncomingEvent, InviteResult, OutboundCall, RegistrationChange, TrunkConfig,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -118,7 +118,7 @@ async fn answered_call_streams_audio_to_our_offer_and_we_hang_up() {
     assert_eq!(
         end,
         CallEnd {
-            outcome: Outcome::Answered,
+            outcome: InviteResult::Answered,
             cause: EndCause::LocalHangup,
             code: Some(200)
         }
@@ -143,7 +143,7 @@ async fn answered_call_streams_audio_to_our_offer_and_we_hang_up() {
     assert_eq!(stats.transaction_timeouts, 0);
 }
 
-async fn refused(scenario: &str, expected: Outcome, code: u16, status: &str) {
+async fn refused(scenario: &str, expected: InviteResult, code: u16, status: &str) {
     let Some(sipp) = Sipp::carrier(scenario, "u1", 1, &[]) else {
         return;
     };
@@ -169,12 +169,18 @@ async fn refused(scenario: &str, expected: Outcome, code: u16, status: &str) {
 
 #[tokio::test]
 async fn busy_callee() {
-    refused("carrier_busy.xml", Outcome::Busy, 486, ">486").await;
+    refused("carrier_busy.xml", InviteResult::Busy, 486, ">486").await;
 }
 
 #[tokio::test]
 async fn carrier_unavailable() {
-    refused("carrier_unavailable.xml", Outcome::Unavailable, 503, ">503").await;
+    refused(
+        "carrier_unavailable.xml",
+        InviteResult::Unavailable,
+        503,
+        ">503",
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -361,7 +367,10 @@ async fn answered_call_over_tcp() {
     assert_eq!(labels(&events), ["100", "180", "answered"]);
     tokio::time::sleep(Duration::from_millis(300)).await;
     call.hangup();
-    assert_eq!(call.wait_end().await.unwrap().outcome, Outcome::Answered);
+    assert_eq!(
+        call.wait_end().await.unwrap().outcome,
+        InviteResult::Answered
+    );
     sipp.finish()
         .await
         .assert(&["<INVITE", ">100", ">180", ">200", "<ACK", "<BYE", ">200"]);
@@ -399,7 +408,7 @@ From: <sip:a@b>;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: q\r\nCSeq: 1 OPTIONS\r\nConte
         .unwrap();
     let (_rtp, media) = media_socket().await;
     let mut call = endpoint.dial(&trunk, outbound(media, WAIT)).await.unwrap();
-    assert_eq!(call.wait_end().await.unwrap().outcome, Outcome::Busy);
+    assert_eq!(call.wait_end().await.unwrap().outcome, InviteResult::Busy);
     sipp.finish()
         .await
         .assert(&["<INVITE", ">100", ">486", "<ACK"]);
@@ -420,7 +429,7 @@ async fn an_agent_phone_registers_and_calls_in() {
     let mut config = EndpointConfig::udp("127.0.0.1:0".parse().unwrap());
     let mut auth = AuthConfig::new("dialer.test", secrets);
     // sipp only speaks MD5 and reads only the first challenge header.
-    auth.algorithms = vec![sip::digest::Algorithm::Md5];
+    auth.algorithms = vec![sip::digest::DigestAlgorithm::Md5];
     config.auth = Some(auth);
     let (endpoint, mut incoming) = Endpoint::bind(config).await.unwrap();
     let dialer = endpoint.local_addr(sip::Transport::Udp).unwrap();

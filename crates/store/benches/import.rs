@@ -128,7 +128,7 @@ fn main() {
     let options = options();
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("list.csv");
-    let mix = store::sample::Mix {
+    let mix = store::sample::ListShape {
         rows: options.rows,
         ..Default::default()
     };

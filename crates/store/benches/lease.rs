@@ -160,7 +160,7 @@ fn main() {
     let options = options();
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("contacts.csv");
-    let mix = store::sample::Mix {
+    let mix = store::sample::ListShape {
         rows: options.contacts,
         bad: 0.0,
         duplicates: 0.0,

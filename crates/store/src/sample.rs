@@ -8,7 +8,7 @@ use std::io::{self, Write};
 
 /// What to put in a generated list.
 #[derive(Debug, Clone, Copy)]
-pub struct Mix {
+pub struct ListShape {
     /// Data rows to write.
     pub rows: u64,
     /// Share of rows that are broken (0.02 = 2%).
@@ -19,7 +19,7 @@ pub struct Mix {
     pub seed: u64,
 }
 
-impl Default for Mix {
+impl Default for ListShape {
     fn default() -> Self {
         Self {
             rows: 1000,
@@ -108,7 +108,7 @@ fn format_us(
 }
 
 /// Writes a CSV call list (`first_name,last_name,phone,city,account`) to `out`.
-pub fn write_csv(mut out: impl Write, mix: &Mix) -> io::Result<Written> {
+pub fn write_csv(mut out: impl Write, mix: &ListShape) -> io::Result<Written> {
     let mut rng = Rng(mix.seed.max(1));
     let mut written = Written::default();
     writeln!(out, "first_name,last_name,phone,city,account")?;
@@ -169,9 +169,9 @@ mod tests {
     fn same_seed_same_file() {
         let mut a = Vec::new();
         let mut b = Vec::new();
-        let mix = Mix {
+        let mix = ListShape {
             rows: 500,
-            ..Mix::default()
+            ..ListShape::default()
         };
         let wa = write_csv(&mut a, &mix).unwrap();
         write_csv(&mut b, &mix).unwrap();

@@ -138,7 +138,7 @@ on_both!(a_broken_file_reports_every_bad_row);
 async fn a_generated_list_imports_with_the_expected_counts(store: Store) {
     let c = campaign(&store, "generated", "").await;
     let mut csv = Vec::new();
-    let mix = store::sample::Mix {
+    let mix = store::sample::ListShape {
         rows: 5000,
         ..Default::default()
     };
@@ -695,7 +695,7 @@ on_both!(agents_store_digest_credentials);
 /// Imports `rows` generated contacts (no bad rows, no duplicates) into campaign `id`.
 async fn import_sample(store: &Store, id: i64, rows: u64, seed: u64) -> store::ImportSummary {
     let mut csv = Vec::new();
-    let mix = store::sample::Mix {
+    let mix = store::sample::ListShape {
         rows,
         bad: 0.0,
         duplicates: 0.0,

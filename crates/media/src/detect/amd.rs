@@ -2,7 +2,7 @@
 //! timestamps, returning a verdict once it has one.
 
 use super::frame::{FRAME_MS, Frame, FrameCutter, StreamClock};
-use super::params::{Algorithm, AmdParams, ParamError};
+use super::params::{AmdAlgorithm, AmdParams, ParamError};
 use super::tones::{ToneEvent, ToneParams, ToneTracker};
 use serde::{Deserialize, Serialize};
 use std::ops::ControlFlow;
@@ -122,7 +122,7 @@ pub struct AmdVerdict {
 /// Answering-machine detector for one call. Feed it the callee's audio from the answer on; it
 /// returns a verdict once, then ignores further audio. No allocation after construction.
 #[derive(Debug, Clone)]
-pub struct Amd {
+pub struct AmdDetector {
     params: AmdParams,
     clock: StreamClock,
     cutter: FrameCutter,
@@ -138,18 +138,18 @@ enum State {
     Asterisk(Asterisk),
 }
 
-impl Amd {
+impl AmdDetector {
     /// A detector with the given parameters, checked first.
     pub fn new(params: AmdParams) -> Result<Self, ParamError> {
         params.validate()?;
         let state = match params.algorithm {
-            Algorithm::Adaptive => State::Adaptive(Adaptive::new(&params)),
-            Algorithm::Asterisk => State::Asterisk(Asterisk::default()),
+            AmdAlgorithm::Adaptive => State::Adaptive(Adaptive::new(&params)),
+            AmdAlgorithm::Asterisk => State::Asterisk(Asterisk::default()),
         };
-        let tones = (params.algorithm == Algorithm::Adaptive && params.tones_are_machine)
+        let tones = (params.algorithm == AmdAlgorithm::Adaptive && params.tones_are_machine)
             .then(|| ToneTracker::new(ToneParams::default()));
-        let full = params.algorithm == Algorithm::Adaptive;
-        Ok(Amd {
+        let full = params.algorithm == AmdAlgorithm::Adaptive;
+        Ok(AmdDetector {
             params,
             clock: StreamClock::default(),
             cutter: FrameCutter::new(full),
@@ -162,7 +162,7 @@ impl Amd {
 
     /// The Asterisk `app_amd` algorithm with its default parameters: the baseline to compare with.
     pub fn baseline() -> Self {
-        Amd {
+        AmdDetector {
             params: AmdParams::asterisk(),
             clock: StreamClock::default(),
             cutter: FrameCutter::new(false),
@@ -196,7 +196,7 @@ impl Amd {
             return None;
         }
         let place = self.clock.place(rtp_timestamp, samples.len());
-        let Amd {
+        let AmdDetector {
             params,
             cutter,
             tones,
@@ -639,7 +639,7 @@ mod tests {
         (0..ms * 8).map(|n| ((n * 7919) % 17) as i16 - 8).collect()
     }
 
-    fn run(amd: &mut Amd, parts: &[Vec<i16>]) -> AmdVerdict {
+    fn run(amd: &mut AmdDetector, parts: &[Vec<i16>]) -> AmdVerdict {
         let audio: Vec<i16> = parts.concat();
         let mut ts = 4_000_000_000u32;
         for packet in audio.chunks(160) {
@@ -651,13 +651,13 @@ mod tests {
         amd.finish()
     }
 
-    fn adaptive() -> Amd {
-        Amd::new(AmdParams::default()).unwrap()
+    fn adaptive() -> AmdDetector {
+        AmdDetector::new(AmdParams::default()).unwrap()
     }
 
     #[test]
     fn short_hello_then_silence_is_human_with_greeting_end() {
-        for mut amd in [adaptive(), Amd::baseline()] {
+        for mut amd in [adaptive(), AmdDetector::baseline()] {
             let v = run(&mut amd, &[quiet(400), talk(500, 8000.0), quiet(3000)]);
             assert_eq!(v.result, AmdResult::Human, "{v:?}");
             assert_eq!(v.cause, AmdCause::Human);
@@ -675,7 +675,10 @@ mod tests {
     fn continuous_talk_is_machine() {
         let v = run(&mut adaptive(), &[quiet(300), talk(6000, 8000.0)]);
         assert_eq!(v.result, AmdResult::Machine, "{v:?}");
-        let v = run(&mut Amd::baseline(), &[quiet(300), talk(6000, 8000.0)]);
+        let v = run(
+            &mut AmdDetector::baseline(),
+            &[quiet(300), talk(6000, 8000.0)],
+        );
         assert_eq!(v.result, AmdResult::Machine, "{v:?}");
     }
 
@@ -699,7 +702,7 @@ mod tests {
         let parts = [quiet(300), talk(600, 400.0), quiet(3000)];
         let v = run(&mut adaptive(), &parts);
         assert_eq!(v.result, AmdResult::Human, "{v:?}");
-        let v = run(&mut Amd::baseline(), &parts);
+        let v = run(&mut AmdDetector::baseline(), &parts);
         assert_eq!(v.result, AmdResult::Machine, "{v:?}");
         assert_eq!(v.cause, AmdCause::InitialSilence);
     }
@@ -780,7 +783,7 @@ mod tests {
         let w = || talk(200, 8000.0);
         let gap = || vec![0i16; 1600];
         let v = run(
-            &mut Amd::baseline(),
+            &mut AmdDetector::baseline(),
             &[quiet(500), w(), gap(), w(), gap(), w(), quiet(2000)],
         );
         assert_eq!(
@@ -827,7 +830,7 @@ mod tests {
 
     #[test]
     fn bad_parameters_are_refused() {
-        let err = Amd::new(AmdParams {
+        let err = AmdDetector::new(AmdParams {
             greeting_ms: 0,
             ..AmdParams::default()
         })

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::amd::{Amd, AmdResult, AmdVerdict};
+use super::amd::{AmdDetector, AmdResult, AmdVerdict};
 use super::params::{AmdParams, ParamError};
 use super::wav::{Channel, WavError, read_wav};
 
@@ -160,7 +160,7 @@ impl Corpus {
 
 /// Runs a detector over a whole recording in 20 ms packets, as it would hear it from RTP.
 pub fn classify(params: &AmdParams, samples: &[i16]) -> Result<AmdVerdict, ParamError> {
-    let mut amd = Amd::new(params.clone())?;
+    let mut amd = AmdDetector::new(params.clone())?;
     let mut timestamp = 0u32;
     for packet in samples.chunks(160) {
         if let Some(v) = amd.push(packet, timestamp) {
@@ -173,7 +173,7 @@ pub fn classify(params: &AmdParams, samples: &[i16]) -> Result<AmdVerdict, Param
 
 /// One clip's outcome.
 #[derive(Debug, Clone, Serialize)]
-pub struct Outcome {
+pub struct ClipVerdict {
     /// The clip.
     pub clip: Clip,
     /// What the detector said.
@@ -182,9 +182,9 @@ pub struct Outcome {
 
 /// Results of one detector over a corpus (or a part of it).
 #[derive(Debug, Clone, Default)]
-pub struct Report {
+pub struct CorpusReport {
     /// Every clip's outcome.
-    pub outcomes: Vec<Outcome>,
+    pub outcomes: Vec<ClipVerdict>,
 }
 
 const RESULTS: [AmdResult; 4] = [
@@ -194,30 +194,30 @@ const RESULTS: [AmdResult; 4] = [
     AmdResult::Hangup,
 ];
 
-impl Report {
+impl CorpusReport {
     /// Runs `params` over the corpus (samples as from [`Corpus::read_all`]).
     pub fn run(
         params: &AmdParams,
         corpus: &Corpus,
         samples: &[Vec<i16>],
-    ) -> Result<Report, ParamError> {
+    ) -> Result<CorpusReport, ParamError> {
         let outcomes = corpus
             .clips
             .iter()
             .zip(samples)
             .map(|(clip, s)| {
-                Ok(Outcome {
+                Ok(ClipVerdict {
                     clip: clip.clone(),
                     verdict: classify(params, s)?,
                 })
             })
             .collect::<Result<_, ParamError>>()?;
-        Ok(Report { outcomes })
+        Ok(CorpusReport { outcomes })
     }
 
     /// The outcomes of one split (`train`, `test`), or all for `None`.
-    pub fn split(&self, split: Option<&str>) -> Report {
-        Report {
+    pub fn split(&self, split: Option<&str>) -> CorpusReport {
+        CorpusReport {
             outcomes: self
                 .outcomes
                 .iter()
@@ -354,7 +354,7 @@ impl Report {
     }
 
     /// The clips classified wrongly (a person as a machine, a machine as anything else).
-    pub fn errors(&self) -> impl Iterator<Item = &Outcome> {
+    pub fn errors(&self) -> impl Iterator<Item = &ClipVerdict> {
         self.outcomes.iter().filter(|o| match o.clip.truth {
             Truth::Human => o.verdict.result == AmdResult::Machine,
             Truth::Machine => o.verdict.result != AmdResult::Machine,
@@ -374,8 +374,8 @@ mod tests {
         let corpus = Corpus::load(&dir).unwrap();
         assert!(corpus.clips.len() >= 200, "{} clips", corpus.clips.len());
         let samples = corpus.read_all().unwrap();
-        let ours = Report::run(&AmdParams::default(), &corpus, &samples).unwrap();
-        let baseline = Report::run(&AmdParams::asterisk(), &corpus, &samples).unwrap();
+        let ours = CorpusReport::run(&AmdParams::default(), &corpus, &samples).unwrap();
+        let baseline = CorpusReport::run(&AmdParams::asterisk(), &corpus, &samples).unwrap();
         for split in ["train", "test"] {
             let r = ours.split(Some(split));
             assert!(

@@ -5,15 +5,15 @@
 //! allocate nothing after construction and do a few multiply-adds per sample, so one core runs
 //! thousands of them.
 //!
-//! - [`Amd`] tells a live person from an answering machine: [`AmdParams`] holds every Asterisk
-//!   `app_amd` parameter plus ours; [`Amd::baseline`] runs the Asterisk algorithm itself for
+//! - [`AmdDetector`] tells a live person from an answering machine: [`AmdParams`] holds every Asterisk
+//!   `app_amd` parameter plus ours; [`AmdDetector::baseline`] runs the Asterisk algorithm itself for
 //!   comparison. `docs/amd.md` describes the algorithm and its measured quality.
 //! - [`Tones`] reports special information tones ([`SitCode`]), the voicemail beep and fax tones.
 //!
 //! ```
-//! use media::detect::{Amd, AmdParams, AmdResult};
+//! use media::detect::{AmdDetector, AmdParams, AmdResult};
 //!
-//! let mut amd = Amd::new(AmdParams::default()).unwrap();
+//! let mut amd = AmdDetector::new(AmdParams::default()).unwrap();
 //! let mut timestamp = 0u32;
 //! let mut verdict = None;
 //! // Ten seconds of a silent line, in 20 ms packets.
@@ -35,9 +35,9 @@ mod params;
 mod tones;
 mod wav;
 
-pub use amd::{Amd, AmdCause, AmdResult, AmdVerdict};
-pub use corpus::{Clip, Corpus, CorpusError, Outcome, Report, Truth, classify};
+pub use amd::{AmdCause, AmdDetector, AmdResult, AmdVerdict};
+pub use corpus::{Clip, ClipVerdict, Corpus, CorpusError, CorpusReport, Truth, classify};
 pub use frame::SAMPLE_RATE;
-pub use params::{Algorithm, AmdParams, ParamError};
+pub use params::{AmdAlgorithm, AmdParams, ParamError};
 pub use tones::{FaxTone, SitCode, ToneEvent, ToneParams, Tones};
 pub use wav::{Channel, WavError, read_wav};

@@ -2,10 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Which decision procedure [`crate::detect::Amd`] runs.
+/// Which decision procedure [`crate::detect::AmdDetector`] runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
-pub enum Algorithm {
+pub enum AmdAlgorithm {
     /// Ours: adaptive noise floor, utterance lengths and pauses instead of a word count, beeps.
     #[default]
     Adaptive,
@@ -19,7 +19,7 @@ pub enum Algorithm {
 #[serde(default, deny_unknown_fields)]
 pub struct AmdParams {
     /// Decision procedure: `adaptive` (default) or `asterisk`.
-    pub algorithm: Algorithm,
+    pub algorithm: AmdAlgorithm,
     /// Silence before any speech that makes the call a MACHINE (Asterisk `initial_silence`).
     pub initial_silence_ms: u32,
     /// Longest greeting a person gives; longer is a MACHINE (Asterisk `greeting`). The adaptive
@@ -70,7 +70,7 @@ impl Default for AmdParams {
     /// at a slow pace runs to 2.4 s, counted from the first word with pauses).
     fn default() -> Self {
         AmdParams {
-            algorithm: Algorithm::Adaptive,
+            algorithm: AmdAlgorithm::Adaptive,
             initial_silence_ms: 2500,
             greeting_ms: 2500,
             after_greeting_silence_ms: 800,
@@ -141,7 +141,7 @@ impl AmdParams {
     /// The Asterisk `app_amd` algorithm with its default `amd.conf`, for side-by-side comparison.
     pub fn asterisk() -> Self {
         AmdParams {
-            algorithm: Algorithm::Asterisk,
+            algorithm: AmdAlgorithm::Asterisk,
             greeting_ms: 1500,
             ..AmdParams::default()
         }
@@ -385,7 +385,7 @@ mod tests {
     fn toml_table_with_defaults_and_errors_naming_the_parameter() {
         let p: AmdParams = toml::from_str("greeting_ms = 2000\nalgorithm = \"asterisk\"").unwrap();
         assert_eq!(p.greeting_ms, 2000);
-        assert_eq!(p.algorithm, Algorithm::Asterisk);
+        assert_eq!(p.algorithm, AmdAlgorithm::Asterisk);
         assert_eq!(p.initial_silence_ms, 2500);
 
         let err = toml::from_str::<AmdParams>("greting_ms = 2000").unwrap_err();
@@ -423,7 +423,7 @@ mod tests {
         p.set("algorithm", "asterisk").unwrap();
         p.set("greeting", "1800ms").unwrap();
         p.set("after_greeting_silence_ms", "700").unwrap();
-        assert_eq!(p.algorithm, Algorithm::Asterisk);
+        assert_eq!(p.algorithm, AmdAlgorithm::Asterisk);
         assert_eq!((p.greeting_ms, p.after_greeting_silence_ms), (1800, 700));
         assert!(
             p.set("greeting_ms", "long")

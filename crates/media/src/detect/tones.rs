@@ -367,7 +367,7 @@ impl ToneTracker {
     }
 }
 
-/// A tone detector for one stream, fed like [`crate::detect::Amd`]: 8 kHz linear PCM with RTP
+/// A tone detector for one stream, fed like [`crate::detect::AmdDetector`]: 8 kHz linear PCM with RTP
 /// timestamps. Run it on early media (for SIT) and after answer (SIT, beep, fax).
 #[derive(Debug, Clone)]
 pub struct Tones {

@@ -41,7 +41,7 @@ pub struct InviteSpec {
 
 /// How a call ended, in the few cases the campaign engine acts on.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum InviteResult {
     /// A 2xx: someone (or something) picked up.
     Answered,
     /// 486 Busy Here, 600 Busy Everywhere.
@@ -65,17 +65,17 @@ pub enum Outcome {
     },
 }
 
-impl Outcome {
+impl InviteResult {
     /// The outcome a final response status means.
-    pub fn from_status(code: u16, reason: &str) -> Outcome {
+    pub fn from_status(code: u16, reason: &str) -> InviteResult {
         match code {
-            200..=299 => Outcome::Answered,
-            486 | 600 => Outcome::Busy,
-            408 => Outcome::NoAnswer,
-            403 | 603 => Outcome::Rejected,
-            404 | 410 | 484 | 604 => Outcome::NotFound,
-            480 | 502 | 503 | 504 => Outcome::Unavailable,
-            code => Outcome::Failed {
+            200..=299 => InviteResult::Answered,
+            486 | 600 => InviteResult::Busy,
+            408 => InviteResult::NoAnswer,
+            403 | 603 => InviteResult::Rejected,
+            404 | 410 | 484 | 604 => InviteResult::NotFound,
+            480 | 502 | 503 | 504 => InviteResult::Unavailable,
+            code => InviteResult::Failed {
                 code,
                 reason: reason.to_owned(),
             },
@@ -110,7 +110,7 @@ pub enum EndCause {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallEnd {
     /// What the call came to.
-    pub outcome: Outcome,
+    pub outcome: InviteResult,
     /// What ended it.
     pub cause: EndCause,
     /// The final status of the INVITE, if one was received or sent.
@@ -327,7 +327,7 @@ pub(crate) struct Call {
     /// UAC: the INVITE last sent, until its final response (for CANCEL and retries).
     invite: Option<rsip::Request>,
     cancel: Cancel,
-    cancel_reason: (Outcome, EndCause),
+    cancel_reason: (InviteResult, EndCause),
     cancel_tx: Option<TxId>,
     cancel_deadline: Option<Instant>,
     ring_timeout: Option<Duration>,
@@ -369,7 +369,7 @@ impl Call {
             invite_tx: None,
             invite: None,
             cancel: Cancel::No,
-            cancel_reason: (Outcome::Cancelled, EndCause::LocalHangup),
+            cancel_reason: (InviteResult::Cancelled, EndCause::LocalHangup),
             cancel_tx: None,
             cancel_deadline: None,
             ring_timeout: None,
@@ -635,7 +635,7 @@ impl Call {
         ctx.unindex_dialog(&self.dialog.call_id, &self.dialog.local_tag);
     }
 
-    fn end(&mut self, ctx: &mut Ctx, outcome: Outcome, cause: EndCause, code: Option<u16>) {
+    fn end(&mut self, ctx: &mut Ctx, outcome: InviteResult, cause: EndCause, code: Option<u16>) {
         self.phase = Phase::Ended;
         self.ring_deadline = None;
         self.cancel_deadline = None;
@@ -824,9 +824,9 @@ impl Call {
         &mut self,
         ctx: &mut Ctx,
         now: Instant,
-        reason: Option<(Outcome, EndCause)>,
+        reason: Option<(InviteResult, EndCause)>,
     ) {
-        let reason = reason.unwrap_or((Outcome::Cancelled, EndCause::LocalHangup));
+        let reason = reason.unwrap_or((InviteResult::Cancelled, EndCause::LocalHangup));
         match self.phase {
             Phase::Calling => {
                 if self.cancel != Cancel::No {
@@ -850,11 +850,21 @@ impl Call {
             Phase::AwaitingAck => {
                 // RFC 3261 15.1.1: no BYE before the ACK (or its timeout).
                 self.hangup_on_ack = true;
-                self.end(ctx, Outcome::Answered, EndCause::LocalHangup, Some(200));
+                self.end(
+                    ctx,
+                    InviteResult::Answered,
+                    EndCause::LocalHangup,
+                    Some(200),
+                );
             }
             Phase::Confirmed => {
                 self.send_bye(ctx, now);
-                self.end(ctx, Outcome::Answered, EndCause::LocalHangup, Some(200));
+                self.end(
+                    ctx,
+                    InviteResult::Answered,
+                    EndCause::LocalHangup,
+                    Some(200),
+                );
             }
             Phase::Ended => {}
         }
@@ -865,7 +875,11 @@ impl Call {
         if self.ring_deadline.is_some_and(|at| at <= now) {
             self.ring_deadline = None;
             tracing::debug!(call = self.key.0, "ring timeout");
-            self.hangup(ctx, now, Some((Outcome::NoAnswer, EndCause::RingTimeout)));
+            self.hangup(
+                ctx,
+                now,
+                Some((InviteResult::NoAnswer, EndCause::RingTimeout)),
+            );
         }
         if self.cancel_deadline.is_some_and(|at| at <= now) {
             self.cancel_deadline = None;
@@ -888,7 +902,12 @@ impl Call {
             } else {
                 tracing::info!(call = self.key.0, call_id = %self.dialog.call_id, "session expired without refresh");
                 self.send_bye(ctx, now);
-                self.end(ctx, Outcome::Answered, EndCause::SessionExpired, Some(200));
+                self.end(
+                    ctx,
+                    InviteResult::Answered,
+                    EndCause::SessionExpired,
+                    Some(200),
+                );
             }
         }
         if self.refresh_retry_at.is_some_and(|at| at <= now) {
@@ -988,7 +1007,10 @@ impl Call {
                 } else if self.cancel != Cancel::No {
                     (self.cancel_reason.0.clone(), EndCause::Rejected)
                 } else {
-                    (Outcome::from_status(status, &reason), EndCause::Rejected)
+                    (
+                        InviteResult::from_status(status, &reason),
+                        EndCause::Rejected,
+                    )
                 };
                 self.end(ctx, outcome, cause, Some(status));
             }
@@ -1210,7 +1232,12 @@ impl Call {
                 if status == 408 {
                     self.send_bye(ctx, now);
                 }
-                self.end(ctx, Outcome::Answered, EndCause::SessionExpired, Some(200));
+                self.end(
+                    ctx,
+                    InviteResult::Answered,
+                    EndCause::SessionExpired,
+                    Some(200),
+                );
             }
             491 => {
                 // RFC 3261 14.1: glare; retry after 2.1 to 4 s.
@@ -1258,7 +1285,7 @@ impl Call {
             let outcome = if self.cancel != Cancel::No {
                 self.cancel_reason.0.clone()
             } else {
-                Outcome::Failed {
+                InviteResult::Failed {
                     code,
                     reason: reason.to_owned(),
                 }
@@ -1268,7 +1295,12 @@ impl Call {
             && self.phase == Phase::Confirmed
         {
             self.send_bye(ctx, now);
-            self.end(ctx, Outcome::Answered, EndCause::SessionExpired, Some(200));
+            self.end(
+                ctx,
+                InviteResult::Answered,
+                EndCause::SessionExpired,
+                Some(200),
+            );
         }
         ctx.schedule_call(self.deadline(), self.key);
     }
@@ -1309,9 +1341,14 @@ impl Call {
                 match self.phase {
                     Phase::Ended => {}
                     Phase::Calling | Phase::Offered => {
-                        self.end(ctx, Outcome::Cancelled, EndCause::RemoteHangup, None);
+                        self.end(ctx, InviteResult::Cancelled, EndCause::RemoteHangup, None);
                     }
-                    _ => self.end(ctx, Outcome::Answered, EndCause::RemoteHangup, Some(200)),
+                    _ => self.end(
+                        ctx,
+                        InviteResult::Answered,
+                        EndCause::RemoteHangup,
+                        Some(200),
+                    ),
                 }
             }
             Method::Invite | Method::Update => {
@@ -1507,7 +1544,7 @@ impl Call {
             Phase::AwaitingAck => {
                 self.phase = Phase::Confirmed;
                 self.send_bye(ctx, now);
-                self.end(ctx, Outcome::Answered, EndCause::NoAck, Some(200));
+                self.end(ctx, InviteResult::Answered, EndCause::NoAck, Some(200));
             }
             _ if hangup => self.send_bye(ctx, now),
             _ => {}
@@ -1521,7 +1558,12 @@ impl Call {
         }
         let tag = self.dialog.local_tag.clone();
         ctx.respond_code(now, invite_tx, 487, Some(&tag), Vec::new());
-        self.end(ctx, Outcome::Cancelled, EndCause::RemoteCancel, Some(487));
+        self.end(
+            ctx,
+            InviteResult::Cancelled,
+            EndCause::RemoteCancel,
+            Some(487),
+        );
     }
 
     /// A provisional response on an incoming call; with `media`, a 183 carrying our answer
@@ -1611,7 +1653,7 @@ impl Call {
                     ctx.respond_code(now, tx, 488, Some(&tag), Vec::new());
                     self.end(
                         ctx,
-                        Outcome::Failed {
+                        InviteResult::Failed {
                             code: 488,
                             reason: "Not Acceptable Here".into(),
                         },
@@ -1697,7 +1739,7 @@ impl Call {
         let reason = message::reason_phrase(code);
         self.end(
             ctx,
-            Outcome::from_status(code, reason),
+            InviteResult::from_status(code, reason),
             EndCause::LocalHangup,
             Some(code),
         );

@@ -19,9 +19,9 @@
 
 mod call;
 
-pub use call::{CallEnd, CallEvent, EndCause, IncomingInfo, InviteSpec, Outcome};
+pub use call::{CallEnd, CallEvent, EndCause, IncomingInfo, InviteResult, InviteSpec};
 
-use crate::digest::{self, Algorithm, Challenge, Credentials, Secret, Verdict};
+use crate::digest::{self, Challenge, Credentials, DigestAlgorithm, Secret, Verdict};
 use crate::message::{self, Invalid, Limits, Message, make_header, response_bytes, response_to};
 use crate::registrar::{
     Binding, ContactRequest, RegisterRefusal, Registrar, RegistrarConfig, RegistrationChange,
@@ -65,7 +65,7 @@ pub struct AuthConfig {
     /// Where agents' secrets come from. HA1 values must have been computed with `realm`.
     pub secrets: Arc<dyn SecretLookup>,
     /// Algorithms offered, preferred first (one challenge header each).
-    pub algorithms: Vec<Algorithm>,
+    pub algorithms: Vec<DigestAlgorithm>,
     /// How long a nonce stays valid before a `stale=true` re-challenge.
     pub nonce_lifetime: Duration,
     /// Sources whose INVITEs need no authentication (a carrier delivering inbound calls).
@@ -78,7 +78,7 @@ impl AuthConfig {
         AuthConfig {
             realm: realm.into(),
             secrets,
-            algorithms: vec![Algorithm::Sha256, Algorithm::Md5],
+            algorithms: vec![DigestAlgorithm::Sha256, DigestAlgorithm::Md5],
             nonce_lifetime: Duration::from_secs(300),
             trusted: Vec::new(),
         }
