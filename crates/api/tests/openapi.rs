@@ -6,6 +6,8 @@
 //! The Python tools are found on `PATH`; when one is missing the test skips with a notice,
 //! or fails under CI (`testkit::missing`).
 
+mod support;
+
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -65,16 +67,7 @@ fn every_operation_and_answer_is_described() {
 /// `CampaignSpec`; so is a pacing patch against `PacingPatch`.
 #[test]
 fn campaign_files_are_valid_against_the_document() {
-    let doc = serde_json::to_value(api::openapi()).expect("the document serialises");
-    let validator = |name: &str| {
-        let schema = serde_json::json!({
-            "$ref": format!("#/components/schemas/{name}"),
-            "components": doc["components"],
-        });
-        jsonschema::draft202012::new(&schema)
-            .unwrap_or_else(|err| panic!("schema `{name}` does not compile: {err}"))
-    };
-    let spec_schema = validator("CampaignSpec");
+    let spec_schema = support::validator("CampaignSpec");
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../campaigns");
     let mut checked = 0;
     for entry in std::fs::read_dir(&dir).expect("campaigns/") {
@@ -100,9 +93,9 @@ fn campaign_files_are_valid_against_the_document() {
         ..Default::default()
     };
     let value = serde_json::to_value(&patch).expect("a patch serialises");
-    assert!(validator("PacingPatch").is_valid(&value), "{value}");
+    support::valid_as("PacingPatch", &value);
     assert!(
-        !validator("PacingPatch").is_valid(&serde_json::json!({"max_ratio": "x"})),
+        !support::validator("PacingPatch").is_valid(&serde_json::json!({"max_ratio": "x"})),
         "a string ratio passes the document"
     );
 }

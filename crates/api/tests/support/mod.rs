@@ -222,7 +222,8 @@ pub fn valid_as(name: &str, value: &Value) {
     );
 }
 
-fn validator(name: &str) -> Arc<jsonschema::Validator> {
+/// A validator of `#/components/schemas/{name}` of the API's document (compiled once per name).
+pub fn validator(name: &str) -> Arc<jsonschema::Validator> {
     static DOCUMENT: OnceLock<Value> = OnceLock::new();
     static VALIDATORS: OnceLock<Mutex<HashMap<String, Arc<jsonschema::Validator>>>> =
         OnceLock::new();
