@@ -549,6 +549,17 @@ impl CampaignSpec {
         Some(rule)
     }
 
+    /// The caller id in E.164, as the trunk must present it: a national form (`020 7946 0018`)
+    /// is read in the campaign's `default_country`. `None` when it is no valid number, which
+    /// [`CampaignSpec::validate`] reports.
+    pub fn caller_id_e164(&self) -> Option<String> {
+        let country = parse_country(&self.default_country).ok()?;
+        let number = phonenumber::parse(Some(country), &self.caller_id).ok()?;
+        number
+            .is_valid()
+            .then(|| number.format().mode(phonenumber::Mode::E164).to_string())
+    }
+
     /// Checks every value; all problems are reported at once, each with its field.
     pub fn validate(&self) -> Result<(), Error> {
         let mut errors = Vec::new();
@@ -828,6 +839,17 @@ uri = "sip:127.0.0.1:5060"
             Error::InvalidSpec(errors) => errors.into_iter().map(|e| e.field).collect(),
             other => panic!("unexpected error {other}"),
         }
+    }
+
+    #[test]
+    fn a_national_caller_id_is_dialled_in_e164() {
+        let text = MINIMAL
+            .replace("default_country = \"US\"", "default_country = \"GB\"")
+            .replace("+12025550123", "020 7946 0018");
+        let spec = CampaignSpec::from_toml(&text).unwrap();
+        assert_eq!(spec.caller_id_e164().as_deref(), Some("+442079460018"));
+        let spec = CampaignSpec::from_toml(MINIMAL).unwrap();
+        assert_eq!(spec.caller_id_e164().as_deref(), Some("+12025550123"));
     }
 
     #[test]

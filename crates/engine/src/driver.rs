@@ -179,7 +179,9 @@ pub(crate) async fn run(mut ctx: CallCtx) {
     let outbound = OutboundCall {
         number: ctx.contact.e164.clone(),
         caller_id: CallerId {
-            number: spec.caller_id.clone(),
+            number: spec
+                .caller_id_e164()
+                .unwrap_or_else(|| spec.caller_id.clone()),
             name: None,
         },
         media: LocalMedia::new(leg.local_rtp_addr()),
