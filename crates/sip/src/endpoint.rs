@@ -1250,10 +1250,30 @@ impl Driver {
                     );
                 }
             }
-            NetEvent::FrameError { conn, error } => {
-                Stats::bump(&self.core.stats().messages_received);
-                Stats::bump(&self.core.stats().parse_errors);
+            NetEvent::FrameError { conn, error, head } => {
                 tracing::info!(conn, %error, "TCP stream unframeable: connection closed");
+                match (head, self.conns.get(&conn)) {
+                    (Some(head), Some(c)) => {
+                        // The core answers 400 from the header section; it must be queued on the
+                        // connection before `Closed` drops it.
+                        let (local, remote) = (c.local, c.remote);
+                        self.core.handle_input(
+                            now,
+                            Input {
+                                local,
+                                remote,
+                                transport: Transport::Tcp,
+                                conn: Some(ConnId(conn)),
+                                data: &head,
+                            },
+                        );
+                        self.flush();
+                    }
+                    _ => {
+                        Stats::bump(&self.core.stats().messages_received);
+                        Stats::bump(&self.core.stats().parse_errors);
+                    }
+                }
             }
             NetEvent::Accepted {
                 local,

@@ -102,9 +102,35 @@ pub enum ParseError {
         /// What is wrong with it.
         why: String,
     },
-    /// The protocol version is not SIP/2.0.
+    /// The protocol version is not SIP/2.0 (answered 505).
     #[error("unsupported SIP version")]
     BadVersion,
+    /// The request line is malformed: extra or trailing whitespace, a Request-URI in angle
+    /// brackets or with headers, a method that is not a token.
+    #[error("bad request line: {0}")]
+    BadRequestLine(&'static str),
+    /// The status line of a response is malformed (a status code that is not three digits).
+    #[error("bad status line: {0}")]
+    BadStatusLine(&'static str),
+    /// The Request-URI's scheme is neither sip nor sips (answered 416).
+    #[error("unsupported URI scheme {0:?}")]
+    UnsupportedScheme(String),
+    /// A header that may appear once appears more often.
+    #[error("more than one {0} header")]
+    RepeatedHeader(&'static str),
+}
+
+impl ParseError {
+    /// The status code a request refused for this reason is answered with (RFC 3261 8.2.2.1,
+    /// 8.2.2 and 21.5.6): 505 for a SIP version other than 2.0, 416 for a Request-URI scheme
+    /// other than sip or sips, 400 for everything else.
+    pub fn status(&self) -> u16 {
+        match self {
+            ParseError::BadVersion => 505,
+            ParseError::UnsupportedScheme(_) => 416,
+            _ => 400,
+        }
+    }
 }
 
 /// Compact header forms (RFC 3261 section 7.3.3 and later RFCs), which rsip does not know.
@@ -133,13 +159,17 @@ fn expand_compact(name: &str) -> Option<&'static str> {
 
 /// What a scan of the header section found: where it ends, the declared body length, and
 /// whether the header section must be rewritten before rsip can read it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct HeadScan {
     /// Length of the start line and headers including the blank line.
     pub head_len: usize,
     /// The Content-Length value, if present.
     pub content_length: Option<usize>,
-    /// Compact names or folded lines are present.
+    /// Content-Length is not a number, negative, absurd, or repeated with different values:
+    /// the header section is whole, so a request can still be answered (400), but the body's
+    /// end is unknown (a stream must be closed).
+    pub length_error: Option<ParseError>,
+    /// Compact names, folded lines or whitespace before a header's colon are present.
     pub rewrite: bool,
 }
 
@@ -163,6 +193,19 @@ pub(crate) fn leading_crlf(buf: &[u8]) -> usize {
         .count()
 }
 
+/// Whether a header line holds a bare CR or LF, or a NUL or other control character that is not
+/// escaped. RFC 3261's quoted-pair lets a backslash escape any byte but CR and LF, so
+/// `"NUL:\<00>"` is a valid display name (RFC 4475 3.1.1.2).
+fn bad_line_byte(line: &str) -> bool {
+    let bytes = line.as_bytes();
+    bytes.iter().enumerate().any(|(at, &b)| match b {
+        b'\r' | b'\n' => true,
+        b'\t' => false,
+        0..=0x1f | 0x7f => at == 0 || bytes[at - 1] != b'\\',
+        _ => false,
+    })
+}
+
 /// Scans the header section at the start of `buf` (which starts at the start line). Returns
 /// `Ok(None)` when the blank line has not arrived yet and `buf` is still within the limits, for
 /// stream framing.
@@ -181,6 +224,7 @@ pub(crate) fn scan_head(buf: &[u8], limits: &Limits) -> Result<Option<HeadScan>,
         at: err.valid_up_to(),
     })?;
     let mut content_length = None;
+    let mut length_error = None;
     let mut rewrite = false;
     for (index, line) in head.split("\r\n").enumerate() {
         if index > limits.max_headers {
@@ -188,7 +232,7 @@ pub(crate) fn scan_head(buf: &[u8], limits: &Limits) -> Result<Option<HeadScan>,
                 max: limits.max_headers,
             });
         }
-        if line.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+        if bad_line_byte(line) {
             return Err(ParseError::BadLineEnding { line: index + 1 });
         }
         if index == 0 {
@@ -199,13 +243,13 @@ pub(crate) fn scan_head(buf: &[u8], limits: &Limits) -> Result<Option<HeadScan>,
             continue;
         }
         let Some((name, value)) = line.split_once(':') else {
-            continue; // rsip reports the syntax error with context
+            continue; // reported with context by the header checks
         };
-        let name = name.trim_end();
-        if expand_compact(name).is_some() {
+        let trimmed = name.trim_end();
+        if trimmed.len() != name.len() || expand_compact(trimmed).is_some() {
             rewrite = true;
         }
-        if name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("l") {
+        if trimmed.eq_ignore_ascii_case("content-length") || trimmed.eq_ignore_ascii_case("l") {
             let value = value.trim();
             let parsed = if value.is_empty()
                 || value.len() > 9
@@ -215,31 +259,35 @@ pub(crate) fn scan_head(buf: &[u8], limits: &Limits) -> Result<Option<HeadScan>,
             } else {
                 value.parse::<usize>().ok()
             };
-            let Some(parsed) = parsed.filter(|len| *len <= limits.max_message) else {
-                return Err(ParseError::BadContentLength(truncate(value, 32)));
-            };
-            if content_length.is_some_and(|previous| previous != parsed) {
-                return Err(ParseError::BadContentLength(
-                    "repeated with different values".into(),
-                ));
+            match parsed.filter(|len| *len <= limits.max_message) {
+                None => {
+                    length_error.get_or_insert(ParseError::BadContentLength(truncate(value, 32)));
+                }
+                Some(parsed) if content_length.is_some_and(|previous| previous != parsed) => {
+                    length_error.get_or_insert(ParseError::BadContentLength(
+                        "repeated with different values".into(),
+                    ));
+                }
+                Some(parsed) => content_length = Some(parsed),
             }
-            content_length = Some(parsed);
         }
     }
     Ok(Some(HeadScan {
         head_len: end + 4,
         content_length,
+        length_error,
         rewrite,
     }))
 }
 
 /// Rewrites a header section so rsip can read it: continuation lines joined to the line they
-/// continue, compact names spelled out.
-fn rewrite_head(head: &str) -> String {
+/// continue, whitespace before a header's colon dropped, compact names spelled out, and the
+/// start line replaced when `start` is given (an extension method rsip does not know).
+fn rewrite_head(head: &str, start: Option<&str>) -> String {
     let mut out = String::with_capacity(head.len() + 64);
     for (index, line) in head.split("\r\n").enumerate() {
         if index == 0 {
-            out.push_str(line);
+            out.push_str(start.unwrap_or(line));
             continue;
         }
         if line.starts_with([' ', '\t']) {
@@ -249,19 +297,435 @@ fn rewrite_head(head: &str) -> String {
         }
         out.push_str("\r\n");
         match line.split_once(':') {
-            Some((name, value)) => match expand_compact(name.trim_end()) {
-                Some(long) => {
-                    out.push_str(long);
-                    out.push(':');
-                    out.push_str(value);
-                }
-                None => out.push_str(line),
-            },
+            Some((name, value)) => {
+                let name = name.trim_end();
+                out.push_str(expand_compact(name).unwrap_or(name));
+                out.push(':');
+                out.push_str(value);
+            }
             None => out.push_str(line),
         }
     }
     out.push_str("\r\n\r\n");
     out
+}
+
+/// The methods rsip knows, spelled as RFC 3261 and its extensions spell them. Method names are
+/// case-sensitive (RFC 3261 7.1), so `invite` is an extension method, not INVITE.
+const KNOWN_METHODS: [&str; 14] = [
+    "INVITE",
+    "ACK",
+    "BYE",
+    "CANCEL",
+    "REGISTER",
+    "OPTIONS",
+    "UPDATE",
+    "INFO",
+    "PRACK",
+    "MESSAGE",
+    "NOTIFY",
+    "REFER",
+    "SUBSCRIBE",
+    "PUBLISH",
+];
+
+/// The start line of a message, checked by hand: rsip accepts some malformed request lines and
+/// refuses some valid ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StartLine<'a> {
+    Request {
+        method: &'a str,
+        known: bool,
+        uri: &'a str,
+    },
+    Response,
+}
+
+fn is_token_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+        )
+}
+
+fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(is_token_char)
+}
+
+/// Whether a request line looks like one (`METHOD SP ...`), so that a malformed one can still be
+/// answered. The method, when it is a token.
+fn request_method(line: &str) -> Option<&str> {
+    if line.starts_with("SIP/") {
+        return None;
+    }
+    line.split(' ').next().filter(|method| is_token(method))
+}
+
+/// Checks the start line (RFC 3261 7.1 and 7.2): `Method SP Request-URI SP SIP-Version` with
+/// single spaces and nothing after the version, or `SIP-Version SP Status-Code SP Reason-Phrase`.
+fn check_start_line(line: &str) -> Result<StartLine<'_>, ParseError> {
+    if let Some(rest) = line.strip_prefix("SIP/") {
+        let (version, rest) = rest
+            .split_once(' ')
+            .ok_or(ParseError::BadStatusLine("no status code"))?;
+        if version != "2.0" {
+            return Err(ParseError::BadVersion);
+        }
+        let code = rest.split(' ').next().unwrap_or("");
+        if code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) || code < "100" {
+            return Err(ParseError::BadStatusLine("status code is not three digits"));
+        }
+        return Ok(StartLine::Response);
+    }
+    if line.ends_with([' ', '\t']) {
+        return Err(ParseError::BadRequestLine(
+            "whitespace after the SIP version",
+        ));
+    }
+    let (method, rest) = line
+        .split_once(' ')
+        .ok_or(ParseError::BadRequestLine("no Request-URI"))?;
+    if !is_token(method) {
+        return Err(ParseError::BadRequestLine("the method is not a token"));
+    }
+    let (uri, version) = rest
+        .rsplit_once(' ')
+        .ok_or(ParseError::BadRequestLine("no SIP version"))?;
+    let version_ok = version
+        .get(..4)
+        .is_some_and(|sip| sip.eq_ignore_ascii_case("SIP/"))
+        && version[4..].split_once('.').is_some_and(|(major, minor)| {
+            !major.is_empty()
+                && !minor.is_empty()
+                && (major.bytes().chain(minor.bytes())).all(|b| b.is_ascii_digit())
+        });
+    if !version_ok {
+        return Err(ParseError::BadRequestLine("bad SIP version"));
+    }
+    if &version[4..] != "2.0" {
+        return Err(ParseError::BadVersion);
+    }
+    if uri.starts_with(' ') || uri.ends_with(' ') {
+        return Err(ParseError::BadRequestLine(
+            "more than one space between the request line's elements",
+        ));
+    }
+    if uri
+        .bytes()
+        .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    {
+        return Err(ParseError::BadRequestLine(
+            "the Request-URI holds whitespace",
+        ));
+    }
+    if uri.starts_with('<') {
+        return Err(ParseError::BadRequestLine(
+            "the Request-URI is enclosed in <>",
+        ));
+    }
+    let scheme = uri
+        .split_once(':')
+        .map(|(scheme, _)| scheme)
+        .filter(|scheme| {
+            scheme
+                .as_bytes()
+                .first()
+                .is_some_and(u8::is_ascii_alphabetic)
+                && scheme
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+        })
+        .ok_or(ParseError::BadRequestLine("the Request-URI has no scheme"))?;
+    if !scheme.eq_ignore_ascii_case("sip") && !scheme.eq_ignore_ascii_case("sips") {
+        return Err(ParseError::UnsupportedScheme(truncate(scheme, 32)));
+    }
+    // The user part may hold `?` (RFC 3261 25.1, user-unreserved); after the host it starts the
+    // headers, which a Request-URI must not carry (RFC 3261 19.1.1, table 1).
+    let host_part = uri.rsplit_once('@').map_or(uri, |(_, host)| host);
+    if host_part.contains('?') {
+        return Err(ParseError::BadRequestLine(
+            "the Request-URI carries headers",
+        ));
+    }
+    Ok(StartLine::Request {
+        method,
+        known: KNOWN_METHODS.contains(&method),
+        uri,
+    })
+}
+
+/// The Request-URI with every byte of its user part but letters, digits and `%+-_.` escaped, or
+/// `None` when it has no user part or nothing to escape.
+fn escape_user_part(uri: &str) -> Option<String> {
+    let (scheme, rest) = uri.split_once(':')?;
+    let (user, host) = rest.rsplit_once('@')?;
+    let keep = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'%' | b'+' | b'-' | b'_' | b'.');
+    if user.bytes().all(keep) {
+        return None;
+    }
+    let mut out = String::with_capacity(uri.len() + 16);
+    out.push_str(scheme);
+    out.push(':');
+    for b in user.bytes() {
+        if keep(b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out.push('@');
+    out.push_str(host);
+    Some(out)
+}
+
+/// The header lines of a header section with no folded lines left: (name, value) pairs, values
+/// trimmed.
+fn header_lines(head: &str) -> Result<Vec<(&str, &str)>, ParseError> {
+    let mut lines = Vec::with_capacity(24);
+    for line in head.split("\r\n").skip(1) {
+        if line.is_empty() {
+            continue;
+        }
+        let (name, value) = line.split_once(':').ok_or_else(|| {
+            ParseError::Syntax(format!(
+                "header line without a colon: {}",
+                truncate(line, 40)
+            ))
+        })?;
+        if !is_token(name) {
+            return Err(ParseError::Syntax(format!(
+                "header name is not a token: {}",
+                truncate(name, 40)
+            )));
+        }
+        lines.push((name, value.trim()));
+    }
+    Ok(lines)
+}
+
+fn lines_named<'a>(
+    lines: &'a [(&'a str, &'a str)],
+    name: &'a str,
+) -> impl Iterator<Item = &'a str> + 'a {
+    lines
+        .iter()
+        .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, value)| *value)
+}
+
+/// Headers a message carries at most once (RFC 3261 7.3.1: only list headers may repeat).
+const SINGLE_HEADERS: [&str; 6] = [
+    "Call-ID",
+    "From",
+    "To",
+    "CSeq",
+    "Max-Forwards",
+    "Content-Type",
+];
+
+/// Checks a From, To or Contact value (RFC 3261 20.10 and 25.1): a display name is a quoted
+/// string or tokens, the URI inside `<>` has no spaces around it, and a bare URI (addr-spec)
+/// carries no `?` headers, since those need the brackets.
+fn check_name_addr(value: &str) -> Result<(), &'static str> {
+    let value = value.trim();
+    let after_display = if value.starts_with('"') {
+        let mut escaped = false;
+        let close = value
+            .char_indices()
+            .skip(1)
+            .find(|&(_, c)| {
+                if escaped {
+                    escaped = false;
+                    false
+                } else if c == '\\' {
+                    escaped = true;
+                    false
+                } else {
+                    c == '"'
+                }
+            })
+            .map(|(at, _)| at)
+            .ok_or("unterminated quoted string in the display name")?;
+        let rest = value[close + 1..].trim_start();
+        if !rest.starts_with('<') {
+            return Err("a quoted display name is not followed by <URI>");
+        }
+        rest
+    } else {
+        match value.find('<') {
+            Some(at) => {
+                let display = &value[..at];
+                if !display
+                    .split([' ', '\t'])
+                    .all(|word| word.is_empty() || is_token(word))
+                {
+                    return Err("the display name is neither tokens nor a quoted string");
+                }
+                &value[at..]
+            }
+            None => {
+                let uri = value.split(';').next().unwrap_or("");
+                if uri.contains('?') {
+                    return Err("a URI with headers is not enclosed in <>");
+                }
+                if uri.trim().is_empty() || uri.trim().contains([' ', '\t']) {
+                    return Err("the URI holds whitespace");
+                }
+                return Ok(());
+            }
+        }
+    };
+    let inner = after_display
+        .strip_prefix('<')
+        .and_then(|rest| rest.split_once('>'))
+        .map(|(inner, _)| inner)
+        .ok_or("unterminated <URI>")?;
+    if inner.is_empty() || inner.contains([' ', '\t']) {
+        return Err("the URI in <> holds whitespace");
+    }
+    Ok(())
+}
+
+/// The checks of a request's or response's headers that rsip does not make.
+fn check_headers(lines: &[(&str, &str)]) -> Result<(), ParseError> {
+    for name in SINGLE_HEADERS {
+        if lines_named(lines, name).nth(1).is_some() {
+            return Err(ParseError::RepeatedHeader(name));
+        }
+    }
+    for (name, field) in [("From", "From"), ("To", "To")] {
+        if let Some(value) = lines_named(lines, name).next() {
+            check_name_addr(value).map_err(|why| ParseError::BadHeader {
+                name: field,
+                why: why.to_owned(),
+            })?;
+        }
+    }
+    for value in lines_named(lines, "Contact") {
+        for contact in split_list(value) {
+            if contact != "*" {
+                check_name_addr(contact).map_err(|why| ParseError::BadHeader {
+                    name: "Contact",
+                    why: why.to_owned(),
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What to answer a request that cannot be processed, built from its header lines without rsip:
+/// its Via headers, From, To, Call-ID and CSeq copied (RFC 3261 8.2.6.2), and where the top Via
+/// sends the answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ErrorAnswer {
+    /// 400, 416 or 505.
+    pub code: u16,
+    /// The reason phrase, naming the problem.
+    pub reason: String,
+    headers: Vec<(&'static str, String)>,
+    to_has_tag: bool,
+    /// The top Via's sent-by port.
+    pub via_port: Option<u16>,
+    /// The top Via asks for rport (RFC 3581): answer to the source port.
+    pub rport: bool,
+}
+
+impl ErrorAnswer {
+    /// Builds the answer for a request whose header lines are `lines`, or `None` when there is no
+    /// Via to answer along.
+    fn new(error: &ParseError, lines: &[(&str, &str)]) -> Option<ErrorAnswer> {
+        let code = error.status();
+        let mut headers = Vec::with_capacity(8);
+        for value in lines_named(lines, "Via") {
+            headers.push(("Via", sanitize_line(value)));
+        }
+        let top = headers.first()?.1.clone();
+        let top = split_list(&top).first().map(|top| top.to_string())?;
+        let (via_port, rport) = lenient_via_route(&top);
+        let mut to_has_tag = true;
+        for name in ["From", "To", "Call-ID", "CSeq"] {
+            if let Some(value) = lines_named(lines, name).next() {
+                if name == "To" {
+                    to_has_tag = tag_of(value).is_some();
+                }
+                headers.push((name, sanitize_line(value)));
+            }
+        }
+        let reason = match error {
+            ParseError::BadVersion => reason_phrase(505).to_owned(),
+            ParseError::UnsupportedScheme(_) => reason_phrase(416).to_owned(),
+            other => sanitize_line(&format!("Bad Request ({other})")),
+        };
+        Some(ErrorAnswer {
+            code,
+            reason,
+            headers,
+            to_has_tag,
+            via_port,
+            rport,
+        })
+    }
+
+    /// The response on the wire, with `tag` added to To when it has none and `server` as the
+    /// Server header.
+    pub(crate) fn to_bytes(&self, tag: &str, server: &str) -> bytes::Bytes {
+        let mut out = format!("SIP/2.0 {} {}\r\n", self.code, self.reason);
+        for (name, value) in &self.headers {
+            out.push_str(name);
+            out.push_str(": ");
+            out.push_str(value);
+            if *name == "To" && !self.to_has_tag {
+                out.push_str(";tag=");
+                out.push_str(tag);
+            }
+            out.push_str("\r\n");
+        }
+        out.push_str("Server: ");
+        out.push_str(&sanitize_line(server));
+        out.push_str("\r\nContent-Length: 0\r\n\r\n");
+        bytes::Bytes::from(out)
+    }
+}
+
+/// The sent-by port and rport flag of a Via value that may be otherwise malformed.
+fn lenient_via_route(top: &str) -> (Option<u16>, bool) {
+    let (before, params) = top.split_once(';').unwrap_or((top, ""));
+    let sent_by = normalize_sent_protocol(before)
+        .map(|(_, sent_by)| sent_by)
+        .unwrap_or_default();
+    let port = split_host_port(sent_by.trim()).and_then(|(_, port)| port);
+    let rport = params.split(';').any(|param| {
+        param
+            .split('=')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .eq_ignore_ascii_case("rport")
+    });
+    (port, rport)
+}
+
+/// Splits `SIP / 2.0 / UDP host:port` (LWS allowed around the slashes, RFC 3261 25.1) into
+/// (name, version, transport) and the sent-by that follows.
+fn normalize_sent_protocol(value: &str) -> Option<((&str, &str, &str), &str)> {
+    let mut rest = value.trim_start();
+    let mut parts = [""; 3];
+    for (index, part) in parts.iter_mut().enumerate() {
+        let end = rest
+            .find(|c: char| c == '/' || c.is_ascii_whitespace())
+            .unwrap_or(rest.len());
+        *part = &rest[..end];
+        rest = rest[end..].trim_start();
+        if index < 2 {
+            rest = rest.strip_prefix('/')?.trim_start();
+        }
+    }
+    if parts.iter().any(|part| part.is_empty()) {
+        return None;
+    }
+    Some(((parts[0], parts[1], parts[2]), rest))
 }
 
 /// The top Via of a message, which routes responses and names the transaction.
@@ -270,11 +734,34 @@ pub(crate) struct TopVia {
     pub transport: Option<Transport>,
     pub host: String,
     pub port: Option<u16>,
+    /// The branch; empty when the Via has none (RFC 2543 clients).
     pub branch: String,
     /// `Some(None)` for a bare `rport` (RFC 3581 asks us to fill it in).
     pub rport: Option<Option<u16>>,
     pub received: Option<String>,
+    /// The whole value without whitespace, for RFC 2543 transaction matching.
+    pub raw: String,
 }
+
+impl TopVia {
+    /// Whether the branch carries RFC 3261's magic cookie and something after it, so that it
+    /// alone (with sent-by and method) names the transaction (RFC 3261 17.2.3).
+    pub(crate) fn has_rfc3261_branch(&self) -> bool {
+        self.branch.len() > MAGIC_COOKIE.len() && self.branch.starts_with(MAGIC_COOKIE)
+    }
+
+    /// `host:port` as sent, the host lowercased and the port defaulted, for matching.
+    pub(crate) fn sent_by(&self) -> String {
+        format!(
+            "{}:{}",
+            self.host.to_ascii_lowercase(),
+            self.port.unwrap_or(5060)
+        )
+    }
+}
+
+/// RFC 3261's branch prefix (section 8.1.1.7).
+pub(crate) const MAGIC_COOKIE: &str = "z9hG4bK";
 
 /// Fields every layer needs, pulled out of the headers once.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -285,6 +772,9 @@ pub(crate) struct Head {
     pub from_tag: Option<String>,
     pub to_tag: Option<String>,
     pub via: TopVia,
+    /// An extension method's name (the request reaches rsip as OPTIONS, and the core answers
+    /// 501 Not Implemented).
+    pub extension: Option<String>,
 }
 
 /// A parsed and validated SIP request or response.
@@ -294,20 +784,25 @@ pub struct Message {
     pub(crate) head: Head,
 }
 
-/// A request that rsip parsed but that lacks a mandatory header: enough to answer it with 400.
+/// Why a message was refused and, for a request whose header section could be read and that has
+/// a Via, the answer it gets (400, 416 or 505).
+#[derive(Debug)]
 pub(crate) struct Invalid {
     pub error: ParseError,
-    pub request: Option<Box<rsip::Request>>,
+    pub answer: Option<ErrorAnswer>,
 }
 
 impl From<ParseError> for Invalid {
     fn from(error: ParseError) -> Self {
         Invalid {
             error,
-            request: None,
+            answer: None,
         }
     }
 }
+
+/// Placeholder start line for requests with an extension method, which rsip cannot represent.
+const EXTENSION_PLACEHOLDER: &str = "OPTIONS";
 
 impl Message {
     /// Parses one message (a UDP datagram, or a frame cut from a TCP stream).
@@ -328,48 +823,103 @@ impl Message {
             .into());
         }
         let scan = scan_head(buf, limits)?.ok_or(ParseError::NoEndOfHeaders)?;
+        // scan_head checked the header section is UTF-8.
+        let head = std::str::from_utf8(&buf[..scan.head_len - 4]).map_err(|err| {
+            ParseError::InvalidUtf8 {
+                at: err.valid_up_to(),
+            }
+        })?;
+        let first_line = head.split("\r\n").next().unwrap_or("");
+        let method = request_method(first_line);
+        let start = check_start_line(first_line);
+        let extension = match start {
+            Ok(StartLine::Request {
+                method,
+                known: false,
+                uri,
+            }) => Some((method, uri)),
+            _ => None,
+        };
+        let rewritten;
+        let head: &str = if scan.rewrite || extension.is_some() {
+            let start_line =
+                extension.map(|(_, uri)| format!("{EXTENSION_PLACEHOLDER} {uri} SIP/2.0"));
+            rewritten = rewrite_head(head, start_line.as_deref());
+            &rewritten[..rewritten.len() - 4]
+        } else {
+            head
+        };
+        let lines = header_lines(head).map_err(|error| Invalid {
+            error,
+            answer: None,
+        })?;
+        let refuse = |error: ParseError| {
+            let answer = match method {
+                Some(method) if method != "ACK" => ErrorAnswer::new(&error, &lines),
+                _ => None,
+            };
+            Invalid { error, answer }
+        };
+        let start = start.map_err(&refuse)?;
+        if let Some(error) = scan.length_error.clone() {
+            return Err(refuse(error));
+        }
         let available = buf.len() - scan.head_len;
         let body_len = match scan.content_length {
             Some(declared) if declared > available => {
-                return Err(ParseError::BodyTruncated {
+                return Err(refuse(ParseError::BodyTruncated {
                     declared,
                     received: available,
-                }
-                .into());
+                }));
             }
             Some(declared) => declared,
             None => available,
         };
-        let rewritten;
-        let input: &[u8] = if scan.rewrite {
-            // scan_head checked the header section is UTF-8.
-            let head = String::from_utf8_lossy(&buf[..scan.head_len - 4]);
-            let mut bytes = rewrite_head(&head).into_bytes();
-            bytes.extend_from_slice(&buf[scan.head_len..scan.head_len + body_len]);
-            rewritten = bytes;
-            &rewritten
-        } else {
-            &buf[..scan.head_len + body_len]
-        };
-        let parsed = contain_panic(|| rsip::SipMessage::try_from(input))
-            .ok_or(ParseError::ParserPanic)?
-            .map_err(|err| ParseError::Syntax(truncate(&err.to_string(), 200)))?;
+        check_headers(&lines).map_err(&refuse)?;
+        let body = &buf[scan.head_len..scan.head_len + body_len];
+        let joined;
+        let input: &[u8] =
+            if head.len() + 4 == scan.head_len && extension.is_none() && !scan.rewrite {
+                &buf[..scan.head_len + body_len]
+            } else {
+                let mut bytes = Vec::with_capacity(head.len() + 4 + body.len());
+                bytes.extend_from_slice(head.as_bytes());
+                bytes.extend_from_slice(b"\r\n\r\n");
+                bytes.extend_from_slice(body);
+                joined = bytes;
+                &joined
+            };
+        let mut parsed = contain_panic(|| rsip::SipMessage::try_from(input))
+            .ok_or_else(|| refuse(ParseError::ParserPanic))?;
+        if parsed.is_err()
+            && let StartLine::Request { method, known, uri } = start
+            && let Some(escaped) = escape_user_part(uri)
+        {
+            // rsip's URI tokenizer refuses some valid user parts (`user;par=x`, RFC 4475
+            // 3.1.1.9): retry with the user part percent-escaped, which names the same user.
+            let method = if known { method } else { EXTENSION_PLACEHOLDER };
+            let rest = &input[input.iter().position(|b| *b == b'\r').unwrap_or(0)..];
+            let mut retry = format!("{method} {escaped} SIP/2.0").into_bytes();
+            retry.extend_from_slice(rest);
+            if let Some(Ok(message)) = contain_panic(|| rsip::SipMessage::try_from(&retry[..])) {
+                parsed = Ok(message);
+            }
+        }
+        let parsed =
+            parsed.map_err(|err| refuse(ParseError::Syntax(truncate(&err.to_string(), 200))))?;
         if parsed.version() != &rsip::Version::V2 {
-            return Err(ParseError::BadVersion.into());
+            return Err(refuse(ParseError::BadVersion));
         }
-        match extract_head(&parsed) {
-            Ok(head) => Ok(Message {
-                inner: parsed,
-                head,
-            }),
-            Err(error) => Err(Invalid {
-                error,
-                request: match parsed {
-                    rsip::SipMessage::Request(request) => Some(Box::new(request)),
-                    rsip::SipMessage::Response(_) => None,
-                },
-            }),
-        }
+        let start_method = match start {
+            StartLine::Request { method, .. } => Some(method),
+            StartLine::Response => None,
+        };
+        let mut head = extract_head(&lines, start_method).map_err(&refuse)?;
+        head.extension = extension.map(|(method, _)| method.to_owned());
+        Ok(Message {
+            inner: parsed,
+            head,
+        })
     }
 
     /// Whether this is a request.
@@ -429,7 +979,13 @@ impl Message {
         self.head.to_tag.as_deref()
     }
 
-    /// The top Via's branch.
+    /// The method's name when it is an extension method this crate has no [`Method`] for (then
+    /// [`method`](Self::method) says OPTIONS, which the request is parsed as).
+    pub fn extension_method(&self) -> Option<&str> {
+        self.head.extension.as_deref()
+    }
+
+    /// The top Via's branch (empty for an RFC 2543 request without one).
     pub fn branch(&self) -> &str {
         &self.head.via.branch
     }
@@ -469,7 +1025,7 @@ impl fmt::Display for Message {
 
 /// At most `max` characters of `s`, control characters escaped: text from the wire goes into
 /// error messages and so into log lines, where a CR LF would forge a line of its own.
-fn truncate(s: &str, max: usize) -> String {
+pub(crate) fn truncate(s: &str, max: usize) -> String {
     let mut out = String::with_capacity(s.len().min(max));
     for c in s.chars().take(max) {
         if c.is_control() {
@@ -712,31 +1268,33 @@ fn parse_top_via(value: &str) -> Result<TopVia, ParseError> {
         .into_iter()
         .next()
         .ok_or_else(|| bad("empty"))?;
-    let (protocol, rest) = first
-        .split_once(|c: char| c.is_ascii_whitespace())
-        .ok_or_else(|| bad("no sent-by"))?;
-    let mut protocol_parts = protocol.split('/').map(str::trim);
-    let (Some(name), Some(version), Some(transport)) = (
-        protocol_parts.next(),
-        protocol_parts.next(),
-        protocol_parts.next(),
-    ) else {
-        return Err(bad("bad sent-protocol"));
+    let (before, params) = match first.find(';') {
+        Some(at) => (&first[..at], &first[at..]),
+        None => (first, ""),
     };
+    let ((name, version, transport), sent_by) =
+        normalize_sent_protocol(before).ok_or_else(|| bad("bad sent-protocol"))?;
     if !name.eq_ignore_ascii_case("SIP") || version != "2.0" {
         return Err(bad("not SIP/2.0"));
     }
+    if !is_token(transport) {
+        return Err(bad("the transport is not a token"));
+    }
     let transport = transport.parse::<Transport>().ok();
-    let rest = rest.trim();
-    let (sent_by, params) = match rest.find(';') {
-        Some(at) => (rest[..at].trim(), &rest[at..]),
-        None => (rest, ""),
+    let (host, port) = split_host_port(sent_by.trim()).ok_or_else(|| bad("bad sent-by"))?;
+    if params
+        .split(';')
+        .skip(1)
+        .any(|param| param.trim().is_empty())
+    {
+        return Err(bad("empty parameter"));
+    }
+    // No branch at all is an RFC 2543 client, matched the old way (RFC 3261 17.2.3).
+    let branch = match param_value(params, "branch") {
+        None => "",
+        Some(Some(branch)) if !branch.is_empty() => branch,
+        Some(_) => return Err(bad("empty branch")),
     };
-    let (host, port) = split_host_port(sent_by).ok_or_else(|| bad("bad sent-by"))?;
-    let branch = param_value(params, "branch")
-        .flatten()
-        .filter(|branch| !branch.is_empty())
-        .ok_or_else(|| bad("no branch"))?;
     let rport = match param_value(params, "rport") {
         None => None,
         Some(None) | Some(Some("")) => Some(None),
@@ -749,6 +1307,7 @@ fn parse_top_via(value: &str) -> Result<TopVia, ParseError> {
         branch: branch.to_owned(),
         rport,
         received: param_value(params, "received").flatten().map(str::to_owned),
+        raw: first.split_whitespace().collect(),
     })
 }
 
@@ -777,20 +1336,24 @@ pub(crate) fn split_host_port(sent_by: &str) -> Option<(&str, Option<u16>)> {
     Some((host, port))
 }
 
-fn extract_head(message: &rsip::SipMessage) -> Result<Head, ParseError> {
-    let headers = headers_of(message);
-    let via = first_header(headers, "Via").ok_or(ParseError::MissingHeader("Via"))?;
-    let via = parse_top_via(via)?;
-    let from = first_header(headers, "From").ok_or(ParseError::MissingHeader("From"))?;
-    let to = first_header(headers, "To").ok_or(ParseError::MissingHeader("To"))?;
-    let call_id = first_header(headers, "Call-ID").ok_or(ParseError::MissingHeader("Call-ID"))?;
-    if call_id.is_empty() || call_id.bytes().any(|b| b.is_ascii_whitespace()) {
+fn extract_head(lines: &[(&str, &str)], start_method: Option<&str>) -> Result<Head, ParseError> {
+    let first = |name: &'static str| {
+        lines_named(lines, name)
+            .next()
+            .ok_or(ParseError::MissingHeader(name))
+    };
+    let via = parse_top_via(first("Via")?)?;
+    let from = first("From")?;
+    let to = first("To")?;
+    let call_id = first("Call-ID")?;
+    // RFC 3261 25.1: word characters only, so a Call-ID is safe in log lines as it is.
+    if call_id.is_empty() || !call_id.bytes().all(|b| b.is_ascii_graphic()) {
         return Err(ParseError::BadHeader {
             name: "Call-ID",
-            why: "empty or has spaces".into(),
+            why: "empty, or has spaces or control characters".into(),
         });
     }
-    let cseq = first_header(headers, "CSeq").ok_or(ParseError::MissingHeader("CSeq"))?;
+    let cseq = first("CSeq")?;
     let bad_cseq = |why: &str| ParseError::BadHeader {
         name: "CSeq",
         why: why.to_owned(),
@@ -798,29 +1361,30 @@ fn extract_head(message: &rsip::SipMessage) -> Result<Head, ParseError> {
     let (number, method) = cseq
         .split_once(|c: char| c.is_ascii_whitespace())
         .ok_or_else(|| bad_cseq("no method"))?;
+    let method = method.trim();
+    // RFC 3261 8.1.1.5: the sequence number is below 2**31.
     let number: u32 = number
         .parse()
-        .map_err(|_| bad_cseq("sequence number is not a 32-bit number"))?;
-    let method = method
-        .trim()
-        .parse::<rsip::Method>()
-        .map(Method::from_rsip)
-        .map_err(|_| bad_cseq("unknown method"))?;
-    if let rsip::SipMessage::Request(request) = message {
-        if Method::from_rsip(request.method) != method {
-            return Err(bad_cseq("method differs from the request's"));
-        }
-        if !matches!(
-            request.uri.scheme,
-            Some(rsip::Scheme::Sip) | Some(rsip::Scheme::Sips)
-        ) && request.uri.scheme.is_some()
-        {
-            return Err(ParseError::BadHeader {
-                name: "Request-URI",
-                why: "not a sip: URI".into(),
-            });
-        }
+        .ok()
+        .filter(|number| *number < 1 << 31)
+        .ok_or_else(|| bad_cseq("sequence number is not a number below 2**31"))?;
+    let known = KNOWN_METHODS.contains(&method);
+    if let Some(start_method) = start_method
+        && start_method != method
+    {
+        return Err(bad_cseq("method differs from the request's"));
     }
+    let method = if known {
+        method
+            .parse::<rsip::Method>()
+            .map(Method::from_rsip)
+            .map_err(|_| bad_cseq("unknown method"))?
+    } else if start_method.is_some() {
+        // An extension method, which the request line names too; see EXTENSION_PLACEHOLDER.
+        Method::Options
+    } else {
+        return Err(bad_cseq("unknown method"));
+    };
     Ok(Head {
         call_id: call_id.to_owned(),
         cseq: number,
@@ -828,6 +1392,7 @@ fn extract_head(message: &rsip::SipMessage) -> Result<Head, ParseError> {
         from_tag: tag_of(from),
         to_tag: tag_of(to),
         via,
+        extension: None,
     })
 }
 

@@ -24,6 +24,68 @@ use bytes::Bytes;
 use rsip::headers::UntypedHeader;
 use std::time::{Duration, Instant};
 
+/// What names a server transaction (RFC 3261 17.2.3). A request whose top Via branch carries the
+/// magic cookie belongs to the transaction of the same branch, sent-by and method, where ACK
+/// and CANCEL look for the INVITE's (the caller passes [`Method::Invite`] for them): two clients
+/// that happen to pick one branch get a transaction each. Without the cookie (an RFC 2543
+/// client) the Request-URI, From tag, Call-ID, CSeq number and the whole top Via name it, and
+/// the To tag too except for INVITE, whose ACK carries the tag of our response and the INVITE
+/// none.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum ServerKey {
+    /// RFC 3261: branch, sent-by and method; with the Call-ID and CSeq number, which a
+    /// retransmission, the ACK and the CANCEL all share, so that a client reusing a branch for a
+    /// new request (as RFC 4475's messages do) is not taken for a retransmission.
+    Branch {
+        branch: String,
+        sent_by: String,
+        method: Method,
+        call_id: String,
+        cseq: u32,
+    },
+    /// The RFC 2543 fallback.
+    Legacy {
+        request_uri: String,
+        from_tag: Option<String>,
+        to_tag: Option<String>,
+        call_id: String,
+        cseq: u32,
+        top_via: String,
+        method: Method,
+    },
+}
+
+impl ServerKey {
+    /// The key of `message`'s transaction, as the request of `method` (its own method, or
+    /// INVITE for an ACK or a CANCEL looking for the INVITE it belongs to).
+    pub(crate) fn of(message: &crate::message::Message, method: Method) -> ServerKey {
+        let via = &message.head.via;
+        if via.has_rfc3261_branch() {
+            return ServerKey::Branch {
+                branch: via.branch.clone(),
+                sent_by: via.sent_by(),
+                method,
+                call_id: message.call_id().to_owned(),
+                cseq: message.cseq().0,
+            };
+        }
+        ServerKey::Legacy {
+            request_uri: message
+                .request_uri()
+                .map(|uri| uri.to_string())
+                .unwrap_or_default(),
+            from_tag: message.from_tag().map(str::to_owned),
+            to_tag: (method != Method::Invite)
+                .then(|| message.to_tag().map(str::to_owned))
+                .flatten(),
+            call_id: message.call_id().to_owned(),
+            cseq: message.cseq().0,
+            top_via: via.raw.clone(),
+            method,
+        }
+    }
+}
+
 /// The RFC 3261 timer base values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimerConfig {

@@ -35,6 +35,17 @@ impl Framer {
         self.buf.extend_from_slice(data);
     }
 
+    /// After [`next_frame`](Self::next_frame) failed on a bad Content-Length: the whole header
+    /// section, so the request can still be answered (400) before the connection closes.
+    pub fn unframeable_head(&self) -> Option<Bytes> {
+        let start = leading_crlf(&self.buf);
+        let scan = scan_head(&self.buf[start..], &self.limits).ok()??;
+        scan.length_error?;
+        Some(Bytes::copy_from_slice(
+            &self.buf[start..start + scan.head_len],
+        ))
+    }
+
     /// The next complete message, `Ok(None)` if more bytes are needed.
     pub fn next_frame(&mut self) -> Result<Option<Bytes>, ParseError> {
         // CRLF keepalives (RFC 5626 section 3.5.1) and stray line ends between messages.
@@ -46,6 +57,9 @@ impl Framer {
         let Some(scan) = scan_head(&self.buf, &self.limits)? else {
             return Ok(None);
         };
+        if let Some(error) = scan.length_error {
+            return Err(error);
+        }
         let total = scan.head_len + scan.content_length.unwrap_or(0);
         if total > self.limits.max_message {
             return Err(ParseError::TooLarge {
@@ -71,8 +85,13 @@ pub(crate) enum NetEvent {
     },
     /// A complete message from a TCP connection.
     Frame { conn: u64, data: Bytes },
-    /// A TCP connection broke its framing (it has been closed).
-    FrameError { conn: u64, error: ParseError },
+    /// A TCP connection broke its framing (it is closing). `head` is the header section when
+    /// only the Content-Length was wrong, to answer before the connection goes.
+    FrameError {
+        conn: u64,
+        error: ParseError,
+        head: Option<Bytes>,
+    },
     /// A TCP connection was accepted on a listener.
     Accepted {
         local: SocketAddr,
@@ -214,8 +233,16 @@ pub(crate) fn spawn_connection(
                     }
                     Ok(None) => break,
                     Err(error) => {
-                        let _ = events.send(NetEvent::FrameError { conn, error }).await;
-                        writer_task.abort();
+                        let head = framer.unframeable_head();
+                        let answer = head.is_some();
+                        let _ = events
+                            .send(NetEvent::FrameError { conn, error, head })
+                            .await;
+                        // With an answer queued, the writer ends once it is written and the
+                        // driver drops the connection's sender on `Closed`.
+                        if !answer {
+                            writer_task.abort();
+                        }
                         let _ = events.send(NetEvent::Closed { conn }).await;
                         return;
                     }

@@ -28,7 +28,8 @@ use crate::registrar::{
 };
 use crate::stats::Stats;
 use crate::transaction::{
-    ClientState, ClientTx, ClientVerdict, ServerTx, ServerVerdict, TimerConfig, TimerOutcome,
+    ClientState, ClientTx, ClientVerdict, ServerKey, ServerTx, ServerVerdict, TimerConfig,
+    TimerOutcome,
 };
 use crate::types::{ConnId, Destination, Method, NameAddr, Transport, Uri};
 use bytes::Bytes;
@@ -296,7 +297,7 @@ struct ServerEntry {
     tx: ServerTx,
     owner: Owner,
     local: SocketAddr,
-    key: (String, Method),
+    key: ServerKey,
 }
 
 struct PendingRequest {
@@ -316,7 +317,7 @@ pub(crate) struct Ctx {
     clients: HashMap<TxId, ClientEntry>,
     client_index: HashMap<(String, Method), TxId>,
     servers: HashMap<TxId, ServerEntry>,
-    server_index: HashMap<(String, Method), TxId>,
+    server_index: HashMap<ServerKey, TxId>,
     /// (Call-ID, our tag) to call.
     dialogs: HashMap<(String, String), CallKey>,
     timers: BinaryHeap<Reverse<(Instant, Target)>>,
@@ -516,22 +517,17 @@ impl Ctx {
         self.servers.contains_key(&id)
     }
 
-    /// Starts a server transaction for a new request.
+    /// Starts a server transaction for a new request, named by `key`.
     fn start_server(
         &mut self,
         request: rsip::Request,
         reply_to: Destination,
         local: SocketAddr,
-        branch: &str,
+        key: ServerKey,
         owner: Owner,
     ) -> TxId {
-        let method = match Method::from_rsip(request.method) {
-            Method::Ack => Method::Invite,
-            method => method,
-        };
         let id = self.next_id;
         self.next_id += 1;
-        let key = (branch.to_owned(), method);
         self.server_index.insert(key.clone(), id);
         self.servers.insert(
             id,
@@ -894,9 +890,14 @@ impl Core {
             }) => return, // a CRLF keepalive
             Err(invalid) => {
                 Stats::bump(&self.ctx.stats.parse_errors);
-                tracing::debug!(remote = %input.remote, error = %invalid.error, "unparsable SIP message dropped");
-                if let Some(request) = invalid.request {
-                    self.reject_malformed(request, &invalid.error, &input);
+                match invalid.answer {
+                    Some(answer) => {
+                        tracing::debug!(remote = %input.remote, error = %invalid.error, code = answer.code, "malformed SIP request refused");
+                        self.reject_malformed(&answer, &input);
+                    }
+                    None => {
+                        tracing::debug!(remote = %input.remote, error = %invalid.error, "unparsable SIP message dropped");
+                    }
                 }
                 return;
             }
@@ -908,39 +909,10 @@ impl Core {
         }
     }
 
-    /// Answers a request that lacks a mandatory header with 400 (RFC 3261 8.2 / 16.3), when we
-    /// know where the answer goes; anything else is only counted.
-    fn reject_malformed(
-        &mut self,
-        request: Box<rsip::Request>,
-        error: &message::ParseError,
-        input: &Input<'_>,
-    ) {
-        if request.method == rsip::Method::Ack {
-            return;
-        }
-        let Some(via) = request.headers.iter().find_map(|header| match header {
-            rsip::Header::Via(via) => Some(via.value().to_owned()),
-            _ => None,
-        }) else {
-            return;
-        };
-        let top = message::split_list(&via)
-            .first()
-            .map(|top| top.to_string())
-            .unwrap_or_default();
-        let port = message::split_list(&top)
-            .first()
-            .and_then(|first| first.split_once(' '))
-            .and_then(|(_, rest)| {
-                message::split_host_port(rest.split(';').next().unwrap_or("").trim())
-            })
-            .and_then(|(_, port)| port);
-        let rport = message::param_value(
-            message::split_list(&top).first().copied().unwrap_or(""),
-            "rport",
-        )
-        .is_some();
+    /// Answers a request that cannot be processed (400, 416 or 505, RFC 3261 8.2) statelessly,
+    /// along its top Via: on TCP back on its connection, on UDP to its source address and the
+    /// Via's port (the source port with rport).
+    fn reject_malformed(&mut self, answer: &message::ErrorAnswer, input: &Input<'_>) {
         let dest = match input.transport {
             Transport::Tcp => Destination {
                 transport: Transport::Tcp,
@@ -951,18 +923,18 @@ impl Core {
                 Transport::Udp,
                 SocketAddr::new(
                     input.remote.ip(),
-                    if rport {
+                    if answer.rport {
                         input.remote.port()
                     } else {
-                        port.unwrap_or(5060)
+                        answer.via_port.unwrap_or(5060)
                     },
                 ),
             ),
         };
-        let reason = format!("Bad Request ({error})");
-        let mut response = response_to(&request, 400, Some(&reason), None);
-        Stats::bump(&self.ctx.stats.bad_requests);
-        let bytes = response_bytes(&mut response);
+        if answer.code == 400 {
+            Stats::bump(&self.ctx.stats.bad_requests);
+        }
+        let bytes = answer.to_bytes(&Ctx::new_tag(), &self.ctx.config.user_agent);
         self.ctx.send(input.local, dest, bytes, None);
     }
 
@@ -1024,7 +996,6 @@ impl Core {
     fn on_request(&mut self, now: Instant, message: Message, input: &Input<'_>) {
         let method = message.method().unwrap_or(Method::Options);
         let reply_to = reply_destination(&message.head.via, input);
-        let branch = message.head.via.branch.clone();
         let rsip::SipMessage::Request(mut request) = message.inner.clone() else {
             return;
         };
@@ -1036,7 +1007,10 @@ impl Core {
         } else {
             method
         };
-        if let Some(&id) = self.ctx.server_index.get(&(branch.clone(), match_method))
+        if let Some(&id) = self
+            .ctx
+            .server_index
+            .get(&ServerKey::of(&message, match_method))
             && let Some(entry) = self.ctx.servers.get_mut(&id)
         {
             let accepted = entry.tx.state == crate::transaction::ServerState::Accepted;
@@ -1061,14 +1035,22 @@ impl Core {
             return;
         }
         if method == Method::Cancel {
-            self.on_cancel(now, request, reply_to, input.local, &branch);
+            self.on_cancel(now, request, reply_to, input.local, &message);
             return;
         }
 
         let owner = Owner::None;
+        let key = ServerKey::of(&message, method);
         let id = self
             .ctx
-            .start_server(request, reply_to, input.local, &branch, owner);
+            .start_server(request, reply_to, input.local, key, owner);
+
+        // RFC 3261 8.2.1: a method we do not know at all is not implemented.
+        if message.extension_method().is_some() {
+            self.ctx
+                .respond_code(now, id, 501, None, vec![make_header("Allow", ALLOW)]);
+            return;
+        }
 
         // RFC 3261 8.2.2.3: refuse extensions we do not support.
         let unsupported: Vec<&str> = message
@@ -1087,6 +1069,36 @@ impl Core {
                 vec![make_header("Unsupported", unsupported)],
             );
             return;
+        }
+
+        if matches!(method, Method::Invite | Method::Update) {
+            // RFC 3261 8.2.3: a body we cannot read is refused with what we do read.
+            let content_type = message
+                .header("Content-Type")
+                .map(|value| value.split(';').next().unwrap_or("").trim());
+            if !message.body().is_empty()
+                && !content_type.is_some_and(|kind| kind.eq_ignore_ascii_case("application/sdp"))
+            {
+                self.ctx.respond_code(
+                    now,
+                    id,
+                    415,
+                    None,
+                    vec![make_header("Accept", "application/sdp")],
+                );
+                return;
+            }
+            // RFC 3261 21.4.7: the answer must carry SDP, which the offerer must accept.
+            if !accepts_sdp(&message) {
+                self.ctx.respond_code(
+                    now,
+                    id,
+                    406,
+                    None,
+                    vec![make_header("Accept", "application/sdp")],
+                );
+                return;
+            }
         }
 
         if let Some(tag) = message.to_tag() {
@@ -1150,20 +1162,24 @@ impl Core {
         request: rsip::Request,
         reply_to: Destination,
         local: SocketAddr,
-        branch: &str,
+        message: &Message,
     ) {
         let invite = self
             .ctx
             .server_index
-            .get(&(branch.to_owned(), Method::Invite))
+            .get(&ServerKey::of(message, Method::Invite))
             .copied();
         let owner = invite
             .and_then(|id| self.ctx.servers.get(&id))
             .map(|entry| entry.owner)
             .unwrap_or(Owner::None);
-        let id = self
-            .ctx
-            .start_server(request, reply_to, local, branch, Owner::None);
+        let id = self.ctx.start_server(
+            request,
+            reply_to,
+            local,
+            ServerKey::of(message, Method::Cancel),
+            Owner::None,
+        );
         match (invite, owner) {
             (Some(invite), Owner::Call(call_key)) => {
                 // The CANCEL's 200 carries the To tag our responses to the INVITE carry.
@@ -1256,6 +1272,21 @@ impl Core {
     }
 
     fn on_register(&mut self, now: Instant, id: TxId, message: &Message, source: Destination) {
+        // RFC 3261 10.3: the address of record in To is a SIP or SIPS URI (RFC 4475 3.3.4).
+        let aor = message.header("To").map(message::uri_of).unwrap_or("");
+        let scheme = aor.split(':').next().unwrap_or("");
+        if !scheme.eq_ignore_ascii_case("sip") && !scheme.eq_ignore_ascii_case("sips") {
+            if let Some(request) = self.ctx.server_request(id) {
+                let response = response_to(
+                    request,
+                    400,
+                    Some("Bad Request (the address of record in To is not a SIP URI)"),
+                    Some(&Ctx::new_tag()),
+                );
+                self.ctx.respond(now, id, response);
+            }
+            return;
+        }
         if self.ctx.config.auth.is_none() {
             // Without accounts to check against, a registrar would be open to anyone.
             self.ctx
@@ -1587,6 +1618,22 @@ impl Core {
 }
 
 /// The expiry a registrar granted: our contact's `expires` parameter, else the Expires header.
+/// Whether a request's Accept headers (if any) let us answer with SDP (RFC 3261 20.1).
+fn accepts_sdp(message: &Message) -> bool {
+    let mut accepts = message.headers("Accept").peekable();
+    if accepts.peek().is_none() {
+        return true;
+    }
+    accepts.flat_map(message::split_list).any(|range| {
+        let range = range.split(';').next().unwrap_or("").trim();
+        ["application/sdp", "application/*", "*/*"]
+            .iter()
+            .any(|ok| range.eq_ignore_ascii_case(ok))
+    }) || message
+        .headers("Accept")
+        .all(|value| value.trim().is_empty())
+}
+
 fn granted_expiry(message: &Message) -> Option<u32> {
     let mut first = None;
     for value in message.headers("Contact") {

@@ -783,3 +783,90 @@ From: <sip:x@y>;tag=1\r\nTo: <sip:dialer@127.0.0.1>\r\nCall-ID: new\r\nCSeq: 1 I
     net.inject_into_a(prack);
     assert_eq!(net.log, vec!["A>B 481", "A>B 420"]);
 }
+
+fn options_from(via_host: &str, branch: &str, call_id: &str, cseq: u32) -> String {
+    let branch = if branch.is_empty() {
+        String::new()
+    } else {
+        format!(";branch={branch}")
+    };
+    format!(
+        "OPTIONS sip:dialer@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {via_host}{branch}\r\n\
+Max-Forwards: 70\r\nFrom: <sip:x@y>;tag=1\r\nTo: <sip:dialer@127.0.0.1>\r\nCall-ID: {call_id}\r\n\
+CSeq: {cseq} OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+/// Feeds `text` to `core` as a datagram from `remote`; what the core sends back, as
+/// (destination, status, Call-ID).
+fn exchange(core: &mut Core, now: Instant, remote: &str, text: &str) -> Vec<(String, u16, String)> {
+    core.handle_input(
+        now,
+        Input {
+            local: A.parse().unwrap(),
+            remote: remote.parse().unwrap(),
+            transport: Transport::Udp,
+            conn: None,
+            data: text.as_bytes(),
+        },
+    );
+    let mut sent = Vec::new();
+    while let Some(transmit) = core.poll_transmit() {
+        let message = Message::parse(&transmit.payload).unwrap();
+        sent.push((
+            transmit.dest.addr.to_string(),
+            message.status().unwrap_or(0),
+            message.call_id().to_owned(),
+        ));
+    }
+    sent
+}
+
+#[test]
+fn two_clients_reusing_one_branch_get_a_transaction_each() {
+    // RFC 3261 17.2.3: branch, sent-by and method name a server transaction, so a second client
+    // that happens to pick the same branch is not taken for a retransmission of the first.
+    let now = Instant::now();
+    let mut core = Core::new(config(A), now);
+    // Even the Call-ID and CSeq are the same: only the sent-by tells them apart.
+    let one = options_from("192.0.2.1:5070", "z9hG4bKsame", "same", 1);
+    let two = options_from("192.0.2.2:5070", "z9hG4bKsame", "same", 1);
+    assert_eq!(
+        exchange(&mut core, now, "192.0.2.1:5070", &one),
+        [("192.0.2.1:5070".to_owned(), 200, "same".to_owned())]
+    );
+    assert_eq!(
+        exchange(&mut core, now, "192.0.2.2:5070", &two),
+        [("192.0.2.2:5070".to_owned(), 200, "same".to_owned())]
+    );
+    assert_eq!(core.transaction_count().1, 2);
+    // A retransmission from the first client is its own transaction's: the same 200 again.
+    assert_eq!(
+        exchange(&mut core, now, "192.0.2.1:5070", &one),
+        [("192.0.2.1:5070".to_owned(), 200, "same".to_owned())]
+    );
+    assert_eq!(core.stats().snapshot().retransmissions_absorbed, 1);
+    assert_eq!(core.transaction_count().1, 2);
+}
+
+#[test]
+fn rfc2543_requests_without_a_branch_are_matched_by_their_fields() {
+    let now = Instant::now();
+    let mut core = Core::new(config(A), now);
+    let first = options_from("192.0.2.1:5070", "", "old", 7);
+    assert_eq!(exchange(&mut core, now, "192.0.2.1:5070", &first).len(), 1);
+    // The same request again is a retransmission (Request-URI, tags, Call-ID, CSeq, top Via).
+    assert_eq!(exchange(&mut core, now, "192.0.2.1:5070", &first).len(), 1);
+    assert_eq!(core.stats().snapshot().retransmissions_absorbed, 1);
+    assert_eq!(core.transaction_count().1, 1);
+    // The next CSeq is a new transaction; so is a bare magic cookie, matched the same old way.
+    let next = options_from("192.0.2.1:5070", "", "old", 8);
+    assert_eq!(exchange(&mut core, now, "192.0.2.1:5070", &next).len(), 1);
+    let cookie_only = options_from("192.0.2.1:5070", "z9hG4bK", "old", 9);
+    assert_eq!(
+        exchange(&mut core, now, "192.0.2.1:5070", &cookie_only).len(),
+        1
+    );
+    assert_eq!(core.transaction_count().1, 3);
+    assert_eq!(core.stats().snapshot().retransmissions_absorbed, 1);
+}
