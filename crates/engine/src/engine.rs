@@ -631,7 +631,7 @@ impl Engine {
         }
         let info = call.info().clone();
         let Some(user) = info.user.clone() else {
-            tracing::warn!(from = %info.from, "unauthenticated INVITE refused");
+            tracing::warn!(from = ?info.from, "unauthenticated INVITE refused");
             let _ = call.reject(403).await;
             return;
         };
@@ -663,7 +663,7 @@ impl Engine {
             mine.first().map(|h| (*h).clone())
         });
         let Some(handle) = handle else {
-            tracing::warn!(agent = %user, uri = %info.request_uri, "agent has no campaign to log in to");
+            tracing::warn!(agent = %user, uri = ?info.request_uri, "agent has no campaign to log in to");
             let _ = call.reject(404).await;
             return;
         };

@@ -210,7 +210,7 @@ impl Sdp {
             SessionDescription::unmarshal(&mut std::io::Cursor::new(text.as_bytes()))
         })
         .map_err(|_| SdpError::ParserPanic)?
-        .map_err(|err| SdpError::Syntax(err.to_string()))
+        .map_err(|err| SdpError::Syntax(crate::message::truncate(&err.to_string(), 200)))
     }
 
     /// The peer's audio stream, choosing the first of its formats that is in `supported`.
@@ -518,7 +518,12 @@ fn pick_audio<'a>(
             let codec = Codec::from_name(name_of(*pt)?)?;
             supported.contains(&codec).then_some((codec, *pt))
         })
-        .ok_or_else(|| SdpError::NoCommonCodec(media.media_name.formats.join(" ")))?;
+        .ok_or_else(|| {
+            SdpError::NoCommonCodec(crate::message::truncate(
+                &media.media_name.formats.join(" "),
+                100,
+            ))
+        })?;
     let telephone_event = formats
         .iter()
         .copied()
