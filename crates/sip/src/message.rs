@@ -587,28 +587,34 @@ fn check_name_addr(value: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// The checks of a request's or response's headers that rsip does not make.
+/// The checks of a request's or response's headers that rsip does not make, in one pass.
 fn check_headers(lines: &[(&str, &str)]) -> Result<(), ParseError> {
-    for name in SINGLE_HEADERS {
-        if lines_named(lines, name).nth(1).is_some() {
-            return Err(ParseError::RepeatedHeader(name));
-        }
-    }
-    for (name, field) in [("From", "From"), ("To", "To")] {
-        if let Some(value) = lines_named(lines, name).next() {
+    let mut seen = [false; SINGLE_HEADERS.len()];
+    for (name, value) in lines {
+        if let Some(index) = SINGLE_HEADERS
+            .iter()
+            .position(|single| name.eq_ignore_ascii_case(single))
+        {
+            if std::mem::replace(&mut seen[index], true) {
+                return Err(ParseError::RepeatedHeader(SINGLE_HEADERS[index]));
+            }
+            let field = match index {
+                1 => "From",
+                2 => "To",
+                _ => continue,
+            };
             check_name_addr(value).map_err(|why| ParseError::BadHeader {
                 name: field,
                 why: why.to_owned(),
             })?;
-        }
-    }
-    for value in lines_named(lines, "Contact") {
-        for contact in split_list(value) {
-            if contact != "*" {
-                check_name_addr(contact).map_err(|why| ParseError::BadHeader {
-                    name: "Contact",
-                    why: why.to_owned(),
-                })?;
+        } else if name.eq_ignore_ascii_case("Contact") {
+            for contact in split_list(value) {
+                if contact != "*" {
+                    check_name_addr(contact).map_err(|why| ParseError::BadHeader {
+                        name: "Contact",
+                        why: why.to_owned(),
+                    })?;
+                }
             }
         }
     }
