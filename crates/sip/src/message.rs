@@ -193,17 +193,24 @@ pub(crate) fn leading_crlf(buf: &[u8]) -> usize {
         .count()
 }
 
-/// Whether a header line holds a bare CR or LF, or a NUL or other control character that is not
-/// escaped. RFC 3261's quoted-pair lets a backslash escape any byte but CR and LF, so
-/// `"NUL:\<00>"` is a valid display name (RFC 4475 3.1.1.2).
+/// Whether a header line holds a bare CR or LF, or a NUL or other control character outside a
+/// quoted string. Inside one, RFC 3261's quoted-pair lets a backslash escape any byte but CR and
+/// LF, so `"NUL:\<00>"` is a valid display name (RFC 4475 3.1.1.2); nowhere else can a control
+/// character reach a log line or a reason phrase.
 fn bad_line_byte(line: &str) -> bool {
-    let bytes = line.as_bytes();
-    bytes.iter().enumerate().any(|(at, &b)| match b {
-        b'\r' | b'\n' => true,
-        b'\t' => false,
-        0..=0x1f | 0x7f => at == 0 || bytes[at - 1] != b'\\',
-        _ => false,
-    })
+    let (mut quoted, mut escaped) = (false, false);
+    for &b in line.as_bytes() {
+        match b {
+            b'\r' | b'\n' => return true,
+            _ if escaped => escaped = false,
+            b'\\' if quoted => escaped = true,
+            b'"' => quoted = !quoted,
+            b'\t' => {}
+            0..=0x1f | 0x7f => return true,
+            _ => {}
+        }
+    }
+    false
 }
 
 /// Scans the header section at the start of `buf` (which starts at the start line). Returns
@@ -1538,6 +1545,15 @@ mod tests {
             let text = invalid.error.to_string();
             assert!(!text.chars().any(char::is_control), "{text:?}");
         }
+    }
+
+    #[test]
+    fn control_characters_pass_only_escaped_inside_quotes() {
+        assert!(!bad_line_byte("To: \"NUL:\\\u{0} BEL:\\\u{7}\" <sip:a@b>"));
+        assert!(bad_line_byte("To: <sip:a@b>;x=\\\u{1b}[31m"));
+        assert!(bad_line_byte("SIP/2.0 486 Busy\\\u{1b}[31m"));
+        assert!(bad_line_byte("To: \"a\r\" <sip:a@b>"));
+        assert!(!bad_line_byte("Subject:\tfine"));
     }
 
     pub(crate) const INVITE: &str = "INVITE sip:+15551234567@127.0.0.1:5080 SIP/2.0\r\n\
