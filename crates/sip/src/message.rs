@@ -563,9 +563,11 @@ fn check_name_addr(value: &str) -> Result<(), &'static str> {
         match value.find('<') {
             Some(at) => {
                 let display = &value[..at];
+                // UTF-8 beyond ASCII is let through: phones send unquoted names such as
+                // `Zoë <sip:...>`, and nothing in them can be taken for a separator.
                 if !display
                     .split([' ', '\t'])
-                    .all(|word| word.is_empty() || is_token(word))
+                    .all(|word| word.bytes().all(|b| !b.is_ascii() || is_token_char(b)))
                 {
                     return Err("the display name is neither tokens nor a quoted string");
                 }
@@ -1554,6 +1556,16 @@ mod tests {
         assert!(bad_line_byte("SIP/2.0 486 Busy\\\u{1b}[31m"));
         assert!(bad_line_byte("To: \"a\r\" <sip:a@b>"));
         assert!(!bad_line_byte("Subject:\tfine"));
+    }
+
+    #[test]
+    fn unquoted_display_names_may_be_utf8_but_not_separators() {
+        assert_eq!(check_name_addr("Zoë Müller <sip:zoe@example.com>"), Ok(()));
+        assert_eq!(
+            check_name_addr("Alice <sip:alice@example.com>;tag=1"),
+            Ok(())
+        );
+        assert!(check_name_addr("Bell, Alexander <sip:a.g.bell@example.com>").is_err());
     }
 
     pub(crate) const INVITE: &str = "INVITE sip:+15551234567@127.0.0.1:5080 SIP/2.0\r\n\
