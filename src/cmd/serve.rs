@@ -64,6 +64,10 @@ pub struct Args {
     /// `MD5`: many phones give up on a challenge naming an algorithm they do not know).
     #[arg(long, value_delimiter = ',', value_name = "ALGORITHM")]
     pub digest_algorithms: Vec<sip::digest::DigestAlgorithm>,
+    /// The DNS server (`IP:PORT`) for carriers' host names (NAPTR, SRV, A/AAAA; default: the
+    /// system's resolv.conf).
+    #[arg(long, value_name = "ADDR")]
+    pub dns_server: Option<SocketAddr>,
     /// Base directory of campaigns' message files (default: the current directory).
     #[arg(long)]
     pub prompts_dir: Option<PathBuf>,
@@ -111,6 +115,8 @@ pub struct FileConfig {
     /// Digest algorithms offered to phones, preferred first (`["SHA-256", "MD5"]`).
     #[serde(default)]
     pub digest_algorithms: Vec<String>,
+    /// DNS server for carriers' host names (`IP:PORT`).
+    pub dns_server: Option<SocketAddr>,
     /// Messages' base directory.
     pub prompts_dir: Option<PathBuf>,
     /// Recordings' directory.
@@ -215,6 +221,7 @@ fn settings(args: Args, global: &Global) -> anyhow::Result<Settings> {
     if let Some(priority) = args.media_priority.or(file.media_priority) {
         engine.media.priority = priority;
     }
+    engine.dns_server = args.dns_server.or(file.dns_server);
     if let Some(realm) = args.realm.or(file.realm) {
         engine.realm = realm;
     }

@@ -5,7 +5,7 @@
 //! request.
 
 use domain::Outcome;
-use engine::{AgentState, Engine};
+use engine::{AgentState, Engine, TrunkRegistrationState};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 
@@ -83,6 +83,26 @@ fn describe() {
         "dialer_campaign_running",
         "1 while the campaign is running, else 0"
     );
+    describe_gauge!(
+        "dialer_trunk_registration",
+        "1 for the state the campaign's trunk registration is in (not_required, registering, registered, failed, unregistered), 0 for the others"
+    );
+    describe_gauge!(
+        "dialer_trunk_registration_expires_seconds",
+        "Seconds the registrar granted the campaign's trunk at its last successful REGISTER"
+    );
+    describe_gauge!(
+        "dialer_trunk_registration_last_refresh_timestamp_seconds",
+        "Unix time of the last successful REGISTER of the campaign's trunk"
+    );
+    describe_gauge!(
+        "dialer_trunk_registration_failures",
+        "Failed REGISTERs in a row of the campaign's trunk"
+    );
+    describe_gauge!(
+        "dialer_trunk_registration_last_code",
+        "Status code of the last failed REGISTER of the campaign's trunk (0 while it succeeds)"
+    );
     describe_counter!(
         "dialer_sip_events_total",
         "SIP endpoint counters (messages, parse errors, timeouts, transport errors, ...)"
@@ -125,6 +145,14 @@ const AGENT_STATES: [AgentState; 6] = [
     AgentState::OnCall,
     AgentState::WrapUp,
     AgentState::Paused,
+];
+
+const REGISTRATION_STATES: [TrunkRegistrationState; 5] = [
+    TrunkRegistrationState::NotRequired,
+    TrunkRegistrationState::Registering,
+    TrunkRegistrationState::Registered,
+    TrunkRegistrationState::Failed,
+    TrunkRegistrationState::Unregistered,
 ];
 
 const OUTCOMES: [Outcome; 10] = [
@@ -190,6 +218,19 @@ async fn refresh(engine: &Engine) -> Result<(), engine::EngineError> {
             gauge!("dialer_connect_seconds", "campaign" => name.clone(), "from" => from, "quantile" => quantile)
                 .set(secs);
         }
+        let trunk = &f.trunk;
+        for state in REGISTRATION_STATES {
+            gauge!("dialer_trunk_registration", "campaign" => name.clone(), "state" => state.as_str())
+                .set(if trunk.registration == state { 1.0 } else { 0.0 });
+        }
+        gauge!("dialer_trunk_registration_expires_seconds", "campaign" => name.clone())
+            .set(trunk.expires_secs.map_or(0.0, f64::from));
+        gauge!("dialer_trunk_registration_last_refresh_timestamp_seconds", "campaign" => name.clone())
+            .set(trunk.last_refresh.map_or(0.0, |at| at.timestamp_millis() as f64 / 1000.0));
+        gauge!("dialer_trunk_registration_failures", "campaign" => name.clone())
+            .set(f64::from(trunk.failures));
+        gauge!("dialer_trunk_registration_last_code", "campaign" => name.clone())
+            .set(trunk.code.map_or(0.0, f64::from));
         let calls = &f.calls;
         for (group, n) in [
             ("dialing", calls.dialing),

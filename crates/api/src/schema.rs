@@ -18,7 +18,7 @@ pub use domain::{
 };
 pub use engine::{
     AgentCounts, AgentSpec, AgentState, AgentView, CallCounts, CallState, CallTotals, CallUpdate,
-    CampaignFigures, CampaignView, PacingView, Snapshot,
+    CampaignFigures, CampaignView, PacingView, Snapshot, TrunkFigures, TrunkRegistrationState,
 };
 pub use store::{Applied, Attempt, Contact, ImportSummary, RowError};
 

@@ -422,10 +422,41 @@ pub struct Trunk {
     #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     #[serde(default = "default_cps")]
     pub cps: u32,
+    /// Whether the carrier wants the trunk registered (REGISTER with digest, refreshed before
+    /// it expires). No call goes out while a required registration is not held.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub register: bool,
+    /// The registration time asked for (the registrar may grant less).
+    #[serde(default = "default_register_expires")]
+    pub register_expires: Dur,
+    /// The registrar's URI; the trunk's URI when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(example = "sip:registrar.carrier.example"))]
+    pub registrar: Option<String>,
+    /// The user of the address of record registered (`sip:USER@registrar-host`); the digest
+    /// username (from `username_env`) when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub register_user: Option<String>,
+    /// An outbound proxy every request goes through (RFC 3261 8.1.2: a `Route` to it, the
+    /// Request-URI still the carrier's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(example = "sip:proxy.carrier.example:5060")
+    )]
+    pub outbound_proxy: Option<String>,
 }
 
 fn default_cps() -> u32 {
     10
+}
+
+fn default_register_expires() -> Dur {
+    Dur::secs(3600)
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 /// A campaign as written in its file.
@@ -765,6 +796,49 @@ impl CampaignSpec {
                 "trunk.password_env",
                 "give both username_env and password_env, or neither".into(),
             );
+        }
+        for (field, value) in [
+            ("trunk.registrar", &t.registrar),
+            ("trunk.outbound_proxy", &t.outbound_proxy),
+        ] {
+            if let Some(uri) = value
+                && (!(uri.starts_with("sip:") || uri.starts_with("sips:")) || uri.len() < 5)
+            {
+                bad(
+                    field,
+                    format!("`{uri}` is not a SIP URI (write sip:host[:port])"),
+                );
+            }
+        }
+        if let Some(user) = &t.register_user
+            && (user.is_empty()
+                || user.len() > 64
+                || !user
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+-_.!~*'()&=$,;?/".contains(c)))
+        {
+            bad(
+                "trunk.register_user",
+                format!("`{user}` is not a SIP user part (1 to 64 letters, digits, + - _ .)"),
+            );
+        }
+        if t.register {
+            if t.username_env.is_none() {
+                bad(
+                    "trunk.register",
+                    "registration needs credentials: set username_env and password_env".into(),
+                );
+            }
+            let expires = t.register_expires.0;
+            if expires < Duration::from_secs(60) || expires > Duration::from_secs(86_400) {
+                bad(
+                    "trunk.register_expires",
+                    format!(
+                        "{} must be between 1 minute and 24 hours",
+                        t.register_expires
+                    ),
+                );
+            }
         }
         if t.cps == 0 || t.cps > 1000 {
             bad(

@@ -15,8 +15,9 @@ use crate::pool::PoolAgent;
 use crate::shared::{Shared, lock};
 use crate::view::{
     AbandonView, AgentState, AgentView, CampaignFigures, CampaignView, EngineEvent, ShutdownReport,
+    TrunkFigures, TrunkRegistrationState,
 };
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use domain::CampaignStatus;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -52,6 +53,12 @@ struct Actor {
     others_seeded: (i64, i64),
     /// This node's own live answers and abandons of this run.
     own: (i64, i64),
+    /// The trunk's registration, held while the campaign is not stopped (if the carrier
+    /// wants one).
+    registration: Option<sip::TrunkRegistration>,
+    /// Whether the core was last told the campaign runs (it is held paused while a required
+    /// registration is missing).
+    dialling_allowed: bool,
 }
 
 /// Starts a campaign's actor.
@@ -87,8 +94,14 @@ pub(crate) fn spawn(
         decisions_reported: 0,
         others_seeded: (0, 0),
         own: (0, 0),
+        registration: None,
+        dialling_allowed: false,
     };
-    actor.core.handle(now, CoreInput::Status(campaign.status));
+    actor.sync_registration();
+    actor
+        .core
+        .handle(now, CoreInput::Status(actor.core_status()));
+    actor.dialling_allowed = actor.core_status() == CampaignStatus::Running;
     tokio::spawn(async move { actor.run(rx).await });
     Ok(CampaignHandle {
         tx,
@@ -131,7 +144,10 @@ impl Actor {
                     self.core.handle(now, CoreInput::Tick);
                 }
                 () = sleep_opt(drain_wake) => {}
-                _ = figures.tick() => self.publish_figures(),
+                _ = figures.tick() => {
+                    self.gate_dialling();
+                    self.publish_figures();
+                }
                 _ = reconcile.tick() => self.reconcile().await,
                 _ = renew.tick() => self.renew_leases(),
             }
@@ -206,6 +222,8 @@ impl Actor {
                     *slot = runtime.clone();
                 }
                 self.runtime = runtime;
+                self.sync_registration();
+                self.gate_dialling();
                 self.core.handle(now, CoreInput::Tick);
                 if let Some(applied) = applied {
                     self.publish_figures();
@@ -214,7 +232,10 @@ impl Actor {
             }
             ActorMsg::Status { status, reply } => {
                 self.status = status;
+                self.sync_registration();
                 if self.draining.is_none() {
+                    let status = self.core_status();
+                    self.dialling_allowed = status == CampaignStatus::Running;
                     self.core.handle(now, CoreInput::Status(status));
                 }
                 self.publish_figures();
@@ -229,6 +250,7 @@ impl Actor {
                 report.cancelled = counts.dialing;
                 self.core
                     .handle(now, CoreInput::Status(CampaignStatus::Stopped));
+                self.dialling_allowed = false;
                 let start = tokio::time::Instant::now();
                 self.draining = Some(Draining {
                     answered: counts.in_flight - counts.dialing,
@@ -238,7 +260,96 @@ impl Actor {
                     report,
                     reply: Some(reply),
                 });
+                self.sync_registration();
             }
+        }
+    }
+
+    /// Holds the trunk's registration while the campaign is not stopped, and lets it go (the
+    /// endpoint unregisters once no campaign holds the same one) when it stops, the trunk no
+    /// longer needs it, or the registration asked for changed.
+    fn sync_registration(&mut self) {
+        let wanted = self
+            .runtime
+            .register
+            .clone()
+            .filter(|_| self.status != CampaignStatus::Stopped && self.draining.is_none());
+        match wanted {
+            Some(spec) => {
+                // The endpoint hands out the same registration for the same spec.
+                let held = self
+                    .shared
+                    .endpoint
+                    .register_trunk(spec, self.shared.config.register_retry);
+                self.registration = Some(held);
+            }
+            None => self.registration = None,
+        }
+    }
+
+    /// The status the core is given: a running campaign whose trunk must be registered and is
+    /// not is held paused (no new calls; calls in flight go on).
+    fn core_status(&self) -> CampaignStatus {
+        let blocked = self.runtime.register.is_some()
+            && !self
+                .registration
+                .as_ref()
+                .is_some_and(sip::TrunkRegistration::is_registered);
+        if self.status == CampaignStatus::Running && blocked {
+            CampaignStatus::Paused
+        } else {
+            self.status
+        }
+    }
+
+    /// Tells the core when dialling becomes allowed or not as the registration comes and goes.
+    fn gate_dialling(&mut self) {
+        if self.draining.is_some() {
+            return;
+        }
+        let status = self.core_status();
+        let allowed = status == CampaignStatus::Running;
+        if allowed != self.dialling_allowed {
+            self.dialling_allowed = allowed;
+            tracing::info!(
+                campaign = %self.runtime.name,
+                allowed,
+                "dialling {} by the trunk's registration",
+                if allowed { "allowed" } else { "held" }
+            );
+            let now = self.shared.now();
+            self.core.handle(now, CoreInput::Status(status));
+        }
+    }
+
+    fn trunk_figures(&self) -> TrunkFigures {
+        let dest = self.runtime.trunk.destination();
+        let target = Some(format!("{}:{}", dest.transport, dest.addr).to_lowercase());
+        let Some(registration) = &self.registration else {
+            return TrunkFigures {
+                registration: if self.runtime.register.is_some() {
+                    TrunkRegistrationState::Unregistered
+                } else {
+                    TrunkRegistrationState::NotRequired
+                },
+                target,
+                ..TrunkFigures::default()
+            };
+        };
+        let status = registration.status();
+        TrunkFigures {
+            registration: match status.state {
+                sip::RegistrationState::Registering => TrunkRegistrationState::Registering,
+                sip::RegistrationState::Registered => TrunkRegistrationState::Registered,
+                sip::RegistrationState::Failed => TrunkRegistrationState::Failed,
+                sip::RegistrationState::Unregistered => TrunkRegistrationState::Unregistered,
+            },
+            code: status.code,
+            expires_secs: status.expires,
+            last_refresh: status.last_refresh.map(DateTime::<Utc>::from),
+            refreshes: status.refreshes,
+            failures: status.failures,
+            target,
         }
     }
 
@@ -559,6 +670,7 @@ impl Actor {
                 connect_p99_secs: p99,
                 greeting_connect_median_secs: greeting_median,
                 greeting_connect_p99_secs: greeting_p99,
+                trunk: Box::new(self.trunk_figures()),
             },
         };
         metrics::gauge!("dialer_abandon_rate", "campaign" => self.runtime.name.clone()).set(rate);

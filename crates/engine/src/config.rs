@@ -34,6 +34,11 @@ pub struct EngineConfig {
     /// them out; offer `[Sha256, Md5]` where every phone speaks SHA-256 or reads only its
     /// first challenge.
     pub digest_algorithms: Vec<sip::digest::DigestAlgorithm>,
+    /// The DNS server for carriers' host names (RFC 3263 NAPTR, SRV, A/AAAA); the system's
+    /// resolv.conf when `None`.
+    pub dns_server: Option<SocketAddr>,
+    /// How a failed trunk registration is retried.
+    pub register_retry: sip::RetryPolicy,
     /// Base directory of campaigns' relative message paths (`abandon_message`, ...).
     pub prompts_dir: PathBuf,
     /// Directory recordings are written to (`<campaign>/<attempt>.wav` under it).
@@ -73,6 +78,8 @@ impl EngineConfig {
             media: media::MediaConfig::default(),
             realm: "dialer".to_owned(),
             digest_algorithms: vec![sip::digest::DigestAlgorithm::Md5],
+            dns_server: None,
+            register_retry: sip::RetryPolicy::default(),
             prompts_dir: PathBuf::from("."),
             recordings_dir: PathBuf::from("recordings"),
             lease: Duration::from_secs(300),

@@ -107,6 +107,7 @@ impl Engine {
         sip_config.udp = config.sip_udp.clone();
         sip_config.tcp = config.sip_tcp.clone();
         sip_config.advertise = config.advertise;
+        sip_config.dns_server = config.dns_server;
         let mut auth = AuthConfig::new(config.realm.clone(), Arc::new(Secrets(secrets.clone())));
         auth.algorithms = config.digest_algorithms.clone();
         sip_config.auth = Some(auth);
@@ -184,7 +185,19 @@ impl Engine {
         let uri: sip::Uri = spec.trunk.uri.parse().map_err(|err: sip::Error| {
             EngineError::Invalid(vec![field_error("trunk.uri", err.to_string())])
         })?;
-        let mut trunk_config = TrunkConfig::new(uri, spec.trunk.cps);
+        let mut trunk_config = TrunkConfig::new(uri.clone(), spec.trunk.cps);
+        let parse = |value: &Option<String>, field: &str| {
+            value
+                .as_deref()
+                .map(|text| {
+                    text.parse::<sip::Uri>().map_err(|err: sip::Error| {
+                        EngineError::Invalid(vec![field_error(field, err.to_string())])
+                    })
+                })
+                .transpose()
+        };
+        trunk_config.outbound_proxy = parse(&spec.trunk.outbound_proxy, "trunk.outbound_proxy")?;
+        let registrar = parse(&spec.trunk.registrar, "trunk.registrar")?;
         trunk_config.transport = Some(match spec.trunk.transport {
             domain::Transport::Udp => sip::Transport::Udp,
             domain::Transport::Tcp => sip::Transport::Tcp,
@@ -204,6 +217,22 @@ impl Engine {
             let password = read(pass_env, "trunk.password_env")?;
             trunk_config.credentials = Some(sip::Credentials::new(user, password));
         }
+        let register = match (&trunk_config.credentials, spec.trunk.register) {
+            (Some(credentials), true) => Some(sip::RegisterSpec {
+                registrar: registrar.unwrap_or(uri),
+                user: spec
+                    .trunk
+                    .register_user
+                    .clone()
+                    .unwrap_or_else(|| credentials.username.clone()),
+                password: credentials.password.clone(),
+                expires: u32::try_from(spec.trunk.register_expires.0.as_secs()).unwrap_or(u32::MAX),
+                transport: trunk_config.transport,
+                auth_user: Some(credentials.username.clone()),
+                outbound_proxy: trunk_config.outbound_proxy.clone(),
+            }),
+            _ => None,
+        };
         let trunk = self.shared().endpoint.trunk(trunk_config).await?;
         Ok(Arc::new(Runtime {
             id,
@@ -211,6 +240,7 @@ impl Engine {
             spec: spec.clone(),
             setup,
             trunk,
+            register,
         }))
     }
 
@@ -602,6 +632,13 @@ impl Engine {
         // Agents' phones get their BYE; give the transactions a moment before the endpoint stops.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
         while !lock(&self.shared().directory).is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        // The actors let their trunk registrations go: give the un-REGISTERs their answers.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(6);
+        while self.shared().endpoint.registrations_active() > 0
+            && tokio::time::Instant::now() < deadline
+        {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         self.shared().endpoint.shutdown();

@@ -29,6 +29,8 @@ pub(crate) struct Runtime {
     pub(crate) setup: Arc<Setup>,
     /// The carrier trunk.
     pub(crate) trunk: sip::Trunk,
+    /// What to register for the trunk, if the carrier wants it registered.
+    pub(crate) register: Option<sip::RegisterSpec>,
 }
 
 /// A logged-in agent's session as the actor holds it.

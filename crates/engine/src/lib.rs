@@ -60,4 +60,5 @@ pub use media::{MediaConfig, MediaIo, MediaPriority, ReceiveLoopStats};
 pub use view::{
     AbandonView, AgentCounts, AgentSpec, AgentState, AgentView, CallCounts, CallState, CallTotals,
     CallUpdate, CampaignFigures, CampaignView, EngineEvent, PacingView, ShutdownReport, Snapshot,
+    TrunkFigures, TrunkRegistrationState,
 };

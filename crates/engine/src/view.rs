@@ -256,6 +256,64 @@ pub struct PacingView {
     pub cpu_secs: f64,
 }
 
+/// Where the campaign's trunk registration stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum TrunkRegistrationState {
+    /// The trunk needs no registration (`register` is off).
+    #[default]
+    NotRequired,
+    /// The first REGISTER is not answered yet: no call goes out.
+    Registering,
+    /// The carrier holds our registration.
+    Registered,
+    /// The last REGISTER failed (see `code`): retried with backoff, no call goes out.
+    Failed,
+    /// Not held (the campaign is stopped).
+    Unregistered,
+}
+
+impl TrunkRegistrationState {
+    /// The state's name, as serialised.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrunkRegistrationState::NotRequired => "not_required",
+            TrunkRegistrationState::Registering => "registering",
+            TrunkRegistrationState::Registered => "registered",
+            TrunkRegistrationState::Failed => "failed",
+            TrunkRegistrationState::Unregistered => "unregistered",
+        }
+    }
+}
+
+/// The campaign's trunk as this node sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct TrunkFigures {
+    /// Registration state.
+    pub registration: TrunkRegistrationState,
+    /// Status code of the last failed REGISTER (408: no answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<u16>,
+    /// Seconds the registrar granted at the last success.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_secs: Option<u32>,
+    /// When the last successful REGISTER was answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_refresh: Option<DateTime<Utc>>,
+    /// Successful REGISTERs (the first and its refreshes) of the registration held.
+    #[serde(default)]
+    pub refreshes: u64,
+    /// Failed REGISTERs in a row.
+    #[serde(default)]
+    pub failures: u32,
+    /// Where requests go now (`udp:192.0.2.1:5060`): the target chosen by NAPTR/SRV, or the
+    /// outbound proxy's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
 /// Live figures of a campaign.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -287,6 +345,9 @@ pub struct CampaignFigures {
     /// 99th percentile of greeting-end-to-agent times, seconds.
     #[serde(default)]
     pub greeting_connect_p99_secs: f64,
+    /// The trunk: registration and target in use (boxed: events carry figures every second).
+    #[serde(default)]
+    pub trunk: Box<TrunkFigures>,
 }
 
 /// A campaign and its live figures.
@@ -347,6 +408,14 @@ impl CampaignView {
                 connect_p99_secs: 0.0,
                 greeting_connect_median_secs: 0.0,
                 greeting_connect_p99_secs: 0.0,
+                trunk: Box::new(TrunkFigures {
+                    registration: if spec.trunk.register {
+                        TrunkRegistrationState::Unregistered
+                    } else {
+                        TrunkRegistrationState::NotRequired
+                    },
+                    ..TrunkFigures::default()
+                }),
             },
         }
     }

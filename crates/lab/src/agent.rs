@@ -657,6 +657,8 @@ impl Runner {
             password: self.config.password.clone(),
             expires: self.config.expires,
             transport: None,
+            auth_user: None,
+            outbound_proxy: None,
         };
         match self.endpoint.register(spec).await {
             Ok(registration) => {

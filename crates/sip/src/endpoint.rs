@@ -7,7 +7,9 @@ use crate::core::{
 };
 use crate::cps::CpsLimiter;
 use crate::digest::Credentials;
+use crate::dns::Resolver;
 use crate::message::Limits;
+use crate::refresh::{RefreshSchedule, RegistrationState, RegistrationStatus};
 use crate::registrar::{Binding, RegistrarConfig, RegistrationChange};
 use crate::sdp::LocalMedia;
 use crate::stats::{Stats, StatsSnapshot};
@@ -17,7 +19,7 @@ use bytes::Bytes;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, UdpSocket};
@@ -52,6 +54,9 @@ pub struct EndpointConfig {
     /// Incoming calls and registrations waiting to be taken from [`Incoming`]; past this,
     /// new INVITEs get 503.
     pub incoming_queue: usize,
+    /// The DNS server for NAPTR/SRV/A lookups of carriers' host names; the system's
+    /// (resolv.conf) when `None`.
+    pub dns_server: Option<SocketAddr>,
 }
 
 impl EndpointConfig {
@@ -70,6 +75,7 @@ impl EndpointConfig {
             registrar: defaults.registrar,
             limits: defaults.limits,
             incoming_queue: 256,
+            dns_server: None,
         }
     }
 }
@@ -151,6 +157,11 @@ struct Shared {
     next_key: AtomicU64,
     next_token: AtomicU64,
     limiters: Mutex<HashMap<(String, u32), Weak<CpsLimiter>>>,
+    resolver: Resolver,
+    /// Trunk registrations by what they register, shared by every holder.
+    registrations: Mutex<HashMap<String, Weak<RegistrationInner>>>,
+    /// Registration tasks still running (the last unregisters on its way out).
+    registration_tasks: Arc<AtomicUsize>,
 }
 
 /// A SIP endpoint: sockets, transactions, calls. Cheap to clone; the driver task runs until
@@ -220,8 +231,9 @@ fn check_number(number: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Where requests to `uri` go: its host (resolved if a name) and port, over `transport`, else
-/// the URI's `transport=` parameter, else UDP. (No NAPTR/SRV: see docs/sip.md.)
+/// Where requests to `uri` go: its host (resolved by the C library if a name) and port, over
+/// `transport`, else the URI's `transport=` parameter, else UDP. No NAPTR/SRV: an
+/// [`Endpoint`] resolves with its own [`Resolver`] (RFC 3263), this is for callers without one.
 pub async fn resolve(uri: &Uri, transport: Option<Transport>) -> Result<Destination, Error> {
     let transport = transport.or(uri.transport()).unwrap_or(Transport::Udp);
     let port = uri.port().unwrap_or(5060);
@@ -304,6 +316,9 @@ pub struct TrunkConfig {
     pub from_domain: Option<String>,
     /// Send OPTIONS this often to watch the trunk ([`Trunk::is_up`]).
     pub keepalive: Option<Duration>,
+    /// An outbound proxy (RFC 3261 8.1.2): requests are sent to it with a `Route` to it
+    /// (`;lr`, loose routing), their Request-URI staying the carrier's.
+    pub outbound_proxy: Option<Uri>,
 }
 
 impl TrunkConfig {
@@ -316,16 +331,55 @@ impl TrunkConfig {
             cps,
             from_domain: None,
             keepalive: None,
+            outbound_proxy: None,
         }
     }
 }
 
 struct TrunkInner {
     config: TrunkConfig,
-    dest: Destination,
+    /// Where requests go, best first (RFC 3263): the proxy's targets, else the carrier's.
+    targets: Vec<Destination>,
+    /// The target in use: the next one after a timeout, a transport error or a 503.
+    current: AtomicUsize,
     limiter: Arc<CpsLimiter>,
     status: AtomicU8,
     keepalive: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl TrunkInner {
+    fn target(&self, index: usize) -> Destination {
+        self.targets[index % self.targets.len()]
+    }
+
+    /// Moves off target `index` after it failed (unless another call already did).
+    fn failed(&self, index: usize) {
+        if self.targets.len() > 1 {
+            let next = (index + 1) % self.targets.len();
+            if self
+                .current
+                .compare_exchange(index, next, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+            {
+                tracing::warn!(
+                    trunk = %self.config.uri,
+                    failed = %self.targets[index].addr,
+                    next = %self.targets[next].addr,
+                    "trunk target failed: next one in use"
+                );
+            }
+        }
+    }
+}
+
+/// The `Route` header value that sends a request through `proxy` (loose routing).
+fn route_to(proxy: &Uri) -> String {
+    let text = proxy.to_string();
+    if text.contains(";lr") {
+        format!("<{text}>")
+    } else {
+        format!("<{text};lr>")
+    }
 }
 
 impl Drop for TrunkInner {
@@ -348,7 +402,7 @@ impl std::fmt::Debug for Trunk {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Trunk")
             .field("uri", &self.inner.config.uri.to_string())
-            .field("dest", &self.inner.dest)
+            .field("targets", &self.inner.targets)
             .field("cps", &self.inner.config.cps)
             .finish()
     }
@@ -360,9 +414,15 @@ impl Trunk {
         &self.inner.config.uri
     }
 
-    /// Where its INVITEs go.
+    /// Where its INVITEs go now.
     pub fn destination(&self) -> Destination {
-        self.inner.dest
+        self.inner
+            .target(self.inner.current.load(Ordering::Relaxed))
+    }
+
+    /// Every place its requests may go, best first (NAPTR/SRV order).
+    pub fn targets(&self) -> &[Destination] {
+        &self.inner.targets
     }
 
     /// The CPS cap.
@@ -416,6 +476,32 @@ pub struct Call {
     /// Set by the first `hangup`: later ones are no-ops, so a caller that hangs up in a loop
     /// cannot flood the endpoint's command queue.
     hung_up: AtomicBool,
+    /// For a trunk call: how to send the INVITE again to the next target.
+    failover: Option<Box<Failover>>,
+}
+
+/// A trunk call's way to the trunk's next target (RFC 3263 4.3): until something answers,
+/// a timeout, a transport error or a 503 sends the same INVITE to the next target.
+#[derive(Debug)]
+struct Failover {
+    endpoint: Endpoint,
+    trunk: Trunk,
+    spec: InviteSpec,
+    /// The target index in use.
+    index: usize,
+    /// Targets tried so far.
+    tried: usize,
+    /// Something answered: no failover any more.
+    answered: bool,
+}
+
+impl Failover {
+    /// Whether `end` is the kind of failure RFC 3263 moves on from.
+    fn moves_on(end: &CallEnd) -> bool {
+        use crate::core::EndCause;
+        matches!(end.cause, EndCause::NoResponse | EndCause::TransportError)
+            || (end.cause == EndCause::Rejected && end.code == Some(503))
+    }
 }
 
 impl Call {
@@ -426,14 +512,63 @@ impl Call {
 
     /// The next event; `None` after [`CallEvent::Ended`] (or if the endpoint stopped).
     pub async fn next_event(&mut self) -> Option<CallEvent> {
-        if self.done {
-            return None;
+        loop {
+            if self.done {
+                return None;
+            }
+            let event = self.events.recv().await;
+            if let Some(CallEvent::Ended(end)) = &event
+                && self.fail_over(end).await
+            {
+                continue;
+            }
+            if let Some(failover) = &mut self.failover
+                && matches!(&event, Some(e) if !matches!(e, CallEvent::Ended(_)))
+            {
+                failover.answered = true;
+            }
+            if matches!(event, Some(CallEvent::Ended(_)) | None) {
+                self.done = true;
+            }
+            return event;
         }
-        let event = self.events.recv().await;
-        if matches!(event, Some(CallEvent::Ended(_)) | None) {
-            self.done = true;
+    }
+
+    /// After `end`, sends the INVITE to the trunk's next target if RFC 3263 says so; true if
+    /// the call goes on there.
+    async fn fail_over(&mut self, end: &CallEnd) -> bool {
+        if self.hung_up.load(Ordering::Relaxed) || !Failover::moves_on(end) {
+            return false;
         }
-        event
+        let Some(failover) = &mut self.failover else {
+            return false;
+        };
+        if failover.answered {
+            return false;
+        }
+        failover.trunk.inner.failed(failover.index);
+        failover.tried += 1;
+        if failover.tried >= failover.trunk.inner.targets.len() {
+            return false;
+        }
+        failover.index = (failover.index + 1) % failover.trunk.inner.targets.len();
+        let mut spec = failover.spec.clone();
+        spec.dest = failover.trunk.inner.target(failover.index);
+        tracing::info!(
+            call_id = %self.call_id,
+            to = %spec.dest.addr,
+            code = ?end.code,
+            "trunk target did not answer: INVITE sent to the next one"
+        );
+        let Ok(mut next) = failover.endpoint.start(spec).await else {
+            return false;
+        };
+        // The new INVITE's handle gives its channel to this one, which the caller holds.
+        next.done = true;
+        self.key = next.key;
+        self.call_id = std::mem::take(&mut next.call_id);
+        std::mem::swap(&mut self.events, &mut next.events);
+        true
     }
 
     /// Hangs up: CANCEL before an answer, BYE after. Events keep coming until `Ended`.
@@ -535,7 +670,7 @@ impl IncomingCall {
 }
 
 /// What a phone needs to register.
-#[derive(Debug, Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct RegisterSpec {
     /// The registrar (`sip:dialer.example.com:5060`).
     pub registrar: Uri,
@@ -547,14 +682,56 @@ pub struct RegisterSpec {
     pub expires: u32,
     /// The transport; else the URI's parameter, else UDP.
     pub transport: Option<Transport>,
+    /// The digest username when it differs from the address of record's user (trunks).
+    pub auth_user: Option<String>,
+    /// An outbound proxy the REGISTER goes through (with a `Route` to it).
+    pub outbound_proxy: Option<Uri>,
 }
 
-/// A registration we hold with a registrar (the lab's phones).
+impl std::fmt::Debug for RegisterSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegisterSpec")
+            .field("registrar", &self.registrar.to_string())
+            .field("user", &self.user)
+            .field("expires", &self.expires)
+            .field("transport", &self.transport)
+            .field("auth_user", &self.auth_user)
+            .field(
+                "outbound_proxy",
+                &self.outbound_proxy.as_ref().map(Uri::to_string),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl RegisterSpec {
+    /// The key under which holders share one registration (the password included, so a
+    /// campaign with another password gets its own).
+    fn share_key(&self) -> String {
+        format!("{self:?} {}", self.password)
+    }
+    /// Registers `user` at `registrar` for `expires` seconds with `password`, nothing else set.
+    pub fn new(registrar: Uri, user: String, password: String, expires: u32) -> Self {
+        RegisterSpec {
+            registrar,
+            user,
+            password,
+            expires,
+            transport: None,
+            auth_user: None,
+            outbound_proxy: None,
+        }
+    }
+}
+
+/// A registration we hold with a registrar (the lab's phones, trunks).
 #[derive(Debug)]
 pub struct Registration {
     endpoint: Endpoint,
     spec: RegisterSpec,
-    dest: Destination,
+    /// Where it goes, best first; a timeout, transport error or 503 moves to the next.
+    targets: Vec<Destination>,
+    current: usize,
     call_id: String,
     cseq: u32,
     granted: u32,
@@ -567,26 +744,47 @@ impl Registration {
     }
 
     async fn send(&mut self, expires: u32) -> Result<u32, Error> {
-        self.cseq += 1;
         let aor = NameAddr::new(self.spec.registrar.with_user(&self.spec.user));
-        let spec = RequestSpec {
-            method: Method::Register,
-            uri: self.spec.registrar.clone(),
-            dest: self.dest,
-            from: aor.clone(),
-            to: aor,
-            call_id: Some(self.call_id.clone()),
-            cseq: self.cseq,
-            credentials: Some(Credentials::new(
-                self.spec.user.clone(),
-                self.spec.password.clone(),
-            )),
-            expires: Some(expires),
-            contact: true,
-            headers: Vec::new(),
+        let auth_user = self
+            .spec
+            .auth_user
+            .clone()
+            .unwrap_or_else(|| self.spec.user.clone());
+        let headers: Vec<(String, String)> = self
+            .spec
+            .outbound_proxy
+            .as_ref()
+            .map(|proxy| vec![("Route".to_owned(), route_to(proxy))])
+            .unwrap_or_default();
+        // RFC 3263 4.3: a target that does not answer (or answers 503) gives way to the next.
+        let mut tried = 0;
+        let result = loop {
+            self.cseq += 1;
+            let spec = RequestSpec {
+                method: Method::Register,
+                uri: self.spec.registrar.clone(),
+                dest: self.targets[self.current % self.targets.len()],
+                from: aor.clone(),
+                to: aor.clone(),
+                call_id: Some(self.call_id.clone()),
+                cseq: self.cseq,
+                credentials: Some(Credentials::new(
+                    auth_user.clone(),
+                    self.spec.password.clone(),
+                )),
+                expires: Some(expires),
+                contact: true,
+                headers: headers.clone(),
+            };
+            let result = self.endpoint.request(spec).await?;
+            self.cseq = result.cseq;
+            tried += 1;
+            if matches!(result.code, 408 | 503) && tried < self.targets.len() {
+                self.current = (self.current + 1) % self.targets.len();
+                continue;
+            }
+            break result;
         };
-        let result = self.endpoint.request(spec).await?;
-        self.cseq = result.cseq;
         if !(200..300).contains(&result.code) {
             return Err(Error::Rejected {
                 method: Method::Register,
@@ -608,6 +806,132 @@ impl Registration {
     pub async fn unregister(mut self) -> Result<(), Error> {
         self.send(0).await.map(|_| ())
     }
+}
+
+/// How a failed trunk registration is tried again: after `base`, doubling up to `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// The first wait after a failure.
+    pub base: Duration,
+    /// The longest wait.
+    pub max: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// 5 s doubling up to 5 minutes.
+    fn default() -> Self {
+        RetryPolicy {
+            base: Duration::from_secs(5),
+            max: Duration::from_secs(300),
+        }
+    }
+}
+
+struct RegistrationInner {
+    spec: RegisterSpec,
+    status: Arc<Mutex<RegistrationStatus>>,
+    /// Dropped with the last handle: the task then unregisters and ends.
+    _stop: oneshot::Sender<()>,
+}
+
+/// A trunk registration held in the background ([`Endpoint::register_trunk`]). Cheap to
+/// clone; the last clone dropped unregisters.
+#[derive(Clone)]
+pub struct TrunkRegistration {
+    inner: Arc<RegistrationInner>,
+}
+
+impl std::fmt::Debug for TrunkRegistration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrunkRegistration")
+            .field("registrar", &self.inner.spec.registrar.to_string())
+            .field("user", &self.inner.spec.user)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TrunkRegistration {
+    /// Where it stands now.
+    pub fn status(&self) -> RegistrationStatus {
+        self.inner
+            .status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Whether the registrar holds our binding now.
+    pub fn is_registered(&self) -> bool {
+        self.status().state == RegistrationState::Registered
+    }
+}
+
+/// The task behind a [`TrunkRegistration`]: the schedule says when, this sends.
+async fn hold_registration(
+    endpoint: Endpoint,
+    spec: RegisterSpec,
+    retry: RetryPolicy,
+    status: Arc<Mutex<RegistrationStatus>>,
+    mut stop: oneshot::Receiver<()>,
+    tasks: Arc<AtomicUsize>,
+) {
+    let registrar = spec.registrar.to_string();
+    let mut schedule = RefreshSchedule::new(Instant::now(), retry.base, retry.max);
+    let mut registration: Option<Registration> = None;
+    let set = |update: &dyn Fn(&mut RegistrationStatus)| {
+        update(&mut status.lock().unwrap_or_else(|e| e.into_inner()));
+    };
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            () = tokio::time::sleep_until(schedule.next().into()) => {}
+        }
+        let attempt = match registration.as_mut() {
+            Some(held) => held.refresh().await,
+            None => match endpoint.registration(spec.clone()).await {
+                Ok(mut fresh) => {
+                    let result = fresh.refresh().await;
+                    registration = Some(fresh);
+                    result
+                }
+                Err(err) => Err(err),
+            },
+        };
+        let now = Instant::now();
+        match attempt {
+            Ok(granted) => {
+                let refresh_in = schedule.registered(now, Duration::from_secs(granted.into()));
+                tracing::info!(%registrar, user = %spec.user, granted, refresh_in = ?refresh_in, "trunk registered");
+                set(&|s| s.registered(std::time::SystemTime::now(), granted));
+            }
+            Err(Error::Closed) => break,
+            Err(err) => {
+                let (code, reason) = match &err {
+                    Error::Rejected { code, reason, .. } => (Some(*code), reason.clone()),
+                    other => (None, other.to_string()),
+                };
+                let wait = schedule.failed(now);
+                tracing::warn!(%registrar, user = %spec.user, ?code, %reason, retry_in = ?wait, "trunk registration failed");
+                set(&|s| s.failed(code, &reason));
+                // A fresh registration (new Call-ID) after a refusal: the old one's state
+                // (nonce, CSeq) may be what the registrar refused.
+                if code.is_some_and(|c| c != 408 && c != 503) {
+                    registration = None;
+                }
+            }
+        }
+    }
+    if let Some(held) = registration
+        && schedule.is_registered()
+    {
+        match tokio::time::timeout(Duration::from_secs(5), held.unregister()).await {
+            Ok(Ok(())) => tracing::info!(%registrar, user = %spec.user, "trunk unregistered"),
+            Ok(Err(err)) => tracing::warn!(%registrar, %err, "trunk unregistration failed"),
+            Err(_) => tracing::warn!(%registrar, "trunk unregistration timed out"),
+        }
+    }
+    set(&|s| s.state = RegistrationState::Unregistered);
+    tasks.fetch_sub(1, Ordering::Relaxed);
 }
 
 impl Endpoint {
@@ -686,6 +1010,12 @@ impl Endpoint {
             next_key: AtomicU64::new(1),
             next_token: AtomicU64::new(1),
             limiters: Mutex::new(HashMap::new()),
+            resolver: match config.dns_server {
+                Some(server) => Resolver::with_server(server)?,
+                None => Resolver::system(),
+            },
+            registrations: Mutex::new(HashMap::new()),
+            registration_tasks: Arc::new(AtomicUsize::new(0)),
         });
         let driver = Driver {
             core,
@@ -736,11 +1066,23 @@ impl Endpoint {
         let _ = self.shared.commands.send(Command::Shutdown);
     }
 
-    /// Sets up a trunk: resolves its address now, shares one CPS limiter among every `Trunk` with
-    /// the same URI and cap, and starts the OPTIONS keepalive if asked.
+    /// Sets up a trunk: resolves its targets now (the outbound proxy's if it has one; NAPTR,
+    /// SRV, A/AAAA), shares one CPS limiter among every `Trunk` with the same URI and cap, and
+    /// starts the OPTIONS keepalive if asked.
     pub async fn trunk(&self, config: TrunkConfig) -> Result<Trunk, Error> {
         let cps = NonZeroU32::new(config.cps).ok_or(Error::ZeroCps)?;
-        let dest = resolve(&config.uri, config.transport).await?;
+        let next_hop = config.outbound_proxy.as_ref().unwrap_or(&config.uri);
+        let targets = self
+            .shared
+            .resolver
+            .targets(next_hop, config.transport)
+            .await?;
+        if targets.is_empty() {
+            return Err(Error::Resolve {
+                host: next_hop.host(),
+                why: "no target".into(),
+            });
+        }
         let key = (config.uri.to_string(), config.cps);
         let limiter = {
             let mut limiters = self.shared.limiters.lock().map_err(|_| Error::Closed)?;
@@ -756,7 +1098,8 @@ impl Endpoint {
         };
         let inner = Arc::new(TrunkInner {
             config,
-            dest,
+            targets,
+            current: AtomicUsize::new(0),
             limiter,
             status: AtomicU8::new(0),
             keepalive: Mutex::new(None),
@@ -765,12 +1108,25 @@ impl Endpoint {
             let weak = Arc::downgrade(&inner);
             let endpoint = self.clone();
             let uri = inner.config.uri.clone();
+            let route = inner.config.outbound_proxy.as_ref().map(route_to);
             let task = tokio::spawn(async move {
                 let mut tick = tokio::time::interval(every);
                 loop {
                     tick.tick().await;
-                    let code = endpoint.options_to(&uri, dest).await.unwrap_or(503);
+                    let Some((index, dest)) = weak.upgrade().map(|inner| {
+                        let index = inner.current.load(Ordering::Relaxed);
+                        (index, inner.target(index))
+                    }) else {
+                        return;
+                    };
+                    let code = endpoint
+                        .options_to(&uri, dest, route.clone())
+                        .await
+                        .unwrap_or(503);
                     let Some(inner) = weak.upgrade() else { return };
+                    if matches!(code, 408 | 503) {
+                        inner.failed(index);
+                    }
                     // Any answer, even 4xx, shows the trunk is there; 408/503 are ours.
                     let up = !matches!(code, 408 | 503);
                     if inner.status.swap(if up { 1 } else { 2 }, Ordering::Relaxed)
@@ -801,6 +1157,11 @@ impl Endpoint {
         check_number(&call.caller_id.number)?;
         check_headers(&call.headers)?;
         let config = &trunk.inner.config;
+        let mut headers = call.headers;
+        if let Some(proxy) = &config.outbound_proxy {
+            headers.insert(0, ("Route".to_owned(), route_to(proxy)));
+        }
+        let index = trunk.inner.current.load(Ordering::Relaxed);
         let target = config.uri.with_user(&call.number);
         let domain = config
             .from_domain
@@ -814,21 +1175,30 @@ impl Endpoint {
         let spec = InviteSpec {
             to: NameAddr::new(target.clone()),
             request_uri: target,
-            dest: trunk.inner.dest,
+            dest: trunk.inner.target(index),
             asserted_identity: Some(from.clone()),
             from,
             credentials: config.credentials.clone(),
             media: call.media,
             ring_timeout: Some(call.ring_timeout),
-            headers: call.headers,
+            headers,
         };
-        self.start(spec).await
+        let mut placed = self.start(spec.clone()).await?;
+        placed.failover = Some(Box::new(Failover {
+            endpoint: self.clone(),
+            trunk: trunk.clone(),
+            spec,
+            index,
+            tried: 0,
+            answered: false,
+        }));
+        Ok(placed)
     }
 
     /// Sends an INVITE anywhere (the lab's phones calling the dialer, its carrier calling out).
     pub async fn invite(&self, invite: Invite) -> Result<Call, Error> {
         check_headers(&invite.headers)?;
-        let dest = resolve(&invite.target, invite.transport).await?;
+        let dest = self.resolve(&invite.target, invite.transport).await?;
         let spec = InviteSpec {
             to: invite
                 .to
@@ -867,6 +1237,7 @@ impl Endpoint {
             commands: self.shared.commands.clone(),
             done: false,
             hung_up: AtomicBool::new(false),
+            failover: None,
         })
     }
 
@@ -884,7 +1255,30 @@ impl Endpoint {
         rx.await.map_err(|_| Error::Closed)?
     }
 
-    async fn options_to(&self, uri: &Uri, dest: Destination) -> Result<u16, Error> {
+    /// The best target of `uri` by this endpoint's resolver (RFC 3263).
+    pub async fn resolve(
+        &self,
+        uri: &Uri,
+        transport: Option<Transport>,
+    ) -> Result<Destination, Error> {
+        self.shared
+            .resolver
+            .targets(uri, transport)
+            .await?
+            .into_iter()
+            .next()
+            .ok_or_else(|| Error::Resolve {
+                host: uri.host(),
+                why: "no target".into(),
+            })
+    }
+
+    async fn options_to(
+        &self,
+        uri: &Uri,
+        dest: Destination,
+        route: Option<String>,
+    ) -> Result<u16, Error> {
         let listener = self
             .local_addr(dest.transport)
             .ok_or(Error::NoListener(dest.transport))?;
@@ -900,31 +1294,91 @@ impl Endpoint {
             credentials: None,
             expires: None,
             contact: false,
-            headers: Vec::new(),
+            headers: route
+                .map(|r| vec![("Route".to_owned(), r)])
+                .unwrap_or_default(),
         };
         Ok(self.request(spec).await?.code)
     }
 
     /// Sends OPTIONS to `target` and returns the status (408 if nothing answered).
     pub async fn options(&self, target: &Uri) -> Result<u16, Error> {
-        let dest = resolve(target, None).await?;
-        self.options_to(target, dest).await
+        let dest = self.resolve(target, None).await?;
+        self.options_to(target, dest, None).await
     }
 
     /// Registers with a registrar (answering its digest challenge).
     pub async fn register(&self, spec: RegisterSpec) -> Result<Registration, Error> {
-        let dest = resolve(&spec.registrar, spec.transport).await?;
+        let mut registration = self.registration(spec).await?;
+        registration.refresh().await?;
+        Ok(registration)
+    }
+
+    /// A registration not sent yet: the registrar (or the outbound proxy) resolved, a Call-ID
+    /// chosen for all its refreshes.
+    pub async fn registration(&self, spec: RegisterSpec) -> Result<Registration, Error> {
+        let next_hop = spec.outbound_proxy.as_ref().unwrap_or(&spec.registrar);
+        let targets = self
+            .shared
+            .resolver
+            .targets(next_hop, spec.transport)
+            .await?;
+        if targets.is_empty() {
+            return Err(Error::Resolve {
+                host: next_hop.host(),
+                why: "no target".into(),
+            });
+        }
         let call_id = format!("{:024x}@dialer", rand::random::<u128>() >> 32);
-        let mut registration = Registration {
+        Ok(Registration {
             endpoint: self.clone(),
-            dest,
+            targets,
+            current: 0,
             call_id,
             cseq: 0,
             granted: 0,
             spec,
-        };
-        registration.refresh().await?;
-        Ok(registration)
+        })
+    }
+
+    /// Holds a trunk's registration: registers now and in the background, refreshes before
+    /// it expires, retries with backoff after a failure, and unregisters once every holder
+    /// of the same registration has dropped its handle. Holders of the same `spec` share one.
+    pub fn register_trunk(&self, spec: RegisterSpec, retry: RetryPolicy) -> TrunkRegistration {
+        let key = spec.share_key();
+        let mut map = self
+            .shared
+            .registrations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        map.retain(|_, inner| inner.strong_count() > 0);
+        if let Some(inner) = map.get(&key).and_then(Weak::upgrade) {
+            return TrunkRegistration { inner };
+        }
+        let status = Arc::new(Mutex::new(RegistrationStatus::default()));
+        let (stop, stopped) = oneshot::channel();
+        let tasks = self.shared.registration_tasks.clone();
+        tasks.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(hold_registration(
+            self.clone(),
+            spec.clone(),
+            retry,
+            status.clone(),
+            stopped,
+            tasks,
+        ));
+        let inner = Arc::new(RegistrationInner {
+            spec,
+            status,
+            _stop: stop,
+        });
+        map.insert(key, Arc::downgrade(&inner));
+        TrunkRegistration { inner }
+    }
+
+    /// Trunk registrations still held or unregistering.
+    pub fn registrations_active(&self) -> usize {
+        self.shared.registration_tasks.load(Ordering::Relaxed)
     }
 
     /// The live registrations of an agent (from our registrar).
@@ -1121,6 +1575,7 @@ impl Driver {
                         commands,
                         done: false,
                         hung_up: AtomicBool::new(false),
+                        failover: None,
                     },
                     info,
                 };

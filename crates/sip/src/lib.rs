@@ -1,5 +1,6 @@
 //! SIP for the dialer, on `rsip`: UDP and TCP transports, RFC 3261 transactions and dialogs,
-//! digest authentication (RFC 7616), a registrar for agent phones, session timers (RFC 4028),
+//! digest authentication (RFC 7616), a registrar for agent phones, trunk registration, outbound
+//! proxies, RFC 3263 server location (NAPTR/SRV on hickory-resolver), session timers (RFC 4028),
 //! SDP offer/answer on `rtc::sdp`, and a calls-per-second cap per trunk.
 //!
 //! The protocol lives in a sans-IO [`core::Core`] (time and bytes in, bytes and events out),
@@ -40,9 +41,11 @@
 pub mod core;
 pub mod cps;
 pub mod digest;
+pub mod dns;
 mod endpoint;
 mod error;
 pub mod message;
+pub mod refresh;
 pub mod registrar;
 pub mod sdp;
 pub mod stats;
@@ -56,9 +59,11 @@ pub use crate::core::{
 pub use digest::{Credentials, Secret};
 pub use endpoint::{
     Call, CallerId, Endpoint, EndpointConfig, Incoming, IncomingCall, IncomingEvent, Invite,
-    OutboundCall, RegisterSpec, Registration, Trunk, TrunkConfig, resolve,
+    OutboundCall, RegisterSpec, Registration, RetryPolicy, Trunk, TrunkConfig, TrunkRegistration,
+    resolve,
 };
 pub use error::Error;
+pub use refresh::{RegistrationState, RegistrationStatus};
 pub use registrar::{Binding, RegistrarConfig, RegistrationChange};
 pub use stats::{Stats, StatsSnapshot};
 pub use transaction::TimerConfig;
