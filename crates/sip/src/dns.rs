@@ -47,6 +47,7 @@ fn naptr_transport(service: &str) -> Option<Transport> {
     match service.to_ascii_uppercase().as_str() {
         "SIP+D2U" => Some(Transport::Udp),
         "SIP+D2T" => Some(Transport::Tcp),
+        "SIPS+D2T" => Some(Transport::Tls),
         _ => None,
     }
 }
@@ -56,6 +57,7 @@ fn srv_name(transport: Transport, domain: &str) -> String {
     match transport {
         Transport::Udp => format!("_sip._udp.{domain}"),
         Transport::Tcp => format!("_sip._tcp.{domain}"),
+        Transport::Tls => format!("_sips._tcp.{domain}"),
     }
 }
 
@@ -155,11 +157,17 @@ impl Resolver {
         uri: &Uri,
         transport: Option<Transport>,
     ) -> Result<Vec<Destination>, Error> {
+        if uri.is_sips() && transport.is_some_and(|t| t != Transport::Tls) {
+            return Err(Error::InvalidUri {
+                uri: uri.to_string(),
+                why: "a sips: URI is reached over TLS only".into(),
+            });
+        }
         let transport = transport.or(uri.transport());
         let host = uri.host();
         if let Ok(ip) = host.parse::<IpAddr>() {
-            let port = uri.port().unwrap_or(5060);
             let transport = transport.unwrap_or(Transport::Udp);
+            let port = uri.port().unwrap_or(transport.default_port());
             return Ok(vec![Destination::new(transport, SocketAddr::new(ip, port))]);
         }
         if let Some(port) = uri.port() {
@@ -208,7 +216,8 @@ impl Resolver {
         let transport = transport
             .or(services.first().map(|(t, _)| *t))
             .unwrap_or(Transport::Udp);
-        self.addresses(&host, 5060, transport).await
+        self.addresses(&host, transport.default_port(), transport)
+            .await
     }
 
     async fn naptr(&self, host: &str) -> Vec<(Transport, String)> {

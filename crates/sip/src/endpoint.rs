@@ -13,6 +13,7 @@ use crate::refresh::{RefreshSchedule, RegistrationState, RegistrationStatus};
 use crate::registrar::{Binding, RegistrarConfig, RegistrationChange};
 use crate::sdp::LocalMedia;
 use crate::stats::{Stats, StatsSnapshot};
+use crate::tls::{self, TlsClient, TlsPeer, TlsServer};
 use crate::transport::{self, NetEvent};
 use crate::{ConnId, Destination, Error, Method, NameAddr, TimerConfig, Transport, Uri};
 use bytes::Bytes;
@@ -33,6 +34,13 @@ pub struct EndpointConfig {
     pub udp: Vec<SocketAddr>,
     /// TCP addresses to listen on.
     pub tcp: Vec<SocketAddr>,
+    /// TLS addresses to listen on (phones on `sips:` or `transport=tls`); needs `tls_server`.
+    pub tls: Vec<SocketAddr>,
+    /// The certificate TLS listeners present.
+    pub tls_server: Option<TlsServer>,
+    /// The CAs outbound TLS connections check peers against when their trunk names none; the
+    /// system's CA store (loaded on the first TLS connection) when `None`.
+    pub tls_client: Option<TlsClient>,
     /// The address written into Via and Contact when a listener is bound to `0.0.0.0`; by default
     /// the address of the interface that routes to the internet.
     pub advertise: Option<IpAddr>,
@@ -66,6 +74,9 @@ impl EndpointConfig {
         EndpointConfig {
             udp: vec![addr],
             tcp: Vec::new(),
+            tls: Vec::new(),
+            tls_server: None,
+            tls_client: None,
             advertise: None,
             user_agent: defaults.user_agent,
             timers: defaults.timers,
@@ -162,7 +173,13 @@ struct Shared {
     registrations: Mutex<HashMap<String, Weak<RegistrationInner>>>,
     /// Registration tasks still running (the last unregisters on its way out).
     registration_tasks: Arc<AtomicUsize>,
+    tls_peers: TlsPeers,
 }
+
+/// The name and CAs each TLS peer address is checked with, as the endpoint's users named them
+/// (a trunk's URI host and CA file); the driver reads it when it opens a connection. An address
+/// nobody named (a carrier's Contact elsewhere) is checked by its IP address and the default CAs.
+type TlsPeers = Arc<Mutex<HashMap<SocketAddr, TlsPeer>>>;
 
 /// A SIP endpoint: sockets, transactions, calls. Cheap to clone; the driver task runs until
 /// every clone, [`Call`] and [`Trunk`] is dropped, or [`shutdown`](Endpoint::shutdown).
@@ -231,12 +248,22 @@ fn check_number(number: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// Where requests to `uri` go: its host (resolved by the C library if a name) and port, over
-/// `transport`, else the URI's `transport=` parameter, else UDP. No NAPTR/SRV: an
-/// [`Endpoint`] resolves with its own [`Resolver`] (RFC 3263), this is for callers without one.
+/// Where requests to `uri` go: its host (resolved by the C library if a name) and port (5060,
+/// 5061 for TLS), over `transport`, else the URI's (TLS for `sips:`, else its `transport=`
+/// parameter), else UDP. No NAPTR/SRV: an [`Endpoint`] resolves with its own [`Resolver`]
+/// (RFC 3263), this is for callers without one.
 pub async fn resolve(uri: &Uri, transport: Option<Transport>) -> Result<Destination, Error> {
+    if uri.is_sips() && transport.is_some_and(|t| t != Transport::Tls) {
+        return Err(Error::InvalidUri {
+            uri: uri.to_string(),
+            why: format!(
+                "a sips: URI is reached over TLS only, not {}",
+                transport.unwrap_or_default()
+            ),
+        });
+    }
     let transport = transport.or(uri.transport()).unwrap_or(Transport::Udp);
-    let port = uri.port().unwrap_or(5060);
+    let port = uri.port().unwrap_or(transport.default_port());
     let host = uri.host();
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(Destination::new(transport, SocketAddr::new(ip, port)));
@@ -304,10 +331,14 @@ impl Invite {
 /// A carrier trunk as the engine configures it.
 #[derive(Debug, Clone)]
 pub struct TrunkConfig {
-    /// The trunk's URI: `sip:carrier.example.com:5060`, optionally `;transport=tcp`.
+    /// The trunk's URI: `sip:carrier.example.com:5060`, optionally `;transport=tcp`, or
+    /// `sips:carrier.example.com` (TLS, port 5061).
     pub uri: Uri,
-    /// The transport; else the URI's parameter, else UDP.
+    /// The transport; else the URI's (TLS for `sips:`, else its parameter), else UDP.
     pub transport: Option<Transport>,
+    /// Over TLS: the CAs the carrier's certificate must chain to (a private CA's file); the
+    /// endpoint's `tls_client` when `None`. The certificate must name the URI's host.
+    pub tls: Option<TlsClient>,
     /// Digest credentials, if the carrier challenges.
     pub credentials: Option<Credentials>,
     /// Calls per second allowed by the carrier (shared by every call on the trunk).
@@ -327,6 +358,7 @@ impl TrunkConfig {
         TrunkConfig {
             uri,
             transport: None,
+            tls: None,
             credentials: None,
             cps,
             from_domain: None,
@@ -989,10 +1021,61 @@ impl Endpoint {
             tasks.push(tokio::spawn(transport::tcp_acceptor(
                 listener,
                 bound,
+                None,
                 net_tx.clone(),
             )));
         }
-        let mut core_config = CoreConfig::new(listeners.clone());
+        let mut tls_local = None;
+        if !config.tls.is_empty() {
+            let Some(server) = &config.tls_server else {
+                return Err(Error::TlsSettings {
+                    what: "the TLS listener".into(),
+                    why: "no certificate and key given".into(),
+                });
+            };
+            for addr in &config.tls {
+                let bind_error = |source| Error::Bind {
+                    transport: Transport::Tls,
+                    addr: *addr,
+                    source,
+                };
+                let listener = TcpListener::bind(addr).await.map_err(bind_error)?;
+                let bound = listener.local_addr().map_err(bind_error)?;
+                listeners.push(Listener {
+                    transport: Transport::Tls,
+                    bound,
+                    advertised: advertised(bound, config.advertise),
+                });
+                tls_local.get_or_insert(bound);
+                tasks.push(tokio::spawn(transport::tcp_acceptor(
+                    listener,
+                    bound,
+                    Some(server.acceptor()),
+                    net_tx.clone(),
+                )));
+            }
+        }
+        let mut core_listeners = listeners.clone();
+        if tls_local.is_none()
+            && let Some(first) = listeners
+                .iter()
+                .find(|l| l.transport == Transport::Tcp)
+                .or(listeners.first())
+        {
+            // Outbound TLS without a TLS listener (a dialer calling a TLS carrier needs no
+            // certificate of its own): Via and Contact name our address and another listener's
+            // port, and the carrier's requests come back on the connection we opened, as they
+            // do for phones behind NAT (RFC 5923's reuse). The bound address is one no socket
+            // has, so the connection's local address finds this listener and no other.
+            let client_only = Listener {
+                transport: Transport::Tls,
+                bound: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+                advertised: first.advertised,
+            };
+            tls_local = Some(client_only.bound);
+            core_listeners.push(client_only);
+        }
+        let mut core_config = CoreConfig::new(core_listeners);
         core_config.user_agent = config.user_agent.clone();
         core_config.timers = config.timers;
         core_config.session_expires = config.session_expires;
@@ -1003,6 +1086,7 @@ impl Endpoint {
         let core = Core::new(core_config, Instant::now());
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let (incoming_tx, incoming_rx) = mpsc::channel(config.incoming_queue.max(1));
+        let tls_peers = TlsPeers::default();
         let shared = Arc::new(Shared {
             commands: commands.clone(),
             stats: core.stats(),
@@ -1016,6 +1100,7 @@ impl Endpoint {
             },
             registrations: Mutex::new(HashMap::new()),
             registration_tasks: Arc::new(AtomicUsize::new(0)),
+            tls_peers: tls_peers.clone(),
         });
         let driver = Driver {
             core,
@@ -1026,6 +1111,9 @@ impl Endpoint {
             net_tx,
             udp,
             tcp_local,
+            tls_local,
+            tls_peers,
+            tls_client: config.tls_client.clone().map(Ok),
             conns: HashMap::new(),
             by_remote: HashMap::new(),
             connecting: HashMap::new(),
@@ -1082,6 +1170,9 @@ impl Endpoint {
                 host: next_hop.host(),
                 why: "no target".into(),
             });
+        }
+        for target in &targets {
+            self.note_tls_peer(next_hop, *target, config.tls.as_ref())?;
         }
         let key = (config.uri.to_string(), config.cps);
         let limiter = {
@@ -1199,6 +1290,7 @@ impl Endpoint {
     pub async fn invite(&self, invite: Invite) -> Result<Call, Error> {
         check_headers(&invite.headers)?;
         let dest = self.resolve(&invite.target, invite.transport).await?;
+        self.note_tls_peer(&invite.target, dest, None)?;
         let spec = InviteSpec {
             to: invite
                 .to
@@ -1279,8 +1371,10 @@ impl Endpoint {
         dest: Destination,
         route: Option<String>,
     ) -> Result<u16, Error> {
+        // Over TLS without a TLS listener, From names another listener's address.
         let listener = self
             .local_addr(dest.transport)
+            .or_else(|| self.shared.listeners.first().map(|l| l.advertised))
             .ok_or(Error::NoListener(dest.transport))?;
         let from = NameAddr::new(Uri::from_addr(Some("dialer"), listener));
         let spec = RequestSpec {
@@ -1304,6 +1398,7 @@ impl Endpoint {
     /// Sends OPTIONS to `target` and returns the status (408 if nothing answered).
     pub async fn options(&self, target: &Uri) -> Result<u16, Error> {
         let dest = self.resolve(target, None).await?;
+        self.note_tls_peer(target, dest, None)?;
         self.options_to(target, dest, None).await
     }
 
@@ -1328,6 +1423,9 @@ impl Endpoint {
                 host: next_hop.host(),
                 why: "no target".into(),
             });
+        }
+        for target in &targets {
+            self.note_tls_peer(next_hop, *target, None)?;
         }
         let call_id = format!("{:024x}@dialer", rand::random::<u128>() >> 32);
         Ok(Registration {
@@ -1381,6 +1479,29 @@ impl Endpoint {
         self.shared.registration_tasks.load(Ordering::Relaxed)
     }
 
+    /// Remembers how a TLS destination's certificate is checked: it must name `uri`'s host and
+    /// chain to `client`'s CAs (the endpoint's default when `None`).
+    fn note_tls_peer(
+        &self,
+        uri: &Uri,
+        dest: Destination,
+        client: Option<&TlsClient>,
+    ) -> Result<(), Error> {
+        if dest.transport != Transport::Tls {
+            return Ok(());
+        }
+        let peer = TlsPeer {
+            name: tls::server_name(&uri.host())?,
+            client: client.cloned(),
+        };
+        self.shared
+            .tls_peers
+            .lock()
+            .map_err(|_| Error::Closed)?
+            .insert(dest.addr, peer);
+        Ok(())
+    }
+
     /// The live registrations of an agent (from our registrar).
     pub async fn bindings(&self, user: &str) -> Result<Vec<Binding>, Error> {
         let (reply, rx) = oneshot::channel();
@@ -1396,6 +1517,7 @@ impl Endpoint {
 }
 
 struct Conn {
+    transport: Transport,
     remote: SocketAddr,
     local: SocketAddr,
     writer: mpsc::UnboundedSender<Bytes>,
@@ -1414,9 +1536,15 @@ struct Driver {
     net_tx: mpsc::Sender<NetEvent>,
     udp: HashMap<SocketAddr, Arc<UdpSocket>>,
     tcp_local: Option<SocketAddr>,
+    /// The TLS listener's bound address (or the client-only one's), for outbound connections.
+    tls_local: Option<SocketAddr>,
+    tls_peers: TlsPeers,
+    /// The default CAs: the configured ones, else the system's once first needed (or why
+    /// they could not be loaded).
+    tls_client: Option<Result<TlsClient, String>>,
     conns: HashMap<u64, Conn>,
-    by_remote: HashMap<SocketAddr, u64>,
-    connecting: HashMap<SocketAddr, Vec<(Bytes, Option<SendToken>)>>,
+    by_remote: HashMap<(Transport, SocketAddr), u64>,
+    connecting: HashMap<(Transport, SocketAddr), Vec<(Bytes, Option<SendToken>)>>,
     next_conn: u64,
     calls: HashMap<CallKey, mpsc::UnboundedSender<CallEvent>>,
     requests: HashMap<u64, oneshot::Sender<Result<RequestResult, Error>>>,
@@ -1518,12 +1646,16 @@ impl Driver {
                     }
                 }
             }
-            Transport::Tcp => {
+            Transport::Tcp | Transport::Tls => {
                 let conn = dest
                     .conn
                     .map(|ConnId(id)| id)
-                    .filter(|id| self.conns.contains_key(id))
-                    .or_else(|| self.by_remote.get(&dest.addr).copied());
+                    .filter(|id| {
+                        self.conns
+                            .get(id)
+                            .is_some_and(|conn| conn.transport == dest.transport)
+                    })
+                    .or_else(|| self.by_remote.get(&(dest.transport, dest.addr)).copied());
                 match conn.and_then(|id| self.conns.get(&id)) {
                     Some(conn) => {
                         if conn.writer.send(transmit.payload).is_err() {
@@ -1531,13 +1663,58 @@ impl Driver {
                         }
                     }
                     None => {
-                        let queue = self.connecting.entry(dest.addr).or_default();
-                        if queue.is_empty() {
-                            tokio::spawn(transport::tcp_connect(dest.addr, self.net_tx.clone()));
-                        }
+                        let key = (dest.transport, dest.addr);
+                        let queue = self.connecting.entry(key).or_default();
+                        let first = queue.is_empty();
                         queue.push((transmit.payload, transmit.token));
+                        if first {
+                            self.connect(dest);
+                        }
                     }
                 }
+            }
+        }
+    }
+
+    /// Opens a connection to `dest`; over TLS, checked as its peer entry says (else by its IP
+    /// address against the default CAs).
+    fn connect(&mut self, dest: Destination) {
+        let events = self.net_tx.clone();
+        if dest.transport != Transport::Tls {
+            tokio::spawn(transport::connect(dest.addr, None, events));
+            return;
+        }
+        let peer = self
+            .tls_peers
+            .lock()
+            .ok()
+            .and_then(|peers| peers.get(&dest.addr).cloned());
+        let (name, client) = match peer {
+            Some(peer) => (peer.name, peer.client),
+            None => (dest.addr.ip().into(), None),
+        };
+        let client = match client {
+            Some(client) => Ok(client),
+            None => self
+                .tls_client
+                .get_or_insert_with(|| TlsClient::system().map_err(|err| err.to_string()))
+                .clone(),
+        };
+        match client {
+            Ok(client) => {
+                tokio::spawn(transport::connect(
+                    dest.addr,
+                    Some((client.connector(), name)),
+                    events,
+                ));
+            }
+            Err(why) => {
+                tracing::warn!(remote = %dest.addr, error = %why, "TLS connection impossible");
+                self.net(NetEvent::ConnectFailed {
+                    remote: dest.addr,
+                    transport: Transport::Tls,
+                    why,
+                });
             }
         }
     }
@@ -1648,12 +1825,13 @@ impl Driver {
 
     fn register_conn(
         &mut self,
-        stream: tokio::net::TcpStream,
+        stream: transport::BoxStream,
+        transport: Transport,
         local: SocketAddr,
         remote: SocketAddr,
     ) -> Option<u64> {
         if self.conns.len() >= MAX_CONNECTIONS {
-            tracing::warn!(%remote, "too many TCP connections: refused");
+            tracing::warn!(%remote, %transport, "too many connections: refused");
             return None;
         }
         let id = self.next_conn;
@@ -1663,13 +1841,14 @@ impl Driver {
         self.conns.insert(
             id,
             Conn {
+                transport,
                 remote,
                 local,
                 writer,
                 task,
             },
         );
-        self.by_remote.insert(remote, id);
+        self.by_remote.insert((transport, remote), id);
         Some(id)
     }
 
@@ -1692,13 +1871,13 @@ impl Driver {
             ),
             NetEvent::Frame { conn, data } => {
                 if let Some(c) = self.conns.get(&conn) {
-                    let (local, remote) = (c.local, c.remote);
+                    let (local, remote, transport) = (c.local, c.remote, c.transport);
                     self.core.handle_input(
                         now,
                         Input {
                             local,
                             remote,
-                            transport: Transport::Tcp,
+                            transport,
                             conn: Some(ConnId(conn)),
                             data: &data,
                         },
@@ -1706,18 +1885,18 @@ impl Driver {
                 }
             }
             NetEvent::FrameError { conn, error, head } => {
-                tracing::info!(conn, %error, "TCP stream unframeable: connection closed");
+                tracing::info!(conn, %error, "stream unframeable: connection closed");
                 match (head, self.conns.get(&conn)) {
                     (Some(head), Some(c)) => {
                         // The core answers 400 from the header section; it must be queued on the
                         // connection before `Closed` drops it.
-                        let (local, remote) = (c.local, c.remote);
+                        let (local, remote, transport) = (c.local, c.remote, c.transport);
                         self.core.handle_input(
                             now,
                             Input {
                                 local,
                                 remote,
-                                transport: Transport::Tcp,
+                                transport,
                                 conn: Some(ConnId(conn)),
                                 data: &head,
                             },
@@ -1733,17 +1912,26 @@ impl Driver {
             NetEvent::Accepted {
                 local,
                 remote,
+                transport,
                 stream,
             } => {
-                self.register_conn(stream, local, remote);
+                self.register_conn(stream, transport, local, remote);
             }
-            NetEvent::Connected { remote, stream } => {
-                let local = self
-                    .tcp_local
-                    .or_else(|| stream.local_addr().ok())
-                    .unwrap_or(remote);
-                let queued = self.connecting.remove(&remote).unwrap_or_default();
-                match self.register_conn(stream, local, remote) {
+            NetEvent::Connected {
+                remote,
+                transport,
+                stream,
+            } => {
+                let local = match transport {
+                    Transport::Tls => self.tls_local,
+                    _ => self.tcp_local,
+                }
+                .unwrap_or(remote);
+                let queued = self
+                    .connecting
+                    .remove(&(transport, remote))
+                    .unwrap_or_default();
+                match self.register_conn(stream, transport, local, remote) {
                     Some(id) => {
                         if let Some(conn) = self.conns.get(&id) {
                             for (payload, _) in queued {
@@ -1758,15 +1946,27 @@ impl Driver {
                     }
                 }
             }
-            NetEvent::ConnectFailed { remote } => {
-                for (_, token) in self.connecting.remove(&remote).unwrap_or_default() {
-                    self.send_failed(token);
+            NetEvent::ConnectFailed {
+                remote,
+                transport,
+                why,
+            } => {
+                let queued = self
+                    .connecting
+                    .remove(&(transport, remote))
+                    .unwrap_or_default();
+                for (_, token) in queued {
+                    match token {
+                        Some(token) => self.core.send_failed_because(now, token, &why),
+                        None => Stats::bump(&self.core.stats().transport_errors),
+                    }
                 }
             }
             NetEvent::Closed { conn } => {
                 if let Some(c) = self.conns.remove(&conn) {
-                    if self.by_remote.get(&c.remote) == Some(&conn) {
-                        self.by_remote.remove(&c.remote);
+                    let key = (c.transport, c.remote);
+                    if self.by_remote.get(&key) == Some(&conn) {
+                        self.by_remote.remove(&key);
                     }
                     c.task.abort();
                 }

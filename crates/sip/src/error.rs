@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// A transport other than UDP or TCP was asked for.
-    #[error("unsupported transport {0:?} (UDP and TCP are supported)")]
+    /// A transport other than UDP, TCP or TLS was asked for.
+    #[error("unsupported transport {0:?} (UDP, TCP and TLS are supported)")]
     UnsupportedTransport(String),
     /// A URI could not be used.
     #[error("invalid SIP URI {uri:?}: {why}")]
@@ -34,7 +34,7 @@ pub enum Error {
     /// A socket could not be bound.
     #[error("cannot bind {transport} {addr}: {source}")]
     Bind {
-        /// UDP or TCP.
+        /// UDP, TCP or TLS.
         transport: crate::Transport,
         /// The address asked for.
         addr: SocketAddr,
@@ -50,6 +50,14 @@ pub enum Error {
         /// The host.
         host: String,
         /// Why.
+        why: String,
+    },
+    /// A TLS setting could not be used: a certificate, key or CA file.
+    #[error("TLS: {what}: {why}")]
+    TlsSettings {
+        /// The file or setting.
+        what: String,
+        /// Why it was refused.
         why: String,
     },
     /// The endpoint's driver has stopped (shut down or crashed).

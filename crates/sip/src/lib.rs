@@ -1,7 +1,8 @@
-//! SIP for the dialer, on `rsip`: UDP and TCP transports, RFC 3261 transactions and dialogs,
-//! digest authentication (RFC 7616), a registrar for agent phones, trunk registration, outbound
-//! proxies, RFC 3263 server location (NAPTR/SRV on hickory-resolver), session timers (RFC 4028),
-//! SDP offer/answer on `rtc::sdp`, and a calls-per-second cap per trunk.
+//! SIP for the dialer, on `rsip`: UDP, TCP and TLS transports (`sips:` URIs), RFC 3261
+//! transactions and dialogs, digest authentication (RFC 7616), a registrar for agent phones,
+//! trunk registration, outbound proxies, RFC 3263 server location (NAPTR/SRV on
+//! hickory-resolver), session timers (RFC 4028), SDP offer/answer on `rtc::sdp`, and a
+//! calls-per-second cap per trunk.
 //!
 //! The protocol lives in a sans-IO [`core::Core`] (time and bytes in, bytes and events out),
 //! tested with a virtual clock; [`Endpoint`] runs it on tokio sockets and gives the campaign
@@ -49,6 +50,7 @@ pub mod refresh;
 pub mod registrar;
 pub mod sdp;
 pub mod stats;
+pub mod tls;
 mod transaction;
 pub mod transport;
 mod types;
@@ -66,5 +68,6 @@ pub use error::Error;
 pub use refresh::{RegistrationState, RegistrationStatus};
 pub use registrar::{Binding, RegistrarConfig, RegistrationChange};
 pub use stats::{Stats, StatsSnapshot};
+pub use tls::{TlsClient, TlsServer};
 pub use transaction::TimerConfig;
 pub use types::{ConnId, Destination, Method, NameAddr, Transport, Uri};

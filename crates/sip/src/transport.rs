@@ -1,16 +1,39 @@
-//! Transports (RFC 3261 section 18): UDP datagrams, and TCP streams framed by Content-Length.
+//! Transports (RFC 3261 section 18): UDP datagrams, and TCP and TLS streams framed by
+//! Content-Length.
 //!
-//! The socket tasks here only move bytes: each received datagram or TCP frame goes to the
+//! The socket tasks here only move bytes: each received datagram or stream frame goes to the
 //! endpoint's driver as a [`NetEvent`], and the driver hands the core's transmits back to the
-//! sockets. Framing and its limits are sans-IO ([`Framer`]).
+//! sockets. Framing and its limits are sans-IO ([`Framer`]); a TLS connection is framed exactly
+//! as a TCP one once its handshake is done.
 
+use crate::Transport;
 use crate::message::{Limits, ParseError, leading_crlf, scan_head};
 use bytes::{Buf, Bytes, BytesMut};
+use rustls::pki_types::ServerName;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
+
+/// A connected byte stream: a TCP socket, or a TLS session over one.
+pub(crate) trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
+
+impl std::fmt::Debug for dyn Stream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Stream")
+    }
+}
+
+/// A stream of either kind, as the connection tasks take it.
+pub(crate) type BoxStream = Box<dyn Stream>;
+
+/// How long a TLS handshake may take, either way, before the connection is dropped: a peer that
+/// opens connections and never finishes handshakes must not hold descriptors.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Cuts SIP messages out of a TCP byte stream by their Content-Length (RFC 3261 18.3), within
 /// [`Limits`]: a header section that never ends or a Content-Length past the limit is an error,
@@ -83,29 +106,35 @@ pub(crate) enum NetEvent {
         remote: SocketAddr,
         data: Bytes,
     },
-    /// A complete message from a TCP connection.
+    /// A complete message from a TCP or TLS connection.
     Frame { conn: u64, data: Bytes },
-    /// A TCP connection broke its framing (it is closing). `head` is the header section when
+    /// A TCP or TLS connection broke its framing (it is closing). `head` is the header section when
     /// only the Content-Length was wrong, to answer before the connection goes.
     FrameError {
         conn: u64,
         error: ParseError,
         head: Option<Bytes>,
     },
-    /// A TCP connection was accepted on a listener.
+    /// A connection was accepted on a listener (for TLS, its handshake is done).
     Accepted {
         local: SocketAddr,
         remote: SocketAddr,
-        stream: TcpStream,
+        transport: Transport,
+        stream: BoxStream,
     },
-    /// An outbound TCP connection is up.
+    /// An outbound connection is up (for TLS, the peer's certificate checked).
     Connected {
         remote: SocketAddr,
-        stream: TcpStream,
+        transport: Transport,
+        stream: BoxStream,
     },
-    /// An outbound TCP connection could not be made.
-    ConnectFailed { remote: SocketAddr },
-    /// A TCP connection closed.
+    /// An outbound connection could not be made, and why (refused, timed out, certificate).
+    ConnectFailed {
+        remote: SocketAddr,
+        transport: Transport,
+        why: String,
+    },
+    /// A connection closed.
     Closed { conn: u64 },
 }
 
@@ -139,21 +168,53 @@ pub(crate) async fn udp_reader(
     }
 }
 
-/// Accepts TCP connections until the driver goes away.
+/// Accepts TCP connections until the driver goes away; with `tls`, each one's handshake runs in
+/// a task of its own, so a slow or silent client holds up nobody else.
 pub(crate) async fn tcp_acceptor(
     listener: TcpListener,
     local: SocketAddr,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     events: mpsc::Sender<NetEvent>,
 ) {
     loop {
         match listener.accept().await {
             Ok((stream, remote)) => {
                 let _ = stream.set_nodelay(true);
+                if let Some(acceptor) = &tls {
+                    let acceptor = acceptor.clone();
+                    let events = events.clone();
+                    tokio::spawn(async move {
+                        let handshake =
+                            tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+                        match handshake {
+                            Ok(Ok(stream)) => {
+                                let _ = events
+                                    .send(NetEvent::Accepted {
+                                        local,
+                                        remote,
+                                        transport: Transport::Tls,
+                                        stream: Box::new(stream),
+                                    })
+                                    .await;
+                            }
+                            Ok(Err(err)) => tracing::info!(
+                                %remote,
+                                error = %crate::tls::describe(&err),
+                                "TLS handshake with a client failed"
+                            ),
+                            Err(_) => {
+                                tracing::info!(%remote, "TLS handshake with a client timed out")
+                            }
+                        }
+                    });
+                    continue;
+                }
                 if events
                     .send(NetEvent::Accepted {
                         local,
                         remote,
-                        stream,
+                        transport: Transport::Tcp,
+                        stream: Box::new(stream),
                     })
                     .await
                     .is_err()
@@ -169,44 +230,85 @@ pub(crate) async fn tcp_acceptor(
     }
 }
 
-/// Opens an outbound TCP connection.
-pub(crate) async fn tcp_connect(remote: SocketAddr, events: mpsc::Sender<NetEvent>) {
-    let connect = tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        TcpStream::connect(remote),
-    )
-    .await;
-    let event = match connect {
-        Ok(Ok(stream)) => {
-            let _ = stream.set_nodelay(true);
-            NetEvent::Connected { remote, stream }
-        }
-        Ok(Err(err)) => {
-            tracing::info!(%remote, error = %err, "TCP connect failed");
-            NetEvent::ConnectFailed { remote }
-        }
-        Err(_) => {
-            tracing::info!(%remote, "TCP connect timed out");
-            NetEvent::ConnectFailed { remote }
+/// Opens an outbound TCP connection, and with `tls` a TLS session on it whose certificate must
+/// hold the server name and chain to one of the client's CAs.
+pub(crate) async fn connect(
+    remote: SocketAddr,
+    tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
+    events: mpsc::Sender<NetEvent>,
+) {
+    let transport = if tls.is_some() {
+        Transport::Tls
+    } else {
+        Transport::Tcp
+    };
+    let event = match open(remote, tls).await {
+        Ok(stream) => NetEvent::Connected {
+            remote,
+            transport,
+            stream,
+        },
+        Err(why) => {
+            // A refused certificate is a setting to fix, not a passing network fault.
+            if transport == Transport::Tls && why.starts_with("TLS") {
+                tracing::warn!(%remote, error = %why, "TLS connection refused: no request sent");
+            } else {
+                tracing::info!(%remote, %transport, error = %why, "connect failed");
+            }
+            NetEvent::ConnectFailed {
+                remote,
+                transport,
+                why,
+            }
         }
     };
     let _ = events.send(event).await;
 }
 
-/// Runs one TCP connection: frames what it reads, writes what the driver queues.
+async fn open(
+    remote: SocketAddr,
+    tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
+) -> Result<BoxStream, String> {
+    let stream =
+        match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(remote)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(err)) => return Err(format!("connect: {err}")),
+            Err(_) => return Err("connect: timed out".to_owned()),
+        };
+    let _ = stream.set_nodelay(true);
+    let Some((connector, name)) = tls else {
+        return Ok(Box::new(stream));
+    };
+    let shown = name.to_str().into_owned();
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, connector.connect(name, stream)).await {
+        Ok(Ok(stream)) => Ok(Box::new(stream)),
+        Ok(Err(err)) => Err(format!("TLS with {shown}: {}", crate::tls::describe(&err))),
+        Err(_) => Err(format!("TLS with {shown}: handshake timed out")),
+    }
+}
+
+/// Runs one TCP or TLS connection: frames what it reads, writes what the driver queues.
 pub(crate) fn spawn_connection(
     conn: u64,
-    stream: TcpStream,
+    stream: BoxStream,
     limits: Limits,
     events: mpsc::Sender<NetEvent>,
 ) -> (mpsc::UnboundedSender<Bytes>, tokio::task::JoinHandle<()>) {
-    let (mut reader, mut writer) = stream.into_split();
+    let (mut reader, mut writer) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
     let write_events = events.clone();
     let writer_task = tokio::spawn(async move {
         while let Some(bytes) = rx.recv().await {
-            if let Err(err) = writer.write_all(&bytes).await {
-                tracing::debug!(conn, error = %err, "TCP write failed");
+            let mut written = writer.write_all(&bytes).await;
+            // Whatever else is queued goes out in the same flush (one TLS record run, one
+            // segment burst), then the flush pushes TLS's buffered records to the socket.
+            while written.is_ok()
+                && let Ok(more) = rx.try_recv()
+            {
+                written = writer.write_all(&more).await;
+            }
+            if let Err(err) = written.and(writer.flush().await) {
+                tracing::debug!(conn, error = %err, "stream write failed");
                 let _ = write_events.send(NetEvent::Closed { conn }).await;
                 return;
             }

@@ -13,6 +13,8 @@ pub enum Transport {
     Udp,
     /// TCP: reliable and stream-framed by Content-Length.
     Tcp,
+    /// TLS over TCP (RFC 3261 26.2): framed as TCP; what `sips:` URIs mean.
+    Tls,
 }
 
 impl Transport {
@@ -26,13 +28,28 @@ impl Transport {
         match self {
             Transport::Udp => "UDP",
             Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
         }
+    }
+
+    /// The port a URI without one means: 5061 for TLS, 5060 otherwise (RFC 3261 19.1.2).
+    pub fn default_port(self) -> u16 {
+        match self {
+            Transport::Tls => 5061,
+            Transport::Udp | Transport::Tcp => 5060,
+        }
+    }
+
+    /// Whether messages travel on connections (TCP, TLS) rather than datagrams.
+    pub fn is_stream(self) -> bool {
+        matches!(self, Transport::Tcp | Transport::Tls)
     }
 
     pub(crate) fn to_rsip(self) -> rsip::Transport {
         match self {
             Transport::Udp => rsip::Transport::Udp,
             Transport::Tcp => rsip::Transport::Tcp,
+            Transport::Tls => rsip::Transport::Tls,
         }
     }
 }
@@ -51,6 +68,8 @@ impl FromStr for Transport {
             Ok(Transport::Udp)
         } else if s.eq_ignore_ascii_case("tcp") {
             Ok(Transport::Tcp)
+        } else if s.eq_ignore_ascii_case("tls") {
+            Ok(Transport::Tls)
         } else {
             Err(crate::Error::UnsupportedTransport(s.to_owned()))
         }
@@ -156,7 +175,8 @@ impl fmt::Display for Method {
     }
 }
 
-/// A `sip:` URI, such as a trunk (`sip:carrier.example.com:5060;transport=tcp`) or a contact.
+/// A `sip:` or `sips:` URI, such as a trunk (`sip:carrier.example.com:5060;transport=tcp`,
+/// `sips:carrier.example.com`) or a contact.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Uri(pub(crate) rsip::Uri);
 
@@ -180,13 +200,23 @@ impl Uri {
             .map(|port| *port.value())
     }
 
-    /// The `transport=` parameter, if it names UDP or TCP.
+    /// The transport the URI asks for: TLS for a `sips:` URI (RFC 3261 19.1), else its
+    /// `transport=` parameter (UDP, TCP or TLS), if any.
     pub fn transport(&self) -> Option<Transport> {
+        if self.is_sips() {
+            return Some(Transport::Tls);
+        }
         self.0.params.iter().find_map(|param| match param {
             rsip::Param::Transport(rsip::Transport::Udp) => Some(Transport::Udp),
             rsip::Param::Transport(rsip::Transport::Tcp) => Some(Transport::Tcp),
+            rsip::Param::Transport(rsip::Transport::Tls) => Some(Transport::Tls),
             _ => None,
         })
+    }
+
+    /// Whether this is a `sips:` URI: every hop to it must be TLS.
+    pub fn is_sips(&self) -> bool {
+        matches!(self.0.scheme, Some(rsip::Scheme::Sips))
     }
 
     /// The same URI with another user part (for example the number to call at a trunk).
@@ -218,7 +248,7 @@ impl Uri {
         let mut uri = self.0.clone();
         uri.params
             .retain(|param| !matches!(param, rsip::Param::Transport(_)));
-        if transport == Transport::Tcp {
+        if transport != Transport::Udp && !(transport == Transport::Tls && self.is_sips()) {
             uri.params.push(rsip::Param::Transport(transport.to_rsip()));
         }
         Uri(uri)
@@ -252,11 +282,13 @@ impl FromStr for Uri {
         {
             return Err(bad("contains spaces, control characters or angle brackets"));
         }
-        if !s
-            .get(..4)
-            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("sip:"))
-        {
-            return Err(bad("only sip: URIs are supported"));
+        let scheme = |prefix: &str| {
+            s.get(..prefix.len())
+                .is_some_and(|scheme| scheme.eq_ignore_ascii_case(prefix))
+        };
+        let sips = scheme("sips:");
+        if !sips && !scheme("sip:") {
+            return Err(bad("only sip: and sips: URIs are supported"));
         }
         let uri = contain_panic(|| rsip::Uri::try_from(s))
             .ok_or_else(|| bad("the URI parser failed"))?
@@ -264,17 +296,22 @@ impl FromStr for Uri {
         if host_string(&uri.host_with_port.host).is_empty() {
             return Err(bad("no host"));
         }
-        if let Some(param) = uri.params.iter().find_map(|param| match param {
-            rsip::Param::Transport(t)
-                if !matches!(t, rsip::Transport::Udp | rsip::Transport::Tcp) =>
-            {
-                Some(t.to_string())
-            }
+        let transport = uri.params.iter().find_map(|param| match param {
+            rsip::Param::Transport(t) => Some(*t),
             _ => None,
-        }) {
-            return Err(bad(&format!(
-                "transport {param} is not supported (UDP, TCP)"
-            )));
+        });
+        match transport {
+            None | Some(rsip::Transport::Tls) => {}
+            Some(rsip::Transport::Udp) if sips => {
+                return Err(bad("a sips: URI is reached over TLS only, not UDP"));
+            }
+            // RFC 3261 26.2.2: `sips:...;transport=tcp` is the old way to say TLS over TCP.
+            Some(rsip::Transport::Udp | rsip::Transport::Tcp) => {}
+            Some(other) => {
+                return Err(bad(&format!(
+                    "transport {other} is not supported (UDP, TCP, TLS)"
+                )));
+            }
         }
         Ok(Uri(uri))
     }
@@ -288,7 +325,7 @@ pub struct ConnId(pub u64);
 /// when one is known (a response goes back on the connection its request came in on).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Destination {
-    /// UDP or TCP.
+    /// UDP, TCP or TLS.
     pub transport: Transport,
     /// The peer's address.
     pub addr: std::net::SocketAddr,
@@ -370,6 +407,26 @@ mod tests {
     }
 
     #[test]
+    fn sips_and_transport_tls_mean_tls() {
+        let uri: Uri = "sips:carrier.example.com".parse().unwrap();
+        assert!(uri.is_sips());
+        assert_eq!(uri.transport(), Some(Transport::Tls));
+        assert_eq!(uri.port(), None);
+        assert_eq!(Transport::Tls.default_port(), 5061);
+        assert_eq!(
+            uri.with_user("+15551234567").to_string(),
+            "sips:+15551234567@carrier.example.com"
+        );
+        let uri: Uri = "sip:10.0.0.1:5071;transport=tls".parse().unwrap();
+        assert!(!uri.is_sips());
+        assert_eq!(uri.transport(), Some(Transport::Tls));
+        let legacy: Uri = "sips:h;transport=tcp".parse().unwrap();
+        assert_eq!(legacy.transport(), Some(Transport::Tls));
+        assert_eq!("tls".parse::<Transport>().unwrap(), Transport::Tls);
+        assert_eq!(Transport::Tls.to_string(), "TLS");
+    }
+
+    #[test]
     fn bad_uris_are_refused() {
         for bad in [
             "",
@@ -378,6 +435,8 @@ mod tests {
             "sip:a b",
             "sip:x\r\nVia: y",
             "sip:h;transport=sctp",
+            "sips:h;transport=udp",
+            "sipx:h",
         ] {
             assert!(bad.parse::<Uri>().is_err(), "{bad:?} was accepted");
         }

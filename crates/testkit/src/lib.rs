@@ -1,6 +1,6 @@
 //! Test support shared by the workspace's tests and benchmarks: real peers, fresh databases,
-//! free ports, waiting, raw SIP text and test audio. It depends on none of the product's crates,
-//! so that every crate can use it in its own tests.
+//! free ports, waiting, raw SIP text, test audio and test certificates. It depends on none of
+//! the product's crates, so that every crate can use it in its own tests.
 //!
 //! Tests that need a peer (sipp, espeak-ng, PostgreSQL, Redis, Chromium) ask for it here. On a
 //! developer's machine a missing peer skips the test with a loud message on stderr; under CI
@@ -23,6 +23,7 @@ pub mod audio;
 pub mod db;
 pub mod sip_msg;
 pub mod sipp;
+pub mod tls;
 pub mod wait;
 
 pub use db::{

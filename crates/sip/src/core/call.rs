@@ -252,7 +252,7 @@ impl Dialog {
             .host_with_port
             .port
             .map(|port| *port.value())
-            .unwrap_or(5060);
+            .unwrap_or(transport.default_port());
         let addr = SocketAddr::new(ip, port);
         Destination {
             transport,
@@ -439,7 +439,10 @@ impl Call {
         headers.push(make_header("To", call.dialog.remote.clone()));
         headers.push(make_header("Call-ID", call.dialog.call_id.clone()));
         headers.push(make_header("CSeq", "1 INVITE"));
-        headers.push(make_header("Contact", ctx.contact(&listener)));
+        headers.push(make_header(
+            "Contact",
+            ctx.contact_for(&listener, spec.request_uri.is_sips()),
+        ));
         if let Some(identity) = &spec.asserted_identity {
             headers.push(make_header("P-Asserted-Identity", identity.to_string()));
         }
@@ -1431,11 +1434,12 @@ impl Call {
         let Some(request) = ctx.server_request(tx) else {
             return;
         };
+        let sips = is_sips(&request.uri);
         let mut response = response_to(request, 200, None, Some(&tag));
         if let Some(listener) = ctx.listener_for(self.dialog.peer.transport) {
             response
                 .headers
-                .push(make_header("Contact", ctx.contact(&listener)));
+                .push(make_header("Contact", ctx.contact_for(&listener, sips)));
         }
         response
             .headers
@@ -1598,12 +1602,13 @@ impl Call {
         let Some(request) = ctx.server_request(tx) else {
             return Err(crate::Error::Closed);
         };
+        let sips = is_sips(&request.uri);
         let tag = self.dialog.local_tag.clone();
         let mut response = response_to(request, code, None, Some(&tag));
         if let Some(listener) = ctx.listener_bound(self.local_addr(ctx)) {
             response
                 .headers
-                .push(make_header("Contact", ctx.contact(&listener)));
+                .push(make_header("Contact", ctx.contact_for(&listener, sips)));
         }
         if let Some(sdp) = body {
             response
@@ -1672,11 +1677,12 @@ impl Call {
         let Some(request) = ctx.server_request(tx) else {
             return Err(crate::Error::Closed);
         };
+        let sips = is_sips(&request.uri);
         let mut response = response_to(request, 200, None, Some(&tag));
         if let Some(listener) = ctx.listener_bound(self.local_addr(ctx)) {
             response
                 .headers
-                .push(make_header("Contact", ctx.contact(&listener)));
+                .push(make_header("Contact", ctx.contact_for(&listener, sips)));
         }
         response.headers.push(make_header("Allow", super::ALLOW));
         response
@@ -1745,4 +1751,10 @@ impl Call {
         );
         Ok(())
     }
+}
+
+/// Whether a request was sent to a `sips:` URI: then our Contact in the dialog is `sips:` too
+/// (RFC 3261 8.1.1.8, 12.1.1).
+fn is_sips(uri: &rsip::Uri) -> bool {
+    matches!(uri.scheme, Some(rsip::Scheme::Sips))
 }

@@ -99,7 +99,7 @@ impl std::fmt::Debug for AuthConfig {
 /// A local socket the driver listens on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Listener {
-    /// UDP or TCP.
+    /// UDP, TCP or TLS.
     pub transport: Transport,
     /// The address the socket is bound to (may be `0.0.0.0`).
     pub bound: SocketAddr,
@@ -166,9 +166,9 @@ pub struct Input<'a> {
     pub local: SocketAddr,
     /// The sender.
     pub remote: SocketAddr,
-    /// UDP or TCP.
+    /// UDP, TCP or TLS.
     pub transport: Transport,
-    /// The TCP connection it arrived on.
+    /// The TCP or TLS connection it arrived on.
     pub conn: Option<ConnId>,
     /// The bytes: one datagram, or one frame cut by [`crate::transport::Framer`].
     pub data: &'a [u8],
@@ -394,11 +394,24 @@ impl Ctx {
         )
     }
 
+    /// Our Contact header value on `listener`, a `sips:` URI when the dialog is secure (its
+    /// request went to a `sips:` URI) and the listener is TLS.
+    pub(crate) fn contact_for(&self, listener: &Listener, sips: bool) -> String {
+        if sips && listener.transport == Transport::Tls {
+            return format!(
+                "<sips:{}@{}>",
+                self.config.contact_user, listener.advertised
+            );
+        }
+        self.contact(listener)
+    }
+
     /// Our Contact header value on `listener`.
     pub(crate) fn contact(&self, listener: &Listener) -> String {
         let transport = match listener.transport {
             Transport::Udp => "",
             Transport::Tcp => ";transport=tcp",
+            Transport::Tls => ";transport=tls",
         };
         format!(
             "<sip:{}@{}{transport}>",
@@ -618,8 +631,8 @@ impl Ctx {
 /// Where to send responses to a request that came in as `input` (RFC 3261 18.2.2, RFC 3581).
 fn reply_destination(via: &message::TopVia, input: &Input<'_>) -> Destination {
     match input.transport {
-        Transport::Tcp => Destination {
-            transport: Transport::Tcp,
+        Transport::Tcp | Transport::Tls => Destination {
+            transport: input.transport,
             addr: input.remote,
             conn: input.conn,
         },
@@ -868,6 +881,13 @@ impl Core {
     /// The transport could not deliver a send (TCP connect refused, connection lost, ICMP
     /// unreachable): the client transaction fails as if it got a 503 (RFC 3261 8.1.3.1).
     pub fn send_failed(&mut self, now: Instant, token: SendToken) {
+        self.send_failed_because(now, token, "transport error");
+    }
+
+    /// [`send_failed`](Self::send_failed) with the transport's reason, which becomes the 503's
+    /// reason phrase (`Service Unavailable (TLS: invalid peer certificate: UnknownIssuer)`), so a
+    /// refused certificate reads as such wherever the result is shown.
+    pub fn send_failed_because(&mut self, now: Instant, token: SendToken, why: &str) {
         Stats::bump(&self.ctx.stats.transport_errors);
         let id = token.0;
         let Some(entry) = self.ctx.clients.get_mut(&id) else {
@@ -876,7 +896,10 @@ impl Core {
         entry.tx.on_transport_error();
         let owner = entry.owner;
         self.remove_client(id);
-        self.client_failed(now, id, owner, 503, "Service Unavailable (transport error)");
+        // The reason is ours (not wire text), but keep it to one line all the same.
+        let why: String = why.chars().filter(|c| !c.is_control()).collect();
+        let reason = format!("Service Unavailable ({why})");
+        self.client_failed(now, id, owner, 503, &reason);
     }
 
     /// Feeds one datagram or TCP frame.
@@ -914,8 +937,8 @@ impl Core {
     /// Via's port (the source port with rport).
     fn reject_malformed(&mut self, answer: &message::ErrorAnswer, input: &Input<'_>) {
         let dest = match input.transport {
-            Transport::Tcp => Destination {
-                transport: Transport::Tcp,
+            Transport::Tcp | Transport::Tls => Destination {
+                transport: input.transport,
                 addr: input.remote,
                 conn: input.conn,
             },
