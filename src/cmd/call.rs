@@ -7,7 +7,7 @@ use serde_json::json;
 use sip::sdp::{Codec, LocalMedia};
 use sip::{
     CallEvent, CallerId, Credentials, EndCause, Endpoint, EndpointConfig, InviteResult,
-    OutboundCall, Transport, TrunkConfig, Uri,
+    OutboundCall, TlsClient, Transport, TrunkConfig, Uri,
 };
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
@@ -23,9 +23,14 @@ pub struct Args {
     /// Call through this campaign's trunk, with its caller ID and ring timeout.
     #[arg(long, conflicts_with = "trunk", required_unless_present = "trunk")]
     pub campaign: Option<String>,
-    /// Call through this trunk, e.g. `sip:sip.carrier.example:5060;transport=tcp`.
+    /// Call through this trunk, e.g. `sip:sip.carrier.example:5060;transport=tcp`, or
+    /// `sips:sip.carrier.example` (TLS).
     #[arg(long)]
     pub trunk: Option<String>,
+    /// PEM file of the CAs a TLS trunk's certificate must chain to (default: the campaign's
+    /// `ca_file`, else the system's CA store).
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<std::path::PathBuf>,
     /// Digest username for the trunk (with `--trunk`).
     #[arg(long, env = "DIALER_TRUNK_USERNAME", requires = "password")]
     pub username: Option<String>,
@@ -107,7 +112,15 @@ async fn target(args: &Args, global: &Global) -> anyhow::Result<Target> {
     trunk.transport = Some(match spec.trunk.transport {
         domain::spec::Transport::Udp => Transport::Udp,
         domain::spec::Transport::Tcp => Transport::Tcp,
+        domain::spec::Transport::Tls => Transport::Tls,
     });
+    if let Some(file) = &spec.trunk.ca_file {
+        let path = std::path::Path::new(file);
+        trunk.tls = Some(
+            TlsClient::from_ca_file(path)
+                .with_context(|| format!("campaign {name}: trunk.ca_file"))?,
+        );
+    }
     if let (Some(user_env), Some(password_env)) =
         (&spec.trunk.username_env, &spec.trunk.password_env)
     {
@@ -177,7 +190,13 @@ fn media_text(sdp: &sip::sdp::Sdp) -> String {
 
 /// Runs `dialer call`.
 pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
-    let target = target(&args, global).await?;
+    let mut target = target(&args, global).await?;
+    if let Some(file) = &args.ca_file {
+        target.trunk.tls = Some(
+            TlsClient::from_ca_file(file)
+                .with_context(|| format!("--ca-file {}", file.display()))?,
+        );
+    }
     let transport = target
         .trunk
         .transport
@@ -187,6 +206,7 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     if transport == Transport::Tcp {
         config.tcp = vec![args.bind];
     }
+
     config.advertise = args.advertise;
     let (endpoint, _incoming) = Endpoint::bind(config)
         .await

@@ -36,6 +36,20 @@ pub struct Args {
     /// TCP address of the SIP endpoint, repeatable.
     #[arg(long = "sip-tcp", value_name = "ADDR")]
     pub sip_tcp: Vec<SocketAddr>,
+    /// TLS address of the SIP endpoint (phones on `sips:`), repeatable; needs `--tls-cert` and
+    /// `--tls-key`.
+    #[arg(long = "sip-tls", value_name = "ADDR")]
+    pub sip_tls: Vec<SocketAddr>,
+    /// PEM file of the certificate chain the TLS listener presents (leaf first).
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file of the TLS certificate's private key.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM file of the CAs TLS trunks are checked against when their campaign names no
+    /// `ca_file` (default: the system's CA store).
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca: Option<PathBuf>,
     /// Address written into SIP and SDP when listening on 0.0.0.0.
     #[arg(long)]
     pub advertise: Option<IpAddr>,
@@ -98,6 +112,15 @@ pub struct FileConfig {
     /// SIP TCP addresses.
     #[serde(default)]
     pub sip_tcp: Vec<SocketAddr>,
+    /// SIP TLS addresses.
+    #[serde(default)]
+    pub sip_tls: Vec<SocketAddr>,
+    /// The TLS listener's certificate chain (PEM).
+    pub tls_cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    pub tls_key: Option<PathBuf>,
+    /// The CAs TLS trunks are checked against by default (PEM).
+    pub tls_ca: Option<PathBuf>,
     /// Address advertised in SIP and SDP.
     pub advertise: Option<IpAddr>,
     /// RTP bind address.
@@ -166,6 +189,9 @@ fn read_config(path: &Path) -> anyhow::Result<FileConfig> {
         &mut config.prompts_dir,
         &mut config.recordings_dir,
         &mut config.campaigns_dir,
+        &mut config.tls_cert,
+        &mut config.tls_key,
+        &mut config.tls_ca,
     ]
     .into_iter()
     .flatten()
@@ -191,20 +217,31 @@ fn settings(args: Args, global: &Global) -> anyhow::Result<Settings> {
         .or(file.node_id)
         .unwrap_or_else(|| "node-1".into());
     let mut engine = EngineConfig::new(node_id);
-    let sip_udp = if args.sip_udp.is_empty() && args.sip_tcp.is_empty() {
-        file.sip_udp
-    } else {
+    let flags_listen =
+        !args.sip_udp.is_empty() || !args.sip_tcp.is_empty() || !args.sip_tls.is_empty();
+    let sip_udp = if flags_listen {
         args.sip_udp
+    } else {
+        file.sip_udp
     };
     let sip_tcp = if args.sip_tcp.is_empty() {
         file.sip_tcp
     } else {
         args.sip_tcp
     };
-    if !sip_udp.is_empty() || !sip_tcp.is_empty() {
+    let sip_tls = if args.sip_tls.is_empty() {
+        file.sip_tls
+    } else {
+        args.sip_tls
+    };
+    if !sip_udp.is_empty() || !sip_tcp.is_empty() || !sip_tls.is_empty() {
         engine.sip_udp = sip_udp;
         engine.sip_tcp = sip_tcp;
+        engine.sip_tls = sip_tls;
     }
+    engine.tls_cert = args.tls_cert.or(file.tls_cert);
+    engine.tls_key = args.tls_key.or(file.tls_key);
+    engine.tls_ca = args.tls_ca.or(file.tls_ca);
     engine.advertise = args.advertise.or(file.advertise);
     if let Some(ip) = args.rtp_ip.or(file.rtp_ip) {
         engine.rtp_ip = ip;
@@ -368,15 +405,19 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let mut server = tokio::spawn(api::serve(listener, engine.clone(), async move {
         let _ = http_stopped.await;
     }));
-    let sip = [sip::Transport::Udp, sip::Transport::Tcp]
-        .into_iter()
-        .filter_map(|t| {
-            engine
-                .sip_addr(t)
-                .map(|a| format!("{t:?} {a}").to_lowercase())
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
+    let sip = [
+        sip::Transport::Udp,
+        sip::Transport::Tcp,
+        sip::Transport::Tls,
+    ]
+    .into_iter()
+    .filter_map(|t| {
+        engine
+            .sip_addr(t)
+            .map(|a| format!("{t:?} {a}").to_lowercase())
+    })
+    .collect::<Vec<_>>()
+    .join(", ");
     println!(
         "dialer serve: node {}, SIP {sip}, API http://{api_addr}/api/v1 (docs http://{api_addr}/swagger-ui/, metrics http://{api_addr}/metrics)",
         engine.node_id()

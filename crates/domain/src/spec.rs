@@ -399,6 +399,8 @@ pub enum Transport {
     Udp,
     /// TCP.
     Tcp,
+    /// TLS (what a `sips:` URI asks for); port 5061 unless the URI gives one.
+    Tls,
 }
 
 /// The carrier trunk calls go out through. Credentials are names of environment variables.
@@ -412,6 +414,10 @@ pub struct Trunk {
     /// Transport.
     #[serde(default)]
     pub transport: Transport,
+    /// With TLS: a PEM file of the CAs the carrier's certificate must chain to (a carrier with a
+    /// private CA; relative to the prompts directory), instead of the system's CA store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
     /// Environment variable holding the digest username (none: the trunk needs no auth).
     #[serde(default)]
     pub username_env: Option<String>,
@@ -778,6 +784,21 @@ impl CampaignSpec {
                 format!("`{}` is not a SIP URI (write sip:host[:port])", t.uri),
             );
         }
+        if t.uri.starts_with("sips:") && t.transport != Transport::Tls {
+            bad(
+                "trunk.transport",
+                "a sips: URI is reached over TLS only: write transport = \"tls\"".into(),
+            );
+        }
+        if t.ca_file.is_some() && t.transport != Transport::Tls {
+            bad(
+                "trunk.ca_file",
+                "a CA file is for a TLS trunk: write transport = \"tls\"".into(),
+            );
+        }
+        if t.ca_file.as_deref().is_some_and(|f| f.trim().is_empty()) {
+            bad("trunk.ca_file", "the CA file's path is empty".into());
+        }
         for (field, value) in [
             ("trunk.username_env", &t.username_env),
             ("trunk.password_env", &t.password_env),
@@ -979,6 +1000,23 @@ cps = 0
         ] {
             assert!(got.iter().any(|f| f == want), "{want} missing from {got:?}");
         }
+    }
+
+    #[test]
+    fn sips_trunks_are_tls_trunks() {
+        let tls = MINIMAL.replace(
+            "[trunk]",
+            "[trunk]\ntransport = \"tls\"\nca_file = \"carrier-ca.pem\"",
+        );
+        let tls = tls.replacen("uri = \"sip:", "uri = \"sips:", 1);
+        let spec = CampaignSpec::from_toml(&tls).unwrap();
+        assert_eq!(spec.trunk.transport, Transport::Tls);
+        assert_eq!(spec.trunk.ca_file.as_deref(), Some("carrier-ca.pem"));
+        let udp = MINIMAL
+            .replacen("uri = \"sip:", "uri = \"sips:", 1)
+            .replace("[trunk]", "[trunk]\nca_file = \"ca.pem\"");
+        let got = fields(CampaignSpec::from_toml(&udp).unwrap_err());
+        assert_eq!(got, vec!["trunk.transport", "trunk.ca_file"]);
     }
 
     #[test]

@@ -17,6 +17,16 @@ pub struct EngineConfig {
     pub sip_udp: Vec<SocketAddr>,
     /// TCP addresses the SIP endpoint listens on.
     pub sip_tcp: Vec<SocketAddr>,
+    /// TLS addresses the SIP endpoint listens on (agents' phones on `sips:`); needs `tls_cert`
+    /// and `tls_key`.
+    pub sip_tls: Vec<SocketAddr>,
+    /// PEM file of the certificate chain TLS listeners present (leaf first).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file of its private key.
+    pub tls_key: Option<PathBuf>,
+    /// PEM file of the CAs TLS trunks are checked against when their campaign names none; the
+    /// system's CA store when `None`.
+    pub tls_ca: Option<PathBuf>,
     /// The address written into Via, Contact and SDP when listening on `0.0.0.0`.
     pub advertise: Option<IpAddr>,
     /// The address RTP legs bind to (and announce in SDP).
@@ -72,6 +82,10 @@ impl EngineConfig {
             node_id: node_id.into(),
             sip_udp: vec![SocketAddr::new(loopback, 5060)],
             sip_tcp: Vec::new(),
+            sip_tls: Vec::new(),
+            tls_cert: None,
+            tls_key: None,
+            tls_ca: None,
             advertise: None,
             rtp_ip: loopback,
             rtp_ports: 20000..=29999,
@@ -103,8 +117,11 @@ impl EngineConfig {
         {
             return bad("node_id must be 1-64 letters, digits, `-`, `_` or `.`");
         }
-        if self.sip_udp.is_empty() && self.sip_tcp.is_empty() {
-            return bad("sip_udp/sip_tcp: the SIP endpoint needs at least one listener");
+        if self.sip_udp.is_empty() && self.sip_tcp.is_empty() && self.sip_tls.is_empty() {
+            return bad("sip_udp/sip_tcp/sip_tls: the SIP endpoint needs at least one listener");
+        }
+        if !self.sip_tls.is_empty() && (self.tls_cert.is_none() || self.tls_key.is_none()) {
+            return bad("sip_tls: a TLS listener needs tls_cert and tls_key (PEM files)");
         }
         if let Err(err) = self.media.validate() {
             return bad(&err.to_string());

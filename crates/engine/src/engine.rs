@@ -101,11 +101,19 @@ impl Engine {
             .sip_udp
             .first()
             .or(config.sip_tcp.first())
+            .or(config.sip_tls.first())
             .copied()
             .ok_or_else(|| EngineError::Config("no SIP listener".into()))?;
         let mut sip_config = EndpointConfig::udp(first);
         sip_config.udp = config.sip_udp.clone();
         sip_config.tcp = config.sip_tcp.clone();
+        sip_config.tls = config.sip_tls.clone();
+        if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
+            sip_config.tls_server = Some(sip::TlsServer::from_pem_files(cert, key)?);
+        }
+        if let Some(ca) = &config.tls_ca {
+            sip_config.tls_client = Some(sip::TlsClient::from_ca_file(ca)?);
+        }
         sip_config.advertise = config.advertise;
         sip_config.dns_server = config.dns_server;
         let mut auth = AuthConfig::new(config.realm.clone(), Arc::new(Secrets(secrets.clone())));
@@ -201,7 +209,15 @@ impl Engine {
         trunk_config.transport = Some(match spec.trunk.transport {
             domain::Transport::Udp => sip::Transport::Udp,
             domain::Transport::Tcp => sip::Transport::Tcp,
+            domain::Transport::Tls => sip::Transport::Tls,
         });
+        if let Some(file) = &spec.trunk.ca_file {
+            let path = self.config().prompts_dir.join(file);
+            let client = sip::TlsClient::from_ca_file(&path).map_err(|err| {
+                EngineError::Invalid(vec![field_error("trunk.ca_file", err.to_string())])
+            })?;
+            trunk_config.tls = Some(client);
+        }
         if let (Some(user_env), Some(pass_env)) =
             (&spec.trunk.username_env, &spec.trunk.password_env)
         {

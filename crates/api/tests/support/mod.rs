@@ -37,6 +37,15 @@ impl Api {
     /// Starts an engine (SIP and RTP on ports from the OS) and the API on 127.0.0.1:0.
     /// `None` when PostgreSQL is wanted and missing (outside CI).
     pub async fn start(db: Db) -> Option<Api> {
+        Self::start_with(db, |_, _| {}).await
+    }
+
+    /// [`start`](Self::start) with the engine's settings changed by `configure` first (given
+    /// the settings and the test's directory): TLS listeners and their certificates, say.
+    pub async fn start_with(
+        db: Db,
+        configure: impl FnOnce(&mut EngineConfig, &std::path::Path),
+    ) -> Option<Api> {
         let dir = tempfile::tempdir().unwrap();
         let (database_url, pg) = match db {
             Db::Sqlite => (testkit::sqlite_url(&dir.path().join("dialer.db")), None),
@@ -53,6 +62,7 @@ impl Api {
         config.rtp_ports = 0..=0;
         config.prompts_dir = dir.path().to_path_buf();
         config.recordings_dir = dir.path().join("recordings");
+        configure(&mut config, dir.path());
         let engine = Engine::start(config, store, InProcess::shared())
             .await
             .expect("engine starts");
