@@ -574,6 +574,7 @@ async fn demo(
             display_name: format!("Lab agent {n}"),
             password: format!("lab-secret-{n}"),
             campaigns: vec![name.clone()],
+            digest_algorithms: None,
         };
         match engine.create_agent(&spec).await {
             Ok(agent) => {

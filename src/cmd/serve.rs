@@ -82,6 +82,10 @@ pub struct Args {
     /// system's resolv.conf).
     #[arg(long, value_name = "ADDR")]
     pub dns_server: Option<SocketAddr>,
+    /// Time zone whose midnight ends agents' days (their day's counters), e.g.
+    /// `Europe/Paris` (default UTC).
+    #[arg(long, value_name = "ZONE")]
+    pub agent_day_time_zone: Option<String>,
     /// Base directory of campaigns' message files (default: the current directory).
     #[arg(long)]
     pub prompts_dir: Option<PathBuf>,
@@ -140,6 +144,8 @@ pub struct FileConfig {
     pub digest_algorithms: Vec<String>,
     /// DNS server for carriers' host names (`IP:PORT`).
     pub dns_server: Option<SocketAddr>,
+    /// Time zone whose midnight ends agents' days (`"Europe/Paris"`).
+    pub agent_day_time_zone: Option<String>,
     /// Messages' base directory.
     pub prompts_dir: Option<PathBuf>,
     /// Recordings' directory.
@@ -271,6 +277,11 @@ fn settings(args: Args, global: &Global) -> anyhow::Result<Settings> {
             .map(|token| token.parse())
             .collect::<Result<_, _>>()
             .context("digest_algorithms in the configuration")?;
+    }
+    if let Some(zone) = args.agent_day_time_zone.or(file.agent_day_time_zone) {
+        engine.agent_day_time_zone = zone
+            .parse::<chrono_tz::Tz>()
+            .map_err(|err| anyhow::anyhow!("agent_day_time_zone `{zone}`: {err}"))?;
     }
     if let Some(dir) = args.prompts_dir.or(file.prompts_dir) {
         engine.prompts_dir = dir;

@@ -51,6 +51,9 @@ async fn check_new_agent(state: &AppState, agent: &AgentSpec) -> ApiResult<()> {
             "must be at most 200 characters".into(),
         );
     }
+    if let Err(err) = agent.algorithms() {
+        return refuse(err.field, err.reason);
+    }
     for (i, campaign) in agent.campaigns.iter().enumerate() {
         if state
             .engine
@@ -80,7 +83,7 @@ async fn check_new_agent(state: &AppState, agent: &AgentSpec) -> ApiResult<()> {
         (status = 409, description = "The username is taken", body = schema::Problem),
         (status = 413, description = "The body is over 1 MiB", body = schema::Problem),
         (status = 415, description = "The content type is not JSON", body = schema::Problem),
-        (status = 422, description = "A refused field (a bad username, a short password, an unknown field, a campaign that does not exist): the error names it", body = schema::Problem),
+        (status = 422, description = "A refused field (a bad username, a short password, an unknown field, a campaign that does not exist, an unknown or repeated digest algorithm): the error names it", body = schema::Problem),
     )
 )]
 pub(crate) async fn create_agent(

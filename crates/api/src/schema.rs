@@ -17,8 +17,9 @@ pub use domain::{
     PacingPatch,
 };
 pub use engine::{
-    AgentCounts, AgentSpec, AgentState, AgentView, CallCounts, CallState, CallTotals, CallUpdate,
-    CampaignFigures, CampaignView, PacingView, Snapshot, TrunkFigures, TrunkRegistrationState,
+    AgentCounts, AgentDay, AgentSpec, AgentState, AgentView, CallCounts, CallState, CallTotals,
+    CallUpdate, CampaignFigures, CampaignView, PacingView, Snapshot, TrunkFigures,
+    TrunkRegistrationState,
 };
 pub use store::{Applied, Attempt, Contact, ImportSummary, RowError};
 

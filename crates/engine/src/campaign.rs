@@ -14,8 +14,8 @@ use crate::inbox::{
 use crate::pool::PoolAgent;
 use crate::shared::{Shared, lock};
 use crate::view::{
-    AbandonView, AgentState, AgentView, CampaignFigures, CampaignView, EngineEvent, ShutdownReport,
-    TrunkFigures, TrunkRegistrationState,
+    AbandonView, AgentDay, AgentState, AgentView, CampaignFigures, CampaignView, EngineEvent,
+    ShutdownReport, TrunkFigures, TrunkRegistrationState,
 };
 use chrono::{DateTime, Utc};
 use domain::CampaignStatus;
@@ -190,6 +190,9 @@ impl Actor {
                     let _ = old.control.send(AgentCommand::Hangup);
                 }
                 lock(&self.shared.directory).insert(agent, (self.runtime.name.clone(), leg));
+                if self.core.pool().get(agent).is_none() {
+                    self.shared.days().login(agent, Utc::now());
+                }
                 self.core.handle(now, CoreInput::AgentLogin(agent));
             }
             ActorMsg::Logout { agent, leg } => {
@@ -555,6 +558,16 @@ impl Actor {
             calls: gone.calls,
             talk_secs: gone.talk.as_secs_f64(),
             wait_secs: gone.wait.as_secs_f64(),
+            digest_algorithms: None,
+            today: None,
+        };
+        let at = view.since;
+        self.shared
+            .days()
+            .logout(gone.id, at, &self.session_figures(&gone));
+        let view = AgentView {
+            today: self.shared.days().today(gone.id, at, None),
+            ..view
         };
         self.shared.publish_agent(view);
     }
@@ -575,7 +588,24 @@ impl Actor {
             calls: a.calls,
             talk_secs: a.talk.as_secs_f64(),
             wait_secs: a.wait.as_secs_f64(),
+            digest_algorithms: None,
+            today: self
+                .shared
+                .days()
+                .today(agent, Utc::now(), Some(&self.session_figures(a))),
         })
+    }
+
+    /// A session's figures as a day's (one session, begun at its login).
+    fn session_figures(&self, a: &PoolAgent) -> AgentDay {
+        AgentDay {
+            day: chrono::NaiveDate::default(),
+            sessions: 1,
+            first_login: self.shared.wall(a.login_at),
+            calls: a.calls,
+            talk_secs: a.talk.as_secs_f64(),
+            wait_secs: a.wait.as_secs_f64(),
+        }
     }
 
     fn spawn_counters(&self, delta: Counters) {

@@ -49,6 +49,9 @@ pub struct EngineConfig {
     pub dns_server: Option<SocketAddr>,
     /// How a failed trunk registration is retried.
     pub register_retry: sip::RetryPolicy,
+    /// Where agents' days end (their day's counters start again at midnight there): the
+    /// centre's time zone; UTC by default.
+    pub agent_day_time_zone: chrono_tz::Tz,
     /// Base directory of campaigns' relative message paths (`abandon_message`, ...).
     pub prompts_dir: PathBuf,
     /// Directory recordings are written to (`<campaign>/<attempt>.wav` under it).
@@ -94,6 +97,7 @@ impl EngineConfig {
             digest_algorithms: vec![sip::digest::DigestAlgorithm::Md5],
             dns_server: None,
             register_retry: sip::RetryPolicy::default(),
+            agent_day_time_zone: chrono_tz::UTC,
             prompts_dir: PathBuf::from("."),
             recordings_dir: PathBuf::from("recordings"),
             lease: Duration::from_secs(300),

@@ -9,11 +9,12 @@ use crate::inbox::{ActorMsg, AgentOp, CampaignHandle, Runtime};
 use crate::shared::{Shared, lock};
 use crate::view::{
     AgentSpec, AgentState, AgentView, CampaignView, EngineEvent, ShutdownReport, Snapshot,
-    field_error,
+    field_error, parse_algorithms,
 };
 use chrono::Utc;
 use domain::{CampaignSpec, CampaignStatus, ContactAfter};
 use media::{MediaRuntime, PortAllocator};
+use sip::digest::DigestAlgorithm;
 use sip::{AuthConfig, Endpoint, EndpointConfig, IncomingCall, IncomingEvent, Secret, TrunkConfig};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -32,7 +33,7 @@ pub struct Engine {
 struct Inner {
     shared: Arc<Shared>,
     campaigns: Mutex<HashMap<String, CampaignHandle>>,
-    secrets: Arc<RwLock<HashMap<String, Secret>>>,
+    secrets: Arc<RwLock<HashMap<String, AgentSecret>>>,
     /// Serialises changes of campaign definitions (apply, pacing patches).
     applying: tokio::sync::Mutex<()>,
 }
@@ -45,11 +46,18 @@ impl std::fmt::Debug for Engine {
     }
 }
 
-/// Agents' digest secrets, answered from memory on the SIP endpoint's task.
-struct Secrets(Arc<RwLock<HashMap<String, Secret>>>);
+/// An agent's digest secret, with the algorithms its phone is offered if it has its own.
+#[derive(Clone)]
+struct AgentSecret {
+    secret: Secret,
+    algorithms: Option<Vec<DigestAlgorithm>>,
+}
 
-impl sip::SecretLookup for Secrets {
-    fn secret(&self, username: &str) -> Option<Secret> {
+/// Agents' digest secrets, answered from memory on the SIP endpoint's task.
+struct Secrets(Arc<RwLock<HashMap<String, AgentSecret>>>);
+
+impl Secrets {
+    fn get(&self, username: &str) -> Option<AgentSecret> {
         self.0
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -58,10 +66,34 @@ impl sip::SecretLookup for Secrets {
     }
 }
 
-fn agent_secret(agent: &store::Agent) -> Secret {
-    Secret::Ha1 {
-        md5: agent.ha1_md5.clone(),
-        sha256: agent.ha1_sha256.clone(),
+impl sip::SecretLookup for Secrets {
+    fn secret(&self, username: &str) -> Option<Secret> {
+        self.get(username).map(|agent| agent.secret)
+    }
+
+    fn algorithms(&self, username: &str) -> Option<Vec<DigestAlgorithm>> {
+        self.get(username).and_then(|agent| agent.algorithms)
+    }
+}
+
+fn agent_secret(agent: &store::Agent) -> AgentSecret {
+    let algorithms = agent.digest_algorithms.as_deref().and_then(|names| {
+        parse_algorithms(names)
+            .inspect_err(|err| {
+                tracing::warn!(
+                    agent = %agent.username,
+                    %err,
+                    "agent's stored digest algorithms unusable: the service's are offered"
+                )
+            })
+            .ok()
+    });
+    AgentSecret {
+        secret: Secret::Ha1 {
+            md5: agent.ha1_md5.clone(),
+            sha256: agent.ha1_sha256.clone(),
+        },
+        algorithms,
     }
 }
 
@@ -435,6 +467,9 @@ impl Engine {
 
     /// Creates an agent account (its SIP digest hashes are computed in the engine's realm).
     pub async fn create_agent(&self, agent: &AgentSpec) -> Result<AgentView> {
+        agent
+            .algorithms()
+            .map_err(|err| EngineError::Invalid(vec![err]))?;
         let mut campaigns = Vec::new();
         for name in &agent.campaigns {
             let campaign = self
@@ -459,6 +494,18 @@ impl Engine {
                 campaigns,
             })
             .await?;
+        let stored = match &agent.digest_algorithms {
+            Some(names) => {
+                self.store()
+                    .set_agent_digest_algorithms(stored.id, Some(names))
+                    .await?;
+                store::Agent {
+                    digest_algorithms: Some(names.clone()),
+                    ..stored
+                }
+            }
+            None => stored,
+        };
         self.inner
             .secrets
             .write()
@@ -477,6 +524,7 @@ impl Engine {
             }
         };
         let stored = self.store().agents().await?;
+        let today = self.shared().days().day_of(Utc::now());
         Ok(stored
             .iter()
             .map(|agent| match live.get(&agent.id) {
@@ -485,6 +533,9 @@ impl Engine {
                 Some(view) => AgentView {
                     username: agent.username.clone(),
                     display_name: agent.display_name.clone(),
+                    digest_algorithms: agent.digest_algorithms.clone(),
+                    // A day over is not today's (a logged-out agent's record keeps its day).
+                    today: view.today.clone().filter(|d| d.day == today),
                     ..view.clone()
                 },
                 None => logged_out(agent),
@@ -748,6 +799,8 @@ fn logged_out(agent: &store::Agent) -> AgentView {
         calls: 0,
         talk_secs: 0.0,
         wait_secs: 0.0,
+        digest_algorithms: agent.digest_algorithms.clone(),
+        today: None,
     }
 }
 

@@ -43,6 +43,7 @@ mod campaign_hour;
 mod cluster;
 mod config;
 mod core;
+mod days;
 mod driver;
 mod engine;
 mod error;
@@ -58,7 +59,7 @@ pub use engine::Engine;
 pub use error::{ClusterError, EngineError, Result};
 pub use media::{MediaConfig, MediaIo, MediaPriority, ReceiveLoopStats};
 pub use view::{
-    AbandonView, AgentCounts, AgentSpec, AgentState, AgentView, CallCounts, CallState, CallTotals,
-    CallUpdate, CampaignFigures, CampaignView, EngineEvent, PacingView, ShutdownReport, Snapshot,
-    TrunkFigures, TrunkRegistrationState,
+    AbandonView, AgentCounts, AgentDay, AgentSpec, AgentState, AgentView, CallCounts, CallState,
+    CallTotals, CallUpdate, CampaignFigures, CampaignView, EngineEvent, PacingView, ShutdownReport,
+    Snapshot, TrunkFigures, TrunkRegistrationState,
 };

@@ -4,6 +4,7 @@
 
 use crate::cluster::ClusterState;
 use crate::config::EngineConfig;
+use crate::days::AgentDays;
 use crate::view::{AgentState, AgentView, CallUpdate, EngineEvent};
 use chrono::{DateTime, Utc};
 use media::{MediaRuntime, PortAllocator};
@@ -42,6 +43,8 @@ pub(crate) struct Shared {
     pub(crate) calls: Mutex<HashMap<i64, CallUpdate>>,
     /// Which campaign each logged-in agent is on, with the id of the session's leg.
     pub(crate) directory: Mutex<HashMap<i64, (String, u64)>>,
+    /// Agents' days on this node: their finished sessions' figures summed.
+    days: Mutex<AgentDays>,
     /// Agents' states on this node, for the `dialer_agents` gauge.
     agent_states: Mutex<HashMap<i64, AgentState>>,
     /// Calls placed and not finished on this node.
@@ -67,6 +70,7 @@ impl Shared {
         ports: PortAllocator,
         media: MediaRuntime,
     ) -> Arc<Shared> {
+        let zone = config.agent_day_time_zone;
         let (publisher, mut rx) = mpsc::unbounded_channel::<Publish>();
         let shared = Arc::new(Shared {
             config,
@@ -80,6 +84,7 @@ impl Shared {
             publisher,
             calls: Mutex::default(),
             directory: Mutex::default(),
+            days: Mutex::new(AgentDays::new(zone)),
             agent_states: Mutex::default(),
             in_flight: AtomicI64::new(0),
             next_key: AtomicU64::new(1),
@@ -143,6 +148,11 @@ impl Shared {
             }
         }
         let _ = self.publisher.send(Publish::Agent(view));
+    }
+
+    /// The agents' days on this node.
+    pub(crate) fn days(&self) -> MutexGuard<'_, AgentDays> {
+        lock(&self.days)
     }
 
     /// Publishes a call's state, and keeps the latest state of calls in flight.

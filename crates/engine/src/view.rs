@@ -71,6 +71,33 @@ pub struct AgentView {
     pub talk_secs: f64,
     /// Seconds spent ready (waiting for calls) since login.
     pub wait_secs: f64,
+    /// Digest algorithms offered to the agent's phone instead of the service's (absent: the
+    /// service's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest_algorithms: Option<Vec<String>>,
+    /// The agent's day so far, over every session of it, the one in progress included
+    /// (absent: not logged in today). Days end at midnight in the service's
+    /// `agent_day_time_zone` (UTC by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub today: Option<AgentDay>,
+}
+
+/// An agent's figures for one day, summed over its sessions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AgentDay {
+    /// The day, in the service's `agent_day_time_zone`.
+    pub day: chrono::NaiveDate,
+    /// Sessions (logins) begun this day.
+    pub sessions: u32,
+    /// When the first of them began.
+    pub first_login: DateTime<Utc>,
+    /// Calls connected to the agent.
+    pub calls: u64,
+    /// Seconds talked.
+    pub talk_secs: f64,
+    /// Seconds spent ready (waiting for calls).
+    pub wait_secs: f64,
 }
 
 /// Where a call stands.
@@ -483,6 +510,48 @@ pub struct AgentSpec {
     /// Names of the campaigns the agent works on.
     #[serde(default)]
     pub campaigns: Vec<String>,
+    /// Digest algorithms offered to this agent's phone instead of the service's
+    /// `digest_algorithms`, preferred first (`MD5`, `SHA-256`, `MD5-sess`, `SHA-256-sess`):
+    /// for a phone that gives up on the service's challenges. Absent: the service's.
+    #[cfg_attr(feature = "openapi", schema(example = json!(["MD5"]), min_items = 1))]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest_algorithms: Option<Vec<String>>,
+}
+
+impl AgentSpec {
+    /// The agent's own digest algorithms, checked: each known, none twice, at least one.
+    pub fn algorithms(&self) -> Result<Option<Vec<sip::digest::DigestAlgorithm>>, FieldError> {
+        let Some(names) = &self.digest_algorithms else {
+            return Ok(None);
+        };
+        parse_algorithms(names).map(Some)
+    }
+}
+
+/// Digest algorithm names as algorithms: each known, none twice, at least one.
+pub(crate) fn parse_algorithms(
+    names: &[String],
+) -> Result<Vec<sip::digest::DigestAlgorithm>, FieldError> {
+    if names.is_empty() {
+        return Err(field_error(
+            "digest_algorithms",
+            "must name at least one algorithm (or be left out for the service's)",
+        ));
+    }
+    let mut out = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let algorithm: sip::digest::DigestAlgorithm = name
+            .parse()
+            .map_err(|err| field_error(format!("digest_algorithms[{i}]"), format!("{err}")))?;
+        if out.contains(&algorithm) {
+            return Err(field_error(
+                format!("digest_algorithms[{i}]"),
+                format!("names {} twice", algorithm.as_str()),
+            ));
+        }
+        out.push(algorithm);
+    }
+    Ok(out)
 }
 
 /// A field error of the engine's own (the store's constructor is private to it).

@@ -364,3 +364,105 @@ async fn shutdown_cancels_ringing_calls_lets_bridged_ones_finish_and_releases_le
         phones.diagnostics()
     );
 }
+
+/// An agent's day across sessions: a first session with a call, logged out over the API, and a
+/// second one without. The logged-out agent shows its last session's figures, and its day's:
+/// both sessions, the first one's call and talk, both sessions' wait, the first login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agents_day_sums_its_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = support::sqlite(dir.path()).await;
+    let Some(carrier) = sipp_carrier() else {
+        return;
+    };
+    let engine = support::engine(store.clone(), dir.path(), "day-node").await;
+    let (view, _) = engine
+        .apply_campaign(&campaign("day", carrier.addr(), 1.0, "1s"))
+        .await
+        .unwrap();
+    import(&store, view.id, &["+13125550001".to_owned()]).await;
+    let creds = create_agents(&engine, "day", 1).await;
+    let agent_id = engine.agents().await.unwrap()[0].id;
+    assert_eq!(engine.agent(agent_id).await.unwrap().today, None);
+    let sip = engine.sip_addr(sip::Transport::Udp).unwrap();
+    let before = chrono::Utc::now();
+
+    // Session 1: a live callee, who hangs up after talking; wrap-up ends by its timeout.
+    let Some(phones) = sipp_agents(sip, &creds, "day") else {
+        return;
+    };
+    let state = || async { engine.agent(agent_id).await.unwrap().state };
+    assert!(
+        wait_for(Duration::from_secs(30), || async {
+            state().await == AgentState::Ready
+        })
+        .await,
+        "{}",
+        phones.diagnostics()
+    );
+    engine.start_campaign("day").await.unwrap();
+    assert!(
+        wait_for(Duration::from_secs(60), || async {
+            let a = engine.agent(agent_id).await.unwrap();
+            a.calls == 1 && a.state == AgentState::Ready
+        })
+        .await,
+        "no call came and went: {:?}\n{}",
+        engine.agent(agent_id).await.unwrap(),
+        carrier.diagnostics()
+    );
+    let live = engine.agent(agent_id).await.unwrap();
+    let today = live.today.clone().expect("today's figures while logged in");
+    assert_eq!((today.sessions, today.calls), (1, 1), "{live:?}");
+    engine.agent_logout(agent_id).await.unwrap();
+    assert!(
+        wait_for(Duration::from_secs(20), || async {
+            state().await == AgentState::LoggedOut
+        })
+        .await
+    );
+    let first = engine.agent(agent_id).await.unwrap();
+    let first_day = first.today.clone().expect("the day is kept at logout");
+    assert_eq!(
+        (first.calls, first_day.sessions, first_day.calls),
+        (1, 1, 1)
+    );
+    assert!(first.talk_secs > 0.0, "{first:?}");
+    assert_eq!(first_day.talk_secs, first.talk_secs);
+    assert!(first_day.first_login >= before - chrono::Duration::seconds(1));
+    drop(phones);
+
+    // Session 2: logs in and out again without a call.
+    let Some(phone) = testkit::sipp::Sipp::phone("agent_phone.xml", sip, &creds[0].0, &creds[0].1)
+    else {
+        return;
+    };
+    let run = phone.finish().await;
+    assert_eq!(run.code, Some(0), "{}", run.diagnostics);
+    assert!(
+        wait_for(Duration::from_secs(20), || async {
+            let a = engine.agent(agent_id).await.unwrap();
+            a.state == AgentState::LoggedOut && a.today.as_ref().is_some_and(|d| d.sessions == 2)
+        })
+        .await,
+        "{:?}",
+        engine.agent(agent_id).await.unwrap()
+    );
+    let second = engine.agent(agent_id).await.unwrap();
+    let day = second.today.clone().unwrap();
+    // The last session's own figures, and the day's over both.
+    assert_eq!(second.calls, 0, "{second:?}");
+    assert_eq!(day.calls, 1, "{second:?}");
+    assert_eq!(day.talk_secs, first.talk_secs, "{second:?}");
+    assert!(
+        (day.wait_secs - (first.wait_secs + second.wait_secs)).abs() < 1e-6,
+        "{second:?}"
+    );
+    assert_eq!(day.first_login, first_day.first_login);
+    assert_eq!(
+        day.day,
+        chrono::Utc::now().date_naive(),
+        "the default day is UTC's"
+    );
+    engine.shutdown(Duration::from_secs(2)).await.unwrap();
+}

@@ -476,9 +476,20 @@ impl Server {
 
     /// Challenge header values (one per algorithm) for a response issued at `unix_now`.
     pub fn challenges(&self, unix_now: u64, stale: bool) -> Vec<String> {
+        self.challenges_offering(unix_now, stale, &self.algorithms)
+    }
+
+    /// Challenge header values offering `algorithms` (one each, in that order) instead of the
+    /// server's own list: a user whose phone needs other algorithms than the rest.
+    pub fn challenges_offering(
+        &self,
+        unix_now: u64,
+        stale: bool,
+        algorithms: &[DigestAlgorithm],
+    ) -> Vec<String> {
         let stamp = format!("{unix_now:x}.{:08x}", rand::random::<u32>());
         let nonce = format!("{stamp}.{}", self.nonce_tag(&stamp));
-        self.algorithms
+        algorithms
             .iter()
             .map(|algorithm| {
                 let mut value = format!(
@@ -504,6 +515,20 @@ impl Server {
         unix_now: u64,
         secret_of: &dyn Fn(&str) -> Option<Secret>,
     ) -> Verdict {
+        self.verify_offered(header, method, body, unix_now, secret_of, &|_| None)
+    }
+
+    /// Like [`verify`](Self::verify), with the algorithms accepted from a user given by
+    /// `offered_to` where it has a list of that user's own (`None`: the server's list).
+    pub fn verify_offered(
+        &mut self,
+        header: &str,
+        method: &str,
+        body: &[u8],
+        unix_now: u64,
+        secret_of: &dyn Fn(&str) -> Option<Secret>,
+        offered_to: &dyn Fn(&str) -> Option<Vec<DigestAlgorithm>>,
+    ) -> Verdict {
         let Ok(params) = parse_params(header) else {
             return Verdict::Refused("not Digest credentials");
         };
@@ -520,10 +545,11 @@ impl Server {
         if realm != self.realm {
             return Verdict::Refused("wrong realm");
         }
+        let offered = offered_to(username).unwrap_or_else(|| self.algorithms.clone());
         let algorithm = match get("algorithm") {
             None => DigestAlgorithm::Md5,
             Some(token) => match DigestAlgorithm::parse(token) {
-                Some(algorithm) if self.algorithms.contains(&algorithm) => algorithm,
+                Some(algorithm) if offered.contains(&algorithm) => algorithm,
                 _ => return Verdict::Refused("algorithm not offered"),
             },
         };

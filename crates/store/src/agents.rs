@@ -48,6 +48,10 @@ pub struct Agent {
     pub campaigns: Vec<i64>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
+    /// Digest algorithm names offered to this agent's phone instead of the service's,
+    /// preferred first (`None`: the service's). The store keeps the names as given; the
+    /// engine checks them.
+    pub digest_algorithms: Option<Vec<String>>,
 }
 
 /// Digest HA1 values of `username:realm:password` (RFC 7616): (MD5, SHA-256), lowercase hex.
@@ -190,6 +194,31 @@ impl Store {
         Ok(())
     }
 
+    /// Sets the digest algorithms offered to an agent's phone (`None`: the service's).
+    pub async fn set_agent_digest_algorithms(
+        &self,
+        agent_id: i64,
+        algorithms: Option<&[String]>,
+    ) -> Result<()> {
+        if let Some(names) = algorithms
+            && (names.is_empty() || names.iter().any(|n| n.is_empty() || n.contains(',')))
+        {
+            return Err(Error::Invalid(
+                "digest algorithms must be a non-empty list of names without commas".into(),
+            ));
+        }
+        let value = algorithms.map(|names| names.join(","));
+        let done = agent::Entity::update_many()
+            .col_expr(agent::Column::DigestAlgorithms, Expr::val(value))
+            .filter(agent::Column::Id.eq(agent_id))
+            .exec(&self.db)
+            .await?;
+        if done.rows_affected == 0 {
+            return Err(Error::NoSuchAgent(agent_id.to_string()));
+        }
+        Ok(())
+    }
+
     async fn agent_from(&self, row: agent::Model) -> Result<Agent> {
         let campaigns = agent_campaign::Entity::find()
             .filter(agent_campaign::Column::AgentId.eq(row.id))
@@ -208,6 +237,13 @@ impl Store {
             ha1_sha256: row.ha1_sha256,
             campaigns,
             created_at: from_ms(row.created_at),
+            digest_algorithms: row.digest_algorithms.map(|names| {
+                names
+                    .split(',')
+                    .map(|name| name.trim().to_owned())
+                    .filter(|name| !name.is_empty())
+                    .collect()
+            }),
         })
     }
 }

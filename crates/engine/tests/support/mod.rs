@@ -130,6 +130,7 @@ pub async fn create_agents(engine: &Engine, campaign: &str, n: usize) -> Vec<(St
                 display_name: format!("Agent {i}"),
                 password: password.clone(),
                 campaigns: vec![campaign.to_owned()],
+                digest_algorithms: None,
             })
             .await
             .unwrap();

@@ -47,6 +47,12 @@ use std::time::{Duration, Instant};
 pub trait SecretLookup: Send + Sync {
     /// The secret of `username`, if the account exists.
     fn secret(&self, username: &str) -> Option<Secret>;
+
+    /// The digest algorithms to offer `username` instead of [`AuthConfig::algorithms`]
+    /// (a phone that needs its own), preferred first; `None` (the default): the service's.
+    fn algorithms(&self, _username: &str) -> Option<Vec<DigestAlgorithm>> {
+        None
+    }
 }
 
 impl<F> SecretLookup for F
@@ -1248,12 +1254,22 @@ impl Core {
             .headers("Authorization")
             .chain(message.headers("Proxy-Authorization"))
             .find(|value| digest_realm(value).is_some_and(|realm| realm == server.realm()));
+        let offered_to = |user: &str| {
+            auth.secrets
+                .algorithms(user)
+                .filter(|algorithms| !algorithms.is_empty())
+        };
         let verdict = match credentials {
             Some(value) => {
                 let secrets = auth.secrets.clone();
-                server.verify(value, method, message.body(), unix, &move |user| {
-                    secrets.secret(user)
-                })
+                server.verify_offered(
+                    value,
+                    method,
+                    message.body(),
+                    unix,
+                    &move |user| secrets.secret(user),
+                    &offered_to,
+                )
             }
             None => Verdict::Refused("no credentials"),
         };
@@ -1266,11 +1282,22 @@ impl Core {
                     tracing::info!(call_id = message.call_id(), ?verdict, "credentials refused");
                 }
                 Stats::bump(&self.ctx.stats.auth_challenges);
-                let challenges = server
-                    .challenges(unix, stale)
-                    .into_iter()
-                    .map(|value| make_header("WWW-Authenticate", value))
-                    .collect();
+                // Whose challenge this is: the user of the credentials, else the one the
+                // request names (From of an INVITE, To of a REGISTER).
+                let user = credentials
+                    .and_then(|value| digest_param(value, "username"))
+                    .or_else(|| {
+                        let header = if invite { "From" } else { "To" };
+                        message.header(header).and_then(uri_user_of)
+                    });
+                let own = user.as_deref().and_then(offered_to);
+                let challenges = match own {
+                    Some(algorithms) => server.challenges_offering(unix, stale, &algorithms),
+                    None => server.challenges(unix, stale),
+                }
+                .into_iter()
+                .map(|value| make_header("WWW-Authenticate", value))
+                .collect();
                 self.ctx
                     .respond_code(now, id, 401, Some(&Ctx::new_tag()), challenges);
                 Err(())
@@ -1686,6 +1713,36 @@ fn digest_realm(value: &str) -> Option<String> {
         None => rest.split([',', ' ']).next()?,
     };
     Some(realm.to_owned())
+}
+
+/// A parameter of Digest credentials (`username="alice"` -> `alice`).
+fn digest_param(value: &str, name: &str) -> Option<String> {
+    let lower = value.to_ascii_lowercase();
+    let key = format!("{name}=");
+    let at = lower
+        .match_indices(&key)
+        .find(|(i, _)| *i == 0 || matches!(lower.as_bytes()[i - 1], b' ' | b',' | b'\t'))?
+        .0;
+    let rest = value[at + key.len()..].trim_start();
+    let found = match rest.strip_prefix('"') {
+        Some(quoted) => quoted.split('"').next()?,
+        None => rest.split([',', ' ']).next()?,
+    };
+    (!found.is_empty()).then(|| found.to_owned())
+}
+
+/// The user part of the SIP URI in a From or To value (`"A" <sip:alice@h>;tag=1` -> `alice`).
+fn uri_user_of(value: &str) -> Option<String> {
+    let lower = value.to_ascii_lowercase();
+    let start = lower
+        .find("sips:")
+        .map(|i| i + 5)
+        .or_else(|| lower.find("sip:").map(|i| i + 4))?;
+    let rest = &value[start..];
+    let end = rest.find(['>', ';', '?', ' ']).unwrap_or(rest.len());
+    let (user, _) = rest[..end].split_once('@')?;
+    let user = user.split(':').next()?;
+    (!user.is_empty()).then(|| user.to_owned())
 }
 
 #[cfg(test)]

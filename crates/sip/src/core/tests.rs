@@ -650,6 +650,88 @@ fn digest_challenge_is_answered_once_for_agent_invites() {
     assert_eq!(net.b.core.stats().snapshot().auth_failures, 1);
 }
 
+/// Secrets of `agent1` (whose phone is offered MD5 alone) and `agent2` (the service's list).
+struct OwnAlgorithms;
+
+impl SecretLookup for OwnAlgorithms {
+    fn secret(&self, user: &str) -> Option<Secret> {
+        matches!(user, "agent1" | "agent2").then(|| Secret::password("secret"))
+    }
+
+    fn algorithms(&self, user: &str) -> Option<Vec<DigestAlgorithm>> {
+        (user == "agent1").then(|| vec![DigestAlgorithm::Md5])
+    }
+}
+
+#[test]
+fn an_agent_with_its_own_algorithms_gets_only_those_challenges() {
+    let mut b = config(B);
+    // The service offers SHA-256 then MD5.
+    b.auth = Some(AuthConfig::new("dialer", Arc::new(OwnAlgorithms)));
+    let mut net = Net::new(config(A), b);
+    let challenges = Arc::new(std::sync::Mutex::new(Vec::<Vec<String>>::new()));
+    let seen = challenges.clone();
+    net.drop = Box::new(move |side, message| {
+        if side == Side::B && message.status() == Some(401) {
+            let values = message.headers("WWW-Authenticate").map(str::to_owned);
+            seen.lock().unwrap().push(values.collect());
+        }
+        false
+    });
+    for (key, user) in [(CALL, "agent1"), (CallKey(3), "agent2")] {
+        let mut invite = spec(None);
+        invite.from = NameAddr::new(format!("sip:{user}@127.0.0.1").parse().unwrap());
+        invite.credentials = Some(Credentials::new(user, "secret"));
+        net.a.core.invite(net.now, key, invite).unwrap();
+        net.settle();
+    }
+    let challenges = challenges.lock().unwrap().clone();
+    assert_eq!(challenges.len(), 2, "{challenges:?}");
+    assert_eq!(challenges[0].len(), 1, "{challenges:?}");
+    assert!(challenges[0][0].contains("algorithm=MD5"), "{challenges:?}");
+    assert_eq!(challenges[1].len(), 2, "{challenges:?}");
+    assert!(
+        challenges[1][0].contains("algorithm=SHA-256"),
+        "{challenges:?}"
+    );
+    // Both logged in: agent1 with MD5, agent2 with the first it was offered.
+    let users: Vec<Option<String>> = incoming(&net.b.events)
+        .into_iter()
+        .map(|(_, info)| info.user)
+        .collect();
+    assert_eq!(
+        users,
+        vec![Some("agent1".to_owned()), Some("agent2".to_owned())]
+    );
+}
+
+#[test]
+fn the_user_of_a_challenge_comes_from_credentials_or_the_uri() {
+    assert_eq!(
+        uri_user_of("\"Bare\" <sip:bareagent@127.0.0.1:5060>;tag=1").as_deref(),
+        Some("bareagent")
+    );
+    assert_eq!(
+        uri_user_of("<sips:a.b-c@host;transport=tls>").as_deref(),
+        Some("a.b-c")
+    );
+    assert_eq!(
+        uri_user_of("sip:alice:pw@h;tag=x").as_deref(),
+        Some("alice")
+    );
+    assert_eq!(uri_user_of("<sip:127.0.0.1>;tag=1"), None);
+    assert_eq!(uri_user_of("garbage"), None);
+    assert_eq!(
+        digest_param("Digest username=\"agent1\", realm=\"dialer\"", "username").as_deref(),
+        Some("agent1")
+    );
+    assert_eq!(
+        digest_param("Digest realm=dialer,username=bob", "username").as_deref(),
+        Some("bob")
+    );
+    assert_eq!(digest_param("Digest realm=\"dialer\"", "username"), None);
+}
+
 #[test]
 fn an_agent_phone_registers_with_digest_and_the_binding_lapses() {
     let mut b = config(B);

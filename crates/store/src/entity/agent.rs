@@ -22,6 +22,9 @@ pub struct Model {
     pub ha1_sha256: String,
     /// Creation time (ms since the epoch).
     pub created_at: i64,
+    /// Digest algorithms offered to this agent's phone instead of the service's (names,
+    /// comma-separated, preferred first); NULL: the service's.
+    pub digest_algorithms: Option<String>,
 }
 
 /// Relations are followed by explicit queries; none are declared.
