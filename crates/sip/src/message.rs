@@ -1249,8 +1249,8 @@ pub(crate) fn param_value<'a>(params: &'a str, name: &str) -> Option<Option<&'a 
 
 /// The part of a name-addr header value after the URI (its header parameters).
 pub(crate) fn header_params(value: &str) -> &str {
-    match value.rfind('>') {
-        Some(end) => &value[end + 1..],
+    match angle_span(value) {
+        Some((_, end)) => &value[end + 1..],
         None => match value.find(';') {
             Some(start) => &value[start..],
             None => "",
@@ -1268,10 +1268,30 @@ pub(crate) fn tag_of(value: &str) -> Option<String> {
 
 /// The URI inside a name-addr (`"Bob" <sip:bob@x>;tag=1` gives `sip:bob@x`).
 pub(crate) fn uri_of(value: &str) -> &str {
-    match (value.find('<'), value.rfind('>')) {
-        (Some(start), Some(end)) if start < end => value[start + 1..end].trim(),
-        _ => value.split(';').next().unwrap_or("").trim(),
+    match angle_span(value) {
+        Some((start, end)) => value[start + 1..end].trim(),
+        None => value.split(';').next().unwrap_or("").trim(),
     }
+}
+
+/// Where a name-addr's `<URI>` is: the first `<` outside the quoted display name and the first
+/// `>` after it. Header parameters after it may hold `<` and `>` in quoted values, as phones'
+/// `+sip.instance="<urn:uuid:...>"` (RFC 5626) does, so the last `>` is not the URI's.
+fn angle_span(value: &str) -> Option<(usize, usize)> {
+    let (mut quoted, mut escaped) = (false, false);
+    for (i, c) in value.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted => escaped = true,
+            '"' => quoted = !quoted,
+            '<' if !quoted => {
+                let end = value[i..].find('>')?;
+                return Some((i, i + end));
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 fn parse_top_via(value: &str) -> Result<TopVia, ParseError> {
@@ -1566,6 +1586,19 @@ mod tests {
             Ok(())
         );
         assert!(check_name_addr("Bell, Alexander <sip:a.g.bell@example.com>").is_err());
+    }
+
+    #[test]
+    fn a_contacts_uri_ends_at_its_own_angle_bracket() {
+        let contact = "<sip:pyagent@127.0.0.1:15392;transport=UDP>;+sip.instance=\"<urn:uuid:5E0F>\";expires=120";
+        assert_eq!(uri_of(contact), "sip:pyagent@127.0.0.1:15392;transport=UDP");
+        assert_eq!(
+            param_value(header_params(contact), "expires"),
+            Some(Some("120"))
+        );
+        assert_eq!(uri_of("\"a <b>\" <sip:x@y>;tag=1"), "sip:x@y");
+        assert_eq!(tag_of("\"a <b>\" <sip:x@y>;tag=1").as_deref(), Some("1"));
+        assert_eq!(uri_of("sip:x@y;tag=2"), "sip:x@y");
     }
 
     pub(crate) const INVITE: &str = "INVITE sip:+15551234567@127.0.0.1:5080 SIP/2.0\r\n\
