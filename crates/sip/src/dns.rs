@@ -333,10 +333,12 @@ mod tests {
             naptr(20, 10, "SIP+D2U", "_sip._udp.x."),
             naptr(10, 20, "SIP+D2T", "_sip._tcp.x."),
             naptr(10, 10, "SIPS+D2T", "_sips._tcp.x."),
+            naptr(5, 10, "SIP+D2S", "_sip._sctp.x."),
         ]);
         assert_eq!(
             ordered,
             vec![
+                (Transport::Tls, "_sips._tcp.x.".to_owned()),
                 (Transport::Tcp, "_sip._tcp.x.".to_owned()),
                 (Transport::Udp, "_sip._udp.x.".to_owned())
             ]

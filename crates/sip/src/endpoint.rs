@@ -531,8 +531,13 @@ impl Failover {
     /// Whether `end` is the kind of failure RFC 3263 moves on from.
     fn moves_on(end: &CallEnd) -> bool {
         use crate::core::EndCause;
-        matches!(end.cause, EndCause::NoResponse | EndCause::TransportError)
-            || (end.cause == EndCause::Rejected && end.code == Some(503))
+        // A refused certificate names the trunk's host, which every target shares: trying the
+        // next address would only hide the reason behind a later "connection refused".
+        let tls_refused = matches!(&end.outcome, crate::core::InviteResult::Failed { reason, .. }
+            if reason.contains("(TLS "));
+        !tls_refused
+            && (matches!(end.cause, EndCause::NoResponse | EndCause::TransportError)
+                || (end.cause == EndCause::Rejected && end.code == Some(503)))
     }
 }
 
