@@ -1,0 +1,240 @@
+//! A second SIP stack nobody here wrote as an agent's phone: pyVoIP 2.0.0a4 (pure Python SIP
+//! and RTP, `pip install pyVoIP==2.0.0a4`), driven by `tests/phones/pyvoip_agent.py`, against the
+//! engine with the default settings.
+//!
+//! - It registers and logs in by calling the dialer (MD5 digest with `qop=auth`).
+//! - It takes a bridged call from a sipp carrier: it hears the callee's words (what pyVoIP
+//!   decoded matches the clip the carrier sent) and its microphone reaches the call (the
+//!   dialer's stereo recording holds its tone on the agent's channel).
+//! - It logs out by hanging up.
+//!
+//! pyVoIP 2.0.0a4 gets three things wrong that the script mends on the phone's side (a new Via
+//! branch for the INVITE answering the challenge; a BYE with the dialer's To tag and the next
+//! CSeq): `docs/agent-phones.md`, "pyVoIP". The Python that runs it is `python3`, or the one
+//! named by `DIALER_TEST_PYVOIP_PYTHON`.
+
+#[path = "../crates/api/tests/support/mod.rs"]
+mod api_support;
+
+mod phones;
+
+use phones::{bridged_campaign, clip, create_agent, find_clip, state, talking_carrier};
+use serde_json::json;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::Duration;
+use testkit::wait_for;
+
+/// The pyVoIP release the script is written for.
+const PYVOIP_VERSION: &str = "2.0.0a4";
+
+/// A Python that imports pyVoIP 2.0.0a4, or `None` (skipped, or a failure under CI).
+fn python() -> Option<PathBuf> {
+    let python = match std::env::var_os("DIALER_TEST_PYVOIP_PYTHON") {
+        Some(path) => PathBuf::from(path),
+        None => testkit::program("python3")?,
+    };
+    let version = Command::new(&python)
+        .args(["-c", "import pyVoIP; print(pyVoIP.__version__)"])
+        .output();
+    match version {
+        Ok(out) if out.status.success() => {
+            let found = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+            if found != PYVOIP_VERSION {
+                testkit::missing(
+                    "pyVoIP",
+                    &format!(
+                        "{} has pyVoIP {found}, not {PYVOIP_VERSION}",
+                        python.display()
+                    ),
+                );
+                return None;
+            }
+            Some(python)
+        }
+        Ok(out) => {
+            testkit::missing(
+                "pyVoIP",
+                &format!(
+                    "{} cannot import it (pip install pyVoIP=={PYVOIP_VERSION}): {}",
+                    python.display(),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+            );
+            None
+        }
+        Err(err) => {
+            testkit::missing("pyVoIP", &format!("{}: {err}", python.display()));
+            None
+        }
+    }
+}
+
+/// The pyVoIP phone, killed on drop.
+struct PyVoip {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    dir: PathBuf,
+}
+
+impl PyVoip {
+    /// Starts the script: `user`/`password` at the engine's SIP address `sip`, calling `target`.
+    fn start(
+        python: &Path,
+        dir: &Path,
+        sip: SocketAddr,
+        user: &str,
+        password: &str,
+        target: &str,
+    ) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let script = testkit::workspace_dir().join("tests/phones/pyvoip_agent.py");
+        // pyVoIP takes an RTP port from a range; a small one around a free port.
+        let rtp = testkit::sipp::free_media_base();
+        let log = std::fs::File::create(dir.join("phone.log")).unwrap();
+        let mut child = Command::new(python)
+            .arg(&script)
+            .args(["--server", &sip.ip().to_string()])
+            .args(["--port", &sip.port().to_string()])
+            .args(["--user", user, "--password", password, "--target", target])
+            .args(["--bind-port", &testkit::free_udp_port().to_string()])
+            .args(["--rtp-low", &rtp.to_string()])
+            .args(["--rtp-high", &(rtp + 2).to_string()])
+            .args(["--mic-hz", &phones::MIC_HZ.to_string()])
+            .arg("--heard")
+            .arg(dir.join("heard.u8"))
+            .arg("--debug")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::from(log.try_clone().unwrap()))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("python starts");
+        let stdin = child.stdin.take();
+        PyVoip {
+            child,
+            stdin,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// Asks it to hang up.
+    fn hang_up(&mut self) {
+        if let Some(mut stdin) = self.stdin.take() {
+            let _ = stdin.write_all(b"hangup\n");
+        }
+    }
+
+    /// Its log so far (pyVoIP's debug output: every SIP message).
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("phone.log")).unwrap_or_default()
+    }
+
+    /// What it heard: pyVoIP's decoded audio (8-bit unsigned) as 16-bit samples.
+    fn heard(&self) -> Vec<i16> {
+        std::fs::read(self.dir.join("heard.u8"))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|b| (i16::from(b) - 128) << 8)
+            .collect()
+    }
+
+    /// Waits for the script to end by itself.
+    async fn exited(&mut self) -> bool {
+        wait_for(Duration::from_secs(10), || {
+            let done = matches!(self.child.try_wait(), Ok(Some(_)));
+            async move { done }
+        })
+        .await
+    }
+}
+
+impl Drop for PyVoip {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pyvoip_logs_in_takes_a_bridged_call_hears_it_speaks_and_logs_out() {
+    let Some(python) = python() else {
+        return;
+    };
+    let words = clip("human_hello_004.wav");
+    let Some(carrier) = talking_carrier(&words) else {
+        return;
+    };
+    let Some(api) = api_support::Api::start(api_support::Db::Sqlite).await else {
+        return;
+    };
+    bridged_campaign(&api, &carrier).await;
+    let agent_id = create_agent(
+        &api,
+        json!({"username": "pyagent", "password": "py-secret-1", "campaigns": ["interop"]}),
+    )
+    .await;
+    let sip = api.engine.sip_addr(sip::Transport::Udp).unwrap();
+    let mut phone = PyVoip::start(
+        &python,
+        &api.dir.path().join("pyvoip"),
+        sip,
+        "pyagent",
+        "py-secret-1",
+        "interop",
+    );
+    phones::expect_state(&api, agent_id, "ready", 20, || phone.log()).await;
+    // It answered the challenge with MD5 and qop=auth.
+    let trace = phone.log();
+    assert!(trace.contains("SIP/2.0 401"), "{trace}");
+    assert!(trace.contains("qop=auth,cnonce="), "{trace}");
+
+    // The carrier's callee is bridged to the phone, talks, falls silent and hangs up.
+    let (status, body) = api.post("/api/v1/campaigns/interop/start").await;
+    assert_eq!(status, 200, "{body:#}");
+    phones::expect_state(&api, agent_id, "on_call", 30, || phone.log()).await;
+    let reached = wait_for(Duration::from_secs(40), || async {
+        state(&api, agent_id).await == "wrap_up"
+    })
+    .await;
+    assert!(
+        reached,
+        "no wrap-up: {}\n{}\n{}",
+        state(&api, agent_id).await,
+        carrier.diagnostics(),
+        phone.log()
+    );
+
+    // Hanging up in wrap-up logs out (pyVoIP sends no RFC 4733 keys).
+    phone.hang_up();
+    phones::expect_state(&api, agent_id, "logged_out", 20, || phone.log()).await;
+    assert!(phone.exited().await, "{}", phone.log());
+    let run = carrier.finish_within(Duration::from_secs(5)).await;
+    assert_eq!(run.code, Some(0), "{}", run.diagnostics);
+
+    // It heard the callee's words.
+    let heard = phone.heard();
+    let (at, similarity) = find_clip(&heard, &words);
+    assert!(
+        similarity > 0.8,
+        "the callee's words not heard: best match {similarity:.2} at {:.2} s of {:.2} s\n{}",
+        at as f64 / 8000.0,
+        heard.len() as f64 / 8000.0,
+        phone.log()
+    );
+    // Its microphone reached the call: the agent's channel of the dialer's recording is its tone.
+    let (share, frames) = phones::microphone_in_recording(&api).await;
+    assert!(
+        frames > 50 && share > 0.8,
+        "the microphone's tone is {:.0}% of {frames} sounding frames on the agent's channel",
+        share * 100.0
+    );
+    eprintln!(
+        "pyVoIP: words heard at {:.2} s, similarity {similarity:.3}; microphone tone {:.0}% of \
+         {frames} frames",
+        at as f64 / 8000.0,
+        share * 100.0
+    );
+    api.stop().await;
+}
