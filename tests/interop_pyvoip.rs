@@ -91,7 +91,7 @@ impl PyVoip {
     ) -> Self {
         std::fs::create_dir_all(dir).unwrap();
         let script = testkit::workspace_dir().join("tests/phones/pyvoip_agent.py");
-        // pyVoIP takes an RTP port from a range; a small one around a free port.
+        // pyVoIP picks its RTP port at random from a range: four ports found free together.
         let rtp = testkit::sipp::free_media_base();
         let log = std::fs::File::create(dir.join("phone.log")).unwrap();
         let mut child = Command::new(python)
@@ -101,7 +101,7 @@ impl PyVoip {
             .args(["--user", user, "--password", password, "--target", target])
             .args(["--bind-port", &testkit::free_udp_port().to_string()])
             .args(["--rtp-low", &rtp.to_string()])
-            .args(["--rtp-high", &(rtp + 2).to_string()])
+            .args(["--rtp-high", &(rtp + 3).to_string()])
             .args(["--mic-hz", &phones::MIC_HZ.to_string()])
             .arg("--heard")
             .arg(dir.join("heard.u8"))
