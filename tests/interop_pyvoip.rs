@@ -94,7 +94,9 @@ impl PyVoip {
         // pyVoIP picks its RTP port at random from a range: four ports found free together.
         let rtp = testkit::sipp::free_media_base();
         let log = std::fs::File::create(dir.join("phone.log")).unwrap();
+        // Unbuffered, so that its log (read while it runs) is up to date.
         let mut child = Command::new(python)
+            .arg("-u")
             .arg(&script)
             .args(["--server", &sip.ip().to_string()])
             .args(["--port", &sip.port().to_string()])
