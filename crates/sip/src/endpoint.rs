@@ -9,7 +9,7 @@ use crate::cps::CpsLimiter;
 use crate::digest::Credentials;
 use crate::dns::Resolver;
 use crate::message::Limits;
-use crate::refresh::{RefreshSchedule, RegistrationState, RegistrationStatus};
+use crate::refresh::{RefreshSchedule, RegistrationState, RegistrationStatus, interval_too_brief};
 use crate::registrar::{Binding, RegistrarConfig, RegistrationChange};
 use crate::sdp::LocalMedia;
 use crate::stats::{Stats, StatsSnapshot};
@@ -772,6 +772,8 @@ pub struct Registration {
     call_id: String,
     cseq: u32,
     granted: u32,
+    /// The interval asked for: the spec's, or longer if the registrar said it was too brief.
+    asked: u32,
 }
 
 impl Registration {
@@ -780,7 +782,8 @@ impl Registration {
         self.granted
     }
 
-    async fn send(&mut self, expires: u32) -> Result<u32, Error> {
+    /// One REGISTER asking for `expires` (challenges answered, failing over between targets).
+    async fn exchange(&mut self, expires: u32) -> Result<RequestResult, Error> {
         let aor = NameAddr::new(self.spec.registrar.with_user(&self.spec.user));
         let auth_user = self
             .spec
@@ -822,6 +825,11 @@ impl Registration {
             }
             break result;
         };
+        Ok(result)
+    }
+
+    /// The outcome of a REGISTER that asked for `expires`: the interval granted, or why not.
+    fn conclude(&mut self, result: RequestResult, expires: u32) -> Result<u32, Error> {
         if !(200..300).contains(&result.code) {
             return Err(Error::Rejected {
                 method: Method::Register,
@@ -835,13 +843,22 @@ impl Registration {
 
     /// Registers again (before [`expires`](Self::expires) runs out).
     pub async fn refresh(&mut self) -> Result<u32, Error> {
-        let expires = self.spec.expires;
-        self.send(expires).await
+        let mut result = self.exchange(self.asked).await?;
+        if result.code == 423
+            && let Some(longer) = interval_too_brief(self.asked, result.expires)
+        {
+            tracing::info!(registrar = %self.spec.registrar, asked = self.asked, min_expires = longer, "interval too brief: asking for the registrar's minimum");
+            self.asked = longer;
+            result = self.exchange(longer).await?;
+        }
+        let asked = self.asked;
+        self.conclude(result, asked)
     }
 
     /// Removes the registration (Expires: 0).
     pub async fn unregister(mut self) -> Result<(), Error> {
-        self.send(0).await.map(|_| ())
+        let result = self.exchange(0).await?;
+        self.conclude(result, 0).map(|_| ())
     }
 }
 
@@ -1440,6 +1457,7 @@ impl Endpoint {
             call_id,
             cseq: 0,
             granted: 0,
+            asked: spec.expires,
             spec,
         })
     }

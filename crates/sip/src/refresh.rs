@@ -79,6 +79,14 @@ pub fn refresh_after(granted: Duration) -> Duration {
     (granted / 2).max(granted.saturating_sub(margin))
 }
 
+/// What to ask for at once after a REGISTER asking for `asked` seconds was answered 423
+/// Interval Too Brief with `min_expires` (RFC 3261 10.2.8): the registrar's minimum when it is
+/// longer than what was asked; `None` (a plain failure, retried with backoff) when the answer
+/// named no minimum or one that would not help.
+pub fn interval_too_brief(asked: u32, min_expires: Option<u32>) -> Option<u32> {
+    min_expires.filter(|&min| min > asked)
+}
+
 /// When to send the next REGISTER.
 #[derive(Debug, Clone)]
 pub struct RefreshSchedule {
@@ -166,6 +174,15 @@ mod tests {
         assert!(schedule.is_registered());
         assert_eq!(schedule.next(), t0 + S(540));
         assert_eq!(schedule.failed(t0), S(5));
+    }
+
+    #[test]
+    fn a_too_brief_interval_is_asked_again_at_the_registrars_minimum() {
+        assert_eq!(interval_too_brief(60, Some(3600)), Some(3600));
+        // No Min-Expires, or one no longer than what was refused: nothing better to ask for.
+        assert_eq!(interval_too_brief(60, None), None);
+        assert_eq!(interval_too_brief(3600, Some(3600)), None);
+        assert_eq!(interval_too_brief(3600, Some(60)), None);
     }
 
     #[test]

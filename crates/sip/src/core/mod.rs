@@ -210,7 +210,8 @@ pub struct RequestResult {
     pub code: u16,
     /// Its reason phrase.
     pub reason: String,
-    /// For REGISTER: the expiry the registrar granted our contact.
+    /// For REGISTER: the expiry the registrar granted our contact (a 2xx), or the shortest it
+    /// accepts (a 423 Interval Too Brief's Min-Expires).
     pub expires: Option<u32>,
     /// The CSeq number finally used (it grows when a challenge is answered).
     pub cseq: u32,
@@ -1652,9 +1653,14 @@ impl Core {
         let Some(pending) = self.requests.remove(&token) else {
             return;
         };
-        let expires = (pending.spec.method == Method::Register && (200..300).contains(&status))
-            .then(|| granted_expiry(message))
-            .flatten();
+        let expires = match (pending.spec.method, status) {
+            (Method::Register, 200..=299) => granted_expiry(message),
+            // RFC 3261 10.2.8: the registrar's shortest interval, to ask for it at once.
+            (Method::Register, 423) => message
+                .header("Min-Expires")
+                .and_then(|e| e.trim().parse().ok()),
+            _ => None,
+        };
         self.ctx.emit_event(Event::Response {
             token,
             result: RequestResult {

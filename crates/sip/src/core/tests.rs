@@ -733,6 +733,42 @@ fn the_user_of_a_challenge_comes_from_credentials_or_the_uri() {
 }
 
 #[test]
+fn a_too_brief_register_reports_the_registrars_min_expires() {
+    let mut b = config(B);
+    b.auth = Some(AuthConfig::new("dialer", passwords()));
+    let mut net = Net::new(config(A), b);
+    let aor = NameAddr::new("sip:agent1@127.0.0.1".parse().unwrap());
+    let request = RequestSpec {
+        method: Method::Register,
+        uri: "sip:127.0.0.1".parse().unwrap(),
+        dest: Destination::new(Transport::Udp, B.parse().unwrap()),
+        from: aor.clone(),
+        to: aor,
+        call_id: None,
+        cseq: 1,
+        credentials: Some(Credentials::new("agent1", "secret")),
+        // Shorter than the registrar's 60 s minimum.
+        expires: Some(30),
+        contact: true,
+        headers: Vec::new(),
+    };
+    net.a.core.request(net.now, 9, request).unwrap();
+    net.settle();
+    let result = net.a.events.iter().find_map(|event| match event {
+        Event::Response { token: 9, result } => Some(result.clone()),
+        _ => None,
+    });
+    let result = result.expect("an answer");
+    assert_eq!(
+        (result.code, result.expires),
+        (423, Some(60)),
+        "{:?}",
+        net.log
+    );
+    assert!(net.b.core.bindings("agent1").is_empty());
+}
+
+#[test]
 fn an_agent_phone_registers_with_digest_and_the_binding_lapses() {
     let mut b = config(B);
     b.auth = Some(AuthConfig::new("dialer", passwords()));
