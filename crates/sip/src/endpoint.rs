@@ -1547,6 +1547,9 @@ struct Conn {
     task: JoinHandle<()>,
 }
 
+/// A message waiting for its connection to open, and the token that reports its fate.
+type Queued = (Bytes, Option<SendToken>);
+
 /// Most TCP connections kept at once (more are refused) so a flood cannot exhaust descriptors.
 const MAX_CONNECTIONS: usize = 4096;
 
@@ -1567,7 +1570,7 @@ struct Driver {
     tls_client: Option<Result<TlsClient, String>>,
     conns: HashMap<u64, Conn>,
     by_remote: HashMap<(Transport, SocketAddr), u64>,
-    connecting: HashMap<(Transport, SocketAddr), Vec<(Bytes, Option<SendToken>)>>,
+    connecting: HashMap<(Transport, SocketAddr), Vec<Queued>>,
     next_conn: u64,
     calls: HashMap<CallKey, mpsc::UnboundedSender<CallEvent>>,
     requests: HashMap<u64, oneshot::Sender<Result<RequestResult, Error>>>,
