@@ -1183,19 +1183,8 @@ impl Endpoint {
         let cps = NonZeroU32::new(config.cps).ok_or(Error::ZeroCps)?;
         let next_hop = config.outbound_proxy.as_ref().unwrap_or(&config.uri);
         let targets = self
-            .shared
-            .resolver
-            .targets(next_hop, config.transport)
+            .next_hops(next_hop, config.transport, config.tls.as_ref())
             .await?;
-        if targets.is_empty() {
-            return Err(Error::Resolve {
-                host: next_hop.host(),
-                why: "no target".into(),
-            });
-        }
-        for target in &targets {
-            self.note_tls_peer(next_hop, *target, config.tls.as_ref())?;
-        }
         let key = (config.uri.to_string(), config.cps);
         let limiter = {
             let mut limiters = self.shared.limiters.lock().map_err(|_| Error::Closed)?;
@@ -1431,15 +1420,15 @@ impl Endpoint {
         Ok(registration)
     }
 
-    /// A registration not sent yet: the registrar (or the outbound proxy) resolved, a Call-ID
-    /// chosen for all its refreshes.
-    pub async fn registration(&self, spec: RegisterSpec) -> Result<Registration, Error> {
-        let next_hop = spec.outbound_proxy.as_ref().unwrap_or(&spec.registrar);
-        let targets = self
-            .shared
-            .resolver
-            .targets(next_hop, spec.transport)
-            .await?;
+    /// Every target of `next_hop` in RFC 3263 order (at least one), each noted with the name
+    /// and CAs its TLS certificate is checked against.
+    async fn next_hops(
+        &self,
+        next_hop: &Uri,
+        transport: Option<Transport>,
+        tls: Option<&TlsClient>,
+    ) -> Result<Vec<Destination>, Error> {
+        let targets = self.shared.resolver.targets(next_hop, transport).await?;
         if targets.is_empty() {
             return Err(Error::Resolve {
                 host: next_hop.host(),
@@ -1447,8 +1436,16 @@ impl Endpoint {
             });
         }
         for target in &targets {
-            self.note_tls_peer(next_hop, *target, None)?;
+            self.note_tls_peer(next_hop, *target, tls)?;
         }
+        Ok(targets)
+    }
+
+    /// A registration not sent yet: the registrar (or the outbound proxy) resolved, a Call-ID
+    /// chosen for all its refreshes.
+    pub async fn registration(&self, spec: RegisterSpec) -> Result<Registration, Error> {
+        let next_hop = spec.outbound_proxy.as_ref().unwrap_or(&spec.registrar);
+        let targets = self.next_hops(next_hop, spec.transport, None).await?;
         let call_id = format!("{:024x}@dialer", rand::random::<u128>() >> 32);
         Ok(Registration {
             endpoint: self.clone(),
