@@ -35,20 +35,6 @@ impl Drop for Baresip {
     }
 }
 
-/// A port `p` free on UDP and TCP with `p + 1` free on TCP: baresip listens for TLS one above
-/// its `sip_listen` port.
-fn baresip_ports() -> u16 {
-    loop {
-        let port = testkit::free_tcp_port();
-        if port < 65_000
-            && std::net::TcpListener::bind(("127.0.0.1", port + 1)).is_ok()
-            && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok()
-        {
-            return port;
-        }
-    }
-}
-
 /// Starts baresip with `config` (lines after the modules) and `accounts` in `dir`, SIP trace on.
 fn baresip(
     program: &Path,
@@ -125,7 +111,7 @@ async fn baresip_logs_in_as_an_agent_over_tls() {
     let ca_file = ca.write(api.dir.path(), "ca.pem");
     let tone = api.dir.path().join("tone.wav");
     testkit::audio::write_tone(&tone, 440.0, 1.0, 6000.0);
-    let port = baresip_ports();
+    let port = testkit::free_phone_port();
     // The phone's account and call both name the TLS listener; the engine's UDP port is
     // elsewhere, so nothing but TLS can reach it.
     let phone = baresip(
@@ -181,7 +167,7 @@ async fn carrier(program: &Path, dir: &Path, ca: &TestCa, names: &[&str]) -> (Ba
     let pem = ca.leaf(names).write_combined(dir, "carrier.pem");
     let tone = dir.join("tone.wav");
     testkit::audio::write_tone(&tone, 440.0, 2.0, 6000.0);
-    let port = baresip_ports();
+    let port = testkit::free_phone_port();
     let carrier = baresip(
         program,
         dir,

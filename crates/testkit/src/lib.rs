@@ -68,6 +68,21 @@ pub fn free_udp_port() -> u16 {
         .unwrap_or_else(|err| panic!("cannot bind a UDP port on 127.0.0.1: {err}"))
 }
 
+/// A port `p` on 127.0.0.1 free a moment ago on UDP and TCP, with `p + 1` free on TCP: a
+/// softphone such as baresip binds its `sip_listen` port on both transports and TLS one above,
+/// and fails to start if any of them is taken.
+pub fn free_phone_port() -> u16 {
+    loop {
+        let port = free_tcp_port();
+        if port < 65_000
+            && TcpListener::bind(("127.0.0.1", port + 1)).is_ok()
+            && UdpSocket::bind(("127.0.0.1", port)).is_ok()
+        {
+            return port;
+        }
+    }
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago.
 pub fn free_tcp_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
