@@ -165,6 +165,7 @@ fn cause_name(cause: EndCause) -> &'static str {
         EndCause::NoAck => "no ACK",
         EndCause::SessionExpired => "session expired",
         EndCause::TransportError => "transport error",
+        EndCause::TlsRefused => "TLS certificate refused",
     }
 }
 

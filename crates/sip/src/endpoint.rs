@@ -3,7 +3,7 @@
 
 use crate::core::{
     AuthConfig, CallEnd, CallEvent, CallKey, Core, CoreConfig, Event, IncomingInfo, Input,
-    InviteSpec, Listener, RequestResult, RequestSpec, SendToken,
+    InviteSpec, Listener, RequestResult, RequestSpec, SendFailure, SendToken,
 };
 use crate::cps::CpsLimiter;
 use crate::digest::Credentials;
@@ -531,13 +531,11 @@ impl Failover {
     /// Whether `end` is the kind of failure RFC 3263 moves on from.
     fn moves_on(end: &CallEnd) -> bool {
         use crate::core::EndCause;
-        // A refused certificate names the trunk's host, which every target shares: trying the
-        // next address would only hide the reason behind a later "connection refused".
-        let tls_refused = matches!(&end.outcome, crate::core::InviteResult::Failed { reason, .. }
-            if reason.contains("(TLS "));
-        !tls_refused
-            && (matches!(end.cause, EndCause::NoResponse | EndCause::TransportError)
-                || (end.cause == EndCause::Rejected && end.code == Some(503)))
+        // A refused certificate (EndCause::TlsRefused) names the trunk's host, which every
+        // target shares: trying the next address would only hide the reason behind a later
+        // "connection refused".
+        matches!(end.cause, EndCause::NoResponse | EndCause::TransportError)
+            || (end.cause == EndCause::Rejected && end.code == Some(503))
     }
 }
 
@@ -1737,6 +1735,7 @@ impl Driver {
                     remote: dest.addr,
                     transport: Transport::Tls,
                     why,
+                    kind: SendFailure::TlsRefused,
                 });
             }
         }
@@ -1973,6 +1972,7 @@ impl Driver {
                 remote,
                 transport,
                 why,
+                kind,
             } => {
                 let queued = self
                     .connecting
@@ -1980,7 +1980,7 @@ impl Driver {
                     .unwrap_or_default();
                 for (_, token) in queued {
                     match token {
-                        Some(token) => self.core.send_failed_because(now, token, &why),
+                        Some(token) => self.core.send_failed_because(now, token, &why, kind),
                         None => Stats::bump(&self.core.stats().transport_errors),
                     }
                 }

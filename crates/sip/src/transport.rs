@@ -7,6 +7,7 @@
 //! as a TCP one once its handshake is done.
 
 use crate::Transport;
+use crate::core::SendFailure;
 use crate::message::{Limits, ParseError, leading_crlf, scan_head};
 use bytes::{Buf, Bytes, BytesMut};
 use rustls::pki_types::ServerName;
@@ -133,6 +134,7 @@ pub(crate) enum NetEvent {
         remote: SocketAddr,
         transport: Transport,
         why: String,
+        kind: SendFailure,
     },
     /// A connection closed.
     Closed { conn: u64 },
@@ -248,9 +250,9 @@ pub(crate) async fn connect(
             transport,
             stream,
         },
-        Err(why) => {
+        Err((why, kind)) => {
             // A refused certificate is a setting to fix, not a passing network fault.
-            if transport == Transport::Tls && why.starts_with("TLS") {
+            if kind == SendFailure::TlsRefused {
                 tracing::warn!(%remote, error = %why, "TLS connection refused: no request sent");
             } else {
                 tracing::info!(%remote, %transport, error = %why, "connect failed");
@@ -259,6 +261,7 @@ pub(crate) async fn connect(
                 remote,
                 transport,
                 why,
+                kind,
             }
         }
     };
@@ -268,12 +271,12 @@ pub(crate) async fn connect(
 async fn open(
     remote: SocketAddr,
     tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
-) -> Result<BoxStream, String> {
+) -> Result<BoxStream, (String, SendFailure)> {
     let stream =
         match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(remote)).await {
             Ok(Ok(stream)) => stream,
-            Ok(Err(err)) => return Err(format!("connect: {err}")),
-            Err(_) => return Err("connect: timed out".to_owned()),
+            Ok(Err(err)) => return Err((format!("connect: {err}"), SendFailure::Transport)),
+            Err(_) => return Err(("connect: timed out".to_owned(), SendFailure::Transport)),
         };
     let _ = stream.set_nodelay(true);
     let Some((connector, name)) = tls else {
@@ -282,8 +285,15 @@ async fn open(
     let shown = name.to_str().into_owned();
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, connector.connect(name, stream)).await {
         Ok(Ok(stream)) => Ok(Box::new(stream)),
-        Ok(Err(err)) => Err(format!("TLS with {shown}: {}", crate::tls::describe(&err))),
-        Err(_) => Err(format!("TLS with {shown}: handshake timed out")),
+        Ok(Err(err)) => Err((
+            format!("TLS with {shown}: {}", crate::tls::describe(&err)),
+            SendFailure::TlsRefused,
+        )),
+        // A peer that never finishes the handshake is unreachable rather than refused.
+        Err(_) => Err((
+            format!("TLS with {shown}: handshake timed out"),
+            SendFailure::Transport,
+        )),
     }
 }
 

@@ -168,7 +168,7 @@ async fn refused_call(client: &Endpoint, server: &Endpoint) -> sip::CallEnd {
 }
 
 fn refusal(end: &sip::CallEnd) -> String {
-    assert_eq!(end.cause, EndCause::TransportError, "{end:?}");
+    assert_eq!(end.cause, EndCause::TlsRefused, "{end:?}");
     match &end.outcome {
         InviteResult::Failed { code: 503, reason } => reason.clone(),
         other => panic!("expected a 503 failure, got {other:?}"),

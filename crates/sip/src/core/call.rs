@@ -104,6 +104,9 @@ pub enum EndCause {
     SessionExpired,
     /// The transport could not deliver our request.
     TransportError,
+    /// The peer's TLS certificate was refused (wrong name, unknown CA, expired), so no request
+    /// was sent: a setting to fix, not a network fault to retry elsewhere.
+    TlsRefused,
 }
 
 /// The end of a call.
@@ -1278,12 +1281,8 @@ impl Call {
         tx: TxId,
         code: u16,
         reason: &str,
+        cause: EndCause,
     ) {
-        let cause = if code == 408 {
-            EndCause::NoResponse
-        } else {
-            EndCause::TransportError
-        };
         if Some(tx) == self.invite_tx && self.uac && self.phase == Phase::Calling {
             let outcome = if self.cancel != Cancel::No {
                 self.cancel_reason.0.clone()

@@ -775,7 +775,7 @@ impl Core {
                 Stats::bump(&self.ctx.stats.transaction_timeouts);
                 let owner = entry.owner;
                 self.remove_client(id);
-                self.client_failed(now, id, owner, 408, "Request Timeout");
+                self.client_failed(now, id, owner, 408, "Request Timeout", EndCause::NoResponse);
             }
             TimerOutcome::Terminated => {
                 let owner = entry.owner;
@@ -808,11 +808,19 @@ impl Core {
     }
 
     /// A client transaction ended without a final response (timeout or transport error).
-    fn client_failed(&mut self, now: Instant, id: TxId, owner: Owner, code: u16, reason: &str) {
+    fn client_failed(
+        &mut self,
+        now: Instant,
+        id: TxId,
+        owner: Owner,
+        code: u16,
+        reason: &str,
+        cause: EndCause,
+    ) {
         match owner {
             Owner::Call(key) => {
                 if let Some(call) = self.calls.get_mut(&key) {
-                    call.on_client_failure(&mut self.ctx, now, id, code, reason);
+                    call.on_client_failure(&mut self.ctx, now, id, code, reason, cause);
                 }
                 self.reap(key);
             }
@@ -888,13 +896,20 @@ impl Core {
     /// The transport could not deliver a send (TCP connect refused, connection lost, ICMP
     /// unreachable): the client transaction fails as if it got a 503 (RFC 3261 8.1.3.1).
     pub fn send_failed(&mut self, now: Instant, token: SendToken) {
-        self.send_failed_because(now, token, "transport error");
+        self.send_failed_because(now, token, "transport error", SendFailure::Transport);
     }
 
     /// [`send_failed`](Self::send_failed) with the transport's reason, which becomes the 503's
     /// reason phrase (`Service Unavailable (TLS: invalid peer certificate: UnknownIssuer)`), so a
-    /// refused certificate reads as such wherever the result is shown.
-    pub fn send_failed_because(&mut self, now: Instant, token: SendToken, why: &str) {
+    /// refused certificate reads as such wherever the result is shown; `kind` picks the call's
+    /// end cause.
+    pub fn send_failed_because(
+        &mut self,
+        now: Instant,
+        token: SendToken,
+        why: &str,
+        kind: SendFailure,
+    ) {
         Stats::bump(&self.ctx.stats.transport_errors);
         let id = token.0;
         let Some(entry) = self.ctx.clients.get_mut(&id) else {
@@ -906,7 +921,11 @@ impl Core {
         // The reason is ours (not wire text), but keep it to one line all the same.
         let why: String = why.chars().filter(|c| !c.is_control()).collect();
         let reason = format!("Service Unavailable ({why})");
-        self.client_failed(now, id, owner, 503, &reason);
+        let cause = match kind {
+            SendFailure::Transport => EndCause::TransportError,
+            SendFailure::TlsRefused => EndCause::TlsRefused,
+        };
+        self.client_failed(now, id, owner, 503, &reason, cause);
     }
 
     /// Feeds one datagram or TCP frame.
@@ -1753,3 +1772,12 @@ fn uri_user_of(value: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests;
+
+/// Why the transport could not deliver a send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendFailure {
+    /// Refused, unreachable, timed out or lost: another target may do better.
+    Transport,
+    /// The peer's TLS certificate was refused: every target of that host would be refused too.
+    TlsRefused,
+}
