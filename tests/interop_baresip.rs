@@ -11,7 +11,7 @@
 //!   reports in RTCP stays near the real one after that key press (baresip's `rtcpsummary`).
 //! - It logs out by hanging up.
 //!
-//! The configuration written here is the one `docs/phones.md` gives phone owners.
+//! The configuration written here is the one `docs/agent-phones.md` gives phone owners.
 
 #[path = "../crates/api/tests/support/mod.rs"]
 mod api_support;
@@ -20,13 +20,12 @@ mod phones;
 
 use api_support::{Api, Db, campaign_toml, nowhere};
 use media::detect::{Channel, read_wav};
-use phones::{MIC_HZ, bridged_campaign, clip, create_agent, find_clip, state, talking_carrier};
+use phones::{MIC_HZ, create_agent};
 use serde_json::json;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use testkit::wait_for;
 
 /// A baresip process, killed on drop.
 struct Baresip {
@@ -262,44 +261,27 @@ async fn baresip_takes_a_bridged_call_hears_it_speaks_and_sets_the_disposition()
     let Some(program) = testkit::program("baresip") else {
         return;
     };
-    let words = clip("human_hello_004.wav");
-    let Some(carrier) = talking_carrier(&words) else {
+    let Some(setup) = phones::bridged("bareagent", "bare-secret-1").await else {
         return;
     };
-    let Some(api) = Api::start(Db::Sqlite).await else {
-        return;
-    };
-    bridged_campaign(&api, &carrier).await;
-    let agent_id = create_agent(
-        &api,
-        json!({"username": "bareagent", "password": "bare-secret-1", "campaigns": ["interop"]}),
-    )
-    .await;
-    let sip = api.engine.sip_addr(sip::Transport::Udp).unwrap();
+    let (api, agent_id, sip) = (&setup.api, setup.agent, setup.sip);
     let mut phone = Baresip::start(
         &program,
         &api.dir.path().join("baresip"),
         &account("bareagent", "bare-secret-1", sip),
         &format!("sip:interop@{sip}"),
     );
-    expect_state(&api, agent_id, "ready", &phone, 20).await;
+    expect_state(api, agent_id, "ready", &phone, 20).await;
     let logged_in = Instant::now();
 
     // The carrier's callee is bridged to baresip, talks, falls silent and hangs up.
-    let (status, body) = api.post("/api/v1/campaigns/interop/start").await;
-    assert_eq!(status, 200, "{body:#}");
-    expect_state(&api, agent_id, "on_call", &phone, 30).await;
-    let reached = wait_for(Duration::from_secs(40), || async {
-        state(&api, agent_id).await == "wrap_up"
-    })
-    .await;
-    assert!(
-        reached,
-        "no wrap-up: {}\n{}\n{}",
-        state(&api, agent_id).await,
-        carrier.diagnostics(),
-        phone.log()
-    );
+    setup.call_until_wrap_up(|| phone.log()).await;
+    let phones::Bridged {
+        words,
+        carrier,
+        api,
+        ..
+    } = setup;
 
     // Key 3 in wrap-up (an RFC 4733 event from baresip): a callback; the agent is ready again.
     phone.keys("3");
@@ -330,13 +312,7 @@ async fn baresip_takes_a_bridged_call_hears_it_speaks_and_sets_the_disposition()
         .heard()
         .unwrap_or_else(|| panic!("sndfile wrote nothing\n{log}"));
     let heard = read_wav(&heard_path, Channel::Mix).unwrap();
-    let (at, similarity) = find_clip(&heard, &words);
-    assert!(
-        similarity > 0.8,
-        "the callee's words not heard: best match {similarity:.2} at {:.2} s of {:.2} s",
-        at as f64 / 8000.0,
-        heard.len() as f64 / 8000.0
-    );
+    let (at, similarity) = phones::assert_heard(&heard, &words, &log);
     // RTP kept coming the whole session, the callee's silence included: what it decoded covers
     // nearly all of the time it was logged in.
     let decoded = heard.len() as f64 / 8000.0;
@@ -345,13 +321,7 @@ async fn baresip_takes_a_bridged_call_hears_it_speaks_and_sets_the_disposition()
         "{decoded:.1} s decoded in a {:.1} s session",
         session.as_secs_f64()
     );
-    // Its microphone reached the call: the agent's channel of the dialer's recording is its tone.
-    let (share, frames) = phones::microphone_in_recording(&api).await;
-    assert!(
-        frames > 50 && share > 0.8,
-        "the microphone's tone is {:.0}% of {frames} sounding frames on the agent's channel",
-        share * 100.0
-    );
+    let (share, frames) = phones::assert_microphone_reached(&api).await;
     eprintln!(
         "baresip: words heard at {:.2} s, similarity {similarity:.3}; {decoded:.1} s decoded in a \
          {:.1} s session; microphone tone {:.0}% of {frames} frames",

@@ -18,8 +18,6 @@ mod api_support;
 
 mod phones;
 
-use phones::{bridged_campaign, clip, create_agent, find_clip, state, talking_carrier};
-use serde_json::json;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -164,49 +162,32 @@ async fn pyvoip_logs_in_takes_a_bridged_call_hears_it_speaks_and_logs_out() {
     let Some(python) = python() else {
         return;
     };
-    let words = clip("human_hello_004.wav");
-    let Some(carrier) = talking_carrier(&words) else {
+    let Some(setup) = phones::bridged("pyagent", "py-secret-1").await else {
         return;
     };
-    let Some(api) = api_support::Api::start(api_support::Db::Sqlite).await else {
-        return;
-    };
-    bridged_campaign(&api, &carrier).await;
-    let agent_id = create_agent(
-        &api,
-        json!({"username": "pyagent", "password": "py-secret-1", "campaigns": ["interop"]}),
-    )
-    .await;
-    let sip = api.engine.sip_addr(sip::Transport::Udp).unwrap();
+    let (api, agent_id) = (&setup.api, setup.agent);
     let mut phone = PyVoip::start(
         &python,
         &api.dir.path().join("pyvoip"),
-        sip,
+        setup.sip,
         "pyagent",
         "py-secret-1",
         "interop",
     );
-    phones::expect_state(&api, agent_id, "ready", 20, || phone.log()).await;
+    phones::expect_state(api, agent_id, "ready", 20, || phone.log()).await;
     // It answered the challenge with MD5 and qop=auth.
     let trace = phone.log();
     assert!(trace.contains("SIP/2.0 401"), "{trace}");
     assert!(trace.contains("qop=auth,cnonce="), "{trace}");
 
     // The carrier's callee is bridged to the phone, talks, falls silent and hangs up.
-    let (status, body) = api.post("/api/v1/campaigns/interop/start").await;
-    assert_eq!(status, 200, "{body:#}");
-    phones::expect_state(&api, agent_id, "on_call", 30, || phone.log()).await;
-    let reached = wait_for(Duration::from_secs(40), || async {
-        state(&api, agent_id).await == "wrap_up"
-    })
-    .await;
-    assert!(
-        reached,
-        "no wrap-up: {}\n{}\n{}",
-        state(&api, agent_id).await,
-        carrier.diagnostics(),
-        phone.log()
-    );
+    setup.call_until_wrap_up(|| phone.log()).await;
+    let phones::Bridged {
+        words,
+        carrier,
+        api,
+        ..
+    } = setup;
 
     // Hanging up in wrap-up logs out (pyVoIP sends no RFC 4733 keys).
     phone.hang_up();
@@ -217,21 +198,8 @@ async fn pyvoip_logs_in_takes_a_bridged_call_hears_it_speaks_and_logs_out() {
 
     // It heard the callee's words.
     let heard = phone.heard();
-    let (at, similarity) = find_clip(&heard, &words);
-    assert!(
-        similarity > 0.8,
-        "the callee's words not heard: best match {similarity:.2} at {:.2} s of {:.2} s\n{}",
-        at as f64 / 8000.0,
-        heard.len() as f64 / 8000.0,
-        phone.log()
-    );
-    // Its microphone reached the call: the agent's channel of the dialer's recording is its tone.
-    let (share, frames) = phones::microphone_in_recording(&api).await;
-    assert!(
-        frames > 50 && share > 0.8,
-        "the microphone's tone is {:.0}% of {frames} sounding frames on the agent's channel",
-        share * 100.0
-    );
+    let (at, similarity) = phones::assert_heard(&heard, &words, &phone.log());
+    let (share, frames) = phones::assert_microphone_reached(&api).await;
     eprintln!(
         "pyVoIP: words heard at {:.2} s, similarity {similarity:.3}; microphone tone {:.0}% of \
          {frames} frames",

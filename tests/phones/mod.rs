@@ -3,7 +3,10 @@
 
 #![allow(dead_code)]
 
+use crate::api_support::{Api, Db};
 use media::detect::{Channel, read_wav};
+use std::net::SocketAddr;
+use std::time::Duration;
 use testkit::sipp::{Sipp, args, loopback, scenario};
 
 /// The microphone's tone (Hz).
@@ -123,7 +126,7 @@ pub fn tone_share(samples: &[i16], hz: f64) -> (f64, usize) {
 
 /// The bridged-call campaign of these tests: `interop`, its trunk the talking carrier, calls
 /// recorded, a wrap-up long enough for a key to end it, one contact to call.
-pub async fn bridged_campaign(api: &crate::api_support::Api, carrier: &Sipp) {
+pub async fn bridged_campaign(api: &Api, carrier: &Sipp) {
     let toml = crate::api_support::campaign_toml("interop", carrier.addr())
         .replace("abandon_message = ", "recording = true\nabandon_message = ")
         .replace("timeout = \"30s\"", "timeout = \"120s\"");
@@ -140,20 +143,20 @@ pub async fn bridged_campaign(api: &crate::api_support::Api, carrier: &Sipp) {
 }
 
 /// Creates an agent over the API; its id.
-pub async fn create_agent(api: &crate::api_support::Api, body: serde_json::Value) -> i64 {
+pub async fn create_agent(api: &Api, body: serde_json::Value) -> i64 {
     let (status, agent) = api.post_json("/api/v1/agents", &body).await;
     assert_eq!(status, 201, "{agent:#}");
     agent["id"].as_i64().unwrap()
 }
 
 /// The agent's state as the API shows it.
-pub async fn state(api: &crate::api_support::Api, agent: i64) -> serde_json::Value {
+pub async fn state(api: &Api, agent: i64) -> serde_json::Value {
     api.get(&format!("/api/v1/agents/{agent}")).await.1["state"].clone()
 }
 
 /// Waits for the agent to be in `wanted` (within `secs`); fails with `log()` (the phone's).
 pub async fn expect_state(
-    api: &crate::api_support::Api,
+    api: &Api,
     agent: i64,
     wanted: &str,
     secs: u64,
@@ -172,7 +175,7 @@ pub async fn expect_state(
 }
 
 /// The agent's channel of the call's recording: the share of the microphone's tone in it.
-pub async fn microphone_in_recording(api: &crate::api_support::Api) -> (f64, usize) {
+pub async fn microphone_in_recording(api: &Api) -> (f64, usize) {
     let (_, attempts) = api.get("/api/v1/campaigns/interop/attempts").await;
     let recording = attempts["items"][0]["recording_path"]
         .as_str()
@@ -180,4 +183,87 @@ pub async fn microphone_in_recording(api: &crate::api_support::Api) -> (f64, usi
         .to_owned();
     let agent_side = read_wav(std::path::Path::new(&recording), Channel::Index(1)).unwrap();
     tone_share(&agent_side, MIC_HZ)
+}
+
+/// What a bridged-call test runs on: a talking carrier, the service with the `interop` campaign
+/// and one agent of it.
+pub struct Bridged {
+    /// The words the callee says.
+    pub words: Vec<i16>,
+    /// The sipp carrier whose callee says them.
+    pub carrier: Sipp,
+    /// The service (SQLite).
+    pub api: Api,
+    /// The agent's id.
+    pub agent: i64,
+    /// The engine's SIP address over UDP, for the phone to call.
+    pub sip: SocketAddr,
+}
+
+/// Starts a talking carrier and the service with the `interop` campaign and an agent
+/// `username`/`password` of it; `None` when a peer is missing (skipped, or failed under CI).
+pub async fn bridged(username: &str, password: &str) -> Option<Bridged> {
+    let words = clip("human_hello_004.wav");
+    let carrier = talking_carrier(&words)?;
+    let api = Api::start(Db::Sqlite).await?;
+    bridged_campaign(&api, &carrier).await;
+    let agent = create_agent(
+        &api,
+        serde_json::json!({"username": username, "password": password, "campaigns": ["interop"]}),
+    )
+    .await;
+    let sip = api.engine.sip_addr(sip::Transport::Udp).unwrap();
+    Some(Bridged {
+        words,
+        carrier,
+        api,
+        agent,
+        sip,
+    })
+}
+
+impl Bridged {
+    /// Starts the campaign and waits for its callee to be bridged to the agent and to hang up
+    /// (the agent in wrap-up); fails with the carrier's and the phone's (`log()`) logs.
+    pub async fn call_until_wrap_up(&self, log: impl Fn() -> String) {
+        let (status, body) = self.api.post("/api/v1/campaigns/interop/start").await;
+        assert_eq!(status, 200, "{body:#}");
+        expect_state(&self.api, self.agent, "on_call", 30, &log).await;
+        let reached = testkit::wait_for(Duration::from_secs(40), || async {
+            state(&self.api, self.agent).await == "wrap_up"
+        })
+        .await;
+        assert!(
+            reached,
+            "no wrap-up: {}\n{}\n{}",
+            state(&self.api, self.agent).await,
+            self.carrier.diagnostics(),
+            log()
+        );
+    }
+}
+
+/// Checks that `heard` (what the phone decoded) holds the callee's `words`; where (in samples)
+/// and how alike.
+pub fn assert_heard(heard: &[i16], words: &[i16], log: &str) -> (usize, f64) {
+    let (at, similarity) = find_clip(heard, words);
+    assert!(
+        similarity > 0.8,
+        "the callee's words not heard: best match {similarity:.2} at {:.2} s of {:.2} s\n{log}",
+        at as f64 / 8000.0,
+        heard.len() as f64 / 8000.0,
+    );
+    (at, similarity)
+}
+
+/// Checks that the phone's microphone reached the call: the agent's channel of the dialer's
+/// recording is its tone. The tone's share and the sounding frames.
+pub async fn assert_microphone_reached(api: &Api) -> (f64, usize) {
+    let (share, frames) = microphone_in_recording(api).await;
+    assert!(
+        frames > 50 && share > 0.8,
+        "the microphone's tone is {:.0}% of {frames} sounding frames on the agent's channel",
+        share * 100.0
+    );
+    (share, frames)
 }
