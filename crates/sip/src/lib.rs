@@ -48,6 +48,7 @@ mod error;
 pub mod message;
 pub mod refresh;
 pub mod registrar;
+pub mod sdes;
 pub mod sdp;
 pub mod stats;
 pub mod tls;

@@ -18,6 +18,8 @@ use rtc_sdp::SessionDescription;
 use rtc_sdp::description::common::{Address, Attribute, ConnectionInformation};
 use rtc_sdp::description::media::{MediaDescription, MediaName, RangedPort};
 use rtc_sdp::description::session::{Origin as SdpOrigin, TimeDescription, Timing};
+
+use crate::sdes::{self, CryptoAttribute, LocalSrtp, RemoteCrypto, SrtpKeys, SrtpMode};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
@@ -42,6 +44,9 @@ pub enum SdpError {
     /// The SDP's parser panicked on this input (contained).
     #[error("the SDP parser panicked on this input")]
     ParserPanic,
+    /// SRTP (SDES, RFC 4568) could not be agreed.
+    #[error("SRTP: {0}")]
+    Srtp(#[from] crate::sdes::NegotiationError),
 }
 
 /// An audio codec the dialer speaks on its RTP legs.
@@ -155,6 +160,8 @@ pub struct LocalMedia {
     pub direction: Direction,
     /// Packetisation time in milliseconds (`a=ptime`), 20 by default.
     pub ptime: u32,
+    /// SRTP with SDES keys (RFC 4568), or `None` for plain RTP only.
+    pub srtp: Option<LocalSrtp>,
 }
 
 impl LocalMedia {
@@ -166,7 +173,14 @@ impl LocalMedia {
             telephone_event: Some(101),
             direction: Direction::SendRecv,
             ptime: 20,
+            srtp: None,
         }
+    }
+
+    /// With SRTP in `mode`, every suite offered with a fresh key.
+    pub fn with_srtp(mut self, mode: SrtpMode) -> Self {
+        self.srtp = Some(LocalSrtp::new(mode));
+        self
     }
 }
 
@@ -183,6 +197,9 @@ pub struct RemoteMedia {
     pub telephone_event: Option<u8>,
     /// The peer's direction, as the peer wrote it.
     pub direction: Direction,
+    /// The SRTP keys agreed, when the stream is SRTP. Set by [`answer`] and [`answered`];
+    /// [`Sdp::remote_media`] alone does not negotiate and leaves it `None`.
+    pub srtp: Option<SrtpKeys>,
 }
 
 /// A session description, as carried in a SIP body.
@@ -231,13 +248,46 @@ impl Sdp {
             payload_type: chosen.1,
             telephone_event,
             direction: direction_of(&session, media),
+            srtp: None,
         })
+    }
+
+    /// The SRTP view of the audio stream: its protocol and `a=crypto` lines.
+    pub fn crypto(&self) -> Result<RemoteCrypto, SdpError> {
+        let session = self.parse()?;
+        let media = session
+            .media_descriptions
+            .iter()
+            .find(|media| media.media_name.media == "audio" && media.media_name.port.value > 0)
+            .ok_or(SdpError::NoAudio)?;
+        Ok(RemoteCrypto::read(
+            &media.media_name.protos,
+            media
+                .attributes
+                .iter()
+                .filter(|attribute| attribute.key == "crypto")
+                .map(|attribute| attribute.value.as_deref()),
+        ))
     }
 }
 
 impl fmt::Debug for Sdp {
+    /// The text with SRTP keys (`inline:...` up to the next `|`, space or line end) redacted,
+    /// so that a logged event or call never shows one.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Sdp({:?})", self.0)
+        let mut shown = String::with_capacity(self.0.len());
+        let mut rest = self.0.as_str();
+        while let Some(at) = rest.find("inline:") {
+            let (head, tail) = rest.split_at(at + "inline:".len());
+            shown.push_str(head);
+            shown.push_str("<redacted>");
+            let end = tail
+                .find(|c: char| c == '|' || c.is_ascii_whitespace())
+                .unwrap_or(tail.len());
+            rest = &tail[end..];
+        }
+        shown.push_str(rest);
+        write!(f, "Sdp({shown:?})")
     }
 }
 
@@ -343,12 +393,19 @@ fn offered_events(session: &SessionDescription, pt: u8) -> u32 {
         .unwrap_or((1 << 16) - 1)
 }
 
+/// What the `m=` line's protocol and the crypto attributes say.
+struct Protection<'a> {
+    secure_profile: bool,
+    lines: &'a [CryptoAttribute],
+}
+
 fn describe(
     local: &LocalMedia,
     origin: &Origin,
     formats: &[(u8, &str)],
     direction: Direction,
     events: u32,
+    protection: Protection<'_>,
 ) -> Sdp {
     let ip = local.addr.ip();
     let address_type = if ip.is_ipv4() { "IP4" } else { "IP6" };
@@ -369,6 +426,14 @@ fn describe(
         Some(local.ptime.to_string()),
     ));
     attributes.push(Attribute::new(direction.attribute().into(), None));
+    for line in protection.lines {
+        attributes.push(Attribute::new("crypto".into(), Some(line.to_sdp_value())));
+    }
+    let profile = if protection.secure_profile {
+        "SAVP"
+    } else {
+        "AVP"
+    };
     let session = SessionDescription {
         version: 0,
         origin: SdpOrigin {
@@ -403,7 +468,7 @@ fn describe(
                     value: local.addr.port() as isize,
                     range: None,
                 },
-                protos: vec!["RTP".into(), "AVP".into()],
+                protos: vec!["RTP".into(), profile.into()],
                 formats: formats.iter().map(|(pt, _)| pt.to_string()).collect(),
             },
             attributes,
@@ -423,7 +488,33 @@ pub fn offer(local: &LocalMedia, origin: &Origin) -> Sdp {
         .map(|codec| (codec.payload_type(), codec.name()))
         .chain(telephone_event)
         .collect();
-    describe(local, origin, &formats, local.direction, OUR_EVENTS)
+    let protection = match &local.srtp {
+        Some(srtp) => Protection {
+            secure_profile: srtp.mode == SrtpMode::Required,
+            lines: &srtp.lines,
+        },
+        None => Protection {
+            secure_profile: false,
+            lines: &[],
+        },
+    };
+    describe(
+        local,
+        origin,
+        &formats,
+        local.direction,
+        OUR_EVENTS,
+        protection,
+    )
+}
+
+/// The peer's stream from its `answer` to our offer of `local`, with the SRTP keys it settles:
+/// an answer without SRTP to an offer that required it, or one whose crypto line is not one of
+/// ours, is an error (the call cannot go on).
+pub fn answered(local: &LocalMedia, answer: &Sdp) -> Result<RemoteMedia, SdpError> {
+    let remote = answer.remote_media(&local.codecs)?;
+    let srtp = sdes::from_answer(local.srtp.as_ref(), &answer.crypto()?)?;
+    Ok(RemoteMedia { srtp, ..remote })
 }
 
 /// Our answer to the peer's `offer`, and the peer's stream as the answer settles it. Uses the
@@ -435,6 +526,8 @@ pub fn answer(
     origin: &Origin,
 ) -> Result<(Sdp, RemoteMedia), SdpError> {
     let remote = offer.remote_media(&local.codecs)?;
+    let crypto = offer.crypto()?;
+    let chosen = sdes::choose_for_answer(local.srtp.as_ref(), &crypto)?;
     // Only the events both sides know (RFC 4733 section 2.4.1): the answer never widens the
     // offer's list; with none in common, no telephone-event at all.
     let events = match remote.telephone_event {
@@ -453,11 +546,18 @@ pub fn answer(
         local.direction.can_send() && remote.direction.can_receive(),
         local.direction.can_receive() && remote.direction.can_send(),
     );
-    let sdp = describe(local, origin, &formats, direction, events);
+    let line: Vec<CryptoAttribute> = chosen.iter().map(|(line, _)| *line).collect();
+    let protection = Protection {
+        // A best-effort offer (RTP/AVP with crypto lines) is answered in kind.
+        secure_profile: crypto.secure_profile && chosen.is_some(),
+        lines: &line,
+    };
+    let sdp = describe(local, origin, &formats, direction, events, protection);
     Ok((
         sdp,
         RemoteMedia {
             telephone_event,
+            srtp: chosen.map(|(_, keys)| keys),
             ..remote
         },
     ))
@@ -609,6 +709,82 @@ a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-11,16\r\n";
         assert_eq!(remote.direction, Direction::SendOnly);
         assert!(sdp.as_str().contains("m=audio 30000 RTP/AVP 8 101\r\n"));
         assert!(sdp.as_str().contains("a=recvonly\r\n"));
+    }
+
+    /// baresip 1.0's offer with `;mediaenc=srtp-mand`.
+    const SAVP_OFFER: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n\
+t=0 0\r\nm=audio 10000 RTP/SAVP 0 8 101\r\na=rtpmap:101 telephone-event/8000\r\n\
+a=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n\
+a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n";
+
+    #[test]
+    fn srtp_offers_carry_savp_and_a_crypto_line_per_suite() {
+        let local =
+            LocalMedia::new("10.1.2.3:30000".parse().unwrap()).with_srtp(SrtpMode::Required);
+        let text = offer(&local, &Origin::new()).as_str().to_owned();
+        assert!(
+            text.contains("m=audio 30000 RTP/SAVP 0 8 101\r\n"),
+            "{text}"
+        );
+        assert_eq!(text.matches("a=crypto:").count(), 3, "{text}");
+        assert!(text.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"));
+        assert!(text.contains("a=crypto:3 AEAD_AES_128_GCM inline:"));
+        // Best effort: RTP/AVP with the same lines.
+        let optional =
+            LocalMedia::new("10.1.2.3:30000".parse().unwrap()).with_srtp(SrtpMode::Optional);
+        let text = offer(&optional, &Origin::new()).as_str().to_owned();
+        assert!(text.contains("m=audio 30000 RTP/AVP 0 8 101\r\n"), "{text}");
+        assert_eq!(text.matches("a=crypto:").count(), 3);
+        // Plain: none.
+        let plain = LocalMedia::new("10.1.2.3:30000".parse().unwrap());
+        assert!(!offer(&plain, &Origin::new()).as_str().contains("crypto"));
+    }
+
+    #[test]
+    fn a_savp_offer_is_answered_with_our_own_key_and_the_offerer_reads_it() {
+        let local =
+            LocalMedia::new("10.1.2.3:30000".parse().unwrap()).with_srtp(SrtpMode::Optional);
+        let (sdp, remote) = answer(&local, &Sdp::new(SAVP_OFFER), &Origin::new()).unwrap();
+        let text = sdp.as_str();
+        assert!(text.contains("m=audio 30000 RTP/SAVP 0 101\r\n"), "{text}");
+        assert_eq!(text.matches("a=crypto:").count(), 1, "{text}");
+        assert!(
+            text.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:"),
+            "{text}"
+        );
+        assert!(!text.contains("WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz"));
+        let keys = remote.srtp.unwrap();
+        assert_eq!(keys.suite, sdes::CryptoSuite::AesCm128HmacSha1_32);
+        assert_eq!(keys.local, local.srtp.as_ref().unwrap().lines[1].key);
+        // Neither side's key shows in the SDP's Debug form.
+        let debug = format!("{sdp:?} {:?}", Sdp::new(SAVP_OFFER));
+        assert!(
+            !debug.contains("WVNf") && debug.contains("inline:<redacted>"),
+            "{debug}"
+        );
+        let ours = sdp.as_str().split("inline:").nth(1).unwrap().trim();
+        assert!(!debug.contains(ours), "{debug}");
+        // Without SRTP allowed the offer is refused; so is a plain offer when it is required.
+        let plain_local = LocalMedia::new("10.1.2.3:30000".parse().unwrap());
+        assert!(matches!(
+            answer(&plain_local, &Sdp::new(SAVP_OFFER), &Origin::new()),
+            Err(SdpError::Srtp(sdes::NegotiationError::NotEnabled))
+        ));
+        let required = plain_local.clone().with_srtp(SrtpMode::Required);
+        assert!(matches!(
+            answer(&required, &Sdp::new(SIPP_SDP), &Origin::new()),
+            Err(SdpError::Srtp(sdes::NegotiationError::Required))
+        ));
+        // Our offer, their answer made by the same function: each side's keys mirror.
+        let ours = LocalMedia::new("10.9.9.9:20000".parse().unwrap()).with_srtp(SrtpMode::Required);
+        let our_offer = offer(&ours, &Origin::new());
+        let (their_answer, their_view) = answer(&local, &our_offer, &Origin::new()).unwrap();
+        let our_view = answered(&ours, &their_answer).unwrap();
+        let (a, b) = (our_view.srtp.unwrap(), their_view.srtp.unwrap());
+        assert_eq!((a.suite, a.local, a.remote), (b.suite, b.remote, b.local));
+        assert_eq!(a.suite, sdes::CryptoSuite::AesCm128HmacSha1_80);
+        // A plain answer to our required offer fails.
+        assert!(answered(&ours, &Sdp::new(SIPP_SDP)).is_err());
     }
 
     #[test]
