@@ -3,6 +3,7 @@
 //!
 //!     cargo bench -p media --bench media_load                  # all three, issue-sized
 //!     cargo bench -p media --bench media_load -- receive 5000  # one part, with its size
+//!     cargo bench -p media --bench media_load -- srtp 250      # bridged calls plain, then SRTP
 //!     MEDIA_BENCH_IO=epoll cargo bench -p media --bench media_load  # the epoll loop instead of io_uring
 //!
 //! The receive loops are configured like the service's `media_*` settings, by this bench's
@@ -689,6 +690,183 @@ fn memory(legs: usize) -> Vec<Row> {
     ]
 }
 
+/// One run of the SRTP comparison: `calls` bridged calls whose phones talk both ways, with
+/// SRTP (AES_CM_128_HMAC_SHA1_80, each stream under its own keys) or plain. Returns the system
+/// under test's CPU and the packets the legs received (each one relayed by the bridge) over
+/// `secs` seconds.
+fn srtp_run(calls: usize, secs: u64, secure: bool) -> (Duration, u64, Duration) {
+    use media::srtp::{Protector, SrtpConfig, SrtpKey, SrtpSuite};
+    let suite = SrtpSuite::AesCm128HmacSha1_80;
+    let key = move |stream: usize, side: u8| {
+        let bytes: Vec<u8> = (0..suite.key_salt_len())
+            .map(|k| (stream as u8).wrapping_mul(7) ^ side ^ (k as u8).wrapping_mul(13))
+            .collect();
+        SrtpKey::new(&bytes)
+    };
+    let streams = calls * 2;
+    let phones = bind_many(32);
+    let phone_addrs: Vec<SocketAddr> = phones.iter().map(|s| s.local_addr().unwrap()).collect();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (result_tx, result_rx) = mpsc::channel();
+    let done = Arc::new(AtomicBool::new(false));
+    let done2 = done.clone();
+    let sut = spawn_sut(move || {
+        runtime().block_on(async move {
+            let ports = ports();
+            let mut legs = vec![];
+            let mut bridges = vec![];
+            let mut targets = vec![];
+            for call in 0..calls {
+                let mut pair = vec![];
+                for side in 0..2 {
+                    let stream = call * 2 + side;
+                    let (leg, events) = open(&ports, LegOptions::default());
+                    let mut remote =
+                        RemoteMedia::new(phone_addrs[stream % phone_addrs.len()], Codec::Pcmu);
+                    if secure {
+                        remote = remote.with_srtp(SrtpConfig {
+                            suite,
+                            local: key(stream, 1),
+                            remote: key(stream, 2),
+                        });
+                    }
+                    leg.set_remote(&remote).unwrap();
+                    targets.push(leg.local_rtp_addr());
+                    pair.push(leg.clone());
+                    legs.push((leg, events));
+                }
+                bridges.push(Bridge::connect(&pair[0], &pair[1]).unwrap());
+            }
+            ready_tx.send(targets).unwrap();
+            let received = |legs: &[(Leg, LegEvents)]| -> u64 {
+                legs.iter().map(|(l, _)| l.stats().packets_received).sum()
+            };
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let (cpu0, pk0, t0) = (sut_cpu(), received(&legs), Instant::now());
+            tokio::time::sleep(Duration::from_secs(secs)).await;
+            let (cpu1, pk1) = (sut_cpu(), received(&legs));
+            let dropped: u64 = legs.iter().map(|(l, _)| l.stats().dropped.total()).sum();
+            result_tx
+                .send((cpu1 - cpu0, pk1 - pk0, t0.elapsed(), dropped))
+                .unwrap();
+            while !done2.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            drop(bridges);
+        });
+    });
+    let targets = ready_rx.recv().unwrap();
+    // Every packet is made (and protected, under the phone's key) before the clock starts, so
+    // the load cores only send.
+    let payload = speech();
+    let ticks = 50 * (secs as usize + 4);
+    let packets: Vec<Vec<Vec<u8>>> = (0..streams)
+        .map(|stream| {
+            let mut protector = Protector::new(suite, &key(stream, 2)).unwrap();
+            (0..ticks)
+                .map(|tick| {
+                    let off = (stream * 1637 + tick * 160) % (payload.len() - 160);
+                    let mut buf = [0u8; 200];
+                    let n = rtp::write_packet(
+                        &OutHeader {
+                            marker: false,
+                            payload_type: 0,
+                            sequence: tick as u16,
+                            timestamp: (tick * 160) as u32,
+                            ssrc: stream as u32 + 1,
+                        },
+                        &payload[off..off + 160],
+                        &mut buf,
+                    )
+                    .unwrap();
+                    if secure {
+                        protector.protect_rtp(&buf[..n]).unwrap().to_vec()
+                    } else {
+                        buf[..n].to_vec()
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let sender = {
+        let stop = stop.clone();
+        spawn_load(move || {
+            let start = Instant::now();
+            let part = PACKET / 20;
+            for tick in 0..ticks {
+                for phase in 0..20 {
+                    let due = start + PACKET * tick as u32 + part * phase as u32;
+                    let now = Instant::now();
+                    if due > now {
+                        std::thread::sleep(due - now);
+                    }
+                    for stream in (phase..streams).step_by(20) {
+                        let socket = &phones[stream % phones.len()];
+                        if let Some(packet) = packets[stream].get(tick) {
+                            let _ = socket.send_to(packet, targets[stream]);
+                        }
+                    }
+                }
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+            }
+        })
+    };
+    let (cpu, received, elapsed, dropped) = result_rx.recv().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    done.store(true, Ordering::Relaxed);
+    sender.join().unwrap();
+    sut.join().unwrap();
+    assert_eq!(dropped, 0, "packets dropped by the legs (SRTP {secure})");
+    (cpu, received, elapsed)
+}
+
+/// What SRTP costs per bridged packet and per stream: the same calls plain and SRTP, back to
+/// back.
+fn srtp(calls: usize, secs: u64) -> Vec<Row> {
+    let mut rows = vec![];
+    let mut per_packet = [0.0f64; 2];
+    for (i, secure) in [false, true].into_iter().enumerate() {
+        let (cpu, received, elapsed) = srtp_run(calls, secs, secure);
+        let us = cpu.as_secs_f64() * 1e6 / received.max(1) as f64;
+        per_packet[i] = us;
+        rows.push(Row(
+            format!(
+                "bridge, {calls} calls, {}",
+                if secure {
+                    "SRTP both legs (AES_CM_128_HMAC_SHA1_80)"
+                } else {
+                    "plain RTP"
+                }
+            ),
+            format!(
+                "{us:.2} us per bridged packet, {:.1}% of one core",
+                cpu.as_secs_f64() / elapsed.as_secs_f64() * 100.0
+            ),
+            format!(
+                "{received} packets in {:.1} s ({:.0}/s)",
+                elapsed.as_secs_f64(),
+                received as f64 / elapsed.as_secs_f64()
+            ),
+        ));
+    }
+    let extra = per_packet[1] - per_packet[0];
+    rows.push(Row(
+        "  SRTP's cost".into(),
+        format!(
+            "{extra:.2} us per bridged packet ({:.2}x)",
+            per_packet[1] / per_packet[0].max(1e-9)
+        ),
+        format!(
+            "unprotect + protect; {:.0} us of CPU per second per stream at 50 packets/s",
+            extra * 50.0
+        ),
+    ));
+    rows
+}
+
 fn main() {
     // A bad MEDIA_BENCH_* value stops the bench before it measures anything.
     let media = media();
@@ -712,6 +890,9 @@ fn main() {
     }
     if matches!(which, "all" | "bridge") {
         rows.extend(bridge(size.unwrap_or(2000), secs));
+    }
+    if matches!(which, "all" | "srtp") {
+        rows.extend(srtp(size.unwrap_or(250), secs));
     }
     println!("\n{:<44} | {:<52} | note", "measure", "value");
     println!("{}", "-".repeat(150));

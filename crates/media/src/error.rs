@@ -46,6 +46,9 @@ pub enum MediaError {
         /// Why.
         reason: String,
     },
+    /// The SRTP keys could not be installed.
+    #[error("SRTP: {0}")]
+    Srtp(#[from] crate::srtp::SrtpError),
     /// Not called inside a tokio runtime.
     #[error("legs must be opened inside a tokio runtime")]
     NoRuntime,

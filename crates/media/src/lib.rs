@@ -61,6 +61,7 @@ pub mod rtp;
 mod runtime;
 pub mod session;
 mod slots;
+pub mod srtp;
 mod stats;
 mod sys;
 mod tap;

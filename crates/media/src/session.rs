@@ -196,6 +196,35 @@ impl RxSession {
         verdict
     }
 
+    /// The checks that come before any work on a datagram's content (the flood limit, and
+    /// whether the peer is known yet), counted as drops when they fail. A caller that must
+    /// do costly work first (SRTP) asks this, then [`RxSession::receive_admitted`].
+    pub fn admit(&mut self, now: Instant) -> bool {
+        let reason = if !self.flood.admit(now) {
+            DropReason::Flood
+        } else if !self.ready {
+            DropReason::NotReady
+        } else {
+            return true;
+        };
+        self.drops.count(reason);
+        false
+    }
+
+    /// Judges a datagram that [`RxSession::admit`] let through.
+    pub fn receive_admitted<'a>(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        datagram: &'a [u8],
+    ) -> Inbound<'a> {
+        let verdict = self.judge_content(now, from, datagram);
+        if let Inbound::Dropped(reason) = verdict {
+            self.drops.count(reason);
+        }
+        verdict
+    }
+
     fn judge<'a>(&mut self, now: Instant, from: SocketAddr, datagram: &'a [u8]) -> Inbound<'a> {
         if !self.flood.admit(now) {
             return Inbound::Dropped(DropReason::Flood);
@@ -203,6 +232,15 @@ impl RxSession {
         if !self.ready {
             return Inbound::Dropped(DropReason::NotReady);
         }
+        self.judge_content(now, from, datagram)
+    }
+
+    fn judge_content<'a>(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        datagram: &'a [u8],
+    ) -> Inbound<'a> {
         if self.rtcp_mux && rtp::is_rtcp(datagram) {
             if !self.address_ok(now, from, false) {
                 return Inbound::Dropped(DropReason::Stranger);

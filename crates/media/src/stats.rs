@@ -31,6 +31,10 @@ pub enum DropReason {
     TooLarge,
     /// An RTCP datagram that does not parse.
     BadRtcp,
+    /// An SRTP or SRTCP packet whose authentication tag does not verify.
+    SrtpAuth,
+    /// An SRTP or SRTCP packet already received (replay protection).
+    SrtpReplay,
 }
 
 /// Dropped datagrams, one counter per [`DropReason`].
@@ -60,6 +64,10 @@ pub struct DropCounts {
     pub too_large: u64,
     /// See [`DropReason::BadRtcp`].
     pub bad_rtcp: u64,
+    /// See [`DropReason::SrtpAuth`].
+    pub srtp_auth: u64,
+    /// See [`DropReason::SrtpReplay`].
+    pub srtp_replay: u64,
     /// Dropped by the kernel before we could read them, because the leg's socket queue was
     /// full: a flood faster than the receive loop reads one socket, or the loop falling behind.
     pub overflow: u64,
@@ -81,6 +89,8 @@ impl DropCounts {
             DropReason::BadEvent => &mut self.bad_event,
             DropReason::TooLarge => &mut self.too_large,
             DropReason::BadRtcp => &mut self.bad_rtcp,
+            DropReason::SrtpAuth => &mut self.srtp_auth,
+            DropReason::SrtpReplay => &mut self.srtp_replay,
         };
         *counter += 1;
     }
@@ -99,6 +109,8 @@ impl DropCounts {
             + self.bad_event
             + self.too_large
             + self.bad_rtcp
+            + self.srtp_auth
+            + self.srtp_replay
             + self.overflow
     }
 }
@@ -165,4 +177,6 @@ pub struct LegStats {
     pub silence_filled: Duration,
     /// The peer's view of our stream, from its last RTCP report.
     pub remote_report: Option<RemoteReport>,
+    /// The SRTP suite protecting both directions, `None` for plain RTP.
+    pub srtp: Option<crate::srtp::SrtpSuite>,
 }

@@ -38,6 +38,7 @@ use crate::ports::PortAllocator;
 use crate::prompt::Prompt;
 use crate::rtcp::ReceptionStats;
 use crate::session::{PayloadKind, RxSession, TxStream};
+use crate::srtp::{Protector, SrtpConfig, Unprotector};
 use crate::stats::{DropCounts, LegStats, RemoteReport};
 use crate::sys::lock;
 use crate::tap::Tap;
@@ -140,6 +141,8 @@ pub struct RemoteMedia {
     pub dtmf: Option<u8>,
     /// The peer's `a=ptime`, if given.
     pub ptime: Option<Ptime>,
+    /// SRTP keys (SDES), or `None` for plain RTP.
+    pub srtp: Option<SrtpConfig>,
 }
 
 impl RemoteMedia {
@@ -152,7 +155,14 @@ impl RemoteMedia {
             codecs: vec![(codec.static_payload_type(), codec)],
             dtmf: None,
             ptime: None,
+            srtp: None,
         }
+    }
+
+    /// With SRTP both ways under these keys.
+    pub fn with_srtp(mut self, srtp: SrtpConfig) -> Self {
+        self.srtp = Some(srtp);
+        self
     }
 
     /// With telephone-event on payload type `pt`.
@@ -277,6 +287,10 @@ pub(crate) struct RxPart {
     dtmf_received: u64,
     timed_out: bool,
     latched_reported: Option<SocketAddr>,
+    /// The peer's SRTP, and the keys it was made from (kept while they stay the same, so a
+    /// re-INVITE with the same keys keeps the rollover counter and replay window).
+    pub(crate) srtp: Option<Unprotector>,
+    srtp_config: Option<SrtpConfig>,
 }
 
 pub(crate) struct TxPart {
@@ -293,6 +307,8 @@ pub(crate) struct TxPart {
     send_errors: u64,
     rtcp_sent: u64,
     sent_since_report: bool,
+    /// Our SRTP, when the leg has keys.
+    srtp: Option<Protector>,
 }
 
 /// A leg's place in the receive loop that reads its RTP socket, until it closes.
@@ -438,6 +454,8 @@ impl Leg {
                 dtmf_received: 0,
                 timed_out: false,
                 latched_reported: None,
+                srtp: None,
+                srtp_config: None,
             }),
             tx: Mutex::new(TxPart {
                 stream: TxStream::new(rand::random(), rand::random(), rand::random()),
@@ -453,6 +471,7 @@ impl Leg {
                 send_errors: 0,
                 rtcp_sent: 0,
                 sent_since_report: false,
+                srtp: None,
             }),
             waker: AtomicWaker::new(),
             closed: AtomicBool::new(false),
@@ -505,7 +524,23 @@ impl Leg {
             kinds.push((dtmf, PayloadKind::Event));
         }
         kinds.push((13, PayloadKind::ComfortNoise));
+        let keys = match &remote.srtp {
+            Some(config) => Some(crate::srtp::pair(config)?),
+            None => None,
+        };
         let mut rx = lock(&self.inner.rx);
+        let rekeyed = rx.srtp_config != remote.srtp;
+        let (protector, unprotector) = match keys {
+            Some((p, u)) if rekeyed => (Some(p), Some(u)),
+            _ => (None, None),
+        };
+        if rekeyed {
+            rx.srtp = unprotector;
+            rx.srtp_config = remote.srtp.clone();
+            if let Some(config) = &remote.srtp {
+                tracing::debug!(leg = self.inner.id, label = %self.inner.options.label, suite = ?config.suite, "SRTP keys set");
+            }
+        }
         rx.session.configure(remote.rtp, &kinds, remote.rtcp_mux);
         rx.rtcp_mux = remote.rtcp_mux;
         rx.rtcp_signalled = Some(if remote.rtcp_mux {
@@ -519,6 +554,9 @@ impl Leg {
         rx.playout.reset();
         let send_to = rx.session.send_to();
         let mut tx = lock(&self.inner.tx);
+        if rekeyed {
+            tx.srtp = protector;
+        }
         tx.remote = send_to;
         tx.codec = codec;
         tx.payload_type = pt;
@@ -669,6 +707,7 @@ impl Leg {
             remote_report: rx.remote_report,
             packets_late: late,
             silence_filled: Duration::from_micros(filled * 125),
+            srtp: rx.srtp_config.as_ref().map(|c| c.suite),
         }
     }
 

@@ -14,6 +14,7 @@ use super::{AudioListener, LegEvent, LegInner, RxPart};
 use crate::playout::MAX_FRAME;
 use crate::rtcp;
 use crate::session::Inbound;
+use crate::srtp::UnprotectError;
 use crate::stats::{DropReason, RemoteReport};
 use crate::sys::{MAX_DATAGRAM, RECEIVE_BUFFER, lock, prefetch};
 use crate::tap::Tap;
@@ -104,7 +105,26 @@ impl LegInner {
             rx.session.count_drop(DropReason::TooLarge);
             return;
         }
-        let inbound = rx.session.receive(now.into_std(), from, datagram);
+        // SRTP is opened before the session judges the packet (its checks read the payload),
+        // but after the flood limit, so a flood costs no decryption. Muxed SRTCP goes to
+        // handle_rtcp, which opens it.
+        let plain;
+        let inbound = match rx.srtp.as_mut() {
+            Some(srtp) if !(rx.rtcp_mux && crate::rtp::is_rtcp(datagram)) => {
+                if !rx.session.admit(now.into_std()) {
+                    return;
+                }
+                match srtp.unprotect_rtp(datagram) {
+                    Ok(opened) => plain = opened,
+                    Err(err) => {
+                        rx.session.count_drop(unprotect_reason(err));
+                        return;
+                    }
+                }
+                rx.session.receive_admitted(now.into_std(), from, &plain)
+            }
+            _ => rx.session.receive(now.into_std(), from, datagram),
+        };
         match inbound {
             Inbound::Audio { codec, packet, .. } => {
                 if packet.payload.len() > MAX_FRAME {
@@ -178,6 +198,20 @@ impl LegInner {
             rx.session.count_drop(DropReason::Stranger);
             return;
         }
+        let plain;
+        let datagram = match rx.srtp.as_mut() {
+            Some(srtp) => match srtp.unprotect_rtcp(datagram) {
+                Ok(opened) => {
+                    plain = opened;
+                    &plain[..]
+                }
+                Err(err) => {
+                    rx.session.count_drop(unprotect_reason(err));
+                    return;
+                }
+            },
+            None => datagram,
+        };
         match rtcp::parse(datagram, our_ssrc) {
             Ok(info) => {
                 rx.rtcp_received += 1;
@@ -205,6 +239,15 @@ impl LegInner {
             }
             Err(_) => rx.session.count_drop(DropReason::BadRtcp),
         }
+    }
+}
+
+/// The drop reason counted for a packet SRTP refused.
+fn unprotect_reason(err: UnprotectError) -> DropReason {
+    match err {
+        UnprotectError::Auth => DropReason::SrtpAuth,
+        UnprotectError::Replay => DropReason::SrtpReplay,
+        UnprotectError::Malformed => DropReason::Malformed,
     }
 }
 

@@ -2,6 +2,7 @@
 //! outgoing stream and sent straight out of its socket, on the receiving leg's loop thread.
 //! Nothing crosses a channel or waits in a buffer.
 
+use std::borrow::Cow;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
@@ -68,9 +69,12 @@ impl LegInner {
         if let Some(codec) = source_codec {
             codec.transcode_in_place(&mut buf[rtp::HEADER_LEN..n], tx.codec);
         }
+        let Some(wire) = tx.seal_rtp(&buf[..n]) else {
+            return;
+        };
         // On an io_uring receive loop the send joins the batch's; elsewhere it goes now.
-        if !outbox::queue_send(self, self.rtp.as_raw_fd(), &buf[..n], remote)
-            && send_now(&self.rtp, &buf[..n], remote).is_err()
+        if !outbox::queue_send(self, self.rtp.as_raw_fd(), &wire, remote)
+            && send_now(&self.rtp, &wire, remote).is_err()
         {
             tx.send_errors += 1;
         }
@@ -79,6 +83,37 @@ impl LegInner {
 }
 
 impl TxPart {
+    /// An RTP packet as it goes on the wire: SRTP-protected when the leg has keys. `None`
+    /// (counted as a send error) when protection fails, which only a context past 2^48
+    /// packets does.
+    pub(crate) fn seal_rtp<'a>(&mut self, packet: &'a [u8]) -> Option<Cow<'a, [u8]>> {
+        self.seal(packet, false)
+    }
+
+    /// An RTCP packet as it goes on the wire (SRTCP when the leg has keys).
+    pub(crate) fn seal_rtcp<'a>(&mut self, packet: &'a [u8]) -> Option<Cow<'a, [u8]>> {
+        self.seal(packet, true)
+    }
+
+    fn seal<'a>(&mut self, packet: &'a [u8], rtcp: bool) -> Option<Cow<'a, [u8]>> {
+        let Some(srtp) = self.srtp.as_mut() else {
+            return Some(Cow::Borrowed(packet));
+        };
+        let sealed = if rtcp {
+            srtp.protect_rtcp(packet)
+        } else {
+            srtp.protect_rtp(packet)
+        };
+        match sealed {
+            Ok(sealed) => Some(Cow::Owned(sealed.into())),
+            Err(err) => {
+                tracing::warn!(%err, "SRTP protection failed, packet not sent");
+                self.send_errors += 1;
+                None
+            }
+        }
+    }
+
     pub(crate) fn set_relay_attached(&mut self, attached: bool, now: Instant) {
         self.relay_attached = attached;
         if !attached && self.comfort_silence && self.next_due.is_none() {

@@ -248,7 +248,8 @@ impl Driver {
             ssrc: tx.stream.ssrc(),
         };
         if let Some(n) = rtp::write_packet(&header, &payload[..len], &mut out)
-            && send_now(&inner.rtp, &out[..n], remote).is_err()
+            && let Some(wire) = tx.seal_rtp(&out[..n])
+            && send_now(&inner.rtp, &wire, remote).is_err()
         {
             tx.send_errors += 1;
         }
@@ -285,7 +286,10 @@ impl Driver {
         } else {
             inner.rtcp.as_fd()
         };
-        if send_now(&socket, &report, dest).is_ok() {
+        let Some(wire) = tx.seal_rtcp(&report) else {
+            return;
+        };
+        if send_now(&socket, &wire, dest).is_ok() {
             tx.rtcp_sent += 1;
         }
     }
@@ -329,7 +333,7 @@ impl Driver {
             lock(&peer.tx).set_relay_attached(false, Instant::now());
             peer.wake();
         }
-        let ssrc = {
+        let bye = {
             let mut tx = lock(&inner.tx);
             for job in tx.jobs.drain(..) {
                 if let Job::Prompt { id, .. } = job {
@@ -339,9 +343,11 @@ impl Driver {
                     });
                 }
             }
-            tx.stream.ssrc()
+            let ssrc = tx.stream.ssrc();
+            rtcp::build_bye(ssrc, &inner.options.cname)
+                .and_then(|bye| tx.seal_rtcp(&bye).map(|wire| wire.into_owned()))
         };
-        if let (Some(dest), Some(bye)) = (dest, rtcp::build_bye(ssrc, &inner.options.cname)) {
+        if let (Some(dest), Some(bye)) = (dest, bye) {
             let socket = if mux {
                 inner.rtp.as_fd()
             } else {
