@@ -170,7 +170,7 @@ fn an_invalid_campaign_is_refused_with_field_and_reason() {
         &file,
         "name = \"bad\"\ndefault_country = \"US\"\ncaller_id = \"+12025550123\"\n\
          abandon_message = \"a.wav\"\nring_timeout = \"10s\"\n[pacing]\nabandon_target = 0.1\n\
-         [trunk]\nuri = \"sip:x\"\npassword_env = \"P\"\n",
+         [trunk]\nuri = \"sip:x\"\npassword_env = \"DIALER_TRUNK_P\"\n",
     )
     .unwrap();
     let db = sqlite_url(dir.path());

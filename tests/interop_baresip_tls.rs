@@ -194,9 +194,12 @@ async fn carrier(program: &Path, dir: &Path, ca: &TestCa, names: &[&str]) -> (Ba
     (carrier, tls)
 }
 
-/// A campaign on a TLS trunk to `localhost:port` checked against `ca_file`, applied to a
-/// fresh database; returns the database URL.
+/// A campaign on a TLS trunk to `localhost:port` checked against `ca_file` (in `dir`, the
+/// prompts directory `call` is given), applied to a fresh database; returns the database URL.
 async fn tls_campaign(dir: &Path, port: u16, ca_file: &Path) -> String {
+    let ca_file = ca_file
+        .strip_prefix(dir)
+        .expect("the CA file is in the prompts directory");
     let database = testkit::sqlite_url(&dir.join("dialer.db"));
     let campaign = dir.join("tls-call.toml");
     std::fs::write(
@@ -222,11 +225,13 @@ async fn tls_campaign(dir: &Path, port: u16, ca_file: &Path) -> String {
     database
 }
 
-async fn call(database: &str) -> (serde_json::Value, String) {
+async fn call(database: &str, prompts: &Path) -> (serde_json::Value, String) {
     let out = dialer(&[
         "--database-url",
         database,
         "call",
+        "--prompts-dir",
+        prompts.to_str().unwrap(),
         "(202) 555-0123",
         "--campaign",
         "tls-call",
@@ -252,7 +257,7 @@ async fn the_dialer_calls_a_tls_carrier_through_a_campaign_trunk() {
     let ca = TestCa::new("carrier CA");
     let (carrier, port) = carrier(&program, &dir.path().join("carrier"), &ca, &["localhost"]).await;
     let database = tls_campaign(dir.path(), port, &ca.write(dir.path(), "carrier-ca.pem")).await;
-    let (report, stderr) = call(&database).await;
+    let (report, stderr) = call(&database, dir.path()).await;
     let trace = carrier.trace();
     assert_eq!(
         report["outcome"], "answered",
@@ -288,7 +293,7 @@ async fn a_carrier_certificate_for_another_name_or_ca_is_refused_before_any_invi
     )
     .await;
     let database = tls_campaign(dir.path(), port, &ca.write(dir.path(), "carrier-ca.pem")).await;
-    let (report, stderr) = call(&database).await;
+    let (report, stderr) = call(&database, dir.path()).await;
     let outcome = report["outcome"].as_str().unwrap_or_default();
     assert!(
         outcome.starts_with("failed (503") && outcome.contains("TLS with localhost"),
@@ -310,7 +315,7 @@ async fn a_carrier_certificate_for_another_name_or_ca_is_refused_before_any_invi
     let other_dir = dir.path().join("other");
     std::fs::create_dir_all(&other_dir).unwrap();
     let database = tls_campaign(&other_dir, port, &other.write(&other_dir, "ca.pem")).await;
-    let (report, stderr) = call(&database).await;
+    let (report, stderr) = call(&database, &other_dir).await;
     let outcome = report["outcome"].as_str().unwrap_or_default();
     assert!(
         outcome.starts_with("failed (503") && outcome.contains("UnknownIssuer"),

@@ -31,6 +31,14 @@ pub struct Args {
     /// `ca_file`, else the system's CA store).
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<std::path::PathBuf>,
+    /// Directory the campaign's `ca_file` is named in (with `--campaign`; default: the current
+    /// directory), as `serve --prompts-dir`.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub prompts_dir: std::path::PathBuf,
+    /// Trunk secrets file the campaign's `username_env`/`password_env` are looked up in before
+    /// the environment (with `--campaign`), as `serve --trunk-secrets`.
+    #[arg(long, value_name = "FILE", env = "DIALER_TRUNK_SECRETS")]
+    pub trunk_secrets: Option<std::path::PathBuf>,
     /// Digest username for the trunk (with `--trunk`).
     #[arg(long, env = "DIALER_TRUNK_USERNAME", requires = "password")]
     pub username: Option<String>,
@@ -114,22 +122,25 @@ async fn target(args: &Args, global: &Global) -> anyhow::Result<Target> {
         domain::spec::Transport::Tcp => Transport::Tcp,
         domain::spec::Transport::Tls => Transport::Tls,
     });
-    if let Some(file) = &spec.trunk.ca_file {
-        let path = std::path::Path::new(file);
+    // `--ca-file` wins (see `run`).
+    if args.ca_file.is_none()
+        && let Some(file) = &spec.trunk.ca_file
+    {
+        // The same rules as the engine's: the campaign's files stay in the prompts directory.
+        let path = engine::confined_path(&args.prompts_dir, "trunk.ca_file", file)
+            .with_context(|| format!("campaign {name}"))?;
         trunk.tls = Some(
-            TlsClient::from_ca_file(path)
+            TlsClient::from_ca_file(&path)
                 .with_context(|| format!("campaign {name}: trunk.ca_file"))?,
         );
     }
-    if let (Some(user_env), Some(password_env)) =
-        (&spec.trunk.username_env, &spec.trunk.password_env)
-    {
-        let username = std::env::var(user_env)
-            .with_context(|| format!("the trunk's username variable {user_env} is not set"))?;
-        let password = std::env::var(password_env)
-            .with_context(|| format!("the trunk's password variable {password_env} is not set"))?;
-        trunk.credentials = Some(Credentials::new(username, password));
-    }
+    let secrets = match &args.trunk_secrets {
+        Some(path) => engine::TrunkSecrets::read(path)?,
+        None => engine::TrunkSecrets::default(),
+    };
+    trunk.credentials = secrets
+        .credentials(&spec.trunk)
+        .with_context(|| format!("campaign {name}"))?;
     Ok(Target {
         trunk,
         number,

@@ -211,17 +211,21 @@ fn campaign_spec(
         let Some(path) = field.as_deref().filter(|p| !p.trim().is_empty()) else {
             return Ok(());
         };
-        if let Some(found) = base.as_ref().map(|b| b.join(path)).filter(|p| p.is_file()) {
-            *field = Some(found.display().to_string());
-            return Ok(());
-        }
         let name = Path::new(path).file_name().map_or_else(
             || "message.wav".into(),
             |n| n.to_string_lossy().into_owned(),
         );
         let written = prompts.join(&name);
-        std::fs::write(&written, fallback)
-            .with_context(|| format!("cannot write {}", written.display()))?;
+        // The engine plays files of its prompts folder only: one found next to the campaign
+        // file is copied there.
+        if let Some(found) = base.as_ref().map(|b| b.join(path)).filter(|p| p.is_file()) {
+            std::fs::copy(&found, &written).with_context(|| {
+                format!("cannot copy {} to {}", found.display(), written.display())
+            })?;
+        } else {
+            std::fs::write(&written, fallback)
+                .with_context(|| format!("cannot write {}", written.display()))?;
+        }
         // Relative to the engine's prompts folder, which stays put: a campaign kept in a
         // database finds its messages again on the next run.
         *field = Some(name);

@@ -86,9 +86,15 @@ pub struct Args {
     /// `Europe/Paris` (default UTC).
     #[arg(long, value_name = "ZONE")]
     pub agent_day_time_zone: Option<String>,
-    /// Base directory of campaigns' message files (default: the current directory).
+    /// Base directory of campaigns' message files and trunk CA files, which must stay inside
+    /// it (default: the current directory).
     #[arg(long)]
     pub prompts_dir: Option<PathBuf>,
+    /// Trunk secrets file: `DIALER_TRUNK_NAME = "value"` lines that campaigns'
+    /// `username_env`/`password_env` name (looked up before the environment); refused when
+    /// other users may read it.
+    #[arg(long, value_name = "FILE")]
+    pub trunk_secrets: Option<PathBuf>,
     /// Directory recordings are written to (default `recordings`).
     #[arg(long)]
     pub recordings_dir: Option<PathBuf>,
@@ -148,6 +154,8 @@ pub struct FileConfig {
     pub agent_day_time_zone: Option<String>,
     /// Messages' base directory.
     pub prompts_dir: Option<PathBuf>,
+    /// The trunk secrets file.
+    pub trunk_secrets: Option<PathBuf>,
     /// Recordings' directory.
     pub recordings_dir: Option<PathBuf>,
     /// Campaign files applied at start.
@@ -193,6 +201,7 @@ fn read_config(path: &Path) -> anyhow::Result<FileConfig> {
     let base = path.parent().unwrap_or(Path::new("."));
     for dir in [
         &mut config.prompts_dir,
+        &mut config.trunk_secrets,
         &mut config.recordings_dir,
         &mut config.campaigns_dir,
         &mut config.tls_cert,
@@ -286,6 +295,7 @@ fn settings(args: Args, global: &Global) -> anyhow::Result<Settings> {
     if let Some(dir) = args.prompts_dir.or(file.prompts_dir) {
         engine.prompts_dir = dir;
     }
+    engine.trunk_secrets = args.trunk_secrets.or(file.trunk_secrets);
     if let Some(dir) = args.recordings_dir.or(file.recordings_dir) {
         engine.recordings_dir = dir;
     }

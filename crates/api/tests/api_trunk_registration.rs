@@ -23,9 +23,10 @@ use testkit::wait_for;
 
 const WAIT: Duration = Duration::from_secs(60);
 
-const USER_ENV: &str = "DIALER_REGTEST_TRUNK_USER";
-const PASSWORD_ENV: &str = "DIALER_REGTEST_TRUNK_PASSWORD";
-const WRONG_PASSWORD_ENV: &str = "DIALER_REGTEST_TRUNK_WRONG_PASSWORD";
+// Trunk secrets live in the DIALER_TRUNK_ namespace (campaign files may name nothing else).
+const USER_ENV: &str = "DIALER_TRUNK_REGTEST_USER";
+const PASSWORD_ENV: &str = "DIALER_TRUNK_REGTEST_PASSWORD";
+const WRONG_PASSWORD_ENV: &str = "DIALER_TRUNK_REGTEST_WRONG_PASSWORD";
 
 /// The trunk's credentials, in the environment as campaign files require (never inline).
 fn credentials_in_env() {

@@ -403,7 +403,13 @@ pub enum Transport {
     Tls,
 }
 
-/// The carrier trunk calls go out through. Credentials are names of environment variables.
+/// The prefix every trunk secret's name carries: credentials come only from variables of this
+/// namespace (or the same names in the service's trunk secrets file), never from any other
+/// variable of the service's environment (`DATABASE_URL`, `HOME`).
+pub const TRUNK_SECRET_PREFIX: &str = "DIALER_TRUNK_";
+
+/// The carrier trunk calls go out through. Credentials are names of trunk secrets
+/// (`DIALER_TRUNK_*`), read from the service's trunk secrets file or its environment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
@@ -415,13 +421,15 @@ pub struct Trunk {
     #[serde(default)]
     pub transport: Transport,
     /// With TLS: a PEM file of the CAs the carrier's certificate must chain to (a carrier with a
-    /// private CA; relative to the prompts directory), instead of the system's CA store.
+    /// private CA; relative to the prompts directory and confined to it), instead of the
+    /// system's CA store.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<String>,
-    /// Environment variable holding the digest username (none: the trunk needs no auth).
+    /// Name of the trunk secret (`DIALER_TRUNK_*`) holding the digest username (none: the trunk
+    /// needs no auth).
     #[serde(default)]
     pub username_env: Option<String>,
-    /// Environment variable holding the digest password.
+    /// Name of the trunk secret (`DIALER_TRUNK_*`) holding the digest password.
     #[serde(default)]
     pub password_env: Option<String>,
     /// Most new calls per second the carrier accepts.
@@ -541,7 +549,8 @@ impl CampaignSpec {
                         format!("trunk.{key}"),
                         format!(
                             "credentials are never written in the campaign file; set \
-                             {key}_env to the name of an environment variable holding it"
+                             {key}_env to the name of a trunk secret ({TRUNK_SECRET_PREFIX}...) \
+                             holding it"
                         )
                         .replace("secret_env", "password_env"),
                     )]));
@@ -595,6 +604,25 @@ impl CampaignSpec {
         number
             .is_valid()
             .then(|| number.format().mode(phonenumber::Mode::E164).to_string())
+    }
+
+    /// Every file the campaign names, with its field: messages and the trunk's CA file, all
+    /// relative to the prompts directory.
+    pub fn file_paths(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("abandon_message", &self.abandon_message),
+            ("agentless_message", &self.agentless_message),
+            ("amd.message", &self.amd.message),
+            ("trunk.ca_file", &self.trunk.ca_file),
+        ]
+        .into_iter()
+        .filter_map(|(field, value)| {
+            value
+                .as_deref()
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| (field, v))
+        })
+        .collect()
     }
 
     /// Checks every value; all problems are reported at once, each with its field.
@@ -799,17 +827,19 @@ impl CampaignSpec {
         if t.ca_file.as_deref().is_some_and(|f| f.trim().is_empty()) {
             bad("trunk.ca_file", "the CA file's path is empty".into());
         }
+        for (field, path) in self.file_paths() {
+            if let Err(reason) = check_relative_path(path) {
+                bad(field, reason);
+            }
+        }
         for (field, value) in [
             ("trunk.username_env", &t.username_env),
             ("trunk.password_env", &t.password_env),
         ] {
             if let Some(name) = value
-                && !is_env_name(name)
+                && let Err(reason) = check_trunk_secret_name(name)
             {
-                bad(
-                    field,
-                    format!("`{name}` is not an environment variable name (letters, digits, _)"),
-                );
+                bad(field, reason);
             }
         }
         if t.username_env.is_some() != t.password_env.is_some() {
@@ -880,10 +910,46 @@ fn blank(value: &Option<String>) -> bool {
     value.as_deref().is_none_or(|v| v.trim().is_empty())
 }
 
-fn is_env_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+/// Checks a trunk secret's name: [`TRUNK_SECRET_PREFIX`] then letters, digits and `_`.
+///
+/// The name alone decides, never whether such a variable exists, so the refusal says nothing
+/// about the service's environment.
+pub fn check_trunk_secret_name(name: &str) -> Result<(), String> {
+    let rest = name.strip_prefix(TRUNK_SECRET_PREFIX).unwrap_or_default();
+    if !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Ok(());
+    }
+    Err(format!(
+        "`{name}` is not a trunk secret: credentials come only from names starting with \
+         {TRUNK_SECRET_PREFIX} followed by letters, digits or _ (an environment variable of the \
+         service or a key of its trunk secrets file)"
+    ))
+}
+
+/// Checks a file name of the campaign (a message, a CA file) before it meets the file system:
+/// relative, below the prompts directory. Symbolic links are the engine's to check, where the
+/// directory is known.
+pub fn check_relative_path(path: &str) -> Result<(), String> {
+    use std::path::{Component, Path};
+    let outside = "files are named relative to the prompts directory and stay inside it";
+    if path.contains('\0') {
+        return Err(format!("`{}` holds a NUL byte", path.escape_debug()));
+    }
+    // Both separators, whatever the platform the file was written on.
+    if path.starts_with('/') || path.starts_with('\\') || Path::new(path).has_root() {
+        return Err(format!("`{path}` is an absolute path: {outside}"));
+    }
+    if path.as_bytes().get(1) == Some(&b':') {
+        return Err(format!("`{path}` names a drive: {outside}"));
+    }
+    let parent = path.split(['/', '\\']).any(|part| part == "..")
+        || Path::new(path)
+            .components()
+            .any(|c| matches!(c, Component::ParentDir | Component::Prefix(_)));
+    if parent {
+        return Err(format!("`{path}` climbs out with `..`: {outside}"));
+    }
+    Ok(())
 }
 
 /// Parses an ISO 3166 alpha-2 country (`US`, `gb`) as `phonenumber` knows it.
@@ -1079,6 +1145,79 @@ cps = 0
         let text = MINIMAL.replace("[trunk]", "[trunk]\npassword = \"hunter2\"");
         let err = CampaignSpec::from_toml(&text).unwrap_err();
         assert_eq!(fields(err), vec!["trunk.password"]);
+    }
+
+    #[test]
+    fn trunk_credentials_come_only_from_trunk_secrets() {
+        let with = |user: &str, pass: &str| {
+            MINIMAL.replace(
+                "[trunk]",
+                &format!("[trunk]\nusername_env = \"{user}\"\npassword_env = \"{pass}\""),
+            )
+        };
+        let spec =
+            CampaignSpec::from_toml(&with("DIALER_TRUNK_USER", "DIALER_TRUNK_PASS_2")).unwrap();
+        assert_eq!(
+            spec.trunk.password_env.as_deref(),
+            Some("DIALER_TRUNK_PASS_2")
+        );
+        // Names outside the namespace are refused for their name: the same words whether the
+        // variable is set here (PATH, HOME) or not, and its value never appears.
+        for name in [
+            "DATABASE_URL",
+            "PATH",
+            "HOME",
+            "NO_SUCH_VARIABLE_X",
+            "DIALER_TRUNK_",
+            "dialer_trunk_user",
+            "DIALER_TRUNK_A-B",
+        ] {
+            let err = CampaignSpec::from_toml(&with(name, "DIALER_TRUNK_P")).unwrap_err();
+            let text = err.to_string();
+            assert_eq!(fields(err), vec!["trunk.username_env"], "{name}");
+            let expected = format!(
+                "invalid campaign: trunk.username_env: `{name}` is not a trunk secret: \
+                 credentials come only from names starting with DIALER_TRUNK_ followed by \
+                 letters, digits or _ (an environment variable of the service or a key of its \
+                 trunk secrets file)"
+            );
+            assert_eq!(text, expected);
+        }
+    }
+
+    #[test]
+    fn file_paths_stay_in_the_prompts_directory() {
+        let base = MINIMAL.replace("abandon_message = \"prompts/abandon.wav\"\n", "");
+        for (line, field) in [
+            ("abandon_message = \"/etc/passwd\"", "abandon_message"),
+            ("abandon_message = \"../secret.wav\"", "abandon_message"),
+            ("abandon_message = \"a/../../b.wav\"", "abandon_message"),
+            (
+                "abandon_message = \"a\\\\..\\\\..\\\\b.wav\"",
+                "abandon_message",
+            ),
+            ("abandon_message = \"C:/x.wav\"", "abandon_message"),
+            ("agentless_message = \"/tmp/x.wav\"", "agentless_message"),
+        ] {
+            let text = base.replace("[trunk]", &format!("{line}\n[trunk]"));
+            let err = CampaignSpec::from_toml(&text).unwrap_err().to_string();
+            assert!(err.contains(&format!("{field}: `")), "{line}: {err}");
+        }
+        let text = base.replace(
+            "[trunk]",
+            "abandon_message = \"a.wav\"\n[amd]\nmachine_action = \"leave-message\"\n\
+             message = \"/var/vm.wav\"\n[trunk]\ntransport = \"tls\"\nca_file = \"../ca.pem\"",
+        );
+        let err = CampaignSpec::from_toml(&text).unwrap_err();
+        assert!(err.to_string().contains("is an absolute path"), "{err}");
+        assert!(err.to_string().contains("climbs out with `..`"), "{err}");
+        assert_eq!(fields(err), vec!["amd.message", "trunk.ca_file"]);
+        // Below the directory, with `.` or subfolders, is fine.
+        let text = base.replace(
+            "[trunk]",
+            "abandon_message = \"./en/abandon..wav\"\n[trunk]",
+        );
+        CampaignSpec::from_toml(&text).unwrap();
     }
 
     #[test]

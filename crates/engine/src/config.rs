@@ -52,8 +52,13 @@ pub struct EngineConfig {
     /// Where agents' days end (their day's counters start again at midnight there): the
     /// centre's time zone; UTC by default.
     pub agent_day_time_zone: chrono_tz::Tz,
-    /// Base directory of campaigns' relative message paths (`abandon_message`, ...).
+    /// Base directory of campaigns' relative message paths (`abandon_message`, ...) and trunk
+    /// CA files; a campaign's files must stay inside it.
     pub prompts_dir: PathBuf,
+    /// The trunk secrets file (`DIALER_TRUNK_NAME = "value"`, no access for other users):
+    /// where campaigns' `username_env`/`password_env` names are looked up before the
+    /// environment.
+    pub trunk_secrets: Option<PathBuf>,
     /// Directory recordings are written to (`<campaign>/<attempt>.wav` under it).
     pub recordings_dir: PathBuf,
     /// How long a leased contact stays ours: a dead node's contacts come back after at most
@@ -99,6 +104,7 @@ impl EngineConfig {
             register_retry: sip::RetryPolicy::default(),
             agent_day_time_zone: chrono_tz::UTC,
             prompts_dir: PathBuf::from("."),
+            trunk_secrets: None,
             recordings_dir: PathBuf::from("recordings"),
             lease: Duration::from_secs(300),
             tick: Duration::from_millis(250),
@@ -158,6 +164,10 @@ impl EngineConfig {
         }
         if self.max_starts_per_decision == 0 {
             return bad("max_starts_per_decision must be at least 1");
+        }
+        if let Some(path) = &self.trunk_secrets {
+            // A bad file stops the start, not the first campaign that needs it.
+            crate::TrunkSecrets::read(path)?;
         }
         Ok(())
     }

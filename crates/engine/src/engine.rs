@@ -244,27 +244,18 @@ impl Engine {
             domain::Transport::Tls => sip::Transport::Tls,
         });
         if let Some(file) = &spec.trunk.ca_file {
-            let path = self.config().prompts_dir.join(file);
+            let path = crate::confined_path(&self.config().prompts_dir, "trunk.ca_file", file)?;
             let client = sip::TlsClient::from_ca_file(&path).map_err(|err| {
                 EngineError::Invalid(vec![field_error("trunk.ca_file", err.to_string())])
             })?;
             trunk_config.tls = Some(client);
         }
-        if let (Some(user_env), Some(pass_env)) =
-            (&spec.trunk.username_env, &spec.trunk.password_env)
-        {
-            let read = |name: &str, field: &str| {
-                std::env::var(name).map_err(|_| {
-                    EngineError::Invalid(vec![field_error(
-                        field,
-                        format!("environment variable {name} is not set"),
-                    )])
-                })
-            };
-            let user = read(user_env, "trunk.username_env")?;
-            let password = read(pass_env, "trunk.password_env")?;
-            trunk_config.credentials = Some(sip::Credentials::new(user, password));
-        }
+        // Read on every definition, so a rotated password is taken on the next apply.
+        let secrets = match &self.config().trunk_secrets {
+            Some(path) => crate::TrunkSecrets::read(path)?,
+            None => crate::TrunkSecrets::default(),
+        };
+        trunk_config.credentials = secrets.credentials(&spec.trunk)?;
         let register = match (&trunk_config.credentials, spec.trunk.register) {
             (Some(credentials), true) => Some(sip::RegisterSpec {
                 registrar: registrar.unwrap_or(uri),

@@ -49,6 +49,7 @@ mod engine;
 mod error;
 mod inbox;
 mod pool;
+mod secrets;
 mod setup;
 mod shared;
 mod view;
@@ -58,6 +59,7 @@ pub use config::EngineConfig;
 pub use engine::Engine;
 pub use error::{ClusterError, EngineError, Result};
 pub use media::{MediaConfig, MediaIo, MediaPriority, ReceiveLoopStats};
+pub use secrets::{TrunkSecrets, confined_path};
 pub use view::{
     AbandonView, AgentCounts, AgentDay, AgentSpec, AgentState, AgentView, CallCounts, CallState,
     CallTotals, CallUpdate, CampaignFigures, CampaignView, EngineEvent, PacingView, ShutdownReport,

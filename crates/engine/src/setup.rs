@@ -90,7 +90,7 @@ fn load_prompt(dir: &Path, field: &'static str, path: &Option<String>) -> Result
     let Some(path) = path.as_deref().filter(|p| !p.trim().is_empty()) else {
         return Ok(None);
     };
-    let full = dir.join(path);
+    let full = crate::confined_path(dir, field, path)?;
     Prompt::from_wav_file(&full)
         .map(Some)
         .map_err(|err| EngineError::Prompt {
