@@ -21,7 +21,9 @@ impl std::fmt::Debug for TrunkSecrets {
         // Names only: a value never reaches a log line.
         let mut names: Vec<&String> = self.values.keys().collect();
         names.sort();
-        f.debug_struct("TrunkSecrets").field("names", &names).finish()
+        f.debug_struct("TrunkSecrets")
+            .field("names", &names)
+            .finish()
     }
 }
 
@@ -173,19 +175,31 @@ mod tests {
             "TrunkSecrets { names: [\"DIALER_TRUNK_FILE_PASSWORD\", \"DIALER_TRUNK_FILE_USER\"] }"
         );
         let got = secrets
-            .credentials(&trunk("DIALER_TRUNK_FILE_USER", "DIALER_TRUNK_FILE_PASSWORD"))
+            .credentials(&trunk(
+                "DIALER_TRUNK_FILE_USER",
+                "DIALER_TRUNK_FILE_PASSWORD",
+            ))
             .unwrap()
             .unwrap();
-        assert_eq!((got.username.as_str(), got.password.as_str()), ("acme", "pw"));
+        assert_eq!(
+            (got.username.as_str(), got.password.as_str()),
+            ("acme", "pw")
+        );
         // PATH is set in every test run: a stored spec naming it is refused like any other name.
         let mut bad = trunk("DIALER_TRUNK_FILE_USER", "DIALER_TRUNK_P");
         bad.password_env = Some("PATH".into());
         let err = secrets.credentials(&bad).unwrap_err();
         assert_eq!(err.fields()[0].field, "trunk.password_env");
-        assert!(err.to_string().contains("`PATH` is not a trunk secret"), "{err}");
+        assert!(
+            err.to_string().contains("`PATH` is not a trunk secret"),
+            "{err}"
+        );
         let unset = trunk("DIALER_TRUNK_FILE_USER", "DIALER_TRUNK_UNSET_IN_TESTS");
         let err = secrets.credentials(&unset).unwrap_err().to_string();
-        assert!(err.contains("is set neither in the trunk secrets file"), "{err}");
+        assert!(
+            err.contains("is set neither in the trunk secrets file"),
+            "{err}"
+        );
     }
 
     #[cfg(unix)]
@@ -205,7 +219,10 @@ mod tests {
         std::fs::write(&path, "DIALER_TRUNK_P = \"hunter2\"\n").unwrap();
         set_mode(&path, 0o644);
         let err = TrunkSecrets::read(&path).unwrap_err().to_string();
-        assert!(err.contains("other users may access it (mode 0644)"), "{err}");
+        assert!(
+            err.contains("other users may access it (mode 0644)"),
+            "{err}"
+        );
         set_mode(&path, 0o660);
         let err = TrunkSecrets::read(&path).unwrap_err().to_string();
         assert!(err.contains("its group may write it"), "{err}");
@@ -214,10 +231,16 @@ mod tests {
         // Bad lines and names are named without the value.
         std::fs::write(&path, "DIALER_TRUNK_P = hunter2\n").unwrap();
         let err = TrunkSecrets::read(&path).unwrap_err().to_string();
-        assert!(!err.contains("hunter2") && err.contains("near line 1"), "{err}");
+        assert!(
+            !err.contains("hunter2") && err.contains("near line 1"),
+            "{err}"
+        );
         std::fs::write(&path, "DATABASE_URL = \"hunter2\"\n").unwrap();
         let err = TrunkSecrets::read(&path).unwrap_err().to_string();
-        assert!(!err.contains("hunter2") && err.contains("`DATABASE_URL`"), "{err}");
+        assert!(
+            !err.contains("hunter2") && err.contains("`DATABASE_URL`"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -240,7 +263,10 @@ mod tests {
             let err = confined_path(&prompts, "amd.message", name).unwrap_err();
             assert_eq!(err.fields()[0].field, "amd.message");
             let text = err.to_string();
-            assert!(text.contains("leads out of the prompts directory"), "{text}");
+            assert!(
+                text.contains("leads out of the prompts directory"),
+                "{text}"
+            );
             assert!(!text.contains(&*root.path().to_string_lossy()), "{text}");
         }
         for name in ["/etc/passwd", "../outside.wav"] {
