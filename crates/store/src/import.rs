@@ -11,10 +11,14 @@
 //!    A number already in the campaign or earlier in the file is a duplicate (the first
 //!    occurrence wins), so a second upload of the same file adds nothing.
 //!
-//! Rows are committed in chunks of [`COMMIT_ROWS`], each chunk whole, with the list's counts
-//! updated in the same transaction. An upload that stops half-way leaves an *incomplete list*:
-//! `complete = false`, the chunks before the failure stored with exactly the counts the list
-//! row shows, nothing of the chunk that failed. Uploading the same file again completes it.
+//! Rows are committed in chunks of [`ImportOptions::commit_rows`] (5,000 by default), each
+//! chunk whole, with the list's counts updated in the same transaction. A chunk's rows are
+//! gathered first and its transaction opened only once they are all there: no transaction (and
+//! on SQLite no write lock) is ever held while the upload's next bytes are awaited, so a slow
+//! or stalled client never holds up the engine's own writes. An upload that stops half-way
+//! leaves an *incomplete list*: `complete = false`, the chunks before the failure stored with
+//! exactly the counts the list row shows, nothing of the chunk that failed. Uploading the same
+//! file again completes it.
 //!
 //! Its statements are raw SQL, unlike the rest of the store: on PostgreSQL every chunk's
 //! statements run on the sqlx transaction that `COPY` needs (sea-orm has no `COPY`), and on
@@ -57,8 +61,9 @@ const CHUNK_ROWS: usize = 2048;
 /// Columns an import writes, in the order both insert paths give them.
 const CONTACT_COLUMNS: &str =
     "campaign_id, list_id, e164, zone_set_id, extra, status, attempts, next_attempt_at, created_at";
-/// Rows per transaction.
-const COMMIT_ROWS: usize = 100_000;
+/// Rows per transaction by default: a few tens of milliseconds of writing, so the engine's
+/// outcome writes wait at most that long for SQLite's write lock.
+pub const COMMIT_ROWS: usize = 5_000;
 const ANALYZE_AFTER: u64 = 50_000;
 /// The list's counts, written in each chunk's transaction.
 const UPDATE_LIST: &str = "UPDATE contact_lists SET imported = $1, duplicates = $2, dnc = $3, \
@@ -79,6 +84,9 @@ pub struct ImportOptions {
     pub workers: usize,
     /// When the new contacts become due (`None`: now).
     pub due_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Rows per transaction (at least 1; [`COMMIT_ROWS`] by default). Each transaction is opened
+    /// only when its rows are parsed and waiting.
+    pub commit_rows: usize,
     /// PostgreSQL: most numbers (the campaign's and the file's) held in memory for the
     /// duplicate check, 16 bytes each; past it the database's unique index does the check,
     /// through a slower insert. The default, 3,500,000, is about 40 MB.
@@ -94,6 +102,7 @@ impl Default for ImportOptions {
             delimiter: b',',
             workers: 0,
             due_at: None,
+            commit_rows: COMMIT_ROWS,
             max_numbers_in_memory: 3_500_000,
         }
     }
@@ -253,6 +262,7 @@ impl Store {
                 .await?
                 .is_some(),
             max_numbers: options.max_numbers_in_memory,
+            commit_rows: options.commit_rows.max(1),
             zone_ids: HashMap::new(),
             registered: HashSet::new(),
             summary: ImportSummary {
@@ -316,6 +326,8 @@ struct Writer<'a> {
     check_dnc: bool,
     /// See [`ImportOptions::max_numbers_in_memory`].
     max_numbers: usize,
+    /// See [`ImportOptions::commit_rows`].
+    commit_rows: usize,
     zone_ids: HashMap<Cow<'static, str>, i64>,
     registered: HashSet<i64>,
     summary: ImportSummary,
@@ -755,3 +767,4 @@ mod tests {
         assert_eq!(out, b"a\\\\b\\tc\\nd");
     }
 }
+

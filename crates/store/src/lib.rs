@@ -54,7 +54,8 @@ pub use db::{Backend, Store};
 pub use dnc::{DncScope, DncSummary};
 pub use error::{Error, Result};
 pub use import::{
-    ImportOptions, ImportSummary, MAX_ERRORS, PHONE_HEADERS, RowError, TIMEZONE_HEADERS,
+    COMMIT_ROWS, ImportOptions, ImportSummary, MAX_ERRORS, PHONE_HEADERS, RowError,
+    TIMEZONE_HEADERS,
 };
 pub use lease::{LeaseOptions, LeasedContact, MAX_LEASE};
 pub use queries::{AttemptQuery, Contact, ContactQuery, MAX_PAGE};

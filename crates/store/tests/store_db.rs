@@ -864,3 +864,52 @@ async fn a_do_not_call_entry_racing_the_calls_end_is_never_undone(store: Store) 
     );
 }
 on_both!(a_do_not_call_entry_racing_the_calls_end_is_never_undone);
+
+/// `data`, then the connection breaks (as an upload whose client went away).
+struct BreaksOff(std::io::Cursor<Vec<u8>>);
+
+impl std::io::Read for BreaksOff {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self.0.read(buf)? {
+            0 => Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "the client went away",
+            )),
+            n => Ok(n),
+        }
+    }
+}
+
+async fn an_upload_that_breaks_off_keeps_whole_chunks(store: Store) {
+    let c = campaign(&store, "broken-off", "").await;
+    let mut csv = String::from("phone\n");
+    let mut cut = 0;
+    for i in 0..1000 {
+        csv.push_str(&format!("+1312200{i:04}\n"));
+        if i == 549 {
+            cut = csv.len();
+        }
+    }
+    let options = store::ImportOptions {
+        commit_rows: 100,
+        ..Default::default()
+    };
+    let head = csv.as_bytes()[..cut].to_vec();
+    let err = store
+        .import_csv(c.id, BreaksOff(std::io::Cursor::new(head)), &options)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("the client went away"), "{err}");
+    // 550 rows arrived: five whole chunks of 100 are stored, nothing of the sixth.
+    let counts = store.contact_counts(c.id).await.unwrap();
+    assert_eq!(counts, [(ContactStatus::Pending, 500)]);
+    // The whole file again completes the list, without duplicates.
+    let again = store
+        .import_csv(c.id, std::io::Cursor::new(csv.into_bytes()), &options)
+        .await
+        .unwrap();
+    assert_eq!((again.imported, again.duplicates), (500, 500));
+    let counts = store.contact_counts(c.id).await.unwrap();
+    assert_eq!(counts, [(ContactStatus::Pending, 1000)]);
+}
+on_both!(an_upload_that_breaks_off_keeps_whole_chunks);

@@ -2,21 +2,23 @@
 //!
 //! The duplicate check happens before the rows reach the server: the numbers of the campaign
 //! (loaded once, as integers) and of the file so far sit in a [`NumberSet`], so the new rows
-//! can be streamed into `contacts` with a plain `COPY` while the workers parse the next chunks
-//! (the server inserts while we parse: both cores work). The unique index on
+//! can be sent into `contacts` with a plain `COPY` while the workers parse the next chunks
+//! (the server inserts while we parse: both cores work). A chunk is encoded whole before its
+//! transaction begins, so no transaction stays open while the upload's next bytes are
+//! awaited. The unique index on
 //! (number, campaign) stays the safety net: if another upload into the same campaign races us
 //! and a `COPY` hits it, that transaction is redone through a staging table and
 //! `INSERT ... ON CONFLICT DO NOTHING`. The same slower path serves campaigns (or files) too
 //! big for the in-memory set, so memory stays bounded.
 //!
-//! Each transaction of [`COMMIT_ROWS`] rows runs with `synchronous_commit = off`: a server
+//! Each transaction of [`Writer::commit_rows`] rows runs with `synchronous_commit = off`: a server
 //! crash may then lose the last few committed transactions, but only whole ones (a chunk is
 //! never half there), and the list row they update stays `complete = false`, which is exactly
 //! the state an interrupted upload leaves and a second upload of the file completes. The final
 //! "complete" update is an ordinary synchronous commit, so when the import reports success
 //! everything before it is durable too.
 
-use super::{COMMIT_ROWS, CONTACT_COLUMNS, GoodRow, Msg, Ordered, UPDATE_LIST, Writer};
+use super::{CONTACT_COLUMNS, GoodRow, Msg, Ordered, UPDATE_LIST, Writer};
 use crate::error::{Error, Result};
 use domain::ContactStatus;
 use futures::TryStreamExt;
@@ -95,43 +97,42 @@ impl Writer<'_> {
         let copy_sql = format!("COPY contacts ({CONTACT_COLUMNS}) FROM STDIN");
         let mut buffer = Vec::<u8>::with_capacity(16 << 20);
         let mut done = false;
+        // New rows of a parsed chunk not yet in a transaction.
+        let mut rest: Vec<GoodRow> = Vec::new();
         while !done {
-            // Wait for rows before opening a transaction.
-            let Some(first) = ordered.next().await? else {
-                break;
-            };
-            let mut tx = conn.begin().await?;
-            self.begin_chunk(&mut tx).await?;
+            // The chunk's rows, encoded, before any transaction is opened: waiting for them
+            // may mean waiting for the client.
             let mut staged = Staged::default();
             let mut zones = Vec::new();
             buffer.clear();
-            // With the in-memory check the rows stream straight into `contacts` while the
-            // next chunks are parsed; without it they are kept for the staging path.
-            // (A block: the COPY borrows the transaction until it is finished.)
-            let copied = {
-                let mut copy = match seen {
-                    Some(_) => Some(tx.copy_in_raw(&copy_sql).await?),
-                    None => None,
-                };
-                let mut chunk = Some(first);
-                while let Some(mut parsed) = chunk.take() {
-                    let start = buffer.len();
-                    let rows = self.prepare(&mut parsed, seen.as_mut()).await?;
-                    self.encode(&rows, &mut buffer, &mut zones, &mut staged)
-                        .await?;
-                    if let Some(copy) = &mut copy {
-                        copy.send(&buffer[start..]).await?;
-                    }
-                    if staged.rows as usize >= COMMIT_ROWS {
+            while (staged.rows as usize) < self.commit_rows {
+                if rest.is_empty() {
+                    let Some(mut parsed) = ordered.next().await? else {
+                        done = true;
                         break;
-                    }
-                    chunk = ordered.next().await?;
-                    done = chunk.is_none();
+                    };
+                    rest = self.prepare(&mut parsed, seen.as_mut()).await?;
                 }
-                match copy {
-                    Some(copy) => Some(copy.finish().await),
-                    None => None,
+                let take = rest.len().min(self.commit_rows - staged.rows as usize);
+                let rows: Vec<GoodRow> = rest.drain(..take).collect();
+                self.encode(&rows, &mut buffer, &mut zones, &mut staged)
+                    .await?;
+            }
+            if staged.rows == 0 {
+                continue;
+            }
+            let mut tx = conn.begin().await?;
+            self.begin_chunk(&mut tx).await?;
+            // With the in-memory check the rows go straight into `contacts`; without it
+            // through the staging path. (A block: the COPY borrows the transaction until it
+            // is finished.)
+            let copied = match seen {
+                Some(_) => {
+                    let mut copy = tx.copy_in_raw(&copy_sql).await?;
+                    copy.send(buffer.as_slice()).await?;
+                    Some(copy.finish().await)
                 }
+                None => None,
             };
             match copied {
                 Some(Ok(_)) => {

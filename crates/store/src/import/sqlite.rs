@@ -1,15 +1,20 @@
-//! The SQLite side of an import: multi-row `INSERT ... ON CONFLICT DO NOTHING` in one write
-//! transaction per [`COMMIT_ROWS`] rows.
+//! The SQLite side of an import: multi-row `INSERT ... ON CONFLICT DO NOTHING`, one write
+//! transaction per [`Writer::commit_rows`] rows.
 //!
 //! SQLite runs in this process: its insert work is CPU we share with the parsing workers, so
 //! the statement is kept lean (constants inlined, bare `?` placeholders, 3 bound values a row)
 //! and the duplicate check is the unique index itself (a probe SQLite does anyway).
+//!
+//! SQLite has one write lock for the whole database, which the engine's outcome writes need
+//! too. A chunk's rows are therefore gathered (and checked against the do-not-call lists)
+//! before its transaction begins, and the transaction takes the lock at `BEGIN IMMEDIATE`, so
+//! it holds it only while writing, never while the upload's next bytes are awaited.
 
-use super::{COMMIT_ROWS, CONTACT_COLUMNS, GoodRow, Msg, Ordered, UPDATE_LIST, Writer};
+use super::{CONTACT_COLUMNS, GoodRow, Msg, Ordered, UPDATE_LIST, Writer};
 use crate::db::{exec, query};
 use crate::error::Result;
 use domain::ContactStatus;
-use sea_orm::{ConnectionTrait, DatabaseTransaction, TransactionTrait, Value};
+use sea_orm::{ConnectionTrait, DatabaseTransaction, Value};
 use std::collections::{BTreeMap, HashSet};
 use std::fmt::Write as _;
 
@@ -26,8 +31,6 @@ impl Writer<'_> {
             waiting: BTreeMap::new(),
             next: 0,
         };
-        let mut txn: Option<DatabaseTransaction> = None;
-        let mut in_txn = 0usize;
         let mut pending: Vec<GoodRow> = Vec::new();
         loop {
             let next = ordered.next().await?;
@@ -36,38 +39,40 @@ impl Writer<'_> {
                 self.account(&mut chunk);
                 pending.append(&mut chunk.rows);
             }
-            while pending.len() >= INSERT_ROWS || (done && !pending.is_empty()) {
-                let take = pending.len().min(INSERT_ROWS);
-                let mut batch: Vec<GoodRow> = pending.drain(..take).collect();
-                let conn = match &mut txn {
-                    Some(txn) => txn,
-                    None => txn.insert(self.store.db.begin().await?),
-                };
-                self.flag_dnc(conn, &mut batch).await?;
-                let (fresh, listed): (Vec<GoodRow>, Vec<GoodRow>) =
-                    batch.into_iter().partition(|row| !row.dnc);
-                let imported = self.insert(conn, &fresh, ContactStatus::Pending).await?;
-                let dnc = self.insert(conn, &listed, ContactStatus::Dnc).await?;
-                let rows = (fresh.len() + listed.len()) as u64;
-                self.summary.imported += imported;
-                self.summary.dnc += dnc;
-                self.summary.duplicates += rows - imported - dnc;
-                in_txn += rows as usize;
-                if in_txn >= COMMIT_ROWS {
-                    if let Some(txn) = txn.take() {
-                        self.commit(txn).await?;
-                    }
-                    in_txn = 0;
-                }
+            while pending.len() >= self.commit_rows || (done && !pending.is_empty()) {
+                let take = pending.len().min(self.commit_rows);
+                let rows: Vec<GoodRow> = pending.drain(..take).collect();
+                self.write_chunk(rows).await?;
             }
             if done {
                 break;
             }
         }
-        if let Some(txn) = txn.take() {
-            self.commit(txn).await?;
-        }
         Ok(())
+    }
+
+    /// Stores one chunk in one transaction, with the list's counts.
+    async fn write_chunk(&mut self, mut rows: Vec<GoodRow>) -> Result<()> {
+        // A read, outside the transaction: the write lock is taken for writing only.
+        for batch in rows.chunks_mut(INSERT_ROWS) {
+            self.flag_dnc(&self.store.db, batch).await?;
+        }
+        let txn = self.store.write_txn().await?;
+        let mut counts = (0, 0, 0);
+        for batch in rows.chunks(INSERT_ROWS) {
+            let (fresh, listed): (Vec<&GoodRow>, Vec<&GoodRow>) =
+                batch.iter().partition(|row| !row.dnc);
+            let imported = self.insert(&txn, &fresh, ContactStatus::Pending).await?;
+            let dnc = self.insert(&txn, &listed, ContactStatus::Dnc).await?;
+            counts.0 += imported;
+            counts.1 += dnc;
+            counts.2 += batch.len() as u64 - imported - dnc;
+        }
+        // Counted before the commit: the list row written with it must show them.
+        self.summary.imported += counts.0;
+        self.summary.dnc += counts.1;
+        self.summary.duplicates += counts.2;
+        self.commit(txn).await
     }
 
     /// Updates the list's counts in the transaction, then commits: the list row always
@@ -94,7 +99,7 @@ impl Writer<'_> {
     async fn insert(
         &mut self,
         txn: &DatabaseTransaction,
-        rows: &[GoodRow],
+        rows: &[&GoodRow],
         status: ContactStatus,
     ) -> Result<u64> {
         if rows.is_empty() {
