@@ -12,7 +12,6 @@ use sip::{
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-use tokio::net::UdpSocket;
 
 /// Options of `dialer call`.
 #[derive(Debug, clap::Args)]
@@ -67,6 +66,9 @@ pub struct Args {
     /// Print one JSON object instead of the steps.
     #[arg(long)]
     pub json: bool,
+    /// A WAV file (8 kHz mono) to play to the callee once answered; silence otherwise.
+    #[arg(long, value_name = "FILE")]
+    pub play: Option<std::path::PathBuf>,
 }
 
 /// One line of the call's story.
@@ -78,6 +80,8 @@ struct Step {
 
 struct Target {
     trunk: TrunkConfig,
+    /// SRTP as the campaign's trunk asks (`--trunk`: off).
+    srtp: domain::SrtpPolicy,
     number: String,
     caller_id: String,
     ring_timeout: Duration,
@@ -93,6 +97,7 @@ async fn target(args: &Args, global: &Global) -> anyhow::Result<Target> {
         }
         return Ok(Target {
             trunk,
+            srtp: domain::SrtpPolicy::Off,
             number: args.number.trim().to_owned(),
             caller_id: args
                 .caller_id
@@ -143,6 +148,7 @@ async fn target(args: &Args, global: &Global) -> anyhow::Result<Target> {
         .with_context(|| format!("campaign {name}"))?;
     Ok(Target {
         trunk,
+        srtp: spec.trunk.srtp,
         number,
         caller_id: args
             .caller_id
@@ -227,18 +233,45 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         .local_addr(Transport::Udp)
         .map(|addr| addr.ip())
         .context("no local address")?;
-    // A real RTP socket for the offer, so the carrier's audio has somewhere to go (and is counted).
-    let rtp = UdpSocket::bind(SocketAddr::new(
+    // A real RTP leg for the offer, so the carrier's audio has somewhere to go (and is
+    // counted), and the callee hears silence or --play's file (SRTP when the trunk says so).
+    let prompt = match &args.play {
+        Some(file) => Some(
+            media::Prompt::from_wav_file(file)
+                .with_context(|| format!("--play {}", file.display()))?,
+        ),
+        None => None,
+    };
+    let runtime = media::MediaRuntime::new(media::MediaConfig::default());
+    let ports = media::PortAllocator::new(
         if args.bind.ip().is_unspecified() {
             args.bind.ip()
         } else {
             local_ip
         },
-        0,
-    ))
-    .await
-    .context("cannot open an RTP socket")?;
-    let media = LocalMedia::new(SocketAddr::new(local_ip, rtp.local_addr()?.port()));
+        0..=0,
+    )?;
+    let (leg, _leg_events) = runtime
+        .open_leg(
+            &ports,
+            media::LegOptions {
+                comfort_silence: true,
+                label: "dialer call".into(),
+                ..media::LegOptions::default()
+            },
+        )
+        .context("cannot open an RTP leg")?;
+    let mut media = LocalMedia::new(SocketAddr::new(local_ip, leg.local_rtp_addr().port()));
+    match target.srtp {
+        domain::SrtpPolicy::Off => {}
+        domain::SrtpPolicy::Optional => {
+            media = media.with_srtp(sip::sdes::SrtpMode::Optional);
+        }
+        domain::SrtpPolicy::Required => {
+            media = media.with_srtp(sip::sdes::SrtpMode::Required);
+        }
+    }
+    let local = media.clone();
     let trunk = endpoint.trunk(target.trunk.clone()).await?;
 
     let started = Instant::now();
@@ -282,10 +315,8 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         json!({"event": "invite", "to": target.number, "destination": trunk.destination().addr.to_string()}),
     );
 
-    let mut rtp_packets = 0u64;
     let mut remote_media = None;
     let mut hangup_at: Option<tokio::time::Instant> = None;
-    let mut buf = [0u8; 2048];
     let end = loop {
         let hangup_timer = async {
             match hangup_at {
@@ -306,6 +337,21 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
                     say(&mut steps, format!("200 OK: answered, {media}; ACK sent"),
                         json!({"event": "answered", "media": remote_media}));
                     hangup_at = Some(tokio::time::Instant::now() + Duration::from_secs_f64(args.talk.max(0.0)));
+                    match sdp.as_ref().map(|sdp| sip::sdp::answered(&local, sdp)) {
+                        Some(Ok(remote)) => {
+                            if let Err(err) = leg.set_remote(&engine::leg_media(remote)) {
+                                say(&mut steps, format!("media unusable: {err}"), json!({"event": "media_error", "error": err.to_string()}));
+                            }
+                            if let Some(prompt) = &prompt {
+                                leg.play(prompt);
+                            }
+                        }
+                        Some(Err(err)) => {
+                            say(&mut steps, format!("answer unusable: {err}; hanging up"), json!({"event": "media_error", "error": err.to_string()}));
+                            call.hangup();
+                        }
+                        None => {}
+                    }
                 }
                 Some(CallEvent::MediaChanged { sdp, .. }) => {
                     say(&mut steps, format!("session changed by the callee: {}", media_text(&sdp)),
@@ -315,11 +361,6 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
                 Some(CallEvent::Ended(end)) => break Some(end),
                 None => break None,
             },
-            received = rtp.recv_from(&mut buf) => {
-                if received.is_ok() {
-                    rtp_packets += 1;
-                }
-            }
             _ = hangup_timer => {
                 hangup_at = None;
                 say(&mut steps, format!("BYE after {:.1}s of talk", args.talk), json!({"event": "bye"}));
@@ -335,6 +376,10 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         bail!("the SIP endpoint stopped before the call ended");
     };
     let duration = started.elapsed();
+    let stats = leg.stats();
+    leg.close();
+    let rtp_packets = stats.packets_received;
+    let srtp = stats.srtp.map(|suite| format!("{suite:?}"));
     let outcome = outcome_name(&end.outcome);
     say(
         &mut steps,
@@ -358,6 +403,9 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             "cause": cause_name(end.cause),
             "duration_ms": duration.as_millis() as u64,
             "rtp_packets": rtp_packets,
+            "rtp_sent": stats.packets_sent,
+            "srtp": srtp,
+            "srtp_dropped": stats.dropped.srtp_auth + stats.dropped.srtp_replay,
             "media": remote_media,
             "steps": steps.iter().map(|step| {
                 let mut value = step.json.clone();

@@ -148,6 +148,10 @@ pub struct FileConfig {
     /// Digest algorithms offered to phones, preferred first (`["SHA-256", "MD5"]`).
     #[serde(default)]
     pub digest_algorithms: Vec<String>,
+    /// SRTP with agents' phones: `"off"`, `"optional"` or `"required"`.
+    pub phone_srtp: Option<domain::SrtpPolicy>,
+    /// Agree SRTP keys with phones over UDP and TCP too, not only over TLS.
+    pub sdes_without_tls: Option<bool>,
     /// DNS server for carriers' host names (`IP:PORT`).
     pub dns_server: Option<SocketAddr>,
     /// Time zone whose midnight ends agents' days (`"Europe/Paris"`).
@@ -274,6 +278,12 @@ fn settings(args: Args, global: &Global) -> anyhow::Result<Settings> {
         engine.media.priority = priority;
     }
     engine.dns_server = args.dns_server.or(file.dns_server);
+    if let Some(policy) = file.phone_srtp {
+        engine.phone_srtp = policy;
+    }
+    if let Some(allow) = file.sdes_without_tls {
+        engine.sdes_without_tls = allow;
+    }
     if let Some(realm) = args.realm.or(file.realm) {
         engine.realm = realm;
     }

@@ -56,6 +56,6 @@ pub use phonenumber::country::Id as Country;
 pub use retry::ContactAfter;
 pub use spec::{
     AbandonWindow, Amd, CampaignSpec, DialMode, Dur, MachineAction, Pacing, Retry, RetryRule,
-    Transport, Trunk, WrapUp,
+    SrtpPolicy, Transport, Trunk, WrapUp,
 };
 pub use types::{AmdResult, CampaignStatus, ContactStatus, Disposition, DispositionKind, Outcome};

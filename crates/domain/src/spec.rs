@@ -408,6 +408,27 @@ pub enum Transport {
 /// variable of the service's environment (`DATABASE_URL`, `HOME`).
 pub const TRUNK_SECRET_PREFIX: &str = "DIALER_TRUNK_";
 
+/// Whether a leg's media is SRTP (keys exchanged in the SDP, SDES: RFC 4568).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum SrtpPolicy {
+    /// Plain RTP only; an offer that requires SRTP (RTP/SAVP) is refused with 488.
+    #[default]
+    Off,
+    /// SRTP when the peer offers or accepts it, plain RTP otherwise.
+    Optional,
+    /// SRTP or no call: a plain offer is refused with 488, a plain answer ends the call.
+    Required,
+}
+
+impl SrtpPolicy {
+    /// Whether SRTP may be used at all.
+    pub fn enabled(self) -> bool {
+        self != SrtpPolicy::Off
+    }
+}
+
 /// The carrier trunk calls go out through. Credentials are names of trunk secrets
 /// (`DIALER_TRUNK_*`), read from the service's trunk secrets file or its environment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -459,6 +480,18 @@ pub struct Trunk {
         schema(example = "sip:proxy.carrier.example:5060")
     )]
     pub outbound_proxy: Option<String>,
+    /// SRTP on the calls' media: `off` (default), `optional` or `required`. Its keys travel in
+    /// the SDP, so it needs `transport = "tls"` unless `sdes_without_tls` is set.
+    #[serde(default, skip_serializing_if = "is_off")]
+    pub srtp: SrtpPolicy,
+    /// Exchange SRTP keys over UDP or TCP too, where anyone on the path can read them (a
+    /// carrier on a private link). Off by default.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub sdes_without_tls: bool,
+}
+
+fn is_off(policy: &SrtpPolicy) -> bool {
+    *policy == SrtpPolicy::Off
 }
 
 fn default_cps() -> u32 {
@@ -824,6 +857,21 @@ impl CampaignSpec {
                 "a CA file is for a TLS trunk: write transport = \"tls\"".into(),
             );
         }
+        if t.srtp.enabled() && t.transport != Transport::Tls && !t.sdes_without_tls {
+            bad(
+                "trunk.srtp",
+                format!(
+                    "SRTP keys travel in the SDP, readable by anyone on the path without TLS: \
+                     write transport = \"tls\" (or sdes_without_tls = true to send them over {} \
+                     anyway)",
+                    match t.transport {
+                        Transport::Udp => "UDP",
+                        Transport::Tcp => "TCP",
+                        Transport::Tls => "TLS",
+                    }
+                ),
+            );
+        }
         if t.ca_file.as_deref().is_some_and(|f| f.trim().is_empty()) {
             bad("trunk.ca_file", "the CA file's path is empty".into());
         }
@@ -1083,6 +1131,35 @@ cps = 0
             .replace("[trunk]", "[trunk]\nca_file = \"ca.pem\"");
         let got = fields(CampaignSpec::from_toml(&udp).unwrap_err());
         assert_eq!(got, vec!["trunk.transport", "trunk.ca_file"]);
+    }
+
+    #[test]
+    fn srtp_needs_tls_unless_told_otherwise() {
+        let tls = MINIMAL.replace(
+            "[trunk]",
+            "[trunk]\ntransport = \"tls\"\nsrtp = \"required\"",
+        );
+        let spec = CampaignSpec::from_toml(&tls).unwrap();
+        assert_eq!(spec.trunk.srtp, SrtpPolicy::Required);
+        assert!(!spec.trunk.sdes_without_tls);
+        let udp = MINIMAL.replace("[trunk]", "[trunk]\nsrtp = \"optional\"");
+        let err = CampaignSpec::from_toml(&udp).unwrap_err();
+        assert!(format!("{err:?}").contains("write transport"), "{err:?}");
+        assert_eq!(fields(err), vec!["trunk.srtp"]);
+        let told = MINIMAL.replace(
+            "[trunk]",
+            "[trunk]\nsrtp = \"optional\"\nsdes_without_tls = true",
+        );
+        assert_eq!(
+            CampaignSpec::from_toml(&told).unwrap().trunk.srtp,
+            SrtpPolicy::Optional
+        );
+        let typo = MINIMAL.replace("[trunk]", "[trunk]\nsrtp = \"mandatory\"");
+        assert!(CampaignSpec::from_toml(&typo).is_err());
+        // Off is the default and is not written back.
+        let spec = CampaignSpec::from_toml(MINIMAL).unwrap();
+        assert_eq!(spec.trunk.srtp, SrtpPolicy::Off);
+        assert!(!serde_json::to_string(&spec).unwrap().contains("srtp"));
     }
 
     #[test]

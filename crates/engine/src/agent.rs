@@ -3,10 +3,11 @@
 //! of the call (the agent logs out), and hangs up when the actor says so.
 
 use crate::core::CoreInput;
-use crate::inbox::{ActorMsg, AgentCommand, CampaignHandle, Session, remote_media};
+use crate::inbox::{
+    ActorMsg, AgentCommand, CampaignHandle, Session, answered_media, local_media, offered_media,
+};
 use crate::shared::Shared;
 use media::{LegEvent, LegOptions};
-use sip::sdp::LocalMedia;
 use sip::{CallEvent, IncomingCall};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -35,13 +36,41 @@ pub(crate) async fn run(
             return;
         }
     };
-    let offer = incoming.info().offer.as_ref().and_then(remote_media);
-    if let Some(remote) = &offer
-        && let Err(err) = leg.set_remote(remote)
-    {
-        tracing::warn!(%err, agent = %agent.username, "agent's SDP unusable");
+    let info = incoming.info().clone();
+    let policy = shared.config.phone_srtp;
+    let over_tls = info.transport == sip::Transport::Tls;
+    let srtp = if !policy.enabled() || over_tls || shared.config.sdes_without_tls {
+        policy
+    } else {
+        // SDES keys travel in the SDP: over UDP or TCP anyone on the path could read them.
+        match policy {
+            domain::SrtpPolicy::Required => {
+                tracing::warn!(agent = %agent.username, transport = ?info.transport,
+                    "phone refused (488): phone_srtp is required and SRTP keys are only exchanged over TLS (sdes_without_tls is off)");
+                let _ = incoming.reject(488).await;
+                leg.close();
+                return;
+            }
+            _ => {
+                tracing::info!(agent = %agent.username, transport = ?info.transport,
+                    "no SRTP with this phone: its keys would cross the network in clear without TLS (sdes_without_tls is off)");
+                domain::SrtpPolicy::Off
+            }
+        }
+    };
+    let local = local_media(leg.local_rtp_addr(), srtp);
+    if let Some(offer) = &info.offer {
+        match offered_media(&local, offer) {
+            Ok(remote) => {
+                if let Err(err) = leg.set_remote(&remote) {
+                    tracing::warn!(%err, agent = %agent.username, "agent's SDP unusable");
+                }
+            }
+            // The SIP core answers such an offer with 488 below.
+            Err(err) => tracing::warn!(%err, agent = %agent.username, "agent's offer refused"),
+        }
     }
-    let mut call = match incoming.answer(LocalMedia::new(leg.local_rtp_addr())).await {
+    let mut call = match incoming.answer(local.clone()).await {
         Ok(call) => call,
         Err(err) => {
             tracing::warn!(%err, agent = %agent.username, "cannot answer the agent's phone");
@@ -72,8 +101,20 @@ pub(crate) async fn run(
     loop {
         tokio::select! {
             event = call.next_event() => match event {
-                Some(CallEvent::Confirmed { sdp: Some(sdp) }) | Some(CallEvent::MediaChanged { sdp, .. }) => {
-                    if let Some(remote) = remote_media(&sdp) {
+                Some(CallEvent::Confirmed { sdp: Some(sdp) }) => {
+                    // The phone's answer in the ACK, to the offer in our 200.
+                    match answered_media(&local, &sdp) {
+                        Ok(remote) => {
+                            let _ = leg.set_remote(&remote);
+                        }
+                        Err(err) => {
+                            tracing::warn!(%err, agent = %agent.username, "phone's answer unusable: hanging up");
+                            call.hangup();
+                        }
+                    }
+                }
+                Some(CallEvent::MediaChanged { sdp, .. }) => {
+                    if let Ok(remote) = offered_media(&local, &sdp) {
                         let _ = leg.set_remote(&remote);
                     }
                 }

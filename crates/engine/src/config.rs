@@ -44,6 +44,13 @@ pub struct EngineConfig {
     /// them out; offer `[Sha256, Md5]` where every phone speaks SHA-256 or reads only its
     /// first challenge.
     pub digest_algorithms: Vec<sip::digest::DigestAlgorithm>,
+    /// SRTP (SDES) with agents' phones: `Off` (plain RTP; a phone offering only SRTP gets
+    /// 488), `Optional` (a phone's SRTP offer is answered with SRTP) or `Required` (a plain
+    /// offer gets 488).
+    pub phone_srtp: domain::SrtpPolicy,
+    /// Exchange phones' SRTP keys over UDP and TCP too (readable on the path); without it,
+    /// SRTP is only agreed with phones that came over TLS.
+    pub sdes_without_tls: bool,
     /// The DNS server for carriers' host names (RFC 3263 NAPTR, SRV, A/AAAA); the system's
     /// resolv.conf when `None`.
     pub dns_server: Option<SocketAddr>,
@@ -100,6 +107,8 @@ impl EngineConfig {
             media: media::MediaConfig::default(),
             realm: "dialer".to_owned(),
             digest_algorithms: vec![sip::digest::DigestAlgorithm::Md5],
+            phone_srtp: domain::SrtpPolicy::Off,
+            sdes_without_tls: false,
             dns_server: None,
             register_retry: sip::RetryPolicy::default(),
             agent_day_time_zone: chrono_tz::UTC,

@@ -6,7 +6,7 @@
 
 use crate::call::{CallAction, CallInput, Finished, PromptKind};
 use crate::core::CoreInput;
-use crate::inbox::{ActorMsg, CallCommand, Runtime, remote_media};
+use crate::inbox::{ActorMsg, CallCommand, Runtime, answered_media, local_media, offered_media};
 use crate::shared::Shared;
 use crate::view::{CallState, CallUpdate};
 use chrono::Utc;
@@ -176,6 +176,8 @@ pub(crate) async fn run(mut ctx: CallCtx) {
     });
     let writer = spawn_writer(shared.clone(), attempt);
     let spec = &ctx.runtime.spec;
+    // The campaign check keeps SRTP to TLS trunks unless sdes_without_tls says otherwise.
+    let local = local_media(leg.local_rtp_addr(), spec.trunk.srtp);
     let outbound = OutboundCall {
         number: ctx.contact.e164.clone(),
         caller_id: CallerId {
@@ -184,11 +186,12 @@ pub(crate) async fn run(mut ctx: CallCtx) {
                 .unwrap_or_else(|| spec.caller_id.clone()),
             name: None,
         },
-        media: LocalMedia::new(leg.local_rtp_addr()),
+        media: local.clone(),
         ring_timeout: spec.ring_timeout.0,
         headers: vec![("X-Campaign".into(), ctx.runtime.name.clone())],
     };
     let mut live = Live {
+        local,
         leg,
         leg_events,
         attempt,
@@ -227,6 +230,8 @@ pub(crate) async fn run(mut ctx: CallCtx) {
 
 /// A placed call's I/O: the SIP call, the RTP leg, the detectors, the bridge, the recording.
 struct Live {
+    /// What we offered: its SRTP keys settle the answer's.
+    local: LocalMedia,
     leg: Leg,
     leg_events: media::LegEvents,
     attempt: i64,
@@ -280,7 +285,13 @@ impl Live {
             tokio::select! {
                 event = next_call_event(&mut self.call) => match event {
                     Some(CallEvent::Progress { code, sdp, .. }) => {
-                        let early = sdp.as_ref().and_then(remote_media);
+                        let early = sdp.as_ref().and_then(|sdp| match answered_media(&self.local, sdp) {
+                            Ok(remote) => Some(remote),
+                            Err(err) => {
+                                tracing::warn!(%err, attempt = self.attempt, "early media unusable");
+                                None
+                            }
+                        });
                         if let Some(remote) = &early
                             && let Err(err) = self.leg.set_remote(remote)
                         {
@@ -289,16 +300,39 @@ impl Live {
                         self.input(ctx, CallInput::Progress { code, early_media: early.is_some() });
                     }
                     Some(CallEvent::Answered { sdp }) => {
-                        if let Some(remote) = sdp.as_ref().and_then(remote_media)
-                            && let Err(err) = self.leg.set_remote(&remote)
-                        {
-                            tracing::warn!(%err, attempt = self.attempt, "answer's media unusable");
+                        let remote = sdp.as_ref().map(|sdp| answered_media(&self.local, sdp));
+                        if let Some(Err(sip::sdp::SdpError::Srtp(err))) = &remote {
+                            // SRTP the campaign requires was refused or mismatched: no audio
+                            // in clear, so no call.
+                            tracing::warn!(%err, attempt = self.attempt, "answer refused SRTP: hanging up");
+                            if let Some(call) = self.call.take() {
+                                call.hangup();
+                            }
+                            self.input(ctx, CallInput::Ended {
+                                outcome: sip::InviteResult::Failed { code: 488, reason: format!("SRTP: {err}") },
+                                code: Some(200),
+                            });
+                            continue;
+                        }
+                        match remote {
+                            Some(Ok(remote)) => {
+                                if let Err(err) = self.leg.set_remote(&remote) {
+                                    tracing::warn!(%err, attempt = self.attempt, "answer's media unusable");
+                                }
+                            }
+                            Some(Err(err)) => tracing::warn!(%err, attempt = self.attempt, "answer's media unusable"),
+                            None => {}
                         }
                         self.input(ctx, CallInput::Answered);
                     }
                     Some(CallEvent::MediaChanged { sdp, .. }) => {
-                        if let Some(remote) = remote_media(&sdp) {
-                            let _ = self.leg.set_remote(&remote);
+                        match offered_media(&self.local, &sdp) {
+                            Ok(remote) => {
+                                if let Err(err) = self.leg.set_remote(&remote) {
+                                    tracing::warn!(%err, attempt = self.attempt, "re-offer's media unusable");
+                                }
+                            }
+                            Err(err) => tracing::warn!(%err, attempt = self.attempt, "re-offer's media unusable"),
                         }
                     }
                     Some(CallEvent::Confirmed { .. }) => {}

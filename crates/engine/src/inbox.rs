@@ -159,11 +159,40 @@ pub(crate) enum AgentCommand {
     Hangup,
 }
 
-/// Maps the SDP crate's view of the peer to the media crate's.
-pub(crate) fn remote_media(sdp: &Sdp) -> Option<media::RemoteMedia> {
-    let remote = sdp
-        .remote_media(&[sip::sdp::Codec::Pcmu, sip::sdp::Codec::Pcma])
-        .ok()?;
+/// The peer's media from its answer (or early media) to our offer of `local`, with the SRTP
+/// keys it settles: an error when it cannot be used (no codec, SRTP refused or mismatched).
+pub(crate) fn answered_media(
+    local: &sip::sdp::LocalMedia,
+    sdp: &Sdp,
+) -> Result<media::RemoteMedia, sip::sdp::SdpError> {
+    sip::sdp::answered(local, sdp).map(to_media)
+}
+
+/// The peer's media from its offer, as our answer from `local` settles it (the same choice
+/// the SIP core makes when it writes the answer, so the keys match the answer sent).
+pub(crate) fn offered_media(
+    local: &sip::sdp::LocalMedia,
+    offer: &Sdp,
+) -> Result<media::RemoteMedia, sip::sdp::SdpError> {
+    sip::sdp::answer(local, offer, &sip::sdp::Origin::new()).map(|(_, remote)| to_media(remote))
+}
+
+/// Our local media for a peer under `policy`: SRTP lines with fresh keys when it is on.
+pub(crate) fn local_media(
+    addr: std::net::SocketAddr,
+    policy: domain::SrtpPolicy,
+) -> sip::sdp::LocalMedia {
+    let local = sip::sdp::LocalMedia::new(addr);
+    match policy {
+        domain::SrtpPolicy::Off => local,
+        domain::SrtpPolicy::Optional => local.with_srtp(sip::sdes::SrtpMode::Optional),
+        domain::SrtpPolicy::Required => local.with_srtp(sip::sdes::SrtpMode::Required),
+    }
+}
+
+/// Maps the SDP crate's view of the peer (codec, telephone-event, SRTP keys) to the media
+/// crate's, for [`media::Leg::set_remote`].
+pub fn to_media(remote: sip::sdp::RemoteMedia) -> media::RemoteMedia {
     let codec = match remote.codec {
         sip::sdp::Codec::Pcma => media::Codec::Pcma,
         _ => media::Codec::Pcmu,
@@ -173,5 +202,20 @@ pub(crate) fn remote_media(sdp: &Sdp) -> Option<media::RemoteMedia> {
     if let Some(pt) = remote.telephone_event {
         media = media.with_dtmf(pt);
     }
-    Some(media)
+    if let Some(keys) = remote.srtp {
+        media = media.with_srtp(media::srtp::SrtpConfig {
+            suite: match keys.suite {
+                sip::sdes::CryptoSuite::AesCm128HmacSha1_80 => {
+                    media::srtp::SrtpSuite::AesCm128HmacSha1_80
+                }
+                sip::sdes::CryptoSuite::AesCm128HmacSha1_32 => {
+                    media::srtp::SrtpSuite::AesCm128HmacSha1_32
+                }
+                sip::sdes::CryptoSuite::AeadAes128Gcm => media::srtp::SrtpSuite::AeadAes128Gcm,
+            },
+            local: media::srtp::SrtpKey::new(keys.local.as_bytes()),
+            remote: media::srtp::SrtpKey::new(keys.remote.as_bytes()),
+        });
+    }
+    media
 }

@@ -58,6 +58,7 @@ pub use cluster::{ClusterState, Counters, InProcess};
 pub use config::EngineConfig;
 pub use engine::Engine;
 pub use error::{ClusterError, EngineError, Result};
+pub use inbox::to_media as leg_media;
 pub use media::{MediaConfig, MediaIo, MediaPriority, ReceiveLoopStats};
 pub use secrets::{TrunkSecrets, confined_path};
 pub use view::{
