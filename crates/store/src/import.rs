@@ -767,4 +767,3 @@ mod tests {
         assert_eq!(out, b"a\\\\b\\tc\\nd");
     }
 }
-
