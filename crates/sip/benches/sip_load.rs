@@ -5,9 +5,19 @@
 //! time used by this process (endpoint and one task per call) and by sipp.
 //!
 //!     cargo bench -p sip --bench sip_load
+//!
+//! With `DIALER_BENCH_PEER=udp,tls` (or one of them) the far side is instead our own endpoint
+//! in the same process, answering every call at once, reached over UDP or over TLS (a `sips:`
+//! trunk, a test CA, one connection reused for every call): a table of the call set-up rate,
+//! the set-up time (INVITE to 200) and the CPU per call of both ends together, per transport.
+//!
+//!     DIALER_BENCH_PEER=udp,tls DIALER_BENCH_CPS=300 DIALER_BENCH_SECS=20 cargo bench -p sip --bench sip_load
 
 use sip::sdp::LocalMedia;
-use sip::{CallEvent, CallerId, Endpoint, EndpointConfig, InviteResult, OutboundCall, TrunkConfig};
+use sip::{
+    CallEvent, CallerId, Endpoint, EndpointConfig, InviteResult, OutboundCall, TlsClient,
+    TlsServer, Transport, TrunkConfig,
+};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use testkit::sipp::Sipp;
@@ -59,7 +69,178 @@ fn main() {
     runtime.block_on(run());
 }
 
+/// What one transport's run of the peer mode measured.
+struct PeerRow {
+    transport: &'static str,
+    calls: usize,
+    rate: f64,
+    p50: Duration,
+    p99: Duration,
+    cpu_per_call: f64,
+    failed: u64,
+    retransmissions: u64,
+}
+
+/// Places `total` calls at `cps` on our own endpoint as the UAS, over `transport`.
+async fn peer_run(transport: Transport, total: u64, cps: u32, hold: Duration) -> PeerRow {
+    let ca = testkit::tls::TestCa::new("sip_load CA");
+    let mut uas_config = EndpointConfig::udp("127.0.0.1:0".parse().unwrap());
+    if transport == Transport::Tls {
+        let leaf = ca.leaf(&["localhost"]);
+        uas_config.tls = vec!["127.0.0.1:0".parse().unwrap()];
+        uas_config.tls_server =
+            Some(TlsServer::from_pem(leaf.cert.as_bytes(), leaf.key.as_bytes()).expect("cert"));
+    }
+    let (uas, mut incoming) = Endpoint::bind(uas_config).await.expect("bind the UAS");
+    let answerer = tokio::spawn(async move {
+        while let Some(offered) = incoming.next_call().await {
+            tokio::spawn(async move {
+                if let Ok(mut call) = offered
+                    .answer(LocalMedia::new("127.0.0.1:41000".parse().unwrap()))
+                    .await
+                {
+                    let _ = call.wait_end().await;
+                }
+            });
+        }
+    });
+    let target = match transport {
+        Transport::Tls => format!(
+            "sips:localhost:{}",
+            uas.local_addr(Transport::Tls).expect("TLS listener").port()
+        ),
+        _ => format!(
+            "sip:{}",
+            uas.local_addr(Transport::Udp).expect("UDP listener")
+        ),
+    };
+    let mut uac_config = EndpointConfig::udp("127.0.0.1:0".parse().unwrap());
+    uac_config.tls_client = Some(TlsClient::from_ca_pem(ca.pem.as_bytes()).expect("CA"));
+    let (uac, _incoming) = Endpoint::bind(uac_config).await.expect("bind the UAC");
+    let trunk = uac
+        .trunk(TrunkConfig::new(target.parse().unwrap(), cps))
+        .await
+        .expect("trunk");
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (cpu_before, _) = cpu_seconds();
+    let mut sent = Vec::with_capacity(total as usize);
+    for n in 0..total {
+        let call = OutboundCall {
+            number: format!("+1555{:07}", n % 10_000_000),
+            caller_id: CallerId {
+                number: "+15550001111".into(),
+                name: None,
+            },
+            media: LocalMedia::new("127.0.0.1:40000".parse().unwrap()),
+            ring_timeout: Duration::from_secs(30),
+            headers: Vec::new(),
+        };
+        let Ok(mut call) = uac.dial(&trunk, call).await else {
+            let _ = done_tx.send(None);
+            continue;
+        };
+        let at = Instant::now();
+        sent.push(at);
+        let done = done_tx.clone();
+        tokio::spawn(async move {
+            let mut setup = None;
+            while let Some(event) = call.next_event().await {
+                match event {
+                    CallEvent::Answered { .. } => {
+                        setup = Some(at.elapsed());
+                        tokio::time::sleep(hold).await;
+                        call.hangup();
+                    }
+                    CallEvent::Ended(_) => break,
+                    _ => {}
+                }
+            }
+            let _ = done.send(setup);
+        });
+    }
+    drop(done_tx);
+    let mut setups = Vec::new();
+    let mut failed = 0;
+    while let Some(result) = done_rx.recv().await {
+        match result {
+            Some(setup) => setups.push(setup),
+            None => failed += 1,
+        }
+    }
+    let (cpu_after, _) = cpu_seconds();
+    let span = sent.last().zip(sent.first()).map(|(l, f)| *l - *f);
+    let rate = span
+        .map(|span| (sent.len() - 1) as f64 / span.as_secs_f64())
+        .unwrap_or(0.0);
+    setups.sort();
+    let pick = |p: f64| {
+        setups
+            .get(((setups.len().max(1) - 1) as f64 * p).round() as usize)
+            .copied()
+            .unwrap_or_default()
+    };
+    let retransmissions = uac.stats().retransmissions + uas.stats().retransmissions;
+    uac.shutdown();
+    uas.shutdown();
+    answerer.abort();
+    PeerRow {
+        transport: match transport {
+            Transport::Tls => "TLS (one connection)",
+            _ => "UDP",
+        },
+        calls: sent.len(),
+        rate,
+        p50: pick(0.5),
+        p99: pick(0.99),
+        cpu_per_call: (cpu_after - cpu_before) / sent.len().max(1) as f64 * 1e6,
+        failed,
+        retransmissions,
+    }
+}
+
+/// The peer mode: the same load over each transport named in `peers`, then the table.
+async fn peers(peers: &str) {
+    let cps = env("DIALER_BENCH_CPS", 300) as u32;
+    let secs = env("DIALER_BENCH_SECS", 20);
+    let hold = Duration::from_millis(env("DIALER_BENCH_HOLD_MS", 1000));
+    let mut rows = Vec::new();
+    for name in peers.split(',').map(str::trim) {
+        let transport = match name {
+            "udp" => Transport::Udp,
+            "tls" => Transport::Tls,
+            other => panic!("DIALER_BENCH_PEER: `{other}` is not udp or tls"),
+        };
+        rows.push(peer_run(transport, cps as u64 * secs, cps, hold).await);
+    }
+    println!(
+        "\nsip_load, our own endpoint as the UAS in the same process: cap {cps}/s for {secs} s, each \
+         call held {hold:?}"
+    );
+    println!(
+        "{:<22} | {:>6} | {:>12} | {:>16} | {:>18} | {:>6} | {:>7}",
+        "transport", "calls", "calls/s", "set-up p50/p99", "CPU per call", "failed", "retrans"
+    );
+    println!("{}", "-".repeat(106));
+    for row in &rows {
+        println!(
+            "{:<22} | {:>6} | {:>12.1} | {:>7.2}/{:>5.2} ms | {:>9.0} us both | {:>6} | {:>7}",
+            row.transport,
+            row.calls,
+            row.rate,
+            row.p50.as_secs_f64() * 1e3,
+            row.p99.as_secs_f64() * 1e3,
+            row.cpu_per_call,
+            row.failed,
+            row.retransmissions
+        );
+    }
+}
+
 async fn run() {
+    if let Ok(list) = std::env::var("DIALER_BENCH_PEER") {
+        peers(&list).await;
+        return;
+    }
     let cps = env("DIALER_BENCH_CPS", 500) as u32;
     let secs = env("DIALER_BENCH_SECS", 60);
     let hold = Duration::from_millis(env("DIALER_BENCH_HOLD_MS", 1000));
