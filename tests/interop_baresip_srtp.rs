@@ -207,11 +207,13 @@ async fn the_dialer_calls_a_tls_srtp_carrier_with_audio_both_ways() {
             "name = \"srtp-call\"\ndefault_country = \"US\"\ncaller_id = \"+12025550100\"\n\
              ring_timeout = \"20s\"\nabandon_message = \"prompts/abandon.wav\"\n\n\
              [trunk]\nuri = \"sip:localhost:{tls}\"\ntransport = \"tls\"\nsrtp = \"required\"\n\
-             ca_file = \"{}\"\ncps = 5\n",
-            ca.write(dir.path(), "carrier-ca.pem").display()
+             ca_file = \"carrier-ca.pem\"\ncps = 5\n"
         ),
     )
     .unwrap();
+    // The CA file is named relative to the prompts directory `call` is given (the campaign
+    // check refuses paths that lead out of it).
+    ca.write(dir.path(), "carrier-ca.pem");
     let applied = dialer(&[
         "--database-url",
         &database,
@@ -227,6 +229,8 @@ async fn the_dialer_calls_a_tls_srtp_carrier_with_audio_both_ways() {
         "--database-url",
         &database,
         "call",
+        "--prompts-dir",
+        dir.path().to_str().unwrap(),
         "(202) 555-0123",
         "--campaign",
         "srtp-call",
