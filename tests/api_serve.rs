@@ -334,3 +334,107 @@ async fn phones_are_challenged_with_md5_alone_unless_configured() {
         "{stderr}"
     );
 }
+
+/// `curl ARGS URL`: the exit code and stdout.
+fn curl(args: &[&str], url: &str) -> (i32, String) {
+    let out = Command::new("curl")
+        .args(["--silent", "--show-error", "--max-time", "20"])
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("curl runs");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_speaks_https_and_refuses_plain_http_beyond_loopback() {
+    if testkit::program("curl").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("serve.db").display()
+    );
+    let ca = testkit::tls::TestCa::new("dialer test CA");
+    let ca_file = ca.write(dir.path(), "ca.pem");
+    let (cert, key) = ca
+        .leaf(&["localhost", "127.0.0.1"])
+        .write(dir.path(), "api");
+    let base = [
+        "serve",
+        "--database-url",
+        &db,
+        "--sip",
+        "127.0.0.1:0",
+        "--rtp-ports",
+        "0-0",
+    ];
+
+    // HTTPS with the certificate: a client trusting the test CA gets answers, one that does
+    // not is refused by its TLS check, and plain HTTP gets no answer.
+    let mut args = base.to_vec();
+    args.extend([
+        "--listen",
+        "127.0.0.1:0",
+        "--https-cert",
+        cert.to_str().unwrap(),
+        "--https-key",
+        key.to_str().unwrap(),
+    ]);
+    let serve = Serve::start(&args, dir.path());
+    assert!(
+        serve.base.starts_with("https://127.0.0.1:"),
+        "{}",
+        serve.base
+    );
+    let cacert = ca_file.to_str().unwrap();
+    let (code, health) = curl(&["--cacert", cacert], &format!("{}/healthz", serve.base));
+    assert_eq!(code, 0, "{health}");
+    assert!(health.contains("\"status\":\"ok\""), "{health}");
+    let localhost = serve.base.replace("127.0.0.1", "localhost");
+    let (code, campaigns) = curl(
+        &["--cacert", cacert],
+        &format!("{localhost}/api/v1/campaigns"),
+    );
+    assert_eq!(code, 0, "{campaigns}");
+    let (code, refused) = curl(&[], &format!("{}/healthz", serve.base));
+    assert_eq!(code, 60, "an untrusted certificate is refused: {refused}");
+    let plain = serve.base.replace("https://", "http://");
+    let (code, answer) = curl(&[], &format!("{plain}/healthz"));
+    assert_ne!(code, 0, "plain HTTP on the HTTPS port: {answer}");
+    assert!(
+        serve.seen.iter().any(|l| l.contains("API https://")),
+        "{:?}",
+        serve.seen
+    );
+    serve.terminate();
+
+    // Plain HTTP on an address beyond loopback is refused at start with the reason ...
+    let mut args = base.to_vec();
+    args.extend(["--listen", "0.0.0.0:0"]);
+    let out = Command::new(env!("CARGO_BIN_EXE_dialer"))
+        .args(&args)
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("refusing to serve the API over plain HTTP on 0.0.0.0:0")
+            && stderr.contains("--https-cert")
+            && stderr.contains("--insecure-http"),
+        "{stderr}"
+    );
+    // ... unless asked for explicitly.
+    args.push("--insecure-http");
+    let serve = Serve::start(&args, dir.path());
+    let port = serve.base.rsplit(':').next().unwrap().to_owned();
+    let (code, health) = curl(&[], &format!("http://127.0.0.1:{port}/healthz"));
+    assert_eq!(code, 0, "{health}");
+    serve.terminate();
+}

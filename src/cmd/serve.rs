@@ -24,9 +24,29 @@ pub struct Args {
     /// TOML configuration file (see docs/api.md); flags override its values.
     #[arg(long, short = 'c', env = "DIALER_CONFIG")]
     pub config: Option<PathBuf>,
-    /// HTTP address of the API, `/metrics` and the docs (default 127.0.0.1:8080; port 0 picks one).
+    /// Address of the API, `/metrics` and the docs (default 127.0.0.1:8080; port 0 picks one).
+    /// Other than loopback it needs `--https-cert`/`--https-key`, or `--insecure-http`.
     #[arg(long)]
     pub listen: Option<SocketAddr>,
+    /// PEM file of the certificate chain the API presents over HTTPS (leaf first); with
+    /// `--https-key`, the API speaks HTTPS only.
+    #[arg(long, value_name = "FILE", requires = "https_key")]
+    pub https_cert: Option<PathBuf>,
+    /// PEM file of the HTTPS certificate's private key.
+    #[arg(long, value_name = "FILE", requires = "https_cert")]
+    pub https_key: Option<PathBuf>,
+    /// Serve plain HTTP on a non-loopback `--listen` address (behind a proxy that terminates
+    /// HTTPS); refused without it, since passwords and contacts' data would cross the network
+    /// in clear.
+    #[arg(long)]
+    pub insecure_http: bool,
+    /// Largest list upload, bytes or with a unit (`512MiB`, `1GiB`; default 1GiB): past it the
+    /// upload is refused with 413.
+    #[arg(long, value_name = "SIZE")]
+    pub max_upload: Option<String>,
+    /// How long a list upload may send nothing before it is refused with 408 (default 30s).
+    #[arg(long, value_name = "DURATION")]
+    pub upload_idle_timeout: Option<Dur>,
     /// This node's id, written on leases and attempts (default `node-1`).
     #[arg(long)]
     pub node_id: Option<String>,
@@ -112,6 +132,17 @@ pub struct Args {
 pub struct FileConfig {
     /// HTTP address.
     pub listen: Option<SocketAddr>,
+    /// The API's HTTPS certificate chain (PEM).
+    pub https_cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    pub https_key: Option<PathBuf>,
+    /// Plain HTTP on a non-loopback address.
+    #[serde(default)]
+    pub insecure_http: bool,
+    /// Largest list upload (`"1GiB"`, bytes).
+    pub max_upload: Option<String>,
+    /// Longest silence of a list upload.
+    pub upload_idle_timeout: Option<Dur>,
     /// Database URL (a `--database-url` flag or `DATABASE_URL` wins).
     pub database_url: Option<String>,
     /// Node id.
@@ -172,6 +203,7 @@ pub struct FileConfig {
 #[derive(Debug)]
 struct Settings {
     listen: SocketAddr,
+    api: api::ApiConfig,
     database_url: String,
     engine: EngineConfig,
     campaigns_dir: Option<PathBuf>,
@@ -197,6 +229,43 @@ fn parse_ports(text: &str) -> anyhow::Result<std::ops::RangeInclusive<u16>> {
     Ok(first..=last)
 }
 
+/// A size in bytes: `1048576`, `512KiB`, `64MiB`, `1GiB`.
+fn parse_size(text: &str) -> anyhow::Result<usize> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let unit = match text[digits..].trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        other => anyhow::bail!("max_upload `{text}`: unknown unit `{other}` (B, KiB, MiB or GiB)"),
+    };
+    let value: usize = text[..digits]
+        .parse()
+        .with_context(|| format!("max_upload `{text}`: write a number of bytes, e.g. 1GiB"))?;
+    let bytes = value
+        .checked_mul(unit)
+        .with_context(|| format!("max_upload `{text}` is too large"))?;
+    anyhow::ensure!(bytes > 0, "max_upload must be above zero");
+    Ok(bytes)
+}
+
+/// Refuses plain HTTP beyond this machine unless told: agents' passwords, sessions and
+/// contacts' personal data would cross the network in clear.
+fn check_plain_http(listen: SocketAddr, https: bool, insecure_http: bool) -> anyhow::Result<()> {
+    if https || insecure_http || listen.ip().is_loopback() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "refusing to serve the API over plain HTTP on {listen}, which is not a loopback \
+         address: passwords and contacts' data would cross the network in clear. Give \
+         --https-cert and --https-key (https_cert and https_key in the configuration) to serve \
+         HTTPS, or --insecure-http (insecure_http = true) when a proxy in front terminates HTTPS"
+    )
+}
+
 fn read_config(path: &Path) -> anyhow::Result<FileConfig> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the configuration {}", path.display()))?;
@@ -211,6 +280,8 @@ fn read_config(path: &Path) -> anyhow::Result<FileConfig> {
         &mut config.tls_cert,
         &mut config.tls_key,
         &mut config.tls_ca,
+        &mut config.https_cert,
+        &mut config.https_key,
     ]
     .into_iter()
     .flatten()
@@ -310,11 +381,34 @@ fn settings(args: Args, global: &Global) -> anyhow::Result<Settings> {
         engine.recordings_dir = dir;
     }
     engine.validate().map_err(|err| anyhow::anyhow!("{err}"))?;
+    let listen = args
+        .listen
+        .or(file.listen)
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080)));
+    let mut api = api::ApiConfig::default();
+    match (
+        args.https_cert.or(file.https_cert),
+        args.https_key.or(file.https_key),
+    ) {
+        (Some(cert), Some(key)) => api.tls = Some(api::tls_config(&cert, &key)?),
+        (None, None) => {}
+        _ => anyhow::bail!("HTTPS needs both https_cert and https_key"),
+    }
+    check_plain_http(
+        listen,
+        api.tls.is_some(),
+        args.insecure_http || file.insecure_http,
+    )?;
+    if let Some(size) = args.max_upload.or(file.max_upload) {
+        api.max_upload = parse_size(&size)?;
+    }
+    if let Some(idle) = args.upload_idle_timeout.or(file.upload_idle_timeout) {
+        anyhow::ensure!(!idle.0.is_zero(), "upload_idle_timeout must be above zero");
+        api.upload_idle_timeout = idle.0;
+    }
     Ok(Settings {
-        listen: args
-            .listen
-            .or(file.listen)
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+        listen,
+        api,
         database_url,
         engine,
         campaigns_dir: args.campaigns_dir.or(file.campaigns_dir),
@@ -433,9 +527,19 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     }
 
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let mut server = tokio::spawn(api::serve(listener, engine.clone(), async move {
-        let _ = http_stopped.await;
-    }));
+    let scheme = if settings.api.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let mut server = tokio::spawn(api::serve_with(
+        listener,
+        engine.clone(),
+        settings.api.clone(),
+        async move {
+            let _ = http_stopped.await;
+        },
+    ));
     let sip = [
         sip::Transport::Udp,
         sip::Transport::Tcp,
@@ -450,10 +554,10 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     .collect::<Vec<_>>()
     .join(", ");
     println!(
-        "dialer serve: node {}, SIP {sip}, API http://{api_addr}/api/v1 (docs http://{api_addr}/swagger-ui/, metrics http://{api_addr}/metrics)",
+        "dialer serve: node {}, SIP {sip}, API {scheme}://{api_addr}/api/v1 (docs {scheme}://{api_addr}/swagger-ui/, metrics {scheme}://{api_addr}/metrics)",
         engine.node_id()
     );
-    println!("listening on http://{api_addr}");
+    println!("listening on {scheme}://{api_addr}");
 
     tokio::select! {
         () = signals.next() => {}
@@ -492,4 +596,33 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         report.cancelled, report.finished, report.cut, report.leases_released
     );
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_with_units() {
+        assert_eq!(parse_size("1048576").unwrap(), 1 << 20);
+        assert_eq!(parse_size("512KiB").unwrap(), 512 << 10);
+        assert_eq!(parse_size("64 MiB").unwrap(), 64 << 20);
+        assert_eq!(parse_size("1GiB").unwrap(), 1 << 30);
+        for bad in ["", "0", "1GB", "x", "-1"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn plain_http_stays_on_loopback_unless_told() {
+        let any: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        let err = check_plain_http(any, false, false).unwrap_err().to_string();
+        assert!(err.contains("refusing to serve the API over plain HTTP on 0.0.0.0:8080"));
+        assert!(err.contains("--insecure-http"), "{err}");
+        check_plain_http(any, true, false).unwrap();
+        check_plain_http(any, false, true).unwrap();
+        check_plain_http("127.0.0.1:0".parse().unwrap(), false, false).unwrap();
+        check_plain_http("[::1]:8080".parse().unwrap(), false, false).unwrap();
+        assert!(check_plain_http("192.0.2.7:80".parse().unwrap(), false, false).is_err());
+    }
 }

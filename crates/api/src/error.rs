@@ -126,4 +126,7 @@ pub enum ApiError {
     /// Accepting or serving connections failed.
     #[error("HTTP server: {0}")]
     Io(#[from] std::io::Error),
+    /// The HTTPS certificate or key cannot be used (the message names the file and why).
+    #[error("{0}")]
+    Tls(String),
 }

@@ -28,9 +28,11 @@ mod lists;
 pub mod metrics;
 mod records;
 pub mod schema;
+mod serve;
 
 pub use campaigns::{spec_from_json, spec_from_toml};
 pub use error::{ApiError, Failure};
+pub use serve::{ApiConfig, DEFAULT_MAX_UPLOAD, DEFAULT_UPLOAD_IDLE_TIMEOUT, tls_config};
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::StatusCode;
@@ -48,8 +50,6 @@ use utoipa_swagger_ui::SwaggerUi;
 
 /// Largest JSON or TOML body (campaign definitions, agents, patches).
 pub const MAX_BODY: usize = 1024 * 1024;
-/// Largest list upload.
-pub const MAX_UPLOAD: usize = 4 * 1024 * 1024 * 1024;
 
 /// What every handler gets.
 #[derive(Clone)]
@@ -80,14 +80,19 @@ struct ApiDoc;
 
 /// The OpenAPI document of the API.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    parts().1
+    parts(&ApiConfig::default()).1
 }
 
-fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    // The upload route takes large bodies; every other route the default limit.
+fn parts(config: &ApiConfig) -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    // The upload route takes large bodies (up to the configured limit) and its idle timeout;
+    // every other route the default limit.
     let uploads = OpenApiRouter::<AppState>::new()
         .routes(routes!(lists::upload_list))
-        .layer(DefaultBodyLimit::max(MAX_UPLOAD));
+        .layer(axum::Extension(lists::UploadLimits {
+            max_bytes: config.max_upload,
+            idle_timeout: config.upload_idle_timeout,
+        }))
+        .layer(DefaultBodyLimit::max(config.max_upload));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(
             campaigns::list_campaigns,
@@ -122,12 +127,17 @@ fn parts() -> (Router<AppState>, utoipa::openapi::OpenApi) {
 /// The API's routes over `engine`, with `/metrics`, the OpenAPI document and Swagger UI.
 /// Installs the Prometheus recorder if no recorder is installed yet.
 pub fn router(engine: Engine) -> Router {
-    router_with(engine, CancellationToken::new())
+    router_with(engine, CancellationToken::new(), &ApiConfig::default())
 }
 
-fn router_with(engine: Engine, shutdown: CancellationToken) -> Router {
+/// [`router`] with the upload limits of `config` (its TLS settings are [`serve_with`]'s).
+pub fn router_with_config(engine: Engine, config: &ApiConfig) -> Router {
+    router_with(engine, CancellationToken::new(), config)
+}
+
+fn router_with(engine: Engine, shutdown: CancellationToken, config: &ApiConfig) -> Router {
     metrics::install();
-    let (routes, doc) = parts();
+    let (routes, doc) = parts(config);
     let state = AppState { engine, shutdown };
     Router::new()
         .merge(SwaggerUi::new("/swagger-ui").url("/api-docs/openapi.json", doc))
@@ -148,17 +158,37 @@ pub async fn serve(
     engine: Engine,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ApiError> {
+    serve_with(listener, engine, ApiConfig::default(), shutdown).await
+}
+
+/// [`serve`] with `config`: the upload limits, and HTTPS when it holds TLS settings.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    engine: Engine,
+    config: ApiConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ApiError> {
     let token = CancellationToken::new();
-    let app = router_with(engine, token.clone());
-    if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "API listening");
+    let app = router_with(engine, token.clone(), &config);
+    let graceful = async move {
+        shutdown.await;
+        token.cancel();
+    };
+    let addr = listener.local_addr().ok();
+    match config.tls {
+        Some(tls) => {
+            tracing::info!(?addr, "API listening (HTTPS)");
+            axum::serve(serve::TlsListener::new(listener, tls), app)
+                .with_graceful_shutdown(graceful)
+                .await?;
+        }
+        None => {
+            tracing::info!(?addr, "API listening (HTTP)");
+            axum::serve(listener, app)
+                .with_graceful_shutdown(graceful)
+                .await?;
+        }
     }
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            token.cancel();
-        })
-        .await?;
     Ok(())
 }
 

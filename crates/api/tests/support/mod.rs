@@ -46,6 +46,15 @@ impl Api {
         db: Db,
         configure: impl FnOnce(&mut EngineConfig, &std::path::Path),
     ) -> Option<Api> {
+        Self::start_serving(db, configure, api::ApiConfig::default()).await
+    }
+
+    /// [`start_with`](Self::start_with), the API served with `serving` (upload limits).
+    pub async fn start_serving(
+        db: Db,
+        configure: impl FnOnce(&mut EngineConfig, &std::path::Path),
+        serving: api::ApiConfig,
+    ) -> Option<Api> {
         let dir = tempfile::tempdir().unwrap();
         let (database_url, pg) = match db {
             Db::Sqlite => (testkit::sqlite_url(&dir.path().join("dialer.db")), None),
@@ -69,9 +78,14 @@ impl Api {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(api::serve(listener, engine.clone(), async move {
-            let _ = stopped.await;
-        }));
+        let server = tokio::spawn(api::serve_with(
+            listener,
+            engine.clone(),
+            serving,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
         Some(Api {
             engine,
             base: format!("http://{addr}"),
