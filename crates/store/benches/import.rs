@@ -2,8 +2,11 @@
 //! formats, 2% bad rows, 1% duplicates) imported end to end on SQLite and PostgreSQL.
 //!
 //! ```text
-//! cargo bench -p store --bench import -- [--rows 1000000] [--runs 3] [--db sqlite|postgres|both] [--parse]
+//! cargo bench -p store --bench import -- [--rows 1000000] [--runs 3] [--db sqlite|postgres|both] [--parse] [--commit-rows N]
 //! ```
+//!
+//! `--commit-rows` sets the rows per transaction (default `store::COMMIT_ROWS`, 5,000); the
+//! import used 100,000 before it stopped holding a transaction open while waiting for rows.
 //!
 //! Each run imports into a fresh database. PostgreSQL is the test server
 //! (`DIALER_TEST_POSTGRES`, default `postgres://postgres@127.0.0.1:5432/test`); a fresh database
@@ -20,6 +23,7 @@ struct Options {
     runs: usize,
     db: String,
     parse: bool,
+    commit_rows: usize,
 }
 
 fn options() -> Options {
@@ -28,6 +32,7 @@ fn options() -> Options {
         runs: 3,
         db: "both".into(),
         parse: false,
+        commit_rows: store::COMMIT_ROWS,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -46,6 +51,12 @@ fn options() -> Options {
             }
             "--db" => options.db = args.next().unwrap_or(options.db),
             "--parse" => options.parse = true,
+            "--commit-rows" => {
+                options.commit_rows = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(options.commit_rows)
+            }
             _ => {} // cargo bench passes --bench
         }
     }
@@ -80,7 +91,11 @@ abandon_message = "prompts/abandon.wav"
 uri = "sip:127.0.0.1"
 "#;
 
-async fn import_once(url: &str, file: &std::path::Path) -> (Duration, store::ImportSummary) {
+async fn import_once(
+    url: &str,
+    file: &std::path::Path,
+    commit_rows: usize,
+) -> (Duration, store::ImportSummary) {
     let store = Store::connect(url).await.expect("connect");
     store.migrate().await.expect("migrate");
     let spec = domain::CampaignSpec::from_toml(CAMPAIGN).expect("campaign");
@@ -88,7 +103,14 @@ async fn import_once(url: &str, file: &std::path::Path) -> (Duration, store::Imp
     let reader = std::fs::File::open(file).expect("open the generated file");
     let started = Instant::now();
     let summary = store
-        .import_csv(campaign.id, reader, &ImportOptions::default())
+        .import_csv(
+            campaign.id,
+            reader,
+            &ImportOptions {
+                commit_rows,
+                ..Default::default()
+            },
+        )
         .await
         .expect("import");
     (started.elapsed(), summary)
@@ -139,12 +161,13 @@ fn main() {
     .expect("generate");
     let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
     println!(
-        "generated {} rows ({} bad, {} duplicates), {:.1} MiB; {} cores",
+        "generated {} rows ({} bad, {} duplicates), {:.1} MiB; {} cores; {} rows per commit",
         written.rows,
         written.bad,
         written.duplicates,
         size as f64 / 1048576.0,
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        options.commit_rows
     );
     if options.parse {
         parse_only(&file);
@@ -163,14 +186,14 @@ fn main() {
                 if db == "sqlite" {
                     let path = dir.path().join(format!("bench-{run}.db"));
                     let url = testkit::sqlite_url(&path);
-                    let result = import_once(&url, &file).await;
+                    let result = import_once(&url, &file, options.commit_rows).await;
                     let _ = std::fs::remove_file(&path);
                     result
                 } else {
                     let Some(pg) = testkit::postgres().await else {
                         panic!("PostgreSQL is not reachable");
                     };
-                    let result = import_once(pg.url(), &file).await;
+                    let result = import_once(pg.url(), &file, options.commit_rows).await;
                     drop(pg);
                     result
                 }
