@@ -24,6 +24,8 @@ mod campaigns;
 mod error;
 mod events;
 mod extract;
+#[cfg(feature = "fuzz")]
+pub mod fuzz;
 mod lists;
 pub mod metrics;
 mod records;

@@ -767,3 +767,52 @@ mod tests {
         assert_eq!(out, b"a\\\\b\\tc\\nd");
     }
 }
+
+/// Entry point of the `csv_row` fuzz target (the `fuzz` feature): a call list's header and
+/// rows through the import's reading and row checks, without a database. The first byte picks
+/// the campaign's country and the delimiter. Every row comes back good or refused with its
+/// line; a good row holds an E.164 number, a known zone key and a JSON object of its columns.
+#[cfg(feature = "fuzz")]
+#[doc(hidden)]
+pub fn fuzz_rows(data: &[u8]) {
+    let Some((&mode, data)) = data.split_first() else {
+        return;
+    };
+    let countries = [
+        domain::Country::US,
+        domain::Country::GB,
+        domain::Country::FR,
+        domain::Country::DE,
+    ];
+    let options = ImportOptions {
+        delimiter: [b',', b';', b'\t', b'|'][usize::from(mode >> 2) % 4],
+        ..Default::default()
+    };
+    let normalizer = Normalizer::new(countries[usize::from(mode) % 4]);
+    let mut csv = csv::ReaderBuilder::new()
+        .delimiter(options.delimiter)
+        .flexible(true)
+        .has_headers(true)
+        .from_reader(data);
+    let Ok(headers) = csv.byte_headers().cloned() else {
+        return;
+    };
+    let Ok(layout) = layout(&headers, &options) else {
+        return;
+    };
+    let table = ZoneTable::get();
+    let mut record = ByteRecord::new();
+    while let Ok(true) = csv.read_byte_record(&mut record) {
+        let line = record.position().map_or(0, |p| p.line());
+        match parse_row(&layout, &normalizer, table, line, &record) {
+            Ok(row) => {
+                assert!(row.e164.starts_with('+'), "{}", row.e164);
+                assert!(!row.zone_key.is_empty());
+                let extra: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_str(&row.extra).expect("the columns as a JSON object");
+                assert!(extra.len() <= layout.extra.len());
+            }
+            Err(err) => assert_eq!(err.line, line),
+        }
+    }
+}

@@ -53,6 +53,9 @@ pub use campaigns::{Applied, Campaign};
 pub use db::{Backend, Store};
 pub use dnc::{DncScope, DncSummary};
 pub use error::{Error, Result};
+#[cfg(feature = "fuzz")]
+#[doc(hidden)]
+pub use import::fuzz_rows;
 pub use import::{
     COMMIT_ROWS, ImportOptions, ImportSummary, MAX_ERRORS, PHONE_HEADERS, RowError,
     TIMEZONE_HEADERS,
