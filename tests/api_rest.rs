@@ -860,9 +860,10 @@ async fn metrics_and_openapi() {
 }
 
 /// A list over the 1 MiB body limit of other routes streams in whole; an upload that breaks
-/// off stores no contact of it.
+/// off keeps only the whole chunks committed before the break (5,000 rows each), none of the
+/// half-read one, and the same file uploaded again completes the list.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn large_uploads_stream_and_broken_ones_store_nothing() {
+async fn large_uploads_stream_and_broken_ones_keep_whole_chunks() {
     use tokio::io::AsyncWriteExt as _;
     let Some(api) = Api::start(Db::Sqlite).await else {
         return;
@@ -911,17 +912,24 @@ async fn large_uploads_stream_and_broken_ones_store_nothing() {
     stream.flush().await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     drop(stream);
-    // Whatever the import had read is not kept: no contact of the cut list.
-    assert!(
-        wait_for(Duration::from_secs(10), || async {
-            let (_, counts) = api.get("/api/v1/campaigns/cut/contacts/counts").await;
-            counts["total"] == 0
-        })
-        .await
-    );
+    // What the import had read stays in whole chunks: a multiple of 5,000 rows, less than the
+    // half that was sent, and no more arrives after the break.
+    let total = |counts: &serde_json::Value| counts["total"].as_u64().unwrap_or(u64::MAX);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, counts) = api.get("/api/v1/campaigns/cut/contacts/counts").await;
+    let kept = total(&counts);
+    assert!(kept % 5_000 == 0 && kept < (rows / 2) as u64, "{counts:#}");
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (_, counts) = api.get("/api/v1/campaigns/cut/contacts/counts").await;
-    assert_eq!(counts["total"], 0, "{counts:#}");
+    assert_eq!(total(&counts), kept, "{counts:#}");
+    // The whole file again completes it: the kept rows are duplicates, the rest imported.
+    let (status, report) = api.upload("cut", "cut.csv", &csv).await;
+    assert_eq!(status, 201, "{report:#}");
+    assert_eq!(
+        (report["imported"].as_u64(), report["duplicates"].as_u64()),
+        (Some(rows as u64 - kept), Some(kept)),
+        "{report:#}"
+    );
     let (status, _) = api.get("/healthz").await;
     assert_eq!(status, 200);
     api.stop().await;

@@ -304,8 +304,18 @@ async fn baresip_takes_a_bridged_call_hears_it_speaks_and_sets_the_disposition()
     let session = logged_in.elapsed();
     let run = carrier.finish_within(Duration::from_secs(5)).await;
     assert_eq!(run.code, Some(0), "{}", run.diagnostics);
+    // sndfile writes the WAV header's sizes when the call closes, which may come a moment after
+    // the logout: killed before that, the file reads as empty.
+    let closed = testkit::wait_for(Duration::from_secs(10), || async {
+        phone
+            .heard()
+            .and_then(|path| read_wav(&path, Channel::Mix).ok())
+            .is_some_and(|samples| !samples.is_empty())
+    })
+    .await;
     let log = phone.log();
     phone.stop();
+    assert!(closed, "sndfile's recording never closed\n{log}");
 
     // It heard the callee's words.
     let heard_path = phone

@@ -352,8 +352,15 @@ async fn baresip_as_an_srtp_agent_over_tls_takes_a_bridged_call_with_audio_both_
     phones::expect_state(&api, agent_id, "logged_out", 20, || phone.log()).await;
     let run = carrier.finish_within(Duration::from_secs(5)).await;
     assert_eq!(run.code, Some(0), "{}", run.diagnostics);
+    // sndfile writes the WAV header's sizes when the call closes, which may come a moment after
+    // the logout: killed before that, the file reads as empty.
+    let closed = wait_for(Duration::from_secs(10), || async {
+        phone.heard().is_some_and(|h| !h.is_empty())
+    })
+    .await;
     let log = phone.log();
     phone.stop();
+    assert!(closed, "sndfile's recording never closed\n{log}");
 
     // SRTP towards the phone: it decrypted the callee's words.
     let heard = phone
