@@ -14,6 +14,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261127_000001_initial;
 mod m20261128_000001_bulk_load;
 mod m20261207_000001_agent_digest;
+mod m20261208_000001_auth;
 
 /// Every migration of the schema, oldest first.
 pub struct Migrator;
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261127_000001_initial::Migration),
             Box::new(m20261128_000001_bulk_load::Migration),
             Box::new(m20261207_000001_agent_digest::Migration),
+            Box::new(m20261208_000001_auth::Migration),
         ]
     }
 }

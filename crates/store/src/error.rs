@@ -35,6 +35,15 @@ pub enum Error {
     /// An agent with this username exists already.
     #[error("agent `{0}` exists already")]
     AgentExists(String),
+    /// No user has this name or id.
+    #[error("no user `{0}`")]
+    NoSuchUser(String),
+    /// A user with this name exists already.
+    #[error("user `{0}` exists already")]
+    UserExists(String),
+    /// No API token has this id.
+    #[error("no token {0}")]
+    NoSuchToken(i64),
     /// A value given to the store is not acceptable (the message says which and why).
     #[error("{0}")]
     Invalid(String),

@@ -1,5 +1,5 @@
 //! The dialer's contact base: campaigns, call lists, contacts, leasing, attempts, agents and
-//! do-not-call lists, on SQLite (the embedded default) or PostgreSQL, with CSV import and export.
+//! do-not-call lists, and the API's users, sessions, tokens and audit log, on SQLite (the embedded default) or PostgreSQL, with CSV import and export.
 //!
 //! The campaign runtime leases due contacts, records each attempt's life and outcome, and asks
 //! for the abandon counts; the API pages through contacts and attempts and streams uploads in.
@@ -45,6 +45,7 @@ mod lease;
 mod plans;
 mod queries;
 pub mod sample;
+mod users;
 mod zonesets;
 
 pub use agents::{Agent, NewAgent, digest_ha1};
@@ -62,3 +63,7 @@ pub use import::{
 };
 pub use lease::{LeaseOptions, LeasedContact, MAX_LEASE};
 pub use queries::{AttemptQuery, Contact, ContactQuery, MAX_PAGE};
+pub use users::{
+    ApiToken, AuditEntry, Credential, NewToken, NewUser, Principal, Role, User, check_password,
+    check_username, random_password, redact_secrets, secret_hash,
+};

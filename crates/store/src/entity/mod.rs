@@ -3,7 +3,9 @@
 pub mod abandon_stat;
 pub mod agent;
 pub mod agent_campaign;
+pub mod api_token;
 pub mod attempt;
+pub mod audit;
 pub mod callback;
 pub mod campaign;
 pub mod campaign_zone_set;
@@ -11,4 +13,6 @@ pub mod contact;
 pub mod contact_list;
 pub mod disposition;
 pub mod dnc;
+pub mod session;
+pub mod user;
 pub mod zone_set;
