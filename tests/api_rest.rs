@@ -678,10 +678,7 @@ async fn event_stream_sends_a_snapshot_then_events() {
         api.apply_toml(&campaign_toml("other", nowhere())).await.0,
         201
     );
-    let url = format!(
-        "ws://{}/api/v1/events?campaign=live&types=campaign",
-        api.addr
-    );
+    let url = api.ws_request("/api/v1/events?campaign=live&types=campaign");
     let (mut ws, _) = tokio_tungstenite::connect_async(url)
         .await
         .expect("WebSocket");
@@ -724,7 +721,7 @@ async fn event_stream_sends_a_snapshot_then_events() {
     assert!(running >= 3, "figures of the running campaign keep coming");
 
     // A second client with no filter sees both campaigns, and a pacing change.
-    let url = format!("ws://{}/api/v1/events", api.addr);
+    let url = api.ws_request("/api/v1/events");
     let (mut all, _) = tokio_tungstenite::connect_async(url).await.unwrap();
     api.patch_json("/api/v1/campaigns/other/pacing", &json!({"ratio": 2.0}))
         .await;

@@ -91,6 +91,55 @@ impl Serve {
     }
 }
 
+/// Runs `dialer ARGS` in `dir` with `input` on stdin; its stdout, or the test fails with its
+/// stderr.
+fn dialer(args: &[&str], dir: &std::path::Path, input: &str) -> String {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dialer"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("dialer runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "dialer {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The first admin as a user makes it (`dialer user add --role admin`, the password on stdin)
+/// and a client sending that admin's token (`dialer token add`).
+fn admin_client(database: &[&str], dir: &std::path::Path) -> reqwest::Client {
+    let mut add = database.to_vec();
+    add.extend(["user", "add", "--role", "admin", "root", "--password-stdin"]);
+    let said = dialer(&add, dir, "root-password-1\n");
+    assert!(said.contains("user root created (admin"), "{said}");
+    let mut token = database.to_vec();
+    token.extend(["token", "add", "--user", "root", "--name", "tests"]);
+    let secret = dialer(&token, dir, "");
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {}", secret.trim()).parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
 async fn get(client: &reqwest::Client, url: &str) -> (u16, String) {
     let response = client.get(url).send().await.expect("serve answers");
     (response.status().as_u16(), response.text().await.unwrap())
@@ -128,7 +177,23 @@ shutdown_grace = "2s"
     std::fs::write(dir.path().join("dialer.toml"), config).unwrap();
 
     let serve = Serve::start(&["serve", "--config", "dialer.toml"], dir.path());
-    let client = reqwest::Client::new();
+    // No user yet: serve says how to make one, and the API refuses everything but health.
+    assert!(
+        serve
+            .seen
+            .iter()
+            .any(|l| l.contains("dialer user add --role admin")),
+        "{:?}",
+        serve.seen
+    );
+    let anonymous = reqwest::Client::new();
+    let (status, _) = get(&anonymous, &format!("{}/api/v1/campaigns", serve.base)).await;
+    assert_eq!(status, 401);
+    let db = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("serve.db").display()
+    );
+    let client = admin_client(&["--database-url", &db], dir.path());
     let (status, metrics) = get(&client, &format!("{}/metrics", serve.base)).await;
     assert_eq!(status, 200);
     assert!(
@@ -144,7 +209,7 @@ shutdown_grace = "2s"
     assert_eq!(status, 200);
     let doc: serde_json::Value = serde_json::from_str(&doc).unwrap();
     assert!(doc["paths"]["/api/v1/campaigns"]["post"].is_object());
-    let (status, _) = get(&client, &format!("{}/swagger-ui/", serve.base)).await;
+    let (status, _) = get(&anonymous, &format!("{}/swagger-ui/", serve.base)).await;
     assert_eq!(status, 200);
     // The campaigns directory was applied (the broken file reported and skipped); the node id
     // came from the file.
@@ -209,6 +274,8 @@ async fn serve_on_postgres_by_url() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
+    // The migrations run as the first admin is made, before serve ever starts.
+    let client = admin_client(&["--database-url", pg.url()], dir.path());
     let serve = Serve::start(
         &[
             "--database-url",
@@ -223,7 +290,11 @@ async fn serve_on_postgres_by_url() {
         ],
         dir.path(),
     );
-    let client = reqwest::Client::new();
+    assert!(
+        !serve.seen.iter().any(|l| l.contains("no user yet")),
+        "{:?}",
+        serve.seen
+    );
     let (status, metrics) = get(&client, &format!("{}/metrics", serve.base)).await;
     assert_eq!(status, 200);
     assert!(metrics.contains("dialer_calls_in_flight 0"), "{metrics}");

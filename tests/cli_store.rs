@@ -202,3 +202,123 @@ fn an_invalid_campaign_is_refused_with_field_and_reason() {
     ));
     assert_eq!(examples.matches("is valid").count(), 3, "{examples}");
 }
+
+/// `dialer` with `input` on its standard input (a password, as a script pipes it).
+fn dialer_with_input(db: &str, args: &[&str], input: &str) -> Output {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dialer"))
+        .args(args)
+        .env("DATABASE_URL", db)
+        .env_remove("DIALER_LOG")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run dialer");
+    child
+        .stdin
+        .take()
+        .expect("a stdin")
+        .write_all(input.as_bytes())
+        .expect("the input is written");
+    child.wait_with_output().expect("dialer ends")
+}
+
+fn refused(output: &Output, why: &str) {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "not refused: {stderr}");
+    assert!(stderr.contains(why), "refused for another reason: {stderr}");
+}
+
+#[test]
+fn users_tokens_and_the_audit_log_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = &sqlite_url(dir.path());
+    let add = |args: &[&str], password: &str| {
+        let mut all = vec!["user", "add"];
+        all.extend(args);
+        all.push("--password-stdin");
+        dialer_with_input(db, &all, &format!("{password}\n"))
+    };
+    let made = ok(&add(&["--role", "admin", "root"], "root-password-1"));
+    assert!(made.contains("user root created (admin, id 1)"), "{made}");
+    refused(
+        &add(&["--role", "admin", "root"], "root-password-1"),
+        "exists already",
+    );
+    refused(&add(&["--role", "manager", "m"], "short"), "at least 8");
+    refused(
+        &add(&["--role", "agent", "a"], "agent-password"),
+        "needs its agent",
+    );
+    refused(
+        &add(&["--role", "boss", "b"], "boss-password"),
+        "not one of admin",
+    );
+    refused(
+        &add(
+            &["--role", "agent", "--agent", "nobody", "a"],
+            "agent-password",
+        ),
+        "no agent `nobody`",
+    );
+    let users = ok(&dialer(db, &["user", "list"]));
+    assert!(users.contains("root") && users.contains("admin"), "{users}");
+    refused(&dialer(db, &["user", "delete", "root"]), "last admin");
+
+    // A token is printed once, on stdout alone; lists never show it; revoking is at once.
+    let out = dialer(db, &["token", "add", "--user", "root", "--name", "ci"]);
+    let secret = ok(&out).trim().to_owned();
+    assert!(secret.starts_with("dlr_") && secret.len() == 68, "{secret}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("shown this once"));
+    let listed = ok(&dialer(db, &["token", "list"]));
+    assert!(
+        listed.contains(" ci ") && !listed.contains(&secret),
+        "{listed}"
+    );
+    assert!(ok(&dialer(db, &["token", "revoke", "1"])).contains("token 1 revoked"));
+    refused(&dialer(db, &["token", "revoke", "9"]), "no token 9");
+
+    // Changes made from the command line are in the audit log, as `cli`, with no secret.
+    ok(&dialer(
+        db,
+        &["campaign", "apply", &example("spring-renewals.toml")],
+    ));
+    ok(&dialer(db, &["dnc", "add", "212-555-0142"]));
+    ok(&dialer(db, &["dnc", "remove", "212-555-0142"]));
+    let audit = ok(&dialer(db, &["audit", "--json"]));
+    let entries: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let actions: Vec<&str> = entries
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "user.create",
+            "token.create",
+            "token.revoke",
+            "campaign.apply",
+            "dnc.add",
+            "dnc.remove"
+        ],
+        "{audit}"
+    );
+    assert!(entries.iter().all(|e| e["actor"] == "cli"), "{audit}");
+    assert_eq!(
+        entries[4]["detail"]["numbers"][0], "+12125550142",
+        "{audit}"
+    );
+    assert!(
+        !audit.contains("root-password-1") && !audit.contains(&secret),
+        "{audit}"
+    );
+    let page = ok(&dialer(db, &["audit", "--after-id", "4", "--limit", "1"]));
+    assert_eq!(page.lines().count(), 1, "{page}");
+    assert!(page.contains("dnc.add"), "{page}");
+}

@@ -88,6 +88,16 @@ pub async fn run(command: Command, global: &Global) -> anyhow::Result<ExitCode> 
             let store = super::migrate::open(global).await?;
             for spec in &specs {
                 let (campaign, applied) = store.apply_campaign(spec).await?;
+                if applied != Applied::Unchanged {
+                    store
+                        .audit(
+                            &store::Principal::cli(),
+                            "campaign.apply",
+                            &campaign.name,
+                            serde_json::json!({"applied": applied, "spec": spec}),
+                        )
+                        .await?;
+                }
                 let what = match applied {
                     Applied::Created => "created (paused)",
                     Applied::Updated => "updated",

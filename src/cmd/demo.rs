@@ -138,6 +138,46 @@ struct Summary {
     shutdown: ShutdownReport,
 }
 
+/// The demo's own accounts: an admin for the console and the user of the lab agent `agent1`,
+/// each with a fresh random password (set anew when an earlier demo made them).
+async fn demo_logins(
+    engine: &Engine,
+    agent1: Option<i64>,
+) -> anyhow::Result<Vec<(&'static str, String, String)>> {
+    let store = engine.store();
+    let cli = store::Principal::cli();
+    let mut logins = Vec::new();
+    let wanted = [
+        ("the console", "demo-admin", store::Role::Admin, None),
+        ("an agent", "agent1", store::Role::Agent, agent1),
+    ];
+    for (who, name, role, agent_id) in wanted {
+        if role == store::Role::Agent && agent_id.is_none() {
+            continue;
+        }
+        let password = store::random_password();
+        match store.user_by_name(name).await? {
+            Some(user) => store.set_user_password(user.id, &password, &cli).await?,
+            None => {
+                store
+                    .create_user(
+                        &store::NewUser {
+                            username: name.into(),
+                            password: password.clone(),
+                            role,
+                            agent_id,
+                        },
+                        &cli,
+                    )
+                    .await
+                    .with_context(|| format!("cannot create the demo's user {name}"))?;
+            }
+        }
+        logins.push((who, name.to_owned(), password));
+    }
+    Ok(logins)
+}
+
 /// Tells the engine about a lab agent's breaks, as an agent desktop's pause button would.
 struct PauseButton {
     engine: Engine,
@@ -590,6 +630,19 @@ async fn demo(
     }
     for agent in engine.agents().await? {
         ids.entry(agent.username.clone()).or_insert(agent.id);
+    }
+    let logins = demo_logins(engine, ids.get("agent1").copied()).await?;
+    let say = |line: String| {
+        if args.json {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    };
+    for (who, user, password) in &logins {
+        say(format!(
+            "login for {who}: {user} / {password} (POST {api}/api/v1/login)"
+        ));
     }
     let dialer_addr = engine
         .sip_addr(sip::Transport::Udp)

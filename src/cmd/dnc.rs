@@ -84,6 +84,23 @@ fn normalize(country: domain::Country, number: &str) -> anyhow::Result<String> {
         .map_err(anyhow::Error::msg)
 }
 
+/// Notes a change of a do-not-call list in the audit log, as the command line's.
+async fn audit(
+    store: &store::Store,
+    action: &str,
+    scope: DncScope,
+    detail: serde_json::Value,
+) -> anyhow::Result<()> {
+    let target = match scope {
+        DncScope::Global => "global".to_owned(),
+        DncScope::Campaign(id) => format!("campaign {id}"),
+    };
+    store
+        .audit(&store::Principal::cli(), action, &target, detail)
+        .await?;
+    Ok(())
+}
+
 /// Runs `dialer dnc`.
 pub async fn run(command: Command, global: &Global) -> anyhow::Result<ExitCode> {
     let store = super::migrate::open(global).await?;
@@ -101,6 +118,14 @@ pub async fn run(command: Command, global: &Global) -> anyhow::Result<ExitCode> 
                     source.as_deref().unwrap_or("file"),
                 )
                 .await?;
+            audit(
+                &store,
+                "dnc.import",
+                dnc_scope,
+                serde_json::json!({"file": file.display().to_string(), "added": summary.added,
+                    "already": summary.already, "rejected": summary.rejected}),
+            )
+            .await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&summary)?);
             } else {
@@ -123,6 +148,13 @@ pub async fn run(command: Command, global: &Global) -> anyhow::Result<ExitCode> 
                 .map(|n| normalize(country, n))
                 .collect::<anyhow::Result<Vec<_>>>()?;
             let added = store.add_dnc(dnc_scope, &numbers, "cli").await?;
+            audit(
+                &store,
+                "dnc.add",
+                dnc_scope,
+                serde_json::json!({"numbers": numbers, "added": added}),
+            )
+            .await?;
             println!(
                 "{added} added, {} already listed",
                 numbers.len() as u64 - added
@@ -132,6 +164,13 @@ pub async fn run(command: Command, global: &Global) -> anyhow::Result<ExitCode> 
             let (dnc_scope, country) = resolve(&store, &scope).await?;
             let e164 = normalize(country, &number)?;
             if store.remove_dnc(dnc_scope, &e164).await? {
+                audit(
+                    &store,
+                    "dnc.remove",
+                    dnc_scope,
+                    serde_json::json!({"number": e164}),
+                )
+                .await?;
                 println!("{e164} removed");
             } else {
                 println!("{e164} was not listed");

@@ -3,6 +3,7 @@
 use crate::Global;
 use std::process::ExitCode;
 
+pub mod accounts;
 pub mod amd;
 pub mod call;
 pub mod campaign;
@@ -42,6 +43,14 @@ pub enum Command {
     Demo(demo::Args),
     /// Run the lab network alone (a carrier and agent phones) for a dialer to call.
     Lab(lab::Args),
+    /// Users of the HTTP API: add (the first admin, say), list, delete, password.
+    #[command(subcommand)]
+    User(accounts::UserCommand),
+    /// API tokens: add (printed once), list, revoke.
+    #[command(subcommand)]
+    Token(accounts::TokenCommand),
+    /// The audit log: who changed what, when.
+    Audit(accounts::AuditArgs),
 }
 
 /// Runs one subcommand; the exit code says whether it did its job.
@@ -58,5 +67,8 @@ pub async fn run(command: Command, global: Global) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(args, &global).await,
         Command::Demo(args) => demo::run(args, &global).await,
         Command::Lab(args) => lab::run(args, &global).await,
+        Command::User(command) => accounts::run_user(command, &global).await,
+        Command::Token(command) => accounts::run_token(command, &global).await,
+        Command::Audit(args) => accounts::run_audit(args, &global).await,
     }
 }

@@ -518,6 +518,15 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let mut open_global = global.clone();
     open_global.database_url = settings.database_url.clone();
     let store = super::migrate::open(&open_global).await?;
+    if store.user_count().await? == 0 {
+        // Every API route but /healthz needs a login: say how to make the first one.
+        println!(
+            "no user yet: create the first admin with `dialer user add --role admin NAME` \
+             (the password is asked for; --password-stdin reads it from a pipe), then log in at \
+             POST /api/v1/login or make a token with `dialer token add --user NAME`"
+        );
+        tracing::warn!("no user exists: the API refuses every request but /healthz");
+    }
     api::metrics::install();
     let engine = Engine::start(settings.engine.clone(), store, InProcess::shared())
         .await

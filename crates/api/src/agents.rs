@@ -5,6 +5,7 @@
 //! call, sets a disposition and logs out (which hangs the leg up).
 
 use crate::AppState;
+use crate::auth::Auth;
 use crate::error::{ApiResult, Failure};
 use crate::extract::{JsonBody, Path};
 use crate::schema;
@@ -88,11 +89,23 @@ async fn check_new_agent(state: &AppState, agent: &AgentSpec) -> ApiResult<()> {
 )]
 pub(crate) async fn create_agent(
     State(state): State<AppState>,
+    auth: Auth,
     JsonBody(spec): JsonBody<AgentSpec>,
 ) -> ApiResult<Response> {
     check_new_agent(&state, &spec).await?;
     let view = state.engine.create_agent(&spec).await?;
-    tracing::info!(agent = %view.username, id = view.id, "agent created over the API");
+    tracing::info!(agent = %view.username, id = view.id, by = %auth.actor(), "agent created over the API");
+    state
+        .engine
+        .store()
+        .audit(
+            &auth,
+            "agent.create",
+            &view.username,
+            serde_json::json!({"id": view.id, "campaigns": spec.campaigns,
+                "digest_algorithms": spec.digest_algorithms}),
+        )
+        .await?;
     let location = format!("/api/v1/agents/{}", view.id);
     Ok((StatusCode::CREATED, [(LOCATION, location)], Json(view)).into_response())
 }
@@ -122,8 +135,10 @@ pub(crate) async fn list_agents(State(state): State<AppState>) -> ApiResult<Json
 )]
 pub(crate) async fn get_agent(
     State(state): State<AppState>,
+    auth: Auth,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<AgentView>> {
+    auth.may_act_for(id)?;
     Ok(Json(state.engine.agent(id).await?))
 }
 
@@ -146,8 +161,10 @@ pub(crate) async fn get_agent(
 )]
 pub(crate) async fn ready(
     State(state): State<AppState>,
+    auth: Auth,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<AgentView>> {
+    auth.may_act_for(id)?;
     Ok(Json(state.engine.agent_ready(id).await?))
 }
 
@@ -180,9 +197,11 @@ pub(crate) struct PauseRequest {
 )]
 pub(crate) async fn pause(
     State(state): State<AppState>,
+    auth: Auth,
     Path(id): Path<i64>,
     JsonBody(body): JsonBody<PauseRequest>,
 ) -> ApiResult<Json<AgentView>> {
+    auth.may_act_for(id)?;
     Ok(Json(state.engine.agent_pause(id, &body.reason).await?))
 }
 
@@ -202,8 +221,10 @@ pub(crate) async fn pause(
 )]
 pub(crate) async fn logout(
     State(state): State<AppState>,
+    auth: Auth,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<AgentView>> {
+    auth.may_act_for(id)?;
     Ok(Json(state.engine.agent_logout(id).await?))
 }
 
@@ -223,8 +244,10 @@ pub(crate) async fn logout(
 )]
 pub(crate) async fn hangup(
     State(state): State<AppState>,
+    auth: Auth,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<AgentView>> {
+    auth.may_act_for(id)?;
     Ok(Json(state.engine.agent_hangup(id).await?))
 }
 
@@ -269,9 +292,11 @@ pub(crate) struct DispositionRequest {
 )]
 pub(crate) async fn disposition(
     State(state): State<AppState>,
+    auth: Auth,
     Path(id): Path<i64>,
     JsonBody(body): JsonBody<DispositionRequest>,
 ) -> ApiResult<Json<ContactAfter>> {
+    auth.may_act_for(id)?;
     if body.kind != DispositionKind::Callback
         && (body.callback_at.is_some() || body.callback_personal)
     {
@@ -296,6 +321,19 @@ pub(crate) async fn disposition(
         .engine
         .set_disposition(id, body.attempt_id, &disposition)
         .await?;
-    tracing::info!(agent = id, attempt = body.attempt_id, kind = %body.kind, "disposition over the API");
+    tracing::info!(agent = id, attempt = body.attempt_id, kind = %body.kind, by = %auth.actor(), "disposition over the API");
+    if body.kind == DispositionKind::DoNotCall {
+        // The contact's number joins the do-not-call list: audited (ids only, no number).
+        state
+            .engine
+            .store()
+            .audit(
+                &auth,
+                "dnc.add",
+                &format!("attempt {}", body.attempt_id),
+                serde_json::json!({"agent_id": id, "attempt_id": body.attempt_id, "source": "disposition"}),
+            )
+            .await?;
+    }
     Ok(Json(after))
 }

@@ -1,6 +1,7 @@
 //! Campaigns: create or update from TOML or JSON, read, start, pause, stop, live pacing.
 
 use crate::AppState;
+use crate::auth::Auth;
 use crate::error::{ApiResult, Failure};
 use crate::extract::{JsonBody, Path, content_type, parse_json, read_body};
 use crate::schema;
@@ -13,7 +14,7 @@ use domain::CampaignSpec;
 use domain::PacingPatch;
 use engine::CampaignView;
 use serde::Serialize;
-use store::Applied;
+use store::{Applied, Role};
 
 /// Parses a campaign definition written in TOML, naming the field at fault.
 pub fn spec_from_toml(text: &str) -> Result<CampaignSpec, Failure> {
@@ -89,12 +90,13 @@ struct AppliedBody {
         (status = 200, description = "An existing campaign now under this definition (`applied` is `updated` or `unchanged`)", body = schema::CampaignApplied),
         (status = 400, description = "The body cannot be read as TOML or JSON (a syntax error, not UTF-8, empty): the error says where", body = schema::Problem),
         (status = 413, description = "The body is over 1 MiB", body = schema::Problem),
-        (status = 415, description = "The content type is neither TOML nor JSON", body = schema::Problem),
+        (status = 415, description = "The content type is neither TOML nor JSON (`text/plain` neither: any site's form can send it)", body = schema::Problem),
         (status = 422, description = "The definition is refused: every refused field is named with its reason", body = schema::Problem),
     )
 )]
 pub(crate) async fn create_campaign(
     State(state): State<AppState>,
+    auth: Auth,
     request: Request,
 ) -> ApiResult<Response> {
     let kind = content_type(request.headers()).unwrap_or_default();
@@ -102,9 +104,8 @@ pub(crate) async fn create_campaign(
     let json = match kind.as_str() {
         "application/json" => true,
         k if k.ends_with("+json") => true,
-        "application/toml" | "text/toml" | "application/x-toml" | "text/x-toml" | "text/plain" => {
-            false
-        }
+        // Not text/plain: an HTML form on any site can post that without a preflight.
+        "application/toml" | "text/toml" | "application/x-toml" | "text/x-toml" => false,
         // No type: a JSON object starts with `{`, a TOML file never does.
         "" => bytes
             .iter()
@@ -132,8 +133,38 @@ pub(crate) async fn create_campaign(
         })?;
         spec_from_toml(text)?
     };
+    let stored = state.engine.store().campaign_by_name(&spec.name).await?;
+    let trunk_changed = match &stored {
+        Some(stored) => {
+            serde_json::to_value(&stored.spec.trunk).ok() != serde_json::to_value(&spec.trunk).ok()
+        }
+        None => true,
+    };
+    if auth.role != Role::Admin {
+        check_admin_fields(&spec, stored.as_ref().map(|c| &c.spec))?;
+    }
     let (campaign, applied) = state.engine.apply_campaign(&spec).await?;
-    tracing::info!(campaign = %campaign.name, ?applied, "campaign applied over the API");
+    tracing::info!(campaign = %campaign.name, ?applied, by = %auth.actor(), "campaign applied over the API");
+    if applied != Applied::Unchanged {
+        state
+            .engine
+            .store()
+            .audit(
+                &auth,
+                "campaign.apply",
+                &campaign.name,
+                serde_json::json!({
+                    "applied": applied,
+                    "trunk_changed": trunk_changed,
+                    "override_legal_limits": {
+                        "pacing": spec.pacing.override_legal_limits,
+                        "calling_hours": spec.calling_hours.override_legal_limits,
+                    },
+                    "spec": spec,
+                }),
+            )
+            .await?;
+    }
     let status = if applied == Applied::Created {
         StatusCode::CREATED
     } else {
@@ -146,6 +177,38 @@ pub(crate) async fn create_campaign(
         Json(AppliedBody { applied, campaign }),
     )
         .into_response())
+}
+
+/// What only an admin may change in a campaign file: a legal override turned on, an existing
+/// campaign's trunk. A manager may re-apply a file with the admin's settings unchanged.
+fn check_admin_fields(spec: &CampaignSpec, stored: Option<&CampaignSpec>) -> ApiResult<()> {
+    let refuse = |field: &str, what: &str| {
+        Err(Failure::field(
+            StatusCode::FORBIDDEN,
+            format!("{field}: {what} needs the admin role"),
+            field,
+            format!("{what} needs the admin role"),
+        ))
+    };
+    let was = |get: fn(&CampaignSpec) -> bool| stored.is_some_and(get);
+    if spec.calling_hours.override_legal_limits && !was(|s| s.calling_hours.override_legal_limits) {
+        return refuse(
+            "calling_hours.override_legal_limits",
+            "overriding the legal calling hours",
+        );
+    }
+    if spec.pacing.override_legal_limits && !was(|s| s.pacing.override_legal_limits) {
+        return refuse(
+            "pacing.override_legal_limits",
+            "overriding the legal abandon limit",
+        );
+    }
+    if let Some(stored) = stored
+        && serde_json::to_value(&stored.trunk).ok() != serde_json::to_value(&spec.trunk).ok()
+    {
+        return refuse("trunk", "changing a campaign's trunk");
+    }
+    Ok(())
 }
 
 /// Every campaign with its status and live figures (as of the last second).
@@ -217,9 +280,22 @@ pub(crate) async fn get_spec(
 )]
 pub(crate) async fn start_campaign(
     State(state): State<AppState>,
+    auth: Auth,
     Path(name): Path<String>,
 ) -> ApiResult<Json<CampaignView>> {
-    Ok(Json(state.engine.start_campaign(&name).await?))
+    let view = state.engine.start_campaign(&name).await?;
+    tracing::info!(campaign = %name, by = %auth.actor(), "campaign start over the API");
+    state
+        .engine
+        .store()
+        .audit(
+            &auth,
+            "campaign.start",
+            &name,
+            serde_json::json!({"status": view.status}),
+        )
+        .await?;
+    Ok(Json(view))
 }
 
 /// Stop starting new calls; calls in flight finish, agents stay logged in.
@@ -236,9 +312,22 @@ pub(crate) async fn start_campaign(
 )]
 pub(crate) async fn pause_campaign(
     State(state): State<AppState>,
+    auth: Auth,
     Path(name): Path<String>,
 ) -> ApiResult<Json<CampaignView>> {
-    Ok(Json(state.engine.pause_campaign(&name).await?))
+    let view = state.engine.pause_campaign(&name).await?;
+    tracing::info!(campaign = %name, by = %auth.actor(), "campaign pause over the API");
+    state
+        .engine
+        .store()
+        .audit(
+            &auth,
+            "campaign.pause",
+            &name,
+            serde_json::json!({"status": view.status}),
+        )
+        .await?;
+    Ok(Json(view))
 }
 
 /// Stop the campaign.
@@ -257,9 +346,22 @@ pub(crate) async fn pause_campaign(
 )]
 pub(crate) async fn stop_campaign(
     State(state): State<AppState>,
+    auth: Auth,
     Path(name): Path<String>,
 ) -> ApiResult<Json<CampaignView>> {
-    Ok(Json(state.engine.stop_campaign(&name).await?))
+    let view = state.engine.stop_campaign(&name).await?;
+    tracing::info!(campaign = %name, by = %auth.actor(), "campaign stop over the API");
+    state
+        .engine
+        .store()
+        .audit(
+            &auth,
+            "campaign.stop",
+            &name,
+            serde_json::json!({"status": view.status}),
+        )
+        .await?;
+    Ok(Json(view))
 }
 
 /// Change a campaign's pacing while it runs.
@@ -284,12 +386,20 @@ pub(crate) async fn stop_campaign(
 )]
 pub(crate) async fn patch_pacing(
     State(state): State<AppState>,
+    auth: Auth,
     Path(name): Path<String>,
     JsonBody(patch): JsonBody<PacingPatch>,
 ) -> ApiResult<Json<CampaignView>> {
     if patch.is_empty() {
         return Ok(Json(state.engine.campaign(&name).await?));
     }
+    let stored = state
+        .engine
+        .store()
+        .campaign_by_name(&name)
+        .await?
+        .ok_or_else(|| Failure::from(engine::EngineError::NoSuchCampaign(name.clone())))?;
+    check_pacing_role(&auth, &patch, &stored.spec.pacing)?;
     let view = state
         .engine
         .update_pacing(&name, &patch)
@@ -305,6 +415,90 @@ pub(crate) async fn patch_pacing(
             }
             failure
         })?;
-    tracing::info!(campaign = %name, ?patch, "pacing changed over the API");
+    tracing::info!(campaign = %name, ?patch, by = %auth.actor(), "pacing changed over the API");
+    state
+        .engine
+        .store()
+        .audit(
+            &auth,
+            "campaign.pacing",
+            &name,
+            serde_json::json!({"patch": patch, "before": stored.spec.pacing}),
+        )
+        .await?;
     Ok(Json(view))
+}
+
+/// Who may change what of the pacing: an admin anything; a manager anything but the legal
+/// override; a supervisor the live settings within the bounds a manager set (the mode, the
+/// ratio between the stored bounds, the abandon target and the lines no higher than stored).
+fn check_pacing_role(auth: &Auth, patch: &PacingPatch, stored: &domain::Pacing) -> ApiResult<()> {
+    let refuse = |field: &str, why: String| {
+        Err(Failure::field(
+            StatusCode::FORBIDDEN,
+            format!("{field}: {why}"),
+            field,
+            why,
+        ))
+    };
+    if let Some(value) = patch.override_legal_limits
+        && value != stored.override_legal_limits
+        && auth.role != Role::Admin
+    {
+        return refuse(
+            "override_legal_limits",
+            "changing the legal override needs the admin role".into(),
+        );
+    }
+    if auth.role.covers(Role::Manager) {
+        return Ok(());
+    }
+    let bound =
+        |field: &str| format!("{field} is a manager's bound: a supervisor may not change it");
+    if patch.min_ratio.is_some() {
+        return refuse("min_ratio", bound("min_ratio"));
+    }
+    if patch.max_ratio.is_some() {
+        return refuse("max_ratio", bound("max_ratio"));
+    }
+    if patch.abandon_window.is_some() {
+        return refuse("abandon_window", bound("abandon_window"));
+    }
+    if patch.min_agents.is_some() {
+        return refuse("min_agents", bound("min_agents"));
+    }
+    if let Some(ratio) = patch.ratio
+        && !(stored.min_ratio..=stored.max_ratio).contains(&ratio)
+    {
+        return refuse(
+            "ratio",
+            format!(
+                "{ratio} is outside the manager's bounds {}-{}",
+                stored.min_ratio, stored.max_ratio
+            ),
+        );
+    }
+    if let Some(target) = patch.abandon_target
+        && target > stored.abandon_target
+    {
+        return refuse(
+            "abandon_target",
+            format!(
+                "{target} is above the manager's {}: a supervisor may only lower it",
+                stored.abandon_target
+            ),
+        );
+    }
+    if let Some(lines) = patch.max_lines
+        && lines > stored.max_lines
+    {
+        return refuse(
+            "max_lines",
+            format!(
+                "{lines} is above the manager's {}: a supervisor may only lower it",
+                stored.max_lines
+            ),
+        );
+    }
+    Ok(())
 }

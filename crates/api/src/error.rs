@@ -85,8 +85,10 @@ impl From<EngineError> for Failure {
                 S::NoSuchCampaign(_)
                 | S::NoSuchAgent(_)
                 | S::NoSuchAttempt(_)
-                | S::NoSuchContact(_) => StatusCode::NOT_FOUND,
-                S::AgentExists(_) => StatusCode::CONFLICT,
+                | S::NoSuchContact(_)
+                | S::NoSuchUser(_)
+                | S::NoSuchToken(_) => StatusCode::NOT_FOUND,
+                S::AgentExists(_) | S::UserExists(_) => StatusCode::CONFLICT,
                 // An upload whose body broke off (the client went away, a bad multipart part).
                 S::Io(_) => StatusCode::BAD_REQUEST,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,

@@ -3,6 +3,7 @@
 //! tagged by `type`.
 
 use crate::AppState;
+use crate::auth::{Auth, cross_site, forbidden};
 use crate::error::{ApiResult, Failure};
 use crate::extract::Query;
 use crate::schema;
@@ -35,6 +36,22 @@ struct Filter {
     calls: bool,
     agents: bool,
     campaigns: bool,
+    /// An agent-role client's own agent: it sees itself and its calls, nothing else.
+    agent: Option<i64>,
+}
+
+/// What an agent may see of a snapshot: itself and the calls connected to it.
+pub(crate) fn agent_snapshot(mut s: Snapshot, agent: i64) -> Snapshot {
+    let line = s
+        .agents
+        .iter()
+        .find(|a| a.id == agent)
+        .and_then(|a| a.attempt_id);
+    s.agents.retain(|a| a.id == agent);
+    s.calls
+        .retain(|c| c.agent_id == Some(agent) || Some(c.attempt_id) == line);
+    s.campaigns.clear();
+    s
 }
 
 impl Filter {
@@ -44,6 +61,7 @@ impl Filter {
             calls: true,
             agents: true,
             campaigns: true,
+            agent: None,
         };
         if let Some(types) = f.types {
             filter.calls = false;
@@ -69,6 +87,13 @@ impl Filter {
     }
 
     fn wants(&self, event: &EngineEvent) -> bool {
+        if let Some(own) = self.agent {
+            return match event {
+                EngineEvent::Call(c) => self.calls && c.agent_id == Some(own),
+                EngineEvent::Agent(a) => self.agents && a.id == own,
+                EngineEvent::Campaign(_) => false,
+            };
+        }
         let campaign = |name: Option<&str>| match &self.campaign {
             None => true,
             Some(wanted) => name == Some(wanted.as_str()),
@@ -81,6 +106,9 @@ impl Filter {
     }
 
     fn snapshot(&self, mut s: Snapshot) -> Snapshot {
+        if let Some(own) = self.agent {
+            s = agent_snapshot(s, own);
+        }
         if let Some(wanted) = &self.campaign {
             s.campaigns.retain(|c| &c.name == wanted);
             s.agents.retain(|a| a.campaign.as_deref() == Some(wanted));
@@ -108,10 +136,19 @@ impl Filter {
 )]
 pub(crate) async fn events(
     State(state): State<AppState>,
+    auth: Auth,
+    headers: axum::http::HeaderMap,
     Query(filter): Query<StreamFilter>,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
-    let filter = Filter::parse(filter)?;
+    // Browsers send any site's WebSocket handshake with the cookies and leave the checking to
+    // the server: the stream carries dialled numbers.
+    if let Some(why) = cross_site(&headers) {
+        tracing::info!(user = %auth.user.username, "event stream refused: {why}");
+        return Err(forbidden(format!("cross-site WebSocket refused: {why}")));
+    }
+    let mut filter = Filter::parse(filter)?;
+    filter.agent = auth.own_agent()?;
     let upgrade = upgrade.map_err(|rejection| {
         Failure::new(
             rejection.status(),

@@ -19,7 +19,9 @@
 #![warn(missing_docs, unreachable_pub)]
 #![forbid(unsafe_code)]
 
+mod accounts;
 mod agents;
+pub mod auth;
 mod campaigns;
 mod error;
 mod events;
@@ -32,6 +34,8 @@ mod records;
 pub mod schema;
 mod serve;
 
+pub use accounts::{AuditPage, CreatedToken, Me};
+pub use auth::AuthOptions;
 pub use campaigns::{spec_from_json, spec_from_toml};
 pub use error::{ApiError, Failure};
 pub use serve::{ApiConfig, DEFAULT_MAX_UPLOAD, DEFAULT_UPLOAD_IDLE_TIMEOUT, tls_config};
@@ -44,6 +48,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use engine::{Engine, Snapshot};
 use std::future::Future;
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -59,6 +64,8 @@ pub(crate) struct AppState {
     engine: Engine,
     /// Cancelled when the server stops: WebSocket streams close instead of holding it open.
     shutdown: CancellationToken,
+    /// Sessions' settings and the login limiters.
+    auth: Arc<auth::AuthState>,
 }
 
 #[derive(OpenApi)]
@@ -69,6 +76,7 @@ pub(crate) struct AppState {
                        events and figures. Errors are `Problem` JSON naming the field at fault."
     ),
     tags(
+        (name = "accounts", description = "Logging in, users, API tokens and the audit log"),
         (name = "campaigns", description = "Campaign definitions, status and live pacing control"),
         (name = "lists", description = "Call list uploads (CSV)"),
         (name = "contacts", description = "Contacts of a campaign"),
@@ -95,7 +103,15 @@ fn parts(config: &ApiConfig) -> (Router<AppState>, utoipa::openapi::OpenApi) {
             idle_timeout: config.upload_idle_timeout,
         }))
         .layer(DefaultBodyLimit::max(config.max_upload));
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(accounts::login))
+        .routes(routes!(accounts::end_session))
+        .routes(routes!(accounts::get_me))
+        .routes(routes!(accounts::list_users, accounts::create_user))
+        .routes(routes!(accounts::delete_user))
+        .routes(routes!(accounts::list_tokens, accounts::create_token))
+        .routes(routes!(accounts::revoke_token))
+        .routes(routes!(accounts::audit))
         .routes(routes!(
             campaigns::list_campaigns,
             campaigns::create_campaign
@@ -123,7 +139,75 @@ fn parts(config: &ApiConfig) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(events::events))
         .routes(routes!(health))
         .routes(routes!(metrics_text))
-        .split_for_parts()
+        .split_for_parts();
+    document_security(&mut doc);
+    (router, doc)
+}
+
+/// Adds the security schemes (bearer token, session cookie) to the document, marks the public
+/// operations as needing none, and documents 401 and 403 on every other one.
+fn document_security(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::security::{
+        ApiKey, ApiKeyValue, Http, HttpAuthScheme, SecurityRequirement, SecurityScheme,
+    };
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+    );
+    components.add_security_scheme(
+        "session",
+        SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+            auth::SESSION_COOKIE,
+            "The browser session of POST /api/v1/login (HttpOnly, SameSite=Strict)",
+        ))),
+    );
+    doc.security = Some(vec![
+        SecurityRequirement::new("bearer", Vec::<String>::new()),
+        SecurityRequirement::new("session", Vec::<String>::new()),
+    ]);
+    let problem = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build(),
+            )
+            .build()
+    };
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let operations = [
+            (axum::http::Method::GET, &mut item.get),
+            (axum::http::Method::POST, &mut item.post),
+            (axum::http::Method::PUT, &mut item.put),
+            (axum::http::Method::PATCH, &mut item.patch),
+            (axum::http::Method::DELETE, &mut item.delete),
+        ];
+        for (method, operation) in operations {
+            let Some(operation) = operation else { continue };
+            match auth::access(&method, path) {
+                auth::Access::Public => {
+                    operation.security = Some(vec![SecurityRequirement::default()]);
+                }
+                auth::Access::AtLeast(role) => {
+                    let answers = &mut operation.responses.responses;
+                    answers.entry("401".into()).or_insert_with(|| {
+                        problem("No login: no or an unknown, revoked or expired token or session")
+                            .into()
+                    });
+                    answers.entry("403".into()).or_insert_with(|| {
+                        problem(&format!(
+                            "Needs the {role} role (or more), or a session cookie's request came from another site"
+                        ))
+                        .into()
+                    });
+                }
+            }
+        }
+    }
 }
 
 /// The API's routes over `engine`, with `/metrics`, the OpenAPI document and Swagger UI.
@@ -132,7 +216,8 @@ pub fn router(engine: Engine) -> Router {
     router_with(engine, CancellationToken::new(), &ApiConfig::default())
 }
 
-/// [`router`] with the upload limits of `config` (its TLS settings are [`serve_with`]'s).
+/// [`router`] with the upload limits and login settings of `config` (its TLS settings are
+/// [`serve_with`]'s).
 pub fn router_with_config(engine: Engine, config: &ApiConfig) -> Router {
     router_with(engine, CancellationToken::new(), config)
 }
@@ -140,10 +225,24 @@ pub fn router_with_config(engine: Engine, config: &ApiConfig) -> Router {
 fn router_with(engine: Engine, shutdown: CancellationToken, config: &ApiConfig) -> Router {
     metrics::install();
     let (routes, doc) = parts(config);
-    let state = AppState { engine, shutdown };
+    let mut options = config.auth.clone();
+    // Under HTTPS the session cookie never travels in clear.
+    options.secure_cookies |= config.tls.is_some();
+    let state = AppState {
+        engine,
+        shutdown,
+        auth: Arc::new(auth::AuthState::new(options)),
+    };
+    // A route layer: it runs after routing, so it knows the route template it checks.
+    let routes = routes
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
+        .with_state(state);
     Router::new()
         .merge(SwaggerUi::new("/swagger-ui").url("/api-docs/openapi.json", doc))
-        .merge(routes.with_state(state))
+        .merge(routes)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -163,7 +262,8 @@ pub async fn serve(
     serve_with(listener, engine, ApiConfig::default(), shutdown).await
 }
 
-/// [`serve`] with `config`: the upload limits, and HTTPS when it holds TLS settings.
+/// [`serve`] with `config`: the upload limits, the login settings, and HTTPS when it holds TLS
+/// settings.
 pub async fn serve_with(
     listener: tokio::net::TcpListener,
     engine: Engine,
@@ -177,15 +277,18 @@ pub async fn serve_with(
         token.cancel();
     };
     let addr = listener.local_addr().ok();
+    // The client's address feeds the per-address login limit.
     match config.tls {
         Some(tls) => {
             tracing::info!(?addr, "API listening (HTTPS)");
+            let app = app.into_make_service_with_connect_info::<serve::ClientAddr>();
             axum::serve(serve::TlsListener::new(listener, tls), app)
                 .with_graceful_shutdown(graceful)
                 .await?;
         }
         None => {
             tracing::info!(?addr, "API listening (HTTP)");
+            let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
             axum::serve(listener, app)
                 .with_graceful_shutdown(graceful)
                 .await?;
@@ -278,8 +381,15 @@ async fn count_requests(request: Request, next: Next) -> Response {
         body = schema::Snapshot
     ))
 )]
-async fn snapshot(State(state): State<AppState>) -> error::ApiResult<Json<Snapshot>> {
-    Ok(Json(state.engine.snapshot().await?))
+async fn snapshot(
+    State(state): State<AppState>,
+    auth: auth::Auth,
+) -> error::ApiResult<Json<Snapshot>> {
+    let snapshot = state.engine.snapshot().await?;
+    Ok(Json(match auth.own_agent()? {
+        Some(agent) => events::agent_snapshot(snapshot, agent),
+        None => snapshot,
+    }))
 }
 
 /// Liveness of the node.

@@ -1,6 +1,7 @@
 //! Contacts and attempts: filtered pages, single records, counts by status.
 
 use crate::AppState;
+use crate::auth::{Auth, forbidden};
 use crate::error::{ApiResult, Failure};
 use crate::extract::{Path, Query};
 use crate::schema;
@@ -13,7 +14,7 @@ use serde::Deserialize;
 use store::{Attempt, Contact, MAX_PAGE};
 use utoipa::IntoParams;
 
-fn page_size(limit: Option<u64>) -> Result<u64, Failure> {
+pub(crate) fn page_size(limit: Option<u64>) -> Result<u64, Failure> {
     match limit {
         None => Ok(100),
         Some(n) if (1..=MAX_PAGE).contains(&n) => Ok(n),
@@ -129,9 +130,28 @@ pub(crate) async fn contact_counts(
 )]
 pub(crate) async fn get_contact(
     State(state): State<AppState>,
+    auth: Auth,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Contact>> {
+    if let Some(agent) = auth.own_agent()? {
+        // An agent sees the contact of the call on its line, and no other (whether another
+        // exists is not said either).
+        let on_line = match line_attempt(&state, agent).await? {
+            Some(attempt) => state.engine.store().attempt(attempt).await?.contact_id == id,
+            None => false,
+        };
+        if !on_line {
+            return Err(forbidden(format!(
+                "contact {id} is not on your line: an agent sees only the contact of its call"
+            )));
+        }
+    }
     Ok(Json(state.engine.store().contact(id).await?))
+}
+
+/// The attempt on an agent's line (a call, or one being wrapped up).
+async fn line_attempt(state: &AppState, agent: i64) -> ApiResult<Option<i64>> {
+    Ok(state.engine.agent(agent).await?.attempt_id)
 }
 
 /// Filters of a campaign's attempts.
@@ -203,7 +223,28 @@ pub(crate) async fn list_attempts(
 )]
 pub(crate) async fn get_attempt(
     State(state): State<AppState>,
+    auth: Auth,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Attempt>> {
+    if let Some(agent) = auth.own_agent()? {
+        let refuse = || {
+            forbidden(format!(
+                "attempt {id} is not yours: an agent sees only its own calls"
+            ))
+        };
+        if line_attempt(&state, agent).await? != Some(id) {
+            // Not the call on the line: one the agent took before, or refused.
+            let attempt = state
+                .engine
+                .store()
+                .attempt(id)
+                .await
+                .map_err(|_| refuse())?;
+            if attempt.agent_id != Some(agent) {
+                return Err(refuse());
+            }
+            return Ok(Json(attempt));
+        }
+    }
     Ok(Json(state.engine.store().attempt(id).await?))
 }

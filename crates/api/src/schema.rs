@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
+pub use crate::accounts::{AuditPage, CreatedToken, Me};
 pub use domain::{
     AbandonWindow, AmdResult, CallingHours, CampaignSpec, CampaignStatus, ContactAfter,
     ContactStatus, DialMode, Disposition, DispositionKind, FieldError, Outcome, Pacing,
@@ -21,7 +22,9 @@ pub use engine::{
     CallUpdate, CampaignFigures, CampaignView, PacingView, Snapshot, TrunkFigures,
     TrunkRegistrationState,
 };
-pub use store::{Applied, Attempt, Contact, ImportSummary, RowError};
+pub use store::{
+    ApiToken, Applied, Attempt, AuditEntry, Contact, ImportSummary, Role, RowError, User,
+};
 
 /// An error answer: what went wrong and, for bad input, every field at fault.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

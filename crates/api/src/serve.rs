@@ -34,6 +34,9 @@ pub struct ApiConfig {
     pub upload_idle_timeout: Duration,
     /// HTTPS: the server's certificate and key ([`tls_config`]); plain HTTP when `None`.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Sessions' and logins' settings (the session cookie is `Secure` under HTTPS whatever
+    /// they say).
+    pub auth: crate::AuthOptions,
 }
 
 impl Default for ApiConfig {
@@ -42,6 +45,7 @@ impl Default for ApiConfig {
             max_upload: DEFAULT_MAX_UPLOAD,
             upload_idle_timeout: DEFAULT_UPLOAD_IDLE_TIMEOUT,
             tls: None,
+            auth: crate::AuthOptions::default(),
         }
     }
 }
@@ -52,6 +56,7 @@ impl std::fmt::Debug for ApiConfig {
             .field("max_upload", &self.max_upload)
             .field("upload_idle_timeout", &self.upload_idle_timeout)
             .field("https", &self.tls.is_some())
+            .field("auth", &self.auth)
             .finish()
     }
 }
@@ -141,6 +146,18 @@ impl TlsListener {
             local,
             accepting,
         }
+    }
+}
+
+/// The client's address of an HTTPS connection, for the per-address login limit.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientAddr(pub(crate) SocketAddr);
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
+    for ClientAddr
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
+        ClientAddr(*stream.remote_addr())
     }
 }
 

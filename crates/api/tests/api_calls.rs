@@ -47,7 +47,7 @@ async fn an_agent_session_over_the_api_with_sipp_on_postgres() {
     let agent_id = agent["id"].as_i64().unwrap();
 
     let (mut ws, _) =
-        tokio_tungstenite::connect_async(format!("ws://{}/api/v1/events?campaign=e2e", api.addr))
+        tokio_tungstenite::connect_async(api.ws_request("/api/v1/events?campaign=e2e"))
             .await
             .expect("WebSocket");
     let events = std::sync::Arc::new(std::sync::Mutex::new(Vec::<Value>::new()));

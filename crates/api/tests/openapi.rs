@@ -133,12 +133,32 @@ struct Served {
     stop: tokio::sync::oneshot::Sender<()>,
     server: tokio::task::JoinHandle<Result<(), api::ApiError>>,
     engine: engine::Engine,
+    /// An admin's API token, for the client.
+    token: String,
 }
 
 async fn serve(dir: &Path) -> Served {
     let url = format!("sqlite://{}?mode=rwc", dir.join("dialer.db").display());
     let store = store::Store::connect(&url).await.expect("SQLite opens");
     store.migrate().await.expect("migrations run");
+    let cli = store::Principal::cli();
+    let admin = store
+        .create_user(
+            &store::NewUser {
+                username: "openapi-admin".into(),
+                password: "openapi-admin-password".into(),
+                role: store::Role::Admin,
+                agent_id: None,
+            },
+            &cli,
+        )
+        .await
+        .expect("an admin");
+    let token = store
+        .create_token(admin.id, "openapi", store::Role::Admin, None, &cli)
+        .await
+        .expect("the admin's token")
+        .secret;
     let mut config = engine::EngineConfig::new("openapi-node");
     config.sip_udp = vec!["127.0.0.1:0".parse().expect("an address")];
     config.rtp_ports = 0..=0;
@@ -160,6 +180,7 @@ async fn serve(dir: &Path) -> Served {
         stop,
         server,
         engine,
+        token,
     }
 }
 
@@ -217,6 +238,7 @@ async fn validator_and_generated_client_accept_the_document() {
         .arg(&script)
         .arg(&served.base)
         .arg(&doc_path)
+        .env("DIALER_TOKEN", &served.token)
         .env("PYTHONPATH", dir.path());
     let report = tokio::task::spawn_blocking(move || run("the generated client", &mut check))
         .await

@@ -1,7 +1,7 @@
 """Drives the real API with the client openapi-python-client generated from its document.
 
 Run by `openapi.rs` as `python3 openapi_client.py BASE_URL DOCUMENT` with the generated
-package `dialer_client` on PYTHONPATH. Every request is built by the generated client from the
+package `dialer_client` on PYTHONPATH and an admin's API token in `DIALER_TOKEN`. Every request is built by the generated client from the
 document's models (so the server accepting it shows the request schemas are right); every
 answer's status must be documented for its route, and its body must match the schema the
 document gives for that status (openapi-schema-validator, the validator's own JSON Schema
@@ -19,8 +19,20 @@ import urllib.parse
 import httpx
 from openapi_schema_validator import OAS31Validator
 
-from dialer_client import Client
+from dialer_client import AuthenticatedClient, Client
 from dialer_client import models as m
+from dialer_client.api.accounts import (
+    audit,
+    create_token,
+    create_user,
+    delete_user,
+    end_session,
+    get_me,
+    list_tokens,
+    list_users,
+    login,
+    revoke_token,
+)
 from dialer_client.api.agents import (
     create_agent,
     disposition,
@@ -49,6 +61,7 @@ from dialer_client.api.service import health, metrics_text
 from dialer_client.types import File
 
 BASE, DOCUMENT = sys.argv[1], sys.argv[2]
+TOKEN = os.environ["DIALER_TOKEN"]
 with open(DOCUMENT, encoding="utf-8") as f:
     DOC = json.load(f)
 
@@ -115,7 +128,8 @@ def stream_messages(path, count):
     sock = socket.create_connection((url.hostname, url.port), timeout=30)
     key = base64.b64encode(os.urandom(16)).decode()
     sock.sendall(
-        f"GET {path} HTTP/1.1\r\nHost: {url.netloc}\r\nUpgrade: websocket\r\n"
+        f"GET {path} HTTP/1.1\r\nHost: {url.netloc}\r\nAuthorization: Bearer {TOKEN}\r\n"
+        f"Upgrade: websocket\r\n"
         f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
     )
     stream = sock.makefile("rb")
@@ -140,15 +154,68 @@ def stream_messages(path, count):
     return messages
 
 
-client = Client(base_url=BASE, raise_on_unexpected_status=True, timeout=30.0)
+client = AuthenticatedClient(base_url=BASE, token=TOKEN, raise_on_unexpected_status=True, timeout=30.0)
+anonymous = Client(base_url=BASE, raise_on_unexpected_status=True, timeout=30.0)
 
 # The document served is the document checked.
 served = httpx.get(f"{BASE}/api-docs/openapi.json", timeout=30.0).json()
 assert served == DOC, "the served document differs from the one generated"
 
-r = health.sync_detailed(client=client)
+r = health.sync_detailed(client=anonymous)
 check("health", r, 200)
 assert r.parsed.status == "ok", r.parsed
+
+# Accounts: no login is 401; the admin's token; a user made, logged in and out, tokens made
+# and revoked, the user deleted.
+problem("get_me", get_me.sync_detailed(client=anonymous), 401)
+r = get_me.sync_detailed(client=client)
+check("get_me", r, 200)
+assert r.parsed.role == m.Role.ADMIN and r.parsed.via == "token", r.parsed
+sam = m.UserRequest(username="sam", password="sam-password-1", role=m.Role.SUPERVISOR)
+r = create_user.sync_detailed(client=client, body=sam)
+check("create_user", r, 201, request=sam.to_dict())
+sam_id = r.parsed.id
+problem("create_user", create_user.sync_detailed(client=client, body=sam), 409)
+short = m.UserRequest(username="tim", password="short", role=m.Role.MANAGER)
+problem("create_user", create_user.sync_detailed(client=client, body=short), 422, field="password")
+r = list_users.sync_detailed(client=client)
+check("list_users", r, 200)
+assert [u.username for u in r.parsed] == ["openapi-admin", "sam"], r.parsed
+wrong = m.LoginRequest(username="sam", password="not-the-password")
+problem("login", login.sync_detailed(client=anonymous, body=wrong), 401)
+creds = m.LoginRequest(username="sam", password="sam-password-1")
+r = login.sync_detailed(client=anonymous, body=creds)
+check("login", r, 200, request=creds.to_dict())
+assert r.parsed.role == m.Role.SUPERVISOR and r.parsed.via == "session", r.parsed
+session_id = r.headers["set-cookie"].split(";")[0].split("=", 1)[1]
+session = Client(
+    base_url=BASE,
+    cookies={"dialer_session": session_id},
+    headers={"Origin": BASE},
+    raise_on_unexpected_status=True,
+    timeout=30.0,
+)
+r = get_me.sync_detailed(client=session)
+check("get_me", r, 200)
+r = end_session.sync_detailed(client=session)
+assert int(r.status_code) == 204 and "204" in operation("end_session")[2]["responses"], r
+called.add("end_session")
+problem("get_me", get_me.sync_detailed(client=session), 401)
+wish = m.TokenRequest(name="py", role=m.Role.MANAGER)
+r = create_token.sync_detailed(client=client, body=wish)
+check("create_token", r, 201, request=wish.to_dict())
+assert r.parsed.secret.startswith("dlr_") and r.parsed.token.role == m.Role.MANAGER, r.parsed.token
+made = r.parsed.token.id
+r = list_tokens.sync_detailed(client=client)
+check("list_tokens", r, 200)
+assert made in [t.id for t in r.parsed], r.parsed
+r = revoke_token.sync_detailed(made, client=client)
+check("revoke_token", r, 200)
+assert r.parsed.revoked_at is not None, r.parsed
+problem("revoke_token", revoke_token.sync_detailed(10**9, client=client), 404)
+r = delete_user.sync_detailed(sam_id, client=client)
+check("delete_user", r, 200)
+problem("delete_user", delete_user.sync_detailed(sam_id, client=client), 404)
 
 spec = m.CampaignSpec(
     name="openapi",
@@ -313,6 +380,13 @@ assert r.parsed.status == m.CampaignStatus.PAUSED, r.parsed
 r = stop_campaign.sync_detailed("openapi", client=client)
 check("stop_campaign", r, 200)
 assert r.parsed.status == m.CampaignStatus.STOPPED, r.parsed
+
+r = audit.sync_detailed(client=client, limit=1000)
+check("audit", r, 200)
+actions = {e.action for e in r.parsed.items}
+for wanted in ["user.create", "user.delete", "token.create", "token.revoke", "campaign.apply", "campaign.pacing"]:
+    assert wanted in actions, f"{wanted} not audited: {sorted(actions)}"
+problem("audit", audit.sync_detailed(client=client, limit=0), 400, field="limit")
 
 every = {op["operationId"] for item in DOC["paths"].values() for op in item.values()}
 assert called == every, f"operations never called: {sorted(every - called)}"

@@ -20,12 +20,15 @@ pub enum Db {
     Postgres,
 }
 
-/// A running engine with the API in front of it.
+/// A running engine with the API in front of it. Its `http` client sends an admin's API token
+/// on every request (the harness's own account); [`Api::client`] makes clients of other roles.
 pub struct Api {
     pub engine: Engine,
     pub base: String,
     pub addr: SocketAddr,
     pub http: reqwest::Client,
+    /// The admin token `http` sends.
+    pub token: String,
     pub dir: tempfile::TempDir,
     pub database_url: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -65,6 +68,7 @@ impl Api {
         };
         let store = store::Store::connect(&database_url).await.unwrap();
         store.migrate().await.unwrap();
+        let token = admin_token(&store).await;
         testkit::audio::write_message(&dir.path().join("abandon.wav"), 1.5);
         let mut config = EngineConfig::new("api-node");
         config.sip_udp = vec!["127.0.0.1:0".parse().unwrap()];
@@ -90,16 +94,58 @@ impl Api {
             engine,
             base: format!("http://{addr}"),
             addr,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap(),
+            http: client_with(Some(&token)),
+            token,
             dir,
             database_url,
             stop: Some(stop),
             server: Some(server),
             _pg: pg,
         })
+    }
+
+    /// A user of `role` named `name` (password `password-{name}`; an agent-role user acts as
+    /// the agent `agent`), and an API token of theirs.
+    pub async fn user(&self, name: &str, role: store::Role, agent: Option<i64>) -> String {
+        let store = self.engine.store();
+        let user = store
+            .create_user(
+                &store::NewUser {
+                    username: name.to_owned(),
+                    password: format!("password-{name}"),
+                    role,
+                    agent_id: agent,
+                },
+                &store::Principal::cli(),
+            )
+            .await
+            .unwrap();
+        store
+            .create_token(user.id, "tests", role, None, &store::Principal::cli())
+            .await
+            .unwrap()
+            .secret
+    }
+
+    /// A client sending this bearer token (`None`: no login at all).
+    pub fn client(&self, token: Option<&str>) -> reqwest::Client {
+        client_with(token)
+    }
+
+    /// A WebSocket handshake request for `path` with the harness's admin token.
+    pub fn ws_request(
+        &self,
+        path: &str,
+    ) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+        let mut request = format!("ws://{}{path}", self.addr)
+            .into_client_request()
+            .unwrap();
+        request.headers_mut().insert(
+            "authorization",
+            format!("Bearer {}", self.token).parse().unwrap(),
+        );
+        request
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -199,6 +245,44 @@ impl Api {
             server.await.unwrap().unwrap();
         }
     }
+}
+
+/// The harness's admin and its API token, made as `dialer user add` and `dialer token add` do.
+async fn admin_token(store: &store::Store) -> String {
+    let cli = store::Principal::cli();
+    let admin = store
+        .create_user(
+            &store::NewUser {
+                username: "harness-admin".into(),
+                password: "harness-admin-password".into(),
+                role: store::Role::Admin,
+                agent_id: None,
+            },
+            &cli,
+        )
+        .await
+        .expect("the harness's admin");
+    store
+        .create_token(admin.id, "harness", store::Role::Admin, None, &cli)
+        .await
+        .expect("the harness's token")
+        .secret
+}
+
+/// An HTTP client that sends `token` as its bearer on every request.
+pub fn client_with(token: Option<&str>) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = token {
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
+    }
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .default_headers(headers)
+        .build()
+        .unwrap()
 }
 
 /// Asserts that `value` is valid against the schema the OpenAPI document gives `T` (by its
