@@ -894,8 +894,8 @@ async fn large_uploads_stream_and_broken_ones_keep_whole_chunks() {
     stream
         .write_all(
             format!(
-                "POST /api/v1/campaigns/cut/lists HTTP/1.1\r\nHost: {}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {full}\r\n\r\n",
-                api.addr
+                "POST /api/v1/campaigns/cut/lists HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {full}\r\n\r\n",
+                api.addr, api.token
             )
             .as_bytes(),
         )

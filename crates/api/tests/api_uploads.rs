@@ -97,10 +97,11 @@ async fn a_stalled_upload_times_out_while_calls_write_their_outcomes(db: Db) {
     }
     let head = format!(
         "POST /api/v1/campaigns/bulk/lists HTTP/1.1\r\nhost: {}\r\n\
+         authorization: Bearer {}\r\n\
          content-type: multipart/form-data; boundary=XYZ\r\ncontent-length: 50000000\r\n\r\n\
          --XYZ\r\ncontent-disposition: form-data; name=\"file\"; filename=\"bulk.csv\"\r\n\
          content-type: text/csv\r\n\r\n",
-        api.addr
+        api.addr, api.token
     );
     upload.write_all(head.as_bytes()).await.unwrap();
     upload.write_all(rows.as_bytes()).await.unwrap();
