@@ -5,6 +5,7 @@
 //! 422 naming the field, nothing is stored, and the answer is the same whether a variable
 //! exists or not.
 
+#[macro_use]
 mod support;
 
 use serde_json::Value;
@@ -222,24 +223,6 @@ async fn trunk_credentials_come_only_from_trunk_secrets(db: Db) {
         "{shown:#}"
     );
     api.stop().await;
-}
-
-macro_rules! on_both {
-    ($name:ident) => {
-        mod $name {
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(Db::Sqlite).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name(Db::Postgres).await;
-            }
-        }
-    };
 }
 
 on_both!(paths_outside_the_prompts_directory_are_refused);

@@ -6,6 +6,7 @@
 
 #[path = "../../engine/tests/support/peers.rs"]
 mod peers;
+#[macro_use]
 mod support;
 
 use peers::sipp_carrier;
@@ -193,24 +194,6 @@ async fn an_upload_over_the_limit_is_refused_with_413(db: Db) {
     let (status, report) = api.upload("big", "small.csv", &csv[..20_000]).await;
     assert_eq!(status, 201, "{report:#}");
     api.stop().await;
-}
-
-macro_rules! on_both {
-    ($name:ident) => {
-        mod $name {
-            use super::*;
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(Db::Sqlite).await;
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                super::$name(Db::Postgres).await;
-            }
-        }
-    };
 }
 
 on_both!(a_stalled_upload_times_out_while_calls_write_their_outcomes);

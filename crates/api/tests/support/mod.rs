@@ -412,3 +412,23 @@ cps = 50
 pub fn nowhere() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], testkit::free_udp_port()))
 }
+
+/// Makes a module `NAME` with two tests, `sqlite` and `postgres`, that run `NAME(Db)` on each.
+#[allow(unused_macros)]
+macro_rules! on_both {
+    ($name:ident) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(Db::Sqlite).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(Db::Postgres).await;
+            }
+        }
+    };
+}
