@@ -33,6 +33,10 @@ pub fn install() -> Option<PrometheusHandle> {
 fn describe() {
     use metrics::{describe_counter, describe_gauge};
     describe_counter!("dialer_calls_total", "Calls ended, by campaign and outcome");
+    describe_counter!(
+        "dialer_amd_verdicts_total",
+        "Answering-machine detector verdicts, by campaign, result and cause"
+    );
     describe_gauge!("dialer_calls_in_flight", "Calls not ended yet on this node");
     describe_gauge!(
         "dialer_campaign_calls_in_flight",

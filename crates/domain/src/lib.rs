@@ -55,7 +55,7 @@ pub use pacing::PacingPatch;
 pub use phonenumber::country::Id as Country;
 pub use retry::ContactAfter;
 pub use spec::{
-    AbandonWindow, Amd, CampaignSpec, DialMode, Dur, MachineAction, Pacing, Retry, RetryRule,
-    SrtpPolicy, Transport, Trunk, WrapUp,
+    AbandonWindow, Amd, CampaignSpec, DialMode, Dur, MachineAction, NotSureAction, Pacing, Retry,
+    RetryRule, SrtpPolicy, Transport, Trunk, WrapUp,
 };
 pub use types::{AmdResult, CampaignStatus, ContactStatus, Disposition, DispositionKind, Outcome};

@@ -247,6 +247,18 @@ pub enum MachineAction {
     LeaveMessage,
 }
 
+/// What to do when answering-machine detection is not sure (NOTSURE).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "kebab-case")]
+pub enum NotSureAction {
+    /// Treat it as a person: connect it to an agent.
+    #[default]
+    Agent,
+    /// Hang up, as on a machine (if it was a person, that is an abandoned call).
+    HangUp,
+}
+
 /// Answering-machine detection; the optional parameters use Asterisk `AMD()` terms.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -256,6 +268,8 @@ pub struct Amd {
     pub enabled: bool,
     /// What to do with a machine.
     pub machine_action: MachineAction,
+    /// What to do when the detector is not sure.
+    pub not_sure_action: NotSureAction,
     /// Recorded message left on machines (needed with `leave-message`).
     pub message: Option<String>,
     /// Longest silence before the greeting starts (Asterisk `initialSilence`).
@@ -282,6 +296,7 @@ impl Default for Amd {
         Self {
             enabled: true,
             machine_action: MachineAction::HangUp,
+            not_sure_action: NotSureAction::Agent,
             message: None,
             initial_silence: None,
             greeting: None,
@@ -1295,6 +1310,20 @@ cps = 0
             "abandon_message = \"./en/abandon..wav\"\n[trunk]",
         );
         CampaignSpec::from_toml(&text).unwrap();
+    }
+
+    #[test]
+    fn not_sure_goes_to_an_agent_unless_the_campaign_says_hang_up() {
+        let spec = CampaignSpec::from_toml(MINIMAL).unwrap();
+        assert_eq!(spec.amd.not_sure_action, NotSureAction::Agent);
+        let text = MINIMAL.replace("[trunk]", "[amd]\nnot_sure_action = \"hang-up\"\n[trunk]");
+        let spec = CampaignSpec::from_toml(&text).unwrap();
+        assert_eq!(spec.amd.not_sure_action, NotSureAction::HangUp);
+        let json = serde_json::to_string(&spec).unwrap();
+        assert_eq!(CampaignSpec::from_json(&json).unwrap(), spec);
+        let text = MINIMAL.replace("[trunk]", "[amd]\nnot_sure_action = \"guess\"\n[trunk]");
+        let err = CampaignSpec::from_toml(&text).unwrap_err().to_string();
+        assert!(err.contains("guess"), "{err}");
     }
 
     #[test]

@@ -18,7 +18,7 @@
 //! ```
 
 use crate::view::CallState;
-use domain::{AmdResult, MachineAction, Outcome};
+use domain::{AmdResult, MachineAction, NotSureAction, Outcome};
 use pacing::EndReason;
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -31,6 +31,8 @@ pub(crate) struct CallConfig {
     pub(crate) amd: bool,
     /// What to do with machines.
     pub(crate) machine_action: MachineAction,
+    /// What to do when the detector is not sure (or hears nothing before `amd_timeout`).
+    pub(crate) not_sure_action: NotSureAction,
     /// Agentless mode: every live answer hears the campaign's message, then is released.
     pub(crate) agentless: bool,
     /// How long to wait for a voicemail beep before leaving the message anyway.
@@ -379,6 +381,21 @@ impl CallMachine {
         }
     }
 
+    /// NOTSURE: the campaign's choice, an agent (as a person) or a hang-up (as a machine).
+    fn not_sure(&mut self, now: Duration, greeting_end: Duration) {
+        self.push(CallAction::Record(AttemptEvent::Amd(AmdResult::NotSure)));
+        self.push(CallAction::StopListening);
+        match self.cfg.not_sure_action {
+            NotSureAction::Agent => self.live(now, greeting_end),
+            NotSureAction::HangUp => {
+                self.push(CallAction::Report(Report::Machine));
+                self.push(CallAction::State(CallState::Machine));
+                self.phase = Phase::MachineHangup;
+                self.hang_up(Outcome::MachineHungUp, None, EndReason::Completed);
+            }
+        }
+    }
+
     fn leave_message(&mut self) {
         self.phase = Phase::LeavingMessage;
         self.timer = None;
@@ -473,9 +490,9 @@ impl CallMachine {
                 }
                 self.timer = None;
                 match result {
-                    Some(AmdResult::Human | AmdResult::NotSure) => {
-                        let result = result.unwrap_or(AmdResult::NotSure);
-                        self.push(CallAction::Record(AttemptEvent::Amd(result)));
+                    Some(AmdResult::NotSure) => self.not_sure(now, greeting_end.unwrap_or(now)),
+                    Some(AmdResult::Human) => {
+                        self.push(CallAction::Record(AttemptEvent::Amd(AmdResult::Human)));
                         self.push(CallAction::StopListening);
                         self.live(now, greeting_end.unwrap_or(now));
                     }
@@ -651,11 +668,7 @@ impl CallMachine {
         self.timer = None;
         match self.phase {
             Phase::WaitingBeep => self.leave_message(),
-            Phase::Answered => {
-                self.push(CallAction::Record(AttemptEvent::Amd(AmdResult::NotSure)));
-                self.push(CallAction::StopListening);
-                self.live(now, now);
-            }
+            Phase::Answered => self.not_sure(now, now),
             _ => {}
         }
     }
@@ -704,6 +717,7 @@ mod tests {
         CallConfig {
             amd: true,
             machine_action: MachineAction::HangUp,
+            not_sure_action: NotSureAction::Agent,
             agentless: false,
             beep_timeout: Duration::from_secs(20),
             amd_timeout: Duration::from_secs(6),
@@ -879,6 +893,7 @@ mod tests {
 
         let leave = CallConfig {
             machine_action: MachineAction::LeaveMessage,
+            not_sure_action: NotSureAction::Agent,
             ..cfg()
         };
         let mut m = placed(leave.clone());
@@ -983,6 +998,52 @@ mod tests {
         assert!(a.contains(&CallAction::Report(Report::Live {
             greeting_end: ms(6000)
         })));
+    }
+
+    #[test]
+    fn notsure_goes_to_an_agent_or_is_hung_up_as_the_campaign_chooses() {
+        let not_sure = |m: &mut CallMachine| {
+            m.handle(ms(0), CallInput::Answered);
+            drain(m);
+            m.handle(
+                ms(5000),
+                CallInput::Amd {
+                    result: Some(AmdResult::NotSure),
+                    greeting_end: Some(ms(4200)),
+                    cause: "TOOLONG".into(),
+                },
+            );
+            drain(m)
+        };
+        let a = not_sure(&mut placed(cfg()));
+        assert!(a.contains(&CallAction::Record(AttemptEvent::Amd(AmdResult::NotSure))));
+        assert!(a.contains(&CallAction::Report(Report::Live {
+            greeting_end: ms(4200)
+        })));
+
+        let hang_up = CallConfig {
+            not_sure_action: NotSureAction::HangUp,
+            ..cfg()
+        };
+        let mut m = placed(hang_up.clone());
+        let a = not_sure(&mut m);
+        assert!(a.contains(&CallAction::Record(AttemptEvent::Amd(AmdResult::NotSure))));
+        assert!(a.contains(&CallAction::Hangup), "{a:?}");
+        assert!(
+            !a.iter()
+                .any(|x| matches!(x, CallAction::Report(Report::Live { .. })))
+        );
+        m.handle(ms(5050), ended(200));
+        assert_eq!(
+            finished(&drain(&mut m)).unwrap().outcome,
+            Outcome::MachineHungUp
+        );
+        // No audio at all before the timeout is NOTSURE too, and follows the same choice.
+        let mut m = placed(hang_up);
+        m.handle(ms(0), CallInput::Answered);
+        drain(&mut m);
+        m.handle_timeout(ms(6000));
+        assert!(drain(&mut m).contains(&CallAction::Hangup));
     }
 
     #[test]

@@ -82,6 +82,7 @@ impl<'a> Harness<'a> {
             call: CallConfig {
                 amd: true,
                 machine_action: MachineAction::HangUp,
+                not_sure_action: domain::NotSureAction::Agent,
                 agentless: false,
                 beep_timeout: Duration::from_secs(20),
                 // The scenario's detector always decides; this only bounds a silent line.

@@ -497,6 +497,13 @@ impl CampaignCore {
             return;
         };
         while let Some(action) = call.machine.poll_action() {
+            if let CallAction::Record(store::AttemptEvent::Amd(result)) = &action {
+                match result {
+                    domain::AmdResult::Human => self.totals.amd_human += 1,
+                    domain::AmdResult::Machine => self.totals.amd_machine += 1,
+                    domain::AmdResult::NotSure => self.totals.amd_notsure += 1,
+                }
+            }
             match action {
                 CallAction::Report(report) => reports.push(report),
                 CallAction::Finish(f) => finished = Some(f),
@@ -906,6 +913,7 @@ mod tests {
             call: CallConfig {
                 amd: true,
                 machine_action: MachineAction::HangUp,
+                not_sure_action: domain::NotSureAction::Agent,
                 agentless: false,
                 beep_timeout: Duration::from_secs(20),
                 amd_timeout: Duration::from_secs(6),
@@ -1293,5 +1301,16 @@ mod tests {
         )));
         assert_eq!(c.call_counts().waiting, 1);
         assert_eq!(c.totals().live, 1);
+        // The live figures count the verdict, so a drift in the machine share shows.
+        assert_eq!(
+            (
+                c.totals().amd_human,
+                c.totals().amd_machine,
+                c.totals().amd_notsure
+            ),
+            (0, 0, 1)
+        );
+        live_calls(&mut c, 2, 2, ms(8000));
+        assert_eq!(c.totals().amd_human, 2);
     }
 }

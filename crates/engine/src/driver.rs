@@ -400,6 +400,15 @@ impl Live {
                     )))
                 });
                 tracing::debug!(attempt = self.attempt, result = %v.result, cause = %v.cause, "amd");
+                // By result and cause, so a supervisor sees a drift in the machine share and
+                // what drives it.
+                metrics::counter!(
+                    "dialer_amd_verdicts_total",
+                    "campaign" => ctx.runtime.name.clone(),
+                    "result" => v.result.as_str(),
+                    "cause" => v.cause.as_str()
+                )
+                .increment(1);
                 self.input(
                     ctx,
                     CallInput::Amd {

@@ -158,6 +158,7 @@ pub(crate) fn build(spec: &CampaignSpec, config: &crate::EngineConfig) -> Result
             call: CallConfig {
                 amd: spec.amd.enabled,
                 machine_action: spec.amd.machine_action,
+                not_sure_action: spec.amd.not_sure_action,
                 agentless,
                 beep_timeout: config.beep_timeout,
                 // Past the detector's own limit (it says NOTSURE by then when it hears anything).

@@ -239,6 +239,15 @@ pub struct CallTotals {
     pub invalid: u64,
     /// Carrier or network failures.
     pub failed: u64,
+    /// Detector verdicts HUMAN (the live share of the machine-share drift).
+    #[serde(default)]
+    pub amd_human: u64,
+    /// Detector verdicts MACHINE.
+    #[serde(default)]
+    pub amd_machine: u64,
+    /// Detector verdicts NOTSURE (including answers with no audio before the timeout).
+    #[serde(default)]
+    pub amd_notsure: u64,
     /// Leased contacts not dialled at the last check (hours closed, do-not-call, no attempts
     /// left); given back.
     pub skipped: u64,

@@ -269,7 +269,7 @@ const CAMPAIGN_NAMES: [(&str, &str); 8] = [
     ("maximum_words", "maximum_number_of_words"),
 ];
 /// Keys of a campaign's `[amd]` table that are not detector parameters.
-const CAMPAIGN_ONLY: [&str; 3] = ["enabled", "machine_action", "message"];
+const CAMPAIGN_ONLY: [&str; 4] = ["enabled", "machine_action", "not_sure_action", "message"];
 
 impl AmdParams {
     /// Reads parameters from TOML: a campaign file (its `[amd]` table is used, the rest ignored)
