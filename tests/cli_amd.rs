@@ -126,3 +126,29 @@ fn corpus_prints_both_confusion_matrices() {
     assert!(text.contains("asterisk app_amd baseline"), "{text}");
     assert!(text.contains("live answers taken for MACHINE"), "{text}");
 }
+
+#[test]
+fn corpus_takes_a_plain_folder_of_human_and_machine_recordings() {
+    let dir = tempfile::tempdir().unwrap();
+    for (sub, kind) in [("human", "hello"), ("machine", "carrier")] {
+        std::fs::create_dir(dir.path().join(sub)).unwrap();
+        std::fs::copy(first_of(kind), dir.path().join(sub).join("call.wav")).unwrap();
+    }
+    let out = dialer(&["amd", "--corpus", dir.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("2 clips"), "{text}");
+    assert!(text.contains("asterisk app_amd baseline"), "{text}");
+    assert!(
+        text.contains("live answers taken for MACHINE: 0.0%"),
+        "{text}"
+    );
+
+    let empty = tempfile::tempdir().unwrap();
+    let out = dialer(&["amd", "--corpus", empty.path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("human/"),
+        "{out:?}"
+    );
+}

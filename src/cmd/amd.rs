@@ -14,24 +14,32 @@ use std::process::ExitCode;
   dialer amd greeting.wav answer.wav
   dialer amd --json --set greeting=2s call-*.wav
   dialer amd --config campaigns/spring.toml --channel 0 recording.wav
-  dialer amd --corpus crates/media/corpus --compare")]
+  dialer amd --corpus crates/media/corpus
+  dialer amd --corpus my-recordings/          (human/*.wav and machine/*.wav)
+  dialer amd --corpus /tmp/world --split holdout --by noise,snr_db")]
 pub struct Args {
     /// WAV recordings to classify (8 kHz; PCM, mu-law or A-law; mono or stereo).
     #[arg(required_unless_present = "corpus")]
     pub files: Vec<PathBuf>,
 
-    /// Classify a labelled folder (labels.csv, or files named human*/machine*) and print the
-    /// confusion matrix.
+    /// Classify a labelled folder (labels.csv, WAV files under human/ and machine/, or files
+    /// named human*/machine*) and print the confusion matrix, the Asterisk baseline's beside it.
     #[arg(long, value_name = "DIR", conflicts_with = "files")]
     pub corpus: Option<PathBuf>,
 
-    /// With --corpus: only the clips of this split (`train` or `test`).
+    /// With --corpus: only the clips of this split (`train`/`test`, `tune`/`holdout`).
     #[arg(long, requires = "corpus")]
     pub split: Option<String>,
 
-    /// With --corpus: print the Asterisk baseline's matrix beside ours.
-    #[arg(long, requires = "corpus")]
+    /// With --corpus: the Asterisk baseline is always printed beside ours now; kept so older
+    /// command lines still work.
+    #[arg(long, requires = "corpus", hide = true)]
     pub compare: bool,
+
+    /// With --corpus: one row per value of these label columns (e.g. `noise`, `snr_db`,
+    /// `noise,snr_db`, `kind`, `codec`), ours beside the baseline.
+    #[arg(long, requires = "corpus", value_name = "COLUMN[,COLUMN]")]
+    pub by: Option<String>,
 
     /// With --corpus: list every misclassified clip.
     #[arg(long, requires = "corpus")]
@@ -182,13 +190,16 @@ fn run_corpus(args: &Args, dir: &std::path::Path, params: &AmdParams) -> anyhow:
     let split = args.split.as_deref();
     let ours = CorpusReport::run(params, &corpus, &samples)?.split(split);
     if ours.outcomes.is_empty() {
-        anyhow::bail!("no clips in {} for split {split:?}", dir.display());
+        let splits: std::collections::BTreeSet<&str> =
+            corpus.clips.iter().map(|c| c.split.as_str()).collect();
+        anyhow::bail!(
+            "no clips in {} for split {:?} (its splits: {})",
+            dir.display(),
+            split.unwrap_or(""),
+            splits.into_iter().collect::<Vec<_>>().join(", ")
+        );
     }
-    let baseline = if args.compare {
-        Some(CorpusReport::run(&AmdParams::asterisk(), &corpus, &samples)?.split(split))
-    } else {
-        None
-    };
+    let baseline = CorpusReport::run(&AmdParams::asterisk(), &corpus, &samples)?.split(split);
     if args.json {
         let summary = |r: &CorpusReport| {
             serde_json::json!({
@@ -199,10 +210,11 @@ fn run_corpus(args: &Args, dir: &std::path::Path, params: &AmdParams) -> anyhow:
                 "outcomes": r.outcomes,
             })
         };
-        let mut out = serde_json::json!({ "params": params, "detector": summary(&ours) });
-        if let Some(b) = &baseline {
-            out["asterisk"] = summary(b);
-        }
+        let out = serde_json::json!({
+            "params": params,
+            "detector": summary(&ours),
+            "asterisk": summary(&baseline),
+        });
         println!("{out}");
         return Ok(ExitCode::SUCCESS);
     }
@@ -211,18 +223,21 @@ fn run_corpus(args: &Args, dir: &std::path::Path, params: &AmdParams) -> anyhow:
         media::detect::AmdAlgorithm::Asterisk => "asterisk",
     };
     let scope = split.unwrap_or("all");
-    println!(
-        "{name} detector, {} clips ({scope}):\n{}",
-        ours.outcomes.len(),
-        ours.matrix()
+    println!("{} clips ({scope})", ours.outcomes.len());
+    print!(
+        "{}",
+        ours.matrix_beside(
+            &baseline,
+            &format!("{name} detector"),
+            "asterisk app_amd baseline (default parameters)"
+        )
     );
-    println!("{}", ours.by_kind());
-    if let Some(b) = &baseline {
-        println!(
-            "asterisk app_amd baseline, same clips:\n{}\n{}",
-            b.matrix(),
-            b.by_kind()
-        );
+    match &args.by {
+        Some(columns) => {
+            let columns: Vec<&str> = columns.split(',').map(str::trim).collect();
+            println!("\n{}", ours.by_condition(&baseline, &columns));
+        }
+        None => println!("\n{}", ours.by_condition(&baseline, &["kind"])),
     }
     if args.errors {
         println!("misclassified ({name}):");

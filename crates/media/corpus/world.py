@@ -42,6 +42,7 @@ except ImportError:  # pragma: no cover - reported to the user
 
 RATE = 8000
 HOLDOUT_SHARE = 3  # one in three voices and scripts is held out
+FLITE_SHARE = 0.3
 
 ESPEAK_LANGS = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-rp",
                 "en-gb-x-gbcwmd", "en-029", "en-us-nyc", "en"]
@@ -304,7 +305,11 @@ class World:
         raise RuntimeError("no script for %s" % part)
 
     def voice(self, rng, part):
-        v = self.voices[part][rng.integers(len(self.voices[part]))]
+        # flite has few voices against espeak-ng's hundreds of variants: pick the synthesiser
+        # first, so a third of the clips are flite's (a different kind of synthesis entirely).
+        engine = "flite:" if rng.random() < FLITE_SHARE else "espeak:"
+        pool = [v for v in self.voices[part] if v.startswith(engine)] or self.voices[part]
+        v = pool[rng.integers(len(pool))]
         rate = float(rng.choice([0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.4]))
         pitch = int(rng.integers(20, 81))
         return v, rate, pitch
@@ -423,7 +428,7 @@ def make_clip(world, part, truth, kind, index):
         lead = rng.uniform(0.1, 1.0) if rng.random() < 0.75 else rng.uniform(1.0, 2.2)
         if rng.random() < 0.12:
             # The stream starts after the callee began: the first 50-250 ms are cut off.
-            words = words[int(rng.uniform(0.05, 0.25) * RATE):]
+            words = words[int(min(rng.uniform(0.05, 0.25), 0.25 * len(words) / RATE) * RATE):]
             lead = 0.0
             row["start"] = "late"
         at = int(lead * RATE)

@@ -384,14 +384,23 @@ fn level_to_db(mean_abs: u16) -> f32 {
     20.0 * (f32::from(mean_abs.max(1)) * 1.11 / 32768.0).log10()
 }
 
-/// Frames kept to judge whether the sound is steady (noise) or moving (speech, music): 500 ms.
-const STEADY_BLOCKS: usize = 5;
-const STEADY_BLOCK_FRAMES: u32 = 10;
-/// A sound whose 10 ms level stays within this range for 500 ms is steady background noise.
-const STEADY_RANGE_DB: f32 = 4.0;
+/// The floor is the quietest 50 ms block of the last 1.5 s (minimum statistics): speech, even a
+/// machine's continuous greeting, has gaps between words that often, and any background that
+/// goes on (line hiss, a room's babble, music, a television) becomes the floor within that time.
+const FLOOR_BLOCK_FRAMES: u32 = 5;
+const FLOOR_BLOCKS: usize = 30;
+/// A run of voice shorter than this (ms) is a click or a peak of the room's sound until it
+/// lasts longer: it does not end a silence.
+const BLIP_MS: u32 = 50;
+/// A frame this far under the floor is a lost packet or a codec's digital silence, not the line:
+/// it is silence, but does not pull the floor down (for up to `DROPOUT_FRAMES` in a row).
+const DROPOUT_DB: f32 = 15.0;
+const DROPOUT_FRAMES: u32 = 6;
+/// No floor is lower than this (dBFS): digital silence would make every sound voice.
+const FLOOR_MIN_DB: f32 = -80.0;
 
-/// Ours. Voice is a frame well above an adaptive noise floor; a person's greeting is short and
-/// followed by silence, a machine's goes on.
+/// Ours. Voice is a frame well above an adaptive noise floor and near the callee's own level; a
+/// person's greeting is short and followed by silence, a machine's goes on.
 #[derive(Debug, Clone)]
 struct Adaptive {
     floor_db: f32,
@@ -399,24 +408,40 @@ struct Adaptive {
     min_voice_db: f32,
     rise_per_frame: f32,
     in_voice: bool,
-    /// Consecutive voice in the current word, gaps shorter than a between-word silence included.
+    /// The level smoothed over about 30 ms, so one loud frame of the room's sound is not the
+    /// callee.
+    smooth_db: f32,
+    /// The current run of voice, gaps shorter than a between-word silence included.
     word_ms: u32,
-    /// Silence since the last voice frame.
+    /// Consecutive non-voice frames.
+    gap_ms: u32,
+    /// Silence since the last word. A run of voice shorter than a word (a clatter, a peak of
+    /// the room's babble) does not end it.
     silence_ms: u32,
     /// The pause before the current run of voice.
     pause_before_ms: u32,
-    /// Voice heard in total.
+    /// Voice heard in total (words only).
     voice_ms: u32,
     in_word: bool,
     phrases: u32,
     syllables: Syllables,
-    /// Loudest frame of the greeting so far (dBFS); -100 before it starts.
+    /// Loudest smoothed level of the greeting so far (dBFS); very low before it starts.
     greeting_peak_db: f32,
+    /// The callee's syllables' level: a running mean of the greeting's syllable peaks (dBFS);
+    /// very low before the greeting starts.
+    nucleus_db: f32,
+    /// Loudest smoothed level of the current run of voice.
+    run_peak_db: f32,
     greeting_start: Option<u32>,
     last_voice_end: Option<u32>,
-    /// Min and max level of each 100 ms block, for steadiness.
-    blocks: [(f32, f32); STEADY_BLOCKS],
+    /// Mean level of each of the last `FLOOR_BLOCKS` 50 ms blocks (a ring), for the floor.
+    blocks: [f32; FLOOR_BLOCKS],
+    blocks_seen: usize,
+    /// Power summed over the block being built, and its frames (dropouts left out).
+    block_power: f32,
+    block_counted: u32,
     block_frames: u32,
+    dropout_run: u32,
 }
 
 impl Adaptive {
@@ -427,7 +452,9 @@ impl Adaptive {
             min_voice_db: level_to_db(p.min_speech_level),
             rise_per_frame: p.noise_floor_rise_db_per_s * FRAME_MS as f32 / 1000.0,
             in_voice: false,
+            smooth_db: -200.0,
             word_ms: 0,
+            gap_ms: 0,
             silence_ms: 0,
             pause_before_ms: 0,
             voice_ms: 0,
@@ -435,10 +462,16 @@ impl Adaptive {
             phrases: 0,
             syllables: Syllables::default(),
             greeting_peak_db: -200.0,
+            run_peak_db: -200.0,
+            nucleus_db: -200.0,
             greeting_start: None,
             last_voice_end: None,
-            blocks: [(f32::MAX, f32::MIN); STEADY_BLOCKS],
+            blocks: [0.0; FLOOR_BLOCKS],
+            blocks_seen: 0,
+            block_power: 0.0,
+            block_counted: 0,
             block_frames: 0,
+            dropout_run: 0,
         }
     }
 
@@ -451,38 +484,34 @@ impl Adaptive {
         if !self.floor_set {
             // The first 10 ms after answer is nearly always line noise; but never start above
             // the fixed threshold, in case the callee was already talking.
-            self.floor_db = self.floor_db.min(level);
+            self.floor_db = self.floor_db.min(level).max(FLOOR_MIN_DB);
             self.floor_set = true;
+            self.smooth_db = level;
         }
-        let last = &mut self.blocks[STEADY_BLOCKS - 1];
-        last.0 = last.0.min(level);
-        last.1 = last.1.max(level);
-        self.block_frames += 1;
-        if self.block_frames == STEADY_BLOCK_FRAMES {
-            self.block_frames = 0;
-            let (lo, hi) = self
-                .blocks
-                .iter()
-                .fold((f32::MAX, f32::MIN), |(lo, hi), b| {
-                    (lo.min(b.0), hi.max(b.1))
-                });
-            if hi - lo <= STEADY_RANGE_DB && lo > self.floor_db {
-                // Steady for 500 ms: background noise, however loud. Take it as the floor.
-                self.floor_db = lo;
-            }
-            self.blocks.rotate_left(1);
-            self.blocks[STEADY_BLOCKS - 1] = (f32::MAX, f32::MIN);
+        let dropout = level < self.floor_db - DROPOUT_DB && self.dropout_run < DROPOUT_FRAMES;
+        self.dropout_run = if dropout { self.dropout_run + 1 } else { 0 };
+        if dropout {
+            // A lost packet: silence, and nothing learnt from it.
+            self.in_voice = false;
+            self.smooth_db = 0.5 * self.smooth_db + 0.5 * self.floor_db;
+            self.end_floor_block();
+            return false;
         }
+        self.smooth_db = 0.5 * self.smooth_db + 0.5 * level;
+        self.block_power += 10f32.powf(level / 10.0);
+        self.block_counted += 1;
+        self.end_floor_block();
         let on = self.floor_db + p.speech_margin_db;
         let off = on - 3.0;
-        // Once the callee has spoken, sound far below their own voice (a television, people
-        // across the room) is not them.
-        let own = self.greeting_peak_db - p.background_voice_db;
+        // Once the callee has spoken, sound well below their own syllables (a television,
+        // people across the room, music) is not them. The smoothed level is compared, so the
+        // occasional loud frame of such sound does not pass for the callee.
+        let own = self.nucleus_db - p.background_voice_db;
         let voice = level >= self.min_voice_db
             && level >= if self.in_voice { off } else { on }
-            && level >= own;
+            && self.smooth_db >= own;
         if level < self.floor_db {
-            self.floor_db += 0.3 * (level - self.floor_db);
+            self.floor_db = (self.floor_db + 0.3 * (level - self.floor_db)).max(FLOOR_MIN_DB);
         } else if !voice {
             self.floor_db += 0.05 * (level - self.floor_db);
         } else {
@@ -492,45 +521,80 @@ impl Adaptive {
         voice
     }
 
+    /// Closes a 50 ms block when it is full; the floor rises to the quietest of the last 1.5 s
+    /// if that is above it (it falls on its own, frame by frame).
+    fn end_floor_block(&mut self) {
+        self.block_frames += 1;
+        if self.block_frames < FLOOR_BLOCK_FRAMES {
+            return;
+        }
+        if self.block_counted > 0 {
+            let mean = self.block_power / self.block_counted as f32;
+            let db = 10.0 * mean.max(1e-12).log10();
+            self.blocks[self.blocks_seen % FLOOR_BLOCKS] = db;
+            self.blocks_seen += 1;
+            let quietest = self.blocks[..self.blocks_seen.min(FLOOR_BLOCKS)]
+                .iter()
+                .fold(f32::MAX, |m, &b| m.min(b));
+            // Not before 500 ms: the quietest of fewer blocks may be the callee's speech.
+            if self.blocks_seen >= FLOOR_BLOCKS / 3 && quietest > self.floor_db {
+                self.floor_db = quietest;
+            }
+        }
+        self.block_frames = 0;
+        self.block_power = 0.0;
+        self.block_counted = 0;
+    }
+
     fn frame(&mut self, p: &AmdParams, frame: &Frame, now: u32) -> Option<(AmdResult, AmdCause)> {
         let level = frame.level_db();
         let voice = self.voice(p, level);
-        if self.syllables.frame(level, voice, p.syllable_dip_db)
-            && self.greeting_start.is_some()
-            && self.syllables.count >= p.maximum_syllables
-        {
-            return Some((AmdResult::Machine, AmdCause::MaxSyllables));
+        if self.syllables.frame(level, voice, p.syllable_dip_db) && self.greeting_start.is_some() {
+            self.nucleus_db += 0.3 * (self.syllables.peak - self.nucleus_db);
+            if self.syllables.count >= p.maximum_syllables {
+                return Some((AmdResult::Machine, AmdCause::MaxSyllables));
+            }
         }
         if now >= p.total_analysis_time_ms {
             return Some((AmdResult::NotSure, AmdCause::TooLong));
         }
         if voice {
-            if self.greeting_start.is_some() {
-                self.greeting_peak_db = self.greeting_peak_db.max(level);
-            }
-            if self.silence_ms >= p.between_words_silence_ms {
-                // A new run of voice after a real pause.
-                self.in_word = false;
-                self.word_ms = 0;
+            if self.word_ms == 0 {
                 self.pause_before_ms = self.silence_ms;
+                self.run_peak_db = -200.0;
             }
-            self.silence_ms = 0;
+            self.gap_ms = 0;
             self.word_ms += FRAME_MS;
-            self.voice_ms += FRAME_MS;
-            self.last_voice_end = Some(now);
+            self.run_peak_db = self.run_peak_db.max(self.smooth_db);
+            if !self.in_word && self.word_ms < BLIP_MS {
+                // Not a word yet: until it lasts one, it does not end the silence (and no
+                // decision is taken on a silence it may end).
+                self.silence_ms += FRAME_MS;
+                return None;
+            }
             if !self.in_word && self.word_ms >= p.min_word_length_ms {
                 self.in_word = true;
                 let start = now - self.word_ms;
-                if self.greeting_start.is_none() {
-                    self.greeting_start = Some(start);
-                    // Syllables before the first word are part of it (the nucleus may have
-                    // passed already); count from the first one heard.
-                    self.syllables.count = self.syllables.count.max(1);
-                    self.phrases = 1;
-                } else if self.pause_before_ms >= p.phrase_pause_ms {
-                    self.phrases += 1;
+                match self.greeting_start {
+                    None => self.start_greeting(start),
+                    Some(_)
+                        if self.run_peak_db >= self.greeting_peak_db + p.greeting_restart_db =>
+                    {
+                        // Far louder than all before: that was the room, this is the callee.
+                        self.start_greeting(start);
+                    }
+                    Some(_) if self.pause_before_ms >= p.phrase_pause_ms => self.phrases += 1,
+                    Some(_) => {}
                 }
             }
+            if self.silence_ms > 0 {
+                // The run has just become voice: its first frames count too.
+                self.voice_ms += self.word_ms - FRAME_MS;
+            }
+            self.silence_ms = 0;
+            self.voice_ms += FRAME_MS;
+            self.last_voice_end = Some(now);
+            self.greeting_peak_db = self.greeting_peak_db.max(self.run_peak_db);
             if self.word_ms >= p.maximum_word_length_ms {
                 return Some((AmdResult::Machine, AmdCause::MaxWordLength));
             }
@@ -542,22 +606,40 @@ impl Adaptive {
             {
                 return Some((AmdResult::Machine, AmdCause::LongGreeting));
             }
+            None
         } else {
             self.silence_ms += FRAME_MS;
-            if self.silence_ms >= p.between_words_silence_ms {
+            self.gap_ms += FRAME_MS;
+            if self.gap_ms >= p.between_words_silence_ms {
+                self.in_word = false;
                 self.word_ms = 0;
             }
-            match self.greeting_start {
-                None if self.silence_ms >= p.initial_silence_ms => {
-                    return Some((AmdResult::Machine, AmdCause::InitialSilence));
-                }
-                Some(_) if self.silence_ms >= p.after_greeting_silence_ms => {
-                    return Some((AmdResult::Human, AmdCause::Human));
-                }
-                _ => {}
-            }
+            self.silence(p)
         }
-        None
+    }
+
+    /// The greeting starts (or starts again) with the word that began at `start`.
+    fn start_greeting(&mut self, start: u32) {
+        self.greeting_start = Some(start);
+        // The word's first nucleus may have been counted already, or not yet: it is one.
+        self.syllables.count = 1;
+        self.phrases = 1;
+        self.voice_ms = 0;
+        self.greeting_peak_db = self.run_peak_db;
+        self.nucleus_db = self.run_peak_db;
+    }
+
+    /// The decision a silent frame can bring.
+    fn silence(&self, p: &AmdParams) -> Option<(AmdResult, AmdCause)> {
+        match self.greeting_start {
+            None if self.silence_ms >= p.initial_silence_ms => {
+                Some((AmdResult::Machine, AmdCause::InitialSilence))
+            }
+            Some(_) if self.silence_ms >= p.after_greeting_silence_ms => {
+                Some((AmdResult::Human, AmdCause::Human))
+            }
+            _ => None,
+        }
     }
 }
 
@@ -663,8 +745,10 @@ mod tests {
             assert_eq!(v.cause, AmdCause::Human);
             let end = v.greeting_end_ms.unwrap();
             assert!((850..=920).contains(&end), "{v:?}");
+            // After the greeting's silence: 900 ms ours, 800 ms Asterisk's.
+            let after = amd.params().after_greeting_silence_ms;
             assert!(
-                v.decided_at_ms - end >= 800 && v.decided_at_ms - end <= 830,
+                v.decided_at_ms - end >= after && v.decided_at_ms - end <= after + 30,
                 "{v:?}"
             );
             assert!(v.greeting_start_ms.unwrap() >= 400);
@@ -771,7 +855,7 @@ mod tests {
         }
         let v = verdict.unwrap();
         assert_eq!(v.result, AmdResult::Human);
-        assert!((1700..=1800).contains(&v.decided_at_ms), "{v:?}");
+        assert!((1800..=1900).contains(&v.decided_at_ms), "{v:?}");
         // After the verdict, pushes return nothing and the verdict stays.
         assert!(amd.push(&silence, ts + 160).is_none());
         assert_eq!(amd.finish(), v);

@@ -51,9 +51,13 @@ pub struct AmdParams {
     pub noise_floor_rise_db_per_s: f32,
     /// Adaptive: a pause at least this long ends a phrase (see `maximum_number_of_words`).
     pub phrase_pause_ms: u32,
-    /// Adaptive: once the callee has spoken, sound this far below the loudest of their greeting
-    /// is background (a television, other people), not them (dB).
+    /// Adaptive: once the callee has spoken, sound (smoothed over 30 ms) this far below their
+    /// syllables' level is background (a television, other people, music), not them (dB).
     pub background_voice_db: f32,
+    /// Adaptive: a word this much louder than anything before it in the greeting restarts the
+    /// greeting there (dB): what came before was the room (a television, other people, music)
+    /// taken for the callee, not the callee.
+    pub greeting_restart_db: f32,
     /// Adaptive: syllables in a greeting that make the call a MACHINE. A person says a few
     /// syllables and waits; a greeting says a sentence or two.
     pub maximum_syllables: u32,
@@ -72,20 +76,21 @@ impl Default for AmdParams {
         AmdParams {
             algorithm: AmdAlgorithm::Adaptive,
             initial_silence_ms: 2500,
-            greeting_ms: 2500,
-            after_greeting_silence_ms: 800,
+            greeting_ms: 3000,
+            after_greeting_silence_ms: 900,
             total_analysis_time_ms: 5000,
             min_word_length_ms: 100,
             between_words_silence_ms: 50,
-            maximum_number_of_words: 3,
+            maximum_number_of_words: 8,
             maximum_word_length_ms: 5000,
             silence_threshold: 256,
             speech_margin_db: 6.0,
             min_speech_level: 24,
             noise_floor_rise_db_per_s: 3.0,
             phrase_pause_ms: 250,
-            background_voice_db: 25.0,
-            maximum_syllables: 9,
+            background_voice_db: 6.0,
+            greeting_restart_db: 10.0,
+            maximum_syllables: 12,
             syllable_dip_db: 7.0,
             tones_are_machine: true,
         }
@@ -143,6 +148,8 @@ impl AmdParams {
         AmdParams {
             algorithm: AmdAlgorithm::Asterisk,
             greeting_ms: 1500,
+            after_greeting_silence_ms: 800,
+            maximum_number_of_words: 3,
             ..AmdParams::default()
         }
     }
@@ -177,7 +184,13 @@ impl AmdParams {
                 });
             }
         }
-        let numbers: [(&'static str, f64, f64, f64); 8] = [
+        let numbers: [(&'static str, f64, f64, f64); 9] = [
+            (
+                "greeting_restart_db",
+                f64::from(self.greeting_restart_db),
+                3.0,
+                100.0,
+            ),
             (
                 "background_voice_db",
                 f64::from(self.background_voice_db),
