@@ -301,6 +301,12 @@ impl ToneTracker {
         event
     }
 
+    /// Whether a tone may be under way: a steady segment of at least 50 ms is going on, or a
+    /// beep waits for its confirmation. A verdict taken now could come before the beep.
+    pub fn in_tone(&self) -> bool {
+        self.pending_beep.is_some() || self.current.is_some_and(|s| s.ms() >= 50)
+    }
+
     /// Ends the current segment and reads the segments for a SIT or a fax CNG; beeps are held
     /// back until confirmed.
     fn close_segment(&mut self) -> Option<ToneEvent> {
