@@ -85,7 +85,7 @@ impl Default for AmdParams {
             maximum_word_length_ms: 5000,
             silence_threshold: 256,
             speech_margin_db: 6.0,
-            min_speech_level: 24,
+            min_speech_level: 12,
             noise_floor_rise_db_per_s: 3.0,
             phrase_pause_ms: 250,
             background_voice_db: 6.0,
