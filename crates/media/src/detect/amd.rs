@@ -494,7 +494,7 @@ impl Adaptive {
     }
 
     /// Updates the noise floor and says whether this frame is voice.
-    fn voice(&mut self, p: &AmdParams, level: f32) -> bool {
+    fn voice(&mut self, p: &AmdParams, level: f32, power: f32) -> bool {
         if !self.floor_set {
             // The first 10 ms after answer is nearly always line noise; but never start above
             // the fixed threshold, in case the callee was already talking.
@@ -512,7 +512,7 @@ impl Adaptive {
             return false;
         }
         self.smooth_db = 0.5 * self.smooth_db + 0.5 * level;
-        self.block_power += 10f32.powf(level / 10.0);
+        self.block_power += power;
         self.block_counted += 1;
         self.end_floor_block();
         let on = self.floor_db + p.speech_margin_db;
@@ -562,7 +562,10 @@ impl Adaptive {
 
     fn frame(&mut self, p: &AmdParams, frame: &Frame, now: u32) -> Option<(AmdResult, AmdCause)> {
         let level = frame.level_db();
-        let voice = self.voice(p, level);
+        // The frame's power relative to full scale, as `level` is in dB: for the floor's
+        // blocks, without a `powf` per frame.
+        let power = (frame.power / (32768.0 * 32768.0)).max(1e-10) as f32;
+        let voice = self.voice(p, level, power);
         if self.syllables.frame(level, voice, p.syllable_dip_db) && self.greeting_start.is_some() {
             self.nucleus_db += 0.3 * (self.syllables.peak - self.nucleus_db);
             if self.syllables.count >= p.maximum_syllables {
