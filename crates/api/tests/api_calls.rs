@@ -3,7 +3,7 @@
 //! agent pauses and becomes ready over the API; the WebSocket stream shows the call from
 //! dialling to bridged to ended and the agent's states; the supervisor's hang-up and the
 //! agent's callback disposition go through the API and reach the contact; the metrics count
-//! the connected call.
+//! the connected call and the detector's verdicts, which the campaign's totals carry too.
 
 #[path = "../../engine/tests/support/peers.rs"]
 mod peers;
@@ -224,6 +224,37 @@ async fn an_agent_session_over_the_api_with_sipp_on_postgres() {
     assert!(
         metrics.contains("dialer_calls_total{campaign=\"e2e\",outcome=\"connected\"} 1"),
         "{metrics}"
+    );
+    // The detector's verdicts are counted by result and cause, and in the campaign's totals:
+    // every number answers live, so none is MACHINE.
+    let verdicts: Vec<(&str, f64)> = metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("dialer_amd_verdicts_total{campaign=\"e2e\","))
+        .filter_map(|l| {
+            let (labels, n) = l.rsplit_once(' ')?;
+            Some((labels, n.parse().ok()?))
+        })
+        .collect();
+    assert!(
+        verdicts
+            .iter()
+            .any(|(l, n)| l.starts_with("result=\"HUMAN\"") && *n >= 1.0),
+        "{metrics}"
+    );
+    assert!(
+        !verdicts
+            .iter()
+            .any(|(l, _)| l.starts_with("result=\"MACHINE\"")),
+        "{metrics}"
+    );
+    let amd_totals = || async {
+        let totals = &api.get("/api/v1/campaigns/e2e").await.1["figures"]["totals"];
+        totals["amd_human"].as_u64().unwrap_or(0) >= 1 && totals["amd_machine"] == 0
+    };
+    assert!(
+        wait_for(Duration::from_secs(5), amd_totals).await,
+        "{:#}",
+        api.get("/api/v1/campaigns/e2e").await.1
     );
 
     // Logged out over the API: the phone's leg is hung up.
