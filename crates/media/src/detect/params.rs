@@ -88,7 +88,7 @@ impl Default for AmdParams {
             min_speech_level: 12,
             noise_floor_rise_db_per_s: 3.0,
             phrase_pause_ms: 250,
-            background_voice_db: 6.0,
+            background_voice_db: 7.0,
             greeting_restart_db: 10.0,
             maximum_syllables: 12,
             syllable_dip_db: 7.0,
