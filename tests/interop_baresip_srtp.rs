@@ -21,7 +21,7 @@ use phones::{MIC_HZ, bridged_campaign, clip, create_agent, find_clip, state, tal
 use serde_json::json;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 use testkit::tls::TestCa;
 use testkit::wait_for;
@@ -72,18 +72,7 @@ impl Baresip {
         )
         .unwrap();
         std::fs::write(dir.join("accounts"), format!("{account}\n")).unwrap();
-        let log = std::fs::File::create(dir.join("baresip.log")).unwrap();
-        let mut cmd = Command::new(program);
-        cmd.args(["-f", dir.to_str().unwrap(), "-n", "127.0.0.1", "-s"]);
-        if let Some(command) = command {
-            cmd.args(["-e", command]);
-        }
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log.try_clone().unwrap()))
-            .stderr(Stdio::from(log))
-            .spawn()
-            .expect("baresip starts");
+        let child = phones::spawn_baresip(program, dir, command);
         Baresip {
             child,
             dir: dir.to_path_buf(),

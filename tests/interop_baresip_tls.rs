@@ -8,10 +8,12 @@
 #[path = "../crates/api/tests/support/mod.rs"]
 mod api_support;
 
+mod phones;
+
 use api_support::{Api, Db, campaign_toml, nowhere};
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output};
 use std::time::Duration;
 use testkit::tls::TestCa;
 use testkit::wait_for;
@@ -61,20 +63,11 @@ fn baresip(
     )
     .unwrap();
     std::fs::write(dir.join("accounts"), accounts).unwrap();
-    let log = dir.join("baresip.log");
-    let out = std::fs::File::create(&log).unwrap();
-    let mut cmd = Command::new(program);
-    cmd.args(["-f", dir.to_str().unwrap(), "-n", "127.0.0.1", "-s"]);
-    if let Some(command) = command {
-        cmd.args(["-e", command]);
+    let child = phones::spawn_baresip(program, dir, command);
+    Baresip {
+        child,
+        log: dir.join("baresip.log"),
     }
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(out.try_clone().unwrap()))
-        .stderr(Stdio::from(out))
-        .spawn()
-        .expect("baresip starts");
-    Baresip { child, log }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -267,3 +267,24 @@ pub async fn assert_microphone_reached(api: &Api) -> (f64, usize) {
     );
     (share, frames)
 }
+
+/// Starts baresip with the config and accounts already in `dir`, bound to loopback, its output
+/// in `dir/baresip.log`, and `command` (`-e`) run once it is up.
+pub fn spawn_baresip(
+    program: &std::path::Path,
+    dir: &std::path::Path,
+    command: Option<&str>,
+) -> std::process::Child {
+    use std::process::{Command, Stdio};
+    let log = std::fs::File::create(dir.join("baresip.log")).unwrap();
+    let mut cmd = Command::new(program);
+    cmd.args(["-f", dir.to_str().unwrap(), "-n", "127.0.0.1", "-s"]);
+    if let Some(command) = command {
+        cmd.args(["-e", command]);
+    }
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::from(log.try_clone().unwrap()))
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("baresip starts")
+}

@@ -660,17 +660,20 @@ mod tests {
         std::fs::write(dir.path().join("notes.txt"), "x").unwrap();
         std::fs::write(dir.path().join("machine_a.wav"), "x").unwrap();
         std::fs::write(dir.path().join("human_b.wav"), "x").unwrap();
-        let corpus = Corpus::load(dir.path()).unwrap();
-        let truths: Vec<_> = corpus
-            .clips
-            .iter()
-            .map(|c| (c.file.as_str(), c.truth))
-            .collect();
+        // Each clip's file and truth, as loaded from `dir`.
+        let truths = |dir: &std::path::Path| -> Vec<(String, Truth)> {
+            Corpus::load(dir)
+                .unwrap()
+                .clips
+                .iter()
+                .map(|c| (c.file.clone(), c.truth))
+                .collect()
+        };
         assert_eq!(
-            truths,
+            truths(dir.path()),
             vec![
-                ("human_b.wav", Truth::Human),
-                ("machine_a.wav", Truth::Machine)
+                ("human_b.wav".to_owned(), Truth::Human),
+                ("machine_a.wav".to_owned(), Truth::Machine)
             ]
         );
         // A folder of human/ and machine/ recordings, as a campaign manager would make one.
@@ -680,17 +683,11 @@ mod tests {
             std::fs::write(folders.path().join(sub).join("call 1.WAV"), "x").unwrap();
         }
         std::fs::write(folders.path().join("machine").join("notes.txt"), "x").unwrap();
-        let corpus = Corpus::load(folders.path()).unwrap();
-        let truths: Vec<_> = corpus
-            .clips
-            .iter()
-            .map(|c| (c.file.as_str(), c.truth))
-            .collect();
         assert_eq!(
-            truths,
+            truths(folders.path()),
             vec![
-                ("human/call 1.WAV", Truth::Human),
-                ("machine/call 1.WAV", Truth::Machine)
+                ("human/call 1.WAV".to_owned(), Truth::Human),
+                ("machine/call 1.WAV".to_owned(), Truth::Machine)
             ]
         );
         let empty = tempfile::tempdir().unwrap();
