@@ -20,6 +20,7 @@ use std::net::{TcpListener, UdpSocket};
 use std::path::PathBuf;
 
 pub mod audio;
+pub mod browser;
 pub mod db;
 pub mod sip_msg;
 pub mod sipp;
