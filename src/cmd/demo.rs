@@ -138,11 +138,13 @@ struct Summary {
     shutdown: ShutdownReport,
 }
 
-/// The demo's own accounts: an admin for the console and the user of the lab agent `agent1`,
-/// each with a fresh random password (set anew when an earlier demo made them).
+/// The demo's own accounts: an admin for the console, the user of the lab agent `agent1`, and
+/// `desk1`, an agent with no lab phone for a person at the agent desktop; each with a fresh
+/// random password (set anew when an earlier demo made them).
 async fn demo_logins(
     engine: &Engine,
     agent1: Option<i64>,
+    desk1: Option<i64>,
 ) -> anyhow::Result<Vec<(&'static str, String, String)>> {
     let store = engine.store();
     let cli = store::Principal::cli();
@@ -150,6 +152,7 @@ async fn demo_logins(
     let wanted = [
         ("the console", "demo-admin", store::Role::Admin, None),
         ("an agent", "agent1", store::Role::Agent, agent1),
+        ("the agent desktop", "desk1", store::Role::Agent, desk1),
     ];
     for (who, name, role, agent_id) in wanted {
         if role == store::Role::Agent && agent_id.is_none() {
@@ -628,10 +631,27 @@ async fn demo(
             Err(err) => return Err(err).context("cannot create the lab agents"),
         }
     }
+    // An agent with no lab phone, for a person: it logs in from the agent desktop (/agent/).
+    let desk = AgentSpec {
+        username: "desk1".into(),
+        display_name: "Desk agent".into(),
+        password: store::random_password(),
+        campaigns: vec![name.clone()],
+        digest_algorithms: None,
+    };
+    match engine.create_agent(&desk).await {
+        Ok(_) | Err(EngineError::Store(store::Error::AgentExists(_))) => {}
+        Err(err) => return Err(err).context("cannot create the desk agent"),
+    }
     for agent in engine.agents().await? {
         ids.entry(agent.username.clone()).or_insert(agent.id);
     }
-    let logins = demo_logins(engine, ids.get("agent1").copied()).await?;
+    let logins = demo_logins(
+        engine,
+        ids.get("agent1").copied(),
+        ids.get("desk1").copied(),
+    )
+    .await?;
     let say = |line: String| {
         if args.json {
             eprintln!("{line}");
@@ -640,9 +660,15 @@ async fn demo(
         }
     };
     for (who, user, password) in &logins {
-        say(format!(
-            "login for {who}: {user} / {password} (POST {api}/api/v1/login)"
-        ));
+        if *who == "the agent desktop" {
+            say(format!(
+                "login for {who}: {user} / {password} (open {api}/agent/ in a browser)"
+            ));
+        } else {
+            say(format!(
+                "login for {who}: {user} / {password} (POST {api}/api/v1/login)"
+            ));
+        }
     }
     let dialer_addr = engine
         .sip_addr(sip::Transport::Udp)

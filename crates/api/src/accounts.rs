@@ -51,6 +51,21 @@ pub struct Me {
     /// When a session just opened ends (login only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<DateTime<Utc>>,
+    /// The campaigns the caller's agent works on (an agent-role user; `GET /api/v1/me` only),
+    /// for the agent desktop's choice of campaign.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub campaigns: Vec<AgentCampaign>,
+}
+
+/// A campaign an agent works on, as the agent desktop offers it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AgentCampaign {
+    /// Name.
+    pub name: String,
+    /// Dial mode in force.
+    pub mode: domain::DialMode,
+    /// Running, paused or stopped.
+    pub status: domain::CampaignStatus,
 }
 
 fn me(auth: &store::Principal, expires_at: Option<DateTime<Utc>>) -> Me {
@@ -64,6 +79,7 @@ fn me(auth: &store::Principal, expires_at: Option<DateTime<Utc>>) -> Me {
         via: via.into(),
         token_id,
         expires_at,
+        campaigns: Vec::new(),
     }
 }
 
@@ -162,8 +178,32 @@ pub(crate) async fn end_session(
         (status = 401, description = "Not logged in", body = schema::Problem),
     )
 )]
-pub(crate) async fn get_me(auth: Auth) -> Json<Me> {
-    Json(me(&auth, None))
+pub(crate) async fn get_me(State(state): State<AppState>, auth: Auth) -> ApiResult<Json<Me>> {
+    let mut answer = me(&auth, None);
+    if let Some(agent_id) = auth.user.agent_id {
+        let assigned = state
+            .engine
+            .store()
+            .agents()
+            .await?
+            .into_iter()
+            .find(|agent| agent.id == agent_id)
+            .map(|agent| agent.campaigns)
+            .unwrap_or_default();
+        answer.campaigns = state
+            .engine
+            .campaigns()
+            .await?
+            .into_iter()
+            .filter(|campaign| assigned.contains(&campaign.id))
+            .map(|campaign| AgentCampaign {
+                name: campaign.name,
+                mode: campaign.mode,
+                status: campaign.status,
+            })
+            .collect();
+    }
+    Ok(Json(answer))
 }
 
 /// A new user. Its `Debug` leaves the password out.

@@ -30,11 +30,12 @@ mod extract;
 pub mod fuzz;
 mod lists;
 pub mod metrics;
+mod pages;
 mod records;
 pub mod schema;
 mod serve;
 
-pub use accounts::{AuditPage, CreatedToken, Me};
+pub use accounts::{AgentCampaign, AuditPage, CreatedToken, Me};
 pub use auth::AuthOptions;
 pub use campaigns::{spec_from_json, spec_from_toml};
 pub use error::{ApiError, Failure};
@@ -243,6 +244,7 @@ fn router_with(engine: Engine, shutdown: CancellationToken, config: &ApiConfig) 
     Router::new()
         .merge(SwaggerUi::new("/swagger-ui").url("/api-docs/openapi.json", doc))
         .merge(routes)
+        .merge(pages::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))

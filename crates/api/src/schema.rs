@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
-pub use crate::accounts::{AuditPage, CreatedToken, Me};
+pub use crate::accounts::{AgentCampaign, AuditPage, CreatedToken, Me};
 pub use domain::{
     AbandonWindow, AmdResult, CallingHours, CampaignSpec, CampaignStatus, ContactAfter,
     ContactStatus, DialMode, Disposition, DispositionKind, FieldError, Outcome, Pacing,
