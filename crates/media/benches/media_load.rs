@@ -4,6 +4,7 @@
 //!     cargo bench -p media --bench media_load                  # all three, issue-sized
 //!     cargo bench -p media --bench media_load -- receive 5000  # one part, with its size
 //!     cargo bench -p media --bench media_load -- srtp 250      # bridged calls plain, then SRTP
+//!     cargo bench -p media --bench media_load -- webrtc 250    # callee plain, agent over WebRTC
 //!     MEDIA_BENCH_IO=epoll cargo bench -p media --bench media_load  # the epoll loop instead of io_uring
 //!
 //! The receive loops are configured like the service's `media_*` settings, by this bench's
@@ -695,8 +696,44 @@ fn memory(legs: usize) -> Vec<Row> {
 /// under test's CPU and the packets the legs received (each one relayed by the bridge) over
 /// `secs` seconds.
 fn srtp_run(calls: usize, secs: u64, secure: bool) -> (Duration, u64, Duration) {
+    srtp_run_with(calls, secs, if secure { Mode::Srtp } else { Mode::Plain })
+}
+
+/// How the bridged calls of [`srtp_run_with`] are secured.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Plain RTP both legs.
+    Plain,
+    /// SRTP (SDES-style keys) both legs.
+    Srtp,
+    /// The callee's leg plain, the agent's a browser's: a WebRTC front on it, SRTP
+    /// AEAD_AES_128_GCM (what Chromium picks) under keys as DTLS gives them, and the browser's
+    /// ICE consent check once a second through the front.
+    Webrtc,
+}
+
+impl Mode {
+    fn secure(self, stream: usize) -> bool {
+        match self {
+            Mode::Plain => false,
+            Mode::Srtp => true,
+            Mode::Webrtc => stream % 2 == 1,
+        }
+    }
+}
+
+/// The ICE password of the bench's browser legs (ours; the checks are signed with it).
+const BENCH_ICE_PWD: &str = "benchbenchbenchbenchbench";
+
+fn srtp_run_with(calls: usize, secs: u64, mode: Mode) -> (Duration, u64, Duration) {
     use media::srtp::{Protector, SrtpConfig, SrtpKey, SrtpSuite};
-    let suite = SrtpSuite::AesCm128HmacSha1_80;
+    use media::webrtc::{BrowserOffer, DtlsIdentity, Front, LocalIce};
+    let suite = if mode == Mode::Webrtc {
+        SrtpSuite::AeadAes128Gcm
+    } else {
+        SrtpSuite::AesCm128HmacSha1_80
+    };
+    let secure = mode != Mode::Plain;
     let key = move |stream: usize, side: u8| {
         let bytes: Vec<u8> = (0..suite.key_salt_len())
             .map(|k| (stream as u8).wrapping_mul(7) ^ side ^ (k as u8).wrapping_mul(13))
@@ -716,6 +753,8 @@ fn srtp_run(calls: usize, secs: u64, secure: bool) -> (Duration, u64, Duration) 
             let mut legs = vec![];
             let mut bridges = vec![];
             let mut targets = vec![];
+            let mut fronts = vec![];
+            let identity = DtlsIdentity::generate().unwrap();
             for call in 0..calls {
                 let mut pair = vec![];
                 for side in 0..2 {
@@ -723,7 +762,30 @@ fn srtp_run(calls: usize, secs: u64, secure: bool) -> (Duration, u64, Duration) 
                     let (leg, events) = open(&ports, LegOptions::default());
                     let mut remote =
                         RemoteMedia::new(phone_addrs[stream % phone_addrs.len()], Codec::Pcmu);
-                    if secure {
+                    if mode == Mode::Webrtc && side == 1 {
+                        remote = remote.with_rtcp_mux();
+                        let offer = BrowserOffer {
+                            ice_ufrag: format!("b{stream}"),
+                            ice_pwd: BENCH_ICE_PWD.into(),
+                            fingerprint: "00".into(),
+                            mid: Some("0".into()),
+                            codec: (0, Codec::Pcmu),
+                            dtmf: None,
+                        };
+                        let ice = LocalIce {
+                            ufrag: format!("l{stream}"),
+                            pwd: BENCH_ICE_PWD.into(),
+                        };
+                        let front =
+                            Front::new(&identity, &offer, leg.local_rtp_addr(), ice).unwrap();
+                        fronts.push(leg.attach_webrtc(
+                            front,
+                            (0, Codec::Pcmu),
+                            None,
+                            Duration::from_secs(3600),
+                        ));
+                    }
+                    if mode.secure(stream) {
                         remote = remote.with_srtp(SrtpConfig {
                             suite,
                             local: key(stream, 1),
@@ -753,6 +815,7 @@ fn srtp_run(calls: usize, secs: u64, secure: bool) -> (Duration, u64, Duration) 
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             drop(bridges);
+            drop(fronts);
         });
     });
     let targets = ready_rx.recv().unwrap();
@@ -779,13 +842,26 @@ fn srtp_run(calls: usize, secs: u64, secure: bool) -> (Duration, u64, Duration) 
                         &mut buf,
                     )
                     .unwrap();
-                    if secure {
+                    if mode.secure(stream) {
                         protector.protect_rtp(&buf[..n]).unwrap().to_vec()
                     } else {
                         buf[..n].to_vec()
                     }
                 })
                 .collect()
+        })
+        .collect();
+    // The browsers' consent checks: one per WebRTC leg, sent once a second.
+    let checks: Vec<(usize, Vec<u8>)> = (0..streams)
+        .filter(|&stream| mode == Mode::Webrtc && stream % 2 == 1)
+        .map(|stream| {
+            let check = media::webrtc::ice::binding_request(
+                &format!("l{stream}"),
+                &format!("b{stream}"),
+                BENCH_ICE_PWD,
+                true,
+            );
+            (stream, check)
         })
         .collect();
     let stop = Arc::new(AtomicBool::new(false));
@@ -795,6 +871,11 @@ fn srtp_run(calls: usize, secs: u64, secure: bool) -> (Duration, u64, Duration) 
             let start = Instant::now();
             let part = PACKET / 20;
             for tick in 0..ticks {
+                if tick % 50 == 0 {
+                    for (stream, check) in &checks {
+                        let _ = phones[stream % phones.len()].send_to(check, targets[*stream]);
+                    }
+                }
                 for phase in 0..20 {
                     let due = start + PACKET * tick as u32 + part * phase as u32;
                     let now = Instant::now();
@@ -867,6 +948,47 @@ fn srtp(calls: usize, secs: u64) -> Vec<Row> {
     rows
 }
 
+/// What a browser agent's leg costs: bridged calls whose agent leg is WebRTC (SRTP GCM, consent
+/// checks), beside the same calls plain; the CPU per WebRTC leg and the calls one core carries.
+fn webrtc(calls: usize, secs: u64) -> Vec<Row> {
+    let mut rows = vec![];
+    let mut share = [0.0f64; 2];
+    for (i, mode) in [Mode::Plain, Mode::Webrtc].into_iter().enumerate() {
+        let (cpu, received, elapsed) = srtp_run_with(calls, secs, mode);
+        share[i] = cpu.as_secs_f64() / elapsed.as_secs_f64();
+        let us = cpu.as_secs_f64() * 1e6 / received.max(1) as f64;
+        rows.push(Row(
+            format!(
+                "bridge, {calls} calls, {}",
+                if mode == Mode::Webrtc {
+                    "agent leg WebRTC (GCM, consent 1/s)"
+                } else {
+                    "plain RTP"
+                }
+            ),
+            format!(
+                "{us:.2} us per bridged packet, {:.1}% of one core",
+                share[i] * 100.0
+            ),
+            format!(
+                "{received} packets in {:.1} s; {:.0} calls per core",
+                elapsed.as_secs_f64(),
+                calls as f64 / share[i].max(1e-9)
+            ),
+        ));
+    }
+    let per_leg = (share[1] - share[0]) / calls as f64;
+    rows.push(Row(
+        "  a WebRTC leg's extra cost".into(),
+        format!("{:.0} us of CPU per second per leg", per_leg * 1e6),
+        format!(
+            "SRTP both ways + STUN; {:.0} WebRTC agent calls per core",
+            1.0 / (share[1] / calls as f64).max(1e-9)
+        ),
+    ));
+    rows
+}
+
 fn main() {
     // A bad MEDIA_BENCH_* value stops the bench before it measures anything.
     let media = media();
@@ -893,6 +1015,9 @@ fn main() {
     }
     if matches!(which, "all" | "srtp") {
         rows.extend(srtp(size.unwrap_or(250), secs));
+    }
+    if matches!(which, "all" | "webrtc") {
+        rows.extend(webrtc(size.unwrap_or(250), secs));
     }
     println!("\n{:<44} | {:<52} | note", "measure", "value");
     println!("{}", "-".repeat(150));

@@ -66,6 +66,7 @@ mod stats;
 mod sys;
 mod tap;
 mod uring;
+pub mod webrtc;
 
 pub use bridge::Bridge;
 pub use config::{ConfigError, MAX_THREADS, MediaConfig, MediaIo, MediaPriority};
@@ -73,6 +74,7 @@ pub use error::MediaError;
 pub use g711::Codec;
 pub use leg::{
     AudioListener, Leg, LegEvent, LegEvents, LegOptions, PlaybackId, Ptime, RemoteMedia,
+    WebrtcEvents,
 };
 pub use ports::PortAllocator;
 pub use prompt::{Prompt, PromptError};

@@ -123,7 +123,8 @@ pub enum UnprotectError {
     Malformed,
 }
 
-fn provider() -> &'static Arc<dyn RTCCryptoProvider> {
+/// The process's crypto provider (ring), shared by SRTP, STUN and DTLS.
+pub(crate) fn provider() -> &'static Arc<dyn RTCCryptoProvider> {
     static PROVIDER: OnceLock<Arc<dyn RTCCryptoProvider>> = OnceLock::new();
     PROVIDER.get_or_init(|| Arc::new(RingProvider::new()))
 }

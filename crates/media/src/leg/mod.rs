@@ -16,6 +16,9 @@ mod drops;
 mod receive;
 mod relay;
 mod timer;
+mod webrtc;
+
+pub use webrtc::WebrtcEvents;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -291,6 +294,8 @@ pub(crate) struct RxPart {
     /// re-INVITE with the same keys keeps the rollover counter and replay window).
     pub(crate) srtp: Option<Unprotector>,
     srtp_config: Option<SrtpConfig>,
+    /// The WebRTC front's inbox: STUN and DTLS datagrams go there (a browser's leg only).
+    webrtc: Option<mpsc::UnboundedSender<webrtc::Inbound>>,
 }
 
 pub(crate) struct TxPart {
@@ -370,6 +375,69 @@ impl LegInner {
     fn emit(&self, event: LegEvent) {
         // The receiver may be gone (nobody listens); events are then dropped.
         let _ = self.events.send(event);
+    }
+
+    /// See [`Leg::set_remote`].
+    pub(crate) fn set_remote(&self, remote: &RemoteMedia) -> Result<(), MediaError> {
+        let Some(&(pt, codec)) = remote.codecs.first() else {
+            return Err(MediaError::NoCodec);
+        };
+        let mut kinds: Vec<(u8, PayloadKind)> = remote
+            .codecs
+            .iter()
+            .map(|&(pt, codec)| (pt, PayloadKind::Audio(codec)))
+            .collect();
+        if let Some(dtmf) = remote.dtmf {
+            kinds.push((dtmf, PayloadKind::Event));
+        }
+        kinds.push((13, PayloadKind::ComfortNoise));
+        let keys = match &remote.srtp {
+            Some(config) => Some(crate::srtp::pair(config)?),
+            None => None,
+        };
+        let mut rx = lock(&self.rx);
+        let rekeyed = rx.srtp_config != remote.srtp;
+        let (protector, unprotector) = match keys {
+            Some((p, u)) if rekeyed => (Some(p), Some(u)),
+            _ => (None, None),
+        };
+        if rekeyed {
+            rx.srtp = unprotector;
+            rx.srtp_config = remote.srtp.clone();
+            if let Some(config) = &remote.srtp {
+                tracing::debug!(leg = self.id, label = %self.options.label, suite = ?config.suite, "SRTP keys set");
+            }
+        }
+        rx.session.configure(remote.rtp, &kinds, remote.rtcp_mux);
+        rx.rtcp_mux = remote.rtcp_mux;
+        rx.rtcp_signalled = Some(if remote.rtcp_mux {
+            remote.rtp
+        } else {
+            remote.rtcp.unwrap_or_else(|| {
+                SocketAddr::new(remote.rtp.ip(), remote.rtp.port().wrapping_add(1))
+            })
+        });
+        rx.rtcp_latched = None;
+        rx.playout.reset();
+        let send_to = rx.session.send_to();
+        let mut tx = lock(&self.tx);
+        if rekeyed {
+            tx.srtp = protector;
+        }
+        tx.remote = send_to;
+        tx.codec = codec;
+        tx.payload_type = pt;
+        tx.dtmf_pt = remote.dtmf;
+        if let Some(ptime) = remote.ptime {
+            tx.ptime = ptime;
+        }
+        if tx.comfort_silence && tx.next_due.is_none() {
+            tx.next_due = Some(Instant::now());
+        }
+        drop(tx);
+        drop(rx);
+        self.wake();
+        Ok(())
     }
 
     /// Nanoseconds from the leg's opening to `at` (0 for earlier times).
@@ -456,6 +524,7 @@ impl Leg {
                 latched_reported: None,
                 srtp: None,
                 srtp_config: None,
+                webrtc: None,
             }),
             tx: Mutex::new(TxPart {
                 stream: TxStream::new(rand::random(), rand::random(), rand::random()),
@@ -512,65 +581,7 @@ impl Leg {
     /// Sets (or changes: early media, then the answer, then a re-INVITE) the peer's address,
     /// codecs and telephone-event type. Packets are accepted only once this is set.
     pub fn set_remote(&self, remote: &RemoteMedia) -> Result<(), MediaError> {
-        let Some(&(pt, codec)) = remote.codecs.first() else {
-            return Err(MediaError::NoCodec);
-        };
-        let mut kinds: Vec<(u8, PayloadKind)> = remote
-            .codecs
-            .iter()
-            .map(|&(pt, codec)| (pt, PayloadKind::Audio(codec)))
-            .collect();
-        if let Some(dtmf) = remote.dtmf {
-            kinds.push((dtmf, PayloadKind::Event));
-        }
-        kinds.push((13, PayloadKind::ComfortNoise));
-        let keys = match &remote.srtp {
-            Some(config) => Some(crate::srtp::pair(config)?),
-            None => None,
-        };
-        let mut rx = lock(&self.inner.rx);
-        let rekeyed = rx.srtp_config != remote.srtp;
-        let (protector, unprotector) = match keys {
-            Some((p, u)) if rekeyed => (Some(p), Some(u)),
-            _ => (None, None),
-        };
-        if rekeyed {
-            rx.srtp = unprotector;
-            rx.srtp_config = remote.srtp.clone();
-            if let Some(config) = &remote.srtp {
-                tracing::debug!(leg = self.inner.id, label = %self.inner.options.label, suite = ?config.suite, "SRTP keys set");
-            }
-        }
-        rx.session.configure(remote.rtp, &kinds, remote.rtcp_mux);
-        rx.rtcp_mux = remote.rtcp_mux;
-        rx.rtcp_signalled = Some(if remote.rtcp_mux {
-            remote.rtp
-        } else {
-            remote.rtcp.unwrap_or_else(|| {
-                SocketAddr::new(remote.rtp.ip(), remote.rtp.port().wrapping_add(1))
-            })
-        });
-        rx.rtcp_latched = None;
-        rx.playout.reset();
-        let send_to = rx.session.send_to();
-        let mut tx = lock(&self.inner.tx);
-        if rekeyed {
-            tx.srtp = protector;
-        }
-        tx.remote = send_to;
-        tx.codec = codec;
-        tx.payload_type = pt;
-        tx.dtmf_pt = remote.dtmf;
-        if let Some(ptime) = remote.ptime {
-            tx.ptime = ptime;
-        }
-        if tx.comfort_silence && tx.next_due.is_none() {
-            tx.next_due = Some(Instant::now());
-        }
-        drop(tx);
-        drop(rx);
-        self.inner.wake();
-        Ok(())
+        self.inner.set_remote(remote)
     }
 
     /// Feeds the peer's decoded audio to `listener` (answering-machine or tone detection, the

@@ -105,6 +105,18 @@ impl LegInner {
             rx.session.count_drop(DropReason::TooLarge);
             return;
         }
+        // A browser's leg: STUN and DTLS (first byte below 64, RFC 7983) go to the WebRTC
+        // front's task; RTP and RTCP (128-191) carry on below.
+        if let Some(front) = &rx.webrtc
+            && datagram.first().is_some_and(|&b| b < 64)
+        {
+            let _ = front.send(super::webrtc::Inbound {
+                at: now.into_std(),
+                from,
+                datagram: datagram.to_vec(),
+            });
+            return;
+        }
         // SRTP is opened before the session judges the packet (its checks read the payload),
         // but after the flood limit, so a flood costs no decryption. Muxed SRTCP goes to
         // handle_rtcp, which opens it.
