@@ -197,6 +197,8 @@ pub struct FileConfig {
     pub campaigns_dir: Option<PathBuf>,
     /// Grace time at shutdown.
     pub shutdown_grace: Option<Dur>,
+    /// How long a browser agent whose WebRTC leg went down stays logged in (`"60s"`).
+    pub webrtc_grace: Option<Dur>,
 }
 
 /// Everything `serve` needs, after the file, the flags and the defaults.
@@ -354,6 +356,9 @@ fn settings(args: Args, global: &Global) -> anyhow::Result<Settings> {
     }
     if let Some(allow) = file.sdes_without_tls {
         engine.sdes_without_tls = allow;
+    }
+    if let Some(grace) = file.webrtc_grace {
+        engine.webrtc_grace = grace.0;
     }
     if let Some(realm) = args.realm.or(file.realm) {
         engine.realm = realm;

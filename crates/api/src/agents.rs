@@ -228,6 +228,64 @@ pub(crate) async fn logout(
     Ok(Json(state.engine.agent_logout(id).await?))
 }
 
+/// A browser's WebRTC offer, to log the agent in with the browser as its audio.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct WebrtcOffer {
+    /// The RTCPeerConnection's offer, ICE gathering complete (no trickle): one audio m-line
+    /// with PCMU or PCMA, rtcp-mux, a sha-256 fingerprint.
+    pub(crate) sdp: String,
+    /// The campaign to log in to; an assigned one (a running one first) when left out.
+    #[serde(default)]
+    pub(crate) campaign: Option<String>,
+}
+
+/// The dialer's answer to a WebRTC offer.
+#[derive(Debug, Clone, serde::Serialize, ToSchema)]
+pub(crate) struct WebrtcAnswer {
+    /// The SDP answer: ICE-lite with the node's host candidate, DTLS server
+    /// (`a=setup:passive`), the chosen G.711 codec.
+    pub(crate) sdp: String,
+}
+
+/// Log an agent in from a browser: its RTCPeerConnection becomes the agent's audio leg.
+///
+/// The agent is logged in as after a phone's call-in. Posting again while the browser session
+/// lives (a reconnect) replaces the browser's connection: the agent keeps its state and any
+/// call stays bridged. A browser gone for the grace period (`webrtc_grace`, 60 s) logs the
+/// agent out.
+#[utoipa::path(
+    post,
+    path = "/api/v1/agents/{id}/webrtc",
+    tag = "agents",
+    params(("id" = i64, Path, description = "Agent id")),
+    request_body = WebrtcOffer,
+    responses(
+        (status = 200, description = "The SDP answer", body = WebrtcAnswer),
+        (status = 400, description = "The id is not a number, or the body is not JSON: the error names the field", body = schema::Problem),
+        (status = 404, description = "No agent of this id, or no campaign of this name", body = schema::Problem),
+        (status = 409, description = "The agent has no campaign to log in to", body = schema::Problem),
+        (status = 413, description = "The body is over 1 MiB", body = schema::Problem),
+        (status = 415, description = "The content type is not JSON", body = schema::Problem),
+        (status = 422, description = "The offer is refused (not SDP, no audio, no PCMU/PCMA, no fingerprint, no ICE credentials, no rtcp-mux): the error says why", body = schema::Problem),
+        (status = 503, description = "The node is shutting down", body = schema::Problem),
+    )
+)]
+pub(crate) async fn webrtc(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<i64>,
+    JsonBody(body): JsonBody<WebrtcOffer>,
+) -> ApiResult<Json<WebrtcAnswer>> {
+    auth.may_act_for(id)?;
+    let sdp = state
+        .engine
+        .agent_webrtc(id, &body.sdp, body.campaign.as_deref())
+        .await?;
+    tracing::info!(agent = id, by = %auth.actor(), "WebRTC login over the API");
+    Ok(Json(WebrtcAnswer { sdp }))
+}
+
 /// End the agent's customer call (the agent's leg stays up; the agent goes to wrap-up).
 #[utoipa::path(
     post,

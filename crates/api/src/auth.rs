@@ -152,6 +152,7 @@ pub fn access(method: &Method, route: &str) -> Access {
             "/api/v1/agents/{id}/ready"
             | "/api/v1/agents/{id}/pause"
             | "/api/v1/agents/{id}/logout"
+            | "/api/v1/agents/{id}/webrtc"
             | "/api/v1/agents/{id}/hangup"
             | "/api/v1/agents/{id}/disposition",
         ) => AtLeast(Agent),

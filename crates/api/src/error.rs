@@ -69,11 +69,12 @@ impl From<EngineError> for Failure {
     fn from(err: EngineError) -> Self {
         use store::Error as S;
         let status = match &err {
-            EngineError::Invalid(_) | EngineError::Prompt { .. } => {
+            EngineError::Invalid(_) | EngineError::Prompt { .. } | EngineError::BadOffer(_) => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
             EngineError::NoSuchCampaign(_) | EngineError::NoSuchAgent(_) => StatusCode::NOT_FOUND,
             EngineError::NotLoggedIn(_)
+            | EngineError::NoCampaign(_)
             | EngineError::AgentState { .. }
             | EngineError::NotAgentsAttempt { .. } => StatusCode::CONFLICT,
             EngineError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,

@@ -134,6 +134,7 @@ fn parts(config: &ApiConfig) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(agents::ready))
         .routes(routes!(agents::pause))
         .routes(routes!(agents::logout))
+        .routes(routes!(agents::webrtc))
         .routes(routes!(agents::hangup))
         .routes(routes!(agents::disposition))
         .routes(routes!(snapshot))

@@ -295,6 +295,21 @@ async fn matrix(db: Db) {
             Body::None,
             other_agent(409),
         ),
+        // A browser's offer that is not SDP: 422 for whoever may log the agent in.
+        case(
+            M::POST,
+            "/api/v1/agents/{id}/webrtc",
+            format!("/api/v1/agents/{a1}/webrtc"),
+            Body::Json(json!({"sdp": "not sdp"})),
+            yes(422),
+        ),
+        case(
+            M::POST,
+            "/api/v1/agents/{id}/webrtc",
+            format!("/api/v1/agents/{a2}/webrtc"),
+            Body::Json(json!({"sdp": "not sdp"})),
+            other_agent(422),
+        ),
         case(
             M::POST,
             "/api/v1/agents/{id}/hangup",

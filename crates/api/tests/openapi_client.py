@@ -41,6 +41,7 @@ from dialer_client.api.agents import (
     list_agents,
     logout,
     pause,
+    webrtc,
     ready,
 )
 from dialer_client.api.attempts import get_attempt, list_attempts
@@ -343,6 +344,8 @@ problem("ready", ready.sync_detailed(agent_id, client=client), 409)
 reason = m.PauseRequest(reason="break")
 problem("pause", pause.sync_detailed(agent_id, client=client, body=reason), 409)
 problem("logout", logout.sync_detailed(agent_id, client=client), 409)
+offer = m.WebrtcOffer(sdp="not sdp")
+problem("webrtc", webrtc.sync_detailed(agent_id, client=client, body=offer), 422)
 problem("hangup", hangup.sync_detailed(agent_id, client=client), 409)
 verdict = m.DispositionRequest(attempt_id=10**9, kind=m.DispositionKind.SALE)
 problem("disposition", disposition.sync_detailed(agent_id, client=client, body=verdict), 404)

@@ -85,6 +85,12 @@ pub struct EngineConfig {
     /// Calls a campaign may start per pacing decision at most (a burst bound on top of the
     /// pacer's own caps, so one decision never leases thousands of contacts).
     pub max_starts_per_decision: u32,
+    /// A browser agent whose WebRTC leg went down (no ICE consent check for
+    /// [`EngineConfig::webrtc_consent`], or DTLS closed) stays logged in this long waiting for
+    /// a new offer; then it is logged out as when a phone hangs up.
+    pub webrtc_grace: Duration,
+    /// A WebRTC leg with no valid STUN check (ICE consent, RFC 7675) for this long is down.
+    pub webrtc_consent: Duration,
 }
 
 impl EngineConfig {
@@ -121,6 +127,8 @@ impl EngineConfig {
             figures_every: Duration::from_secs(1),
             beep_timeout: Duration::from_secs(20),
             max_starts_per_decision: 50,
+            webrtc_grace: Duration::from_secs(60),
+            webrtc_consent: Duration::from_secs(30),
         }
     }
 

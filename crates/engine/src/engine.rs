@@ -585,6 +585,41 @@ impl Engine {
         self.agent_op(id, AgentOp::Logout).await
     }
 
+    /// Logs an agent in from a browser: answers its WebRTC `offer` (SDP), whose connection
+    /// becomes the agent's leg on `campaign` (else an assigned one, running first), exactly as
+    /// a phone's call-in does. While the agent has a browser session on this node, a new offer
+    /// replaces the browser's connection on the same leg: state and any bridged call stay.
+    pub async fn agent_webrtc(
+        &self,
+        id: i64,
+        offer: &str,
+        campaign: Option<&str>,
+    ) -> Result<String> {
+        if self.is_shutting_down() {
+            return Err(EngineError::ShuttingDown);
+        }
+        let offer = media::webrtc::parse_offer(offer)
+            .map_err(|err| EngineError::BadOffer(err.to_string()))?;
+        let view = self.agent(id).await?;
+        if let Some(answer) = crate::webrtc::reoffer(self.shared(), id, &offer).await {
+            return answer;
+        }
+        let agent = self
+            .store()
+            .agent_by_username(&view.username)
+            .await?
+            .ok_or_else(|| EngineError::NoSuchAgent(id.to_string()))?;
+        let handle = match campaign {
+            Some(name) => Some(
+                self.handle(name)
+                    .ok_or_else(|| EngineError::NoSuchCampaign(name.to_owned()))?,
+            ),
+            None => self.assigned_campaign(&agent),
+        }
+        .ok_or(EngineError::NoCampaign(id))?;
+        crate::webrtc::start(self.shared().clone(), agent, handle, &offer)
+    }
+
     /// Ends the agent's customer call (the agent's leg stays up; the agent goes to wrap-up).
     pub async fn agent_hangup(&self, id: i64) -> Result<AgentView> {
         self.agent_op(id, AgentOp::Hangup).await
@@ -743,26 +778,30 @@ impl Engine {
             }
         };
         let named = uri_user(&info.request_uri).and_then(|u| self.handle(u));
-        let handle = named.or_else(|| {
-            let campaigns = lock(&self.inner.campaigns);
-            let mut mine: Vec<&CampaignHandle> = campaigns
-                .values()
-                .filter(|h| agent.campaigns.contains(&h.runtime().id))
-                .collect();
-            mine.sort_by_key(|h| {
-                (
-                    h.view.borrow().status != CampaignStatus::Running,
-                    h.runtime().name.clone(),
-                )
-            });
-            mine.first().map(|h| (*h).clone())
-        });
+        let handle = named.or_else(|| self.assigned_campaign(&agent));
         let Some(handle) = handle else {
             tracing::warn!(agent = %user, uri = ?info.request_uri, "agent has no campaign to log in to");
             let _ = call.reject(404).await;
             return;
         };
         crate::agent::run(self.shared().clone(), call, agent, handle).await;
+    }
+
+    /// The campaign an agent logs in to when none is named: an assigned one, running first,
+    /// then by name.
+    fn assigned_campaign(&self, agent: &store::Agent) -> Option<CampaignHandle> {
+        let campaigns = lock(&self.inner.campaigns);
+        let mut mine: Vec<&CampaignHandle> = campaigns
+            .values()
+            .filter(|h| agent.campaigns.contains(&h.runtime().id))
+            .collect();
+        mine.sort_by_key(|h| {
+            (
+                h.view.borrow().status != CampaignStatus::Running,
+                h.runtime().name.clone(),
+            )
+        });
+        mine.first().map(|h| (*h).clone())
     }
 
     async fn sip_metrics(self) {

@@ -58,6 +58,12 @@ pub enum EngineError {
         /// Why it cannot be played.
         reason: String,
     },
+    /// A browser's WebRTC offer cannot be answered (the text says why).
+    #[error("WebRTC offer refused: {0}")]
+    BadOffer(String),
+    /// The agent is assigned to no campaign on this node to log in to.
+    #[error("agent {0} has no campaign to log in to")]
+    NoCampaign(i64),
     /// The engine is shutting down and takes no new work.
     #[error("the engine is shutting down")]
     ShuttingDown,

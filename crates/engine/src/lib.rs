@@ -53,6 +53,7 @@ mod secrets;
 mod setup;
 mod shared;
 mod view;
+mod webrtc;
 
 pub use cluster::{ClusterState, Counters, InProcess};
 pub use config::EngineConfig;

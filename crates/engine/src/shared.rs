@@ -53,6 +53,10 @@ pub(crate) struct Shared {
     next_key: AtomicU64,
     /// Set once shutdown has begun.
     pub(crate) shutting_down: AtomicBool,
+    /// The DTLS certificate of browser agents' legs, made on first use.
+    pub(crate) webrtc_identity: std::sync::OnceLock<media::webrtc::DtlsIdentity>,
+    /// Browser agents' running sessions on this node, by agent: where a new offer goes.
+    pub(crate) webrtc_sessions: Mutex<HashMap<i64, mpsc::UnboundedSender<crate::webrtc::Reoffer>>>,
 }
 
 /// Locks a mutex, ignoring poisoning (every critical section is a single map update).
@@ -89,6 +93,8 @@ impl Shared {
             in_flight: AtomicI64::new(0),
             next_key: AtomicU64::new(1),
             shutting_down: AtomicBool::new(false),
+            webrtc_identity: std::sync::OnceLock::new(),
+            webrtc_sessions: Mutex::default(),
         });
         // One task, so a shared backend sees each agent's changes in the order they happened.
         tokio::spawn(async move {
