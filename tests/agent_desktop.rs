@@ -8,6 +8,8 @@
 #[path = "../crates/api/tests/support/mod.rs"]
 mod api_support;
 
+mod phones;
+
 use api_support::{Api, Db, campaign_toml, nowhere};
 use serde_json::json;
 use std::path::PathBuf;
@@ -233,4 +235,199 @@ async fn desktop_pages_are_served_with_a_strict_policy() {
     let answer = plain.get(api.url("/agent")).send().await.unwrap();
     assert_eq!(answer.status(), 200, "/agent redirects to /agent/");
     api.stop().await;
+}
+
+/// Waits for the page's own view of the agent to be in `state`.
+async fn page_state(browser: &Browser, state: &str, secs: u64) {
+    browser
+        .wait_for(
+            &format!("window.desk.agent && window.desk.agent.state === '{state}'"),
+            Duration::from_secs(secs),
+            &format!("the page to show {state}"),
+        )
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desktop_takes_a_bridged_call_over_webrtc_and_sets_a_callback() {
+    let Some(setup) = phones::bridged("deskagent", "desk-secret-1").await else {
+        return;
+    };
+    setup
+        .api
+        .user("deskagent", store::Role::Agent, Some(setup.agent))
+        .await;
+    let mic = setup.api.dir.path().join("mic.wav");
+    testkit::audio::write_tone(&mic, phones::MIC_HZ, 4.0, 8000.0);
+    let Some(browser) = Browser::start(BrowserOptions {
+        fake_mic: Some(mic),
+        ..BrowserOptions::default()
+    })
+    .await
+    else {
+        return;
+    };
+    log_in(&browser, &setup.api, "deskagent").await;
+    browser
+        .wait_for(
+            "!document.querySelector('#setup-view').hidden && !document.querySelector('#start').disabled",
+            Duration::from_secs(10),
+            "the setup view with a microphone",
+        )
+        .await;
+    browser.click("#start").await;
+    browser
+        .wait_for(
+            "window.desk.audio === 'up'",
+            Duration::from_secs(20),
+            "the WebRTC leg to come up",
+        )
+        .await;
+    let (_, agent) = setup
+        .api
+        .get(&format!("/api/v1/agents/{}", setup.agent))
+        .await;
+    assert_ne!(agent["state"], "logged_out", "{agent:#}");
+    browser.click("#ready").await;
+    page_state(&browser, "ready", 10).await;
+    browser.screenshot(shots().join("ready.png")).await;
+
+    // What the page hears, from before the call to its end.
+    browser
+        .eval_async("await window.desk.startRecording()", vec![])
+        .await;
+    setup.call_until_wrap_up(String::new).await;
+    let heard: Vec<i16> = serde_json::from_value(
+        browser
+            .eval("return window.desk.stopRecording()", vec![])
+            .await,
+    )
+    .unwrap();
+    page_state(&browser, "wrap_up", 10).await;
+    browser
+        .wait_for(
+            "!document.querySelector('#wrapup').hidden",
+            Duration::from_secs(5),
+            "the wrap-up panel",
+        )
+        .await;
+    browser.screenshot(shots().join("wrap-up.png")).await;
+    // Chromium's jitter buffer stretches and conceals audio when the machine is loaded, which
+    // spoils a sample-by-sample comparison but not the words' loudness contour.
+    let (frame, contour) = phones::envelope_match(&heard, &setup.words);
+    let (_, similarity) = phones::find_clip(&heard, &setup.words);
+    let wav = shots().join("heard-in-the-page.wav");
+    testkit::audio::write_samples(&wav, &heard);
+    assert!(
+        contour > 0.85,
+        "the callee's words not heard in the page: contour match {contour:.2} at {:.2} s of {:.2} s (samples {similarity:.2}); {}",
+        frame as f64 / 100.0,
+        heard.len() as f64 / 8000.0,
+        wav.display()
+    );
+    eprintln!(
+        "desktop: the callee's words heard in the page at {:.2} s: contour match {contour:.3}, samples {similarity:.3}",
+        frame as f64 / 100.0
+    );
+
+    // A callback tomorrow at 10:30 in the callee's time zone, for this agent only.
+    browser.fill("#note", "Call back about the renewal").await;
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1))
+        .with_timezone(&chrono_tz::America::Chicago)
+        .date_naive();
+    browser
+        .eval(
+            "document.querySelector('#callback-at').value = arguments[0]",
+            vec![json!(format!("{tomorrow}T10:30"))],
+        )
+        .await;
+    browser.click("#dispose-callback").await;
+    page_state(&browser, "ready", 10).await;
+    let (_, page) = setup
+        .api
+        .get("/api/v1/campaigns/interop/contacts?status=callback")
+        .await;
+    let contact = &page["items"][0];
+    let expected = tomorrow
+        .and_hms_opt(10, 30, 0)
+        .unwrap()
+        .and_local_timezone(chrono_tz::America::Chicago)
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let next: chrono::DateTime<chrono::Utc> = contact["next_attempt_at"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no callback stored: {page:#}"))
+        .parse()
+        .unwrap();
+    assert_eq!(next, expected, "{contact:#}");
+    // The fake microphone reached the call: the agent's channel of the recording is its tone.
+    let (share, frames) = phones::assert_microphone_reached(&setup.api).await;
+    eprintln!(
+        "desktop: the microphone's tone is {:.0}% of {frames} frames",
+        share * 100.0
+    );
+    browser.click("#logout").await;
+    phones::expect_state(&setup.api, setup.agent, "logged_out", 10, String::new).await;
+    browser.close().await;
+    setup.api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desktop_comes_back_by_itself_after_the_node_restarts() {
+    let Some((mut api, agent)) = desk(Db::Sqlite).await else {
+        return;
+    };
+    let mic = mic_wav(api.dir.path());
+    let Some(browser) = Browser::start(BrowserOptions {
+        fake_mic: Some(mic),
+        ..BrowserOptions::default()
+    })
+    .await
+    else {
+        return;
+    };
+    log_in(&browser, &api, "desk1").await;
+    browser
+        .wait_for(
+            "!document.querySelector('#setup-view').hidden && !document.querySelector('#start').disabled",
+            Duration::from_secs(10),
+            "the setup view with a microphone",
+        )
+        .await;
+    browser.click("#start").await;
+    browser
+        .wait_for(
+            "window.desk.audio === 'up'",
+            Duration::from_secs(20),
+            "the WebRTC leg",
+        )
+        .await;
+    // The keyboard: P pauses (with the chosen reason), R makes ready, P again.
+    browser.press('p').await;
+    page_state(&browser, "paused", 10).await;
+    browser.press('r').await;
+    page_state(&browser, "ready", 10).await;
+    browser.press('p').await;
+    page_state(&browser, "paused", 10).await;
+
+    // The node restarts under the page: a new engine on the same database and address.
+    api.restart().await;
+    let back = testkit::wait_for(Duration::from_secs(60), || async {
+        let (_, view) = api.get(&format!("/api/v1/agents/{agent}")).await;
+        view["state"] == "paused" && view["pause_reason"] == "break"
+    })
+    .await;
+    let (_, view) = api.get(&format!("/api/v1/agents/{agent}")).await;
+    assert!(back, "the page did not log its agent back in: {view:#}");
+    browser
+        .wait_for(
+            "window.desk.audio === 'up' && window.desk.link === 'up' && window.desk.reconnects > 0",
+            Duration::from_secs(30),
+            "the page's audio and live links back",
+        )
+        .await;
+    browser.screenshot(shots().join("reconnected.png")).await;
+    browser.click("#logout").await;
+    api.stop().await;
+    browser.close().await;
 }

@@ -71,10 +71,10 @@ pub fn correlation(a: &[f64], b: &[f64]) -> f64 {
     ab / (aa * bb).sqrt()
 }
 
-/// Where `clip` best matches in `heard` (in samples) and how well (normalized correlation of
-/// the samples there, 1.0 for the same audio): found by the 10 ms energy envelopes, then
-/// refined sample by sample around it.
-pub fn find_clip(heard: &[i16], clip: &[i16]) -> (usize, f64) {
+/// Where `clip`'s loudness contour (10 ms energies) best matches in `heard` (in 10 ms frames)
+/// and how well (1.0 for the same contour): what a listener would recognise, even through a
+/// receiver that stretches or conceals audio under load, as a browser's jitter buffer does.
+pub fn envelope_match(heard: &[i16], clip: &[i16]) -> (usize, f64) {
     let (he, ce) = (envelope(heard), envelope(clip));
     let mut best = (0, f64::MIN);
     for lag in 0..he.len().saturating_sub(ce.len()) {
@@ -83,6 +83,14 @@ pub fn find_clip(heard: &[i16], clip: &[i16]) -> (usize, f64) {
             best = (lag, c);
         }
     }
+    best
+}
+
+/// Where `clip` best matches in `heard` (in samples) and how well (normalized correlation of
+/// the samples there, 1.0 for the same audio): found by the 10 ms energy envelopes, then
+/// refined sample by sample around it.
+pub fn find_clip(heard: &[i16], clip: &[i16]) -> (usize, f64) {
+    let best = envelope_match(heard, clip);
     let to_f = |x: &[i16]| x.iter().map(|&s| f64::from(s)).collect::<Vec<f64>>();
     let clip_f = to_f(clip);
     let centre = best.0 * 80;

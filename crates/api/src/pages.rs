@@ -61,6 +61,15 @@ pub(crate) fn routes() -> Router {
             }),
         )
         .route(
+            "/agent/recorder.js",
+            get(|| async {
+                asset(
+                    "text/javascript; charset=utf-8",
+                    include_str!("../pages/agent/recorder.js"),
+                )
+            }),
+        )
+        .route(
             "/agent/app.css",
             get(|| async {
                 asset(

@@ -19,9 +19,21 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 
+/// Which browser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Debian's Chromium under chromedriver (a WAV file can be its microphone).
+    Chromium,
+    /// Firefox ESR under geckodriver (its fake microphone is a tone of its own: `fake_mic` is
+    /// not used).
+    Firefox,
+}
+
 /// How to start the browser.
 #[derive(Debug, Clone)]
 pub struct BrowserOptions {
+    /// Which browser.
+    pub kind: Kind,
     /// A WAV file the fake microphone plays in a loop (16-bit PCM; any rate). `None`: a beep.
     pub fake_mic: Option<PathBuf>,
     /// Whether the page's request for the microphone is granted (false: refused, as a user who
@@ -36,6 +48,7 @@ pub struct BrowserOptions {
 impl Default for BrowserOptions {
     fn default() -> Self {
         Self {
+            kind: Kind::Chromium,
             fake_mic: None,
             allow_mic: true,
             ignore_certificate_errors: true,
@@ -70,9 +83,16 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
 }
 
 impl Browser {
-    /// Starts chromedriver on a free port and a headless Chromium under it. `None` (after a
-    /// loud skip notice, or a panic under CI) when Chromium or chromedriver is not installed.
+    /// Starts the driver on a free port and a headless browser under it. `None` (after a loud
+    /// skip notice, or a panic under CI) when the browser or its driver is not installed.
     pub async fn start(options: BrowserOptions) -> Option<Browser> {
+        match options.kind {
+            Kind::Chromium => Self::chromium(options).await,
+            Kind::Firefox => Self::firefox(options).await,
+        }
+    }
+
+    async fn chromium(options: BrowserOptions) -> Option<Browser> {
         let Some(chrome) = chromium() else {
             crate::missing("chromium", "not found on PATH (apt-get install chromium)");
             return None;
@@ -86,7 +106,7 @@ impl Browser {
         };
         let profile = tempfile::tempdir().expect("temporary browser profile");
         let port = crate::free_tcp_port();
-        let mut driver = Command::new(&driver_bin)
+        let driver = Command::new(&driver_bin)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -127,8 +147,68 @@ impl Browser {
             json!({"binary": chrome, "args": args}),
         );
         capabilities.insert("acceptInsecureCerts".into(), json!(true));
+        Some(Self::connect(driver, port, capabilities, profile).await)
+    }
+
+    async fn firefox(options: BrowserOptions) -> Option<Browser> {
+        let Some(firefox) = ["firefox-esr", "firefox"]
+            .iter()
+            .find_map(|name| find_on_path(name))
+        else {
+            crate::missing("firefox", "not found on PATH (apt-get install firefox-esr)");
+            return None;
+        };
+        let Some(driver_bin) = find_on_path("geckodriver") else {
+            crate::missing(
+                "geckodriver",
+                "not found on PATH (cargo install geckodriver)",
+            );
+            return None;
+        };
+        let profile = tempfile::tempdir().expect("temporary browser profile");
+        let port = crate::free_tcp_port();
+        let driver = Command::new(&driver_bin)
+            .arg(format!("--port={port}"))
+            // Each session's Marionette port from the OS, so that tests run in parallel.
+            .arg("--marionette-port=0")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("geckodriver starts");
+        let mut prefs = serde_json::Map::new();
+        prefs.insert("media.navigator.streams.fake".into(), json!(true));
+        prefs.insert("media.autoplay.default".into(), json!(0));
+        if options.allow_mic {
+            prefs.insert("media.navigator.permission.disabled".into(), json!(true));
+        } else {
+            prefs.insert("permissions.default.microphone".into(), json!(2));
+        }
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert("browserName".into(), json!("firefox"));
+        capabilities.insert(
+            "moz:firefoxOptions".into(),
+            json!({
+                "binary": firefox,
+                "args": ["-headless", format!("--window-size={},{}", options.window.0, options.window.1)],
+                "prefs": prefs,
+            }),
+        );
+        capabilities.insert(
+            "acceptInsecureCerts".into(),
+            json!(options.ignore_certificate_errors),
+        );
+        Some(Self::connect(driver, port, capabilities, profile).await)
+    }
+
+    async fn connect(
+        mut driver: Child,
+        port: u16,
+        capabilities: serde_json::Map<String, Value>,
+        profile: tempfile::TempDir,
+    ) -> Browser {
         let url = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(30);
         let client = loop {
             match ClientBuilder::new(hyper_util_connector())
                 .capabilities(capabilities.clone())
@@ -138,18 +218,18 @@ impl Browser {
                 Ok(client) => break client,
                 Err(err) if Instant::now() < deadline => {
                     if let Ok(Some(status)) = driver.try_wait() {
-                        panic!("chromedriver exited at start ({status}): {err}");
+                        panic!("the browser's driver exited at start ({status}): {err}");
                     }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                Err(err) => panic!("cannot start Chromium under chromedriver: {err}"),
+                Err(err) => panic!("cannot start the browser under its driver: {err}"),
             }
         };
-        Some(Browser {
+        Browser {
             client,
             driver,
             _profile: profile,
-        })
+        }
     }
 
     /// The WebDriver client, for what the helpers here do not cover.
@@ -252,6 +332,19 @@ impl Browser {
             .send_keys(text)
             .await
             .unwrap_or_else(|err| panic!("cannot type into {selector}: {err}"));
+    }
+
+    /// Presses and releases a key on the page, as a person's keyboard does (WebDriver
+    /// actions: the page's key handlers see real key events wherever the focus is).
+    pub async fn press(&self, key: char) {
+        use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+        let actions = KeyActions::new("keyboard".into())
+            .then(KeyAction::Down { value: key })
+            .then(KeyAction::Up { value: key });
+        self.client
+            .perform_actions(actions)
+            .await
+            .unwrap_or_else(|err| panic!("cannot press {key:?}: {err}"));
     }
 
     /// Saves a PNG of the window.

@@ -31,7 +31,7 @@ const desk = {
   held: false,
   call: null, // the call on the line, with its contact card
   preview: null, // the contact offered in preview mode
-  reconnects: 0,
+  reconnects: 0, // offers made again after a blip or a restart, since the page opened
   errors: [],
 };
 window.desk = desk;
@@ -119,7 +119,8 @@ function cardPairs(contact) {
     ["Attempts", contact.attempts],
   ];
   const skip = new Set(["id", "name", "first_name", "last_name", "phone", "number", "time_zone",
-    "status", "attempts", "fields", "columns", "extra", "campaign_id", "list_id"]);
+    "status", "attempts", "fields", "columns", "extra", "campaign_id", "list_id", "e164", "zones",
+    "lease_node", "next_attempt_at", "last_outcome", "last_attempt_at"]);
   for (const [key, value] of Object.entries(contact)) {
     if (!skip.has(key) && typeof value !== "object") pairs.push([label(key), value]);
   }
@@ -437,7 +438,6 @@ async function connectAudio() {
     const state = pc.connectionState;
     if (state === "connected") {
       setAudio("up");
-      desk.reconnects = 0;
       notice("");
     } else if (state === "failed" || state === "closed") {
       setAudio("down");
@@ -643,13 +643,34 @@ async function refreshCall() {
   }
   if (desk.call?.attempt_id === attempt && desk.call.contact) return;
   try {
-    const answer = await api("GET", `/agents/${desk.agentId}/call`);
-    desk.call = answer?.call ?? answer;
+    desk.call = await loadCall(attempt);
+    if (desk.call?.contact) normalise(desk.call.contact);
   } catch (err) {
     desk.call = { attempt_id: attempt };
-    if (err.status !== 404) notice(`The contact's card cannot be shown: ${err.message}`, true);
+    notice(`The contact's card cannot be shown: ${err.message}`, true);
   }
   render();
+}
+
+// The call on the line with its card: the desktop's own route, or (a dialer without it) the
+// attempt and its contact, which an agent may read while the call is on its line.
+async function loadCall(attempt) {
+  try {
+    const answer = await api("GET", `/agents/${desk.agentId}/call`);
+    return answer?.call ?? answer;
+  } catch (err) {
+    if (err.status !== 404 && err.status !== 405) throw err;
+  }
+  const row = await api("GET", `/attempts/${attempt}`);
+  const contact = await api("GET", `/contacts/${row.contact_id}`);
+  return { attempt_id: attempt, state: desk.agent?.state, contact };
+}
+
+// One shape for a contact whatever route gave it.
+function normalise(contact) {
+  contact.time_zone ??= contact.zones?.[0];
+  contact.phone ??= contact.e164;
+  return contact;
 }
 
 async function loadPreview() {
@@ -660,6 +681,7 @@ async function loadPreview() {
   try {
     const answer = await api("GET", `/agents/${desk.agentId}/preview`);
     desk.preview = answer?.contact ? answer : null;
+    if (desk.preview) normalise(desk.preview.contact);
   } catch (err) {
     desk.preview = null;
     if (err.status !== 404) notice(`Preview: ${err.message}`, true);
@@ -718,6 +740,7 @@ function connectEvents(delay = 0) {
     ws.onclose = () => {
       if (events !== ws) return;
       setLink("down");
+      desk.resync = true;
       // The dialer restarting or the network dropping: come back, then resynchronise.
       delay = Math.min((delay || 500) * 2, 8000);
       setTimeout(open, delay);
@@ -730,7 +753,15 @@ function connectEvents(delay = 0) {
 function onEvent(event) {
   if (event.type === "snapshot") {
     const me = (event.agents || []).find((a) => a.id === desk.agentId);
-    if (me) setAgent(me);
+    const afterDrop = desk.resync;
+    desk.resync = false;
+    if (me && afterDrop && me.state === "logged_out" && desk.working) {
+      // The stream came back from a dialer that no longer has our leg (it restarted): offer
+      // the leg again rather than take this for a logout.
+      desk.agent = me;
+      reconnectAudio("the dialer restarted");
+      render();
+    } else if (me) setAgent(me);
   } else if (event.type === "agent" && event.id === desk.agentId) {
     setAgent(event);
   } else if (event.type === "call" && desk.call && event.attempt_id === desk.call.attempt_id) {
@@ -740,9 +771,11 @@ function onEvent(event) {
 }
 
 function setAgent(agent) {
+  agent = { ...agent };
+  delete agent.type;
   const before = desk.agent;
   desk.agent = agent;
-  if (agent.state === "logged_out" && desk.working && desk.audio === "up" && before?.state !== "logged_out") {
+  if (agent.state === "logged_out" && desk.working && desk.audio === "up" && !reconnecting && before?.state !== "logged_out") {
     // Logged out by the dialer (a supervisor, a lost leg) while our leg was up.
     desk.working = false;
     localStorage.removeItem("desk.working");
@@ -822,26 +855,31 @@ function onKey(event) {
   }
 }
 
-// For the tests and for troubleshooting: what the page hears, recorded at 8 kHz.
-desk.recordRemote = (ms) =>
-  new Promise((resolve, reject) => {
-    const context = new AudioContext({ sampleRate: 8000 });
-    const source = context.createMediaStreamSource(desk.remote);
-    const recorder = context.createScriptProcessor(1024, 1, 1);
-    const samples = [];
-    recorder.onaudioprocess = (event) => {
-      const input = event.inputBuffer.getChannelData(0);
-      for (const x of input) samples.push(Math.max(-32768, Math.min(32767, Math.round(x * 32768))));
-    };
-    source.connect(recorder);
-    recorder.connect(context.destination);
-    context.resume().catch(reject);
-    setTimeout(() => {
-      recorder.disconnect();
-      source.disconnect();
-      context.close();
-      resolve(samples);
-    }, ms);
-  });
+// For the tests and for troubleshooting: what the page hears, recorded at 8 kHz as 16-bit
+// samples by an audio worklet (off the main thread, so a busy page drops nothing), from
+// `startRecording()` until `stopRecording()`.
+let recording = null;
+desk.startRecording = async () => {
+  const context = new AudioContext({ sampleRate: 8000 });
+  await context.audioWorklet.addModule("/agent/recorder.js");
+  const source = context.createMediaStreamSource(desk.remote);
+  const node = new AudioWorkletNode(context, "desk-recorder");
+  const samples = [];
+  node.port.onmessage = (event) => {
+    for (const x of event.data) samples.push(Math.max(-32768, Math.min(32767, Math.round(x * 32768))));
+  };
+  source.connect(node);
+  await context.resume();
+  recording = { context, source, node, samples };
+};
+desk.stopRecording = () => {
+  if (!recording) return [];
+  const { context, source, node, samples } = recording;
+  source.disconnect();
+  node.port.onmessage = null;
+  context.close();
+  recording = null;
+  return samples;
+};
 
 start();

@@ -70,11 +70,7 @@ impl Api {
         store.migrate().await.unwrap();
         let token = admin_token(&store).await;
         testkit::audio::write_message(&dir.path().join("abandon.wav"), 1.5);
-        let mut config = EngineConfig::new("api-node");
-        config.sip_udp = vec!["127.0.0.1:0".parse().unwrap()];
-        config.rtp_ports = 0..=0;
-        config.prompts_dir = dir.path().to_path_buf();
-        config.recordings_dir = dir.path().join("recordings");
+        let mut config = engine_config(dir.path());
         configure(&mut config, dir.path());
         let engine = Engine::start(config, store, InProcess::shared())
             .await
@@ -235,6 +231,46 @@ impl Api {
         .await
     }
 
+    /// Stops the engine and the API and starts them again on the same database and HTTP
+    /// address, as a node's restart does (the engine's default test settings: SIP and RTP on
+    /// new ports; `start_with`'s changes and `start_serving`'s API settings are not kept).
+    pub async fn restart(&mut self) {
+        self.engine.shutdown(Duration::from_secs(2)).await.unwrap();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+        let store = store::Store::connect(&self.database_url).await.unwrap();
+        let engine = Engine::start(engine_config(self.dir.path()), store, InProcess::shared())
+            .await
+            .expect("engine restarts");
+        // The old listener's socket may linger a moment after the server ends.
+        let mut listener = None;
+        for _ in 0..50 {
+            match tokio::net::TcpListener::bind(self.addr).await {
+                Ok(bound) => {
+                    listener = Some(bound);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        let listener = listener.expect("the API's address again");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        self.server = Some(tokio::spawn(api::serve_with(
+            listener,
+            engine.clone(),
+            api::ApiConfig::default(),
+            async move {
+                let _ = stopped.await;
+            },
+        )));
+        self.stop = Some(stop);
+        self.engine = engine;
+    }
+
     /// Stops the API and the engine.
     pub async fn stop(mut self) {
         self.engine.shutdown(Duration::from_secs(2)).await.unwrap();
@@ -245,6 +281,17 @@ impl Api {
             server.await.unwrap().unwrap();
         }
     }
+}
+
+/// The engine's test settings: SIP over UDP and RTP on ports from the OS, prompts and
+/// recordings in the test's directory.
+fn engine_config(dir: &std::path::Path) -> EngineConfig {
+    let mut config = EngineConfig::new("api-node");
+    config.sip_udp = vec!["127.0.0.1:0".parse().unwrap()];
+    config.rtp_ports = 0..=0;
+    config.prompts_dir = dir.to_path_buf();
+    config.recordings_dir = dir.join("recordings");
+    config
 }
 
 /// The harness's admin and its API token, made as `dialer user add` and `dialer token add` do.
