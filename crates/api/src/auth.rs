@@ -237,8 +237,12 @@ pub(crate) fn forbidden(why: impl Into<String>) -> Failure {
 
 fn bearer(headers: &HeaderMap) -> Option<Result<&str, ()>> {
     let value = headers.get(header::AUTHORIZATION)?;
-    let text = value.to_str().ok()?;
-    let (scheme, token) = text.split_once(' ')?;
+    let Ok(text) = value.to_str() else {
+        return Some(Err(()));
+    };
+    let Some((scheme, token)) = text.split_once(' ') else {
+        return Some(Err(()));
+    };
     if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() {
         Some(Ok(token.trim()))
     } else {
@@ -371,14 +375,9 @@ pub(crate) async fn authenticate(
             }
             Err(err) => return Failure::from(err).into_response(),
         },
-        Some(Err(())) => {
-            return Failure::new(
-                StatusCode::UNAUTHORIZED,
-                "the Authorization header must be `Bearer <token>`",
-            )
-            .into_response();
-        }
-        None => match session_cookie(headers) {
+        // Another scheme (`Basic` from a proxy or a curious client) is no credential of ours:
+        // the request goes on as without one, so public routes still answer.
+        Some(Err(())) | None => match session_cookie(headers) {
             Some(secret) => match state.engine.store().session_principal(&secret).await {
                 Ok(found) => found,
                 Err(err) => return Failure::from(err).into_response(),
@@ -398,6 +397,16 @@ pub(crate) async fn authenticate(
     }
     if let Access::AtLeast(role) = needed {
         let Some(principal) = &principal else {
+            if matches!(bearer(request.headers()), Some(Err(()))) {
+                return with_challenge(
+                    Failure::new(
+                        StatusCode::UNAUTHORIZED,
+                        "only `Authorization: Bearer <token>` or a session cookie (POST \
+                         /api/v1/login) is accepted; this Authorization header is neither",
+                    )
+                    .into_response(),
+                );
+            }
             return with_challenge(unauthorized().into_response());
         };
         if !principal.role.covers(role) {

@@ -2,8 +2,11 @@
 //! without a login (the matrix of docs/api.md, and every operation of the OpenAPI document is
 //! in it), token revocation taking effect at once, the login limit, browser sessions and the
 //! cross-site checks (a form post, a multipart upload, a WebSocket from a foreign Origin), and a
-//! capture of the run's logs with no password, token or session id in any line.
+//! capture of the run's logs with no password, token, session id or digest HA1 (a SIP phone's
+//! login and a trunk's registration happen during it) in any line.
 
+#[path = "../../engine/tests/support/peers.rs"]
+mod peers;
 mod support;
 
 use futures::StreamExt as _;
@@ -13,6 +16,8 @@ use std::io::Write as _;
 use std::sync::{Arc, Mutex, OnceLock};
 use store::Role;
 use support::{Api, Db, campaign_toml, conforms, nowhere};
+use testkit::sipp::Sipp;
+use testkit::wait_for;
 
 /// Every log line of this test binary (all levels the crates emit at debug and above).
 fn logs() -> Arc<Mutex<Vec<u8>>> {
@@ -127,9 +132,114 @@ uri = "sip:{}"
     )
 }
 
+/// The trunk secrets file of the matrix's engine (mode 600, as the service requires): the
+/// credentials `crates/testkit/sipp/trunk_registrar.xml` accepts.
+fn write_trunk_secrets(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("trunk-secrets.toml");
+    std::fs::write(
+        &path,
+        "DIALER_TRUNK_M_USER = \"trunkuser\"\nDIALER_TRUNK_M_PASSWORD = \"trunkpass\"\n",
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    path
+}
+
+/// Both kinds of digest secret through the service while its logs are captured: a SIP phone
+/// (sipp) logs in as agent `ph` (REGISTER and INVITE checked against the agent's stored HA1,
+/// MD5 and SHA-256 offered), and campaign `p`'s trunk registers with its password at a sipp
+/// registrar that challenges it. Gives the secrets to look for in the logs, and the peers
+/// (kept running to the end of the test). `None`: sipp is missing (outside CI).
+async fn sip_logins(api: &Api) -> Option<(Vec<String>, Vec<Sipp>)> {
+    let registrar = Sipp::carrier_with("trunk_registrar.xml", "u1", 1, &[], false, 600)?;
+    let toml = format!(
+        r#"
+name = "p"
+default_country = "US"
+caller_id = "+12025550123"
+abandon_message = "abandon.wav"
+
+[pacing]
+mode = "progressive"
+ratio = 1.0
+
+[calling_hours]
+default = "00:00-24:00"
+override_legal_limits = true
+
+[trunk]
+uri = "sip:{}"
+username_env = "DIALER_TRUNK_M_USER"
+password_env = "DIALER_TRUNK_M_PASSWORD"
+register = true
+register_expires = "10m"
+registrar = "{}"
+"#,
+        nowhere(),
+        registrar.uri("u1")
+    );
+    let (code, body) = api.apply_toml(&toml).await;
+    assert_eq!(code, 201, "{body:#}");
+    let (code, agent) = api
+        .post_json(
+            "/api/v1/agents",
+            &json!({"username": "ph", "password": "sip-secret-ph", "campaigns": ["p"]}),
+        )
+        .await;
+    assert_eq!(code, 201, "{agent:#}");
+    let agent_id = agent["id"].as_i64().unwrap();
+    let (code, body) = api.post("/api/v1/campaigns/p/start").await;
+    assert_eq!(code, 200, "{body:#}");
+    let sip = api.engine.sip_addr(sip::Transport::Udp).unwrap();
+    let phone = peers::sipp_agents(sip, &[("ph".into(), "sip-secret-ph".into())], "p")?;
+    let ready = wait_for(std::time::Duration::from_secs(60), || async {
+        api.get(&format!("/api/v1/agents/{agent_id}")).await.1["state"] == "ready"
+    })
+    .await;
+    assert!(ready, "the phone did not log in\n{}", phone.diagnostics());
+    let registered = wait_for(std::time::Duration::from_secs(60), || async {
+        api.get("/api/v1/campaigns/p").await.1["figures"]["trunk"]["registration"] == "registered"
+    })
+    .await;
+    assert!(
+        registered,
+        "the trunk did not register: {:#}\n{}",
+        api.get("/api/v1/campaigns/p").await.1["figures"]["trunk"],
+        registrar.diagnostics()
+    );
+    let stored = api
+        .engine
+        .store()
+        .agent_by_username("ph")
+        .await
+        .unwrap()
+        .unwrap();
+    let (trunk_md5, trunk_sha256) = store::digest_ha1("trunkuser", "carrier.test", "trunkpass");
+    let secrets = vec![
+        "sip-secret-ph".to_owned(),
+        stored.ha1_md5,
+        stored.ha1_sha256,
+        "trunkpass".to_owned(),
+        trunk_md5,
+        trunk_sha256,
+    ];
+    Some((secrets, vec![phone, registrar]))
+}
+
 async fn matrix(db: Db) {
     let _ = logs();
-    let Some(api) = Api::start(db).await else {
+    let Some(api) = Api::start_with(db, |config, dir| {
+        config.trunk_secrets = Some(write_trunk_secrets(dir));
+    })
+    .await
+    else {
+        return;
+    };
+    let Some((sip_secrets, _peers)) = sip_logins(&api).await else {
         return;
     };
     let trunk = nowhere();
@@ -624,6 +734,7 @@ async fn matrix(db: Db) {
         ]
         .map(String::from),
     );
+    secrets.extend(sip_secrets);
     assert_logs_clean(&secrets);
     api.stop().await;
 }
@@ -991,4 +1102,81 @@ async fn login_attempts_are_limited() {
     assert_logs_clean(&["password-carol".into()]);
     let _ = std::io::stderr().flush();
     api.stop().await;
+}
+
+/// An `Authorization` header of another scheme (`Basic`, as a proxy may add) is no credential:
+/// public routes answer as without one, a session cookie still counts, and a route needing a
+/// login says only a bearer token or a session is accepted.
+async fn other_authorization_schemes(db: Db) {
+    let Some(api) = Api::start(db).await else {
+        return;
+    };
+    let _ = api.user("basic", Role::Manager, None).await;
+    let anon = api.client(None);
+    let basic = "Basic YmFzaWM6cGFzc3dvcmQtYmFzaWM=";
+    for path in ["/healthz", "/api-docs/openapi.json"] {
+        let response = anon
+            .get(api.url(path))
+            .header("authorization", basic)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "GET {path} with Basic");
+    }
+    for odd in [
+        basic,
+        "Bearer",
+        "Digest username=\"basic\"",
+        "Negotiate abc",
+    ] {
+        let response = anon
+            .post(api.url("/api/v1/login"))
+            .header("authorization", odd)
+            .json(&json!({"username": "basic", "password": "password-basic"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "login with `{odd}`");
+        let session = session_of(&response);
+        // The session counts although a foreign scheme rides along.
+        let (code, me) = api
+            .call(
+                anon.get(api.url("/api/v1/me"))
+                    .header("authorization", odd)
+                    .header("cookie", format!("dialer_session={session}")),
+            )
+            .await;
+        assert_eq!(
+            (code, me["role"].as_str()),
+            (200, Some("manager")),
+            "{me:#}"
+        );
+        // Without it, a protected route is 401 and says what is accepted.
+        let response = anon
+            .get(api.url("/api/v1/campaigns"))
+            .header("authorization", odd)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401, "`{odd}` on a protected route");
+        assert!(response.headers().contains_key("www-authenticate"));
+        let body: Value = response.json().await.unwrap();
+        let _: api::schema::Problem = conforms(&body);
+        let error = body["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains("Bearer") && error.contains("session"),
+            "{body:#}"
+        );
+    }
+    api.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_authorization_schemes_on_sqlite() {
+    other_authorization_schemes(Db::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_authorization_schemes_on_postgres() {
+    other_authorization_schemes(Db::Postgres).await;
 }
