@@ -142,6 +142,31 @@ pub(crate) async fn get_agent(
     Ok(Json(state.engine.agent(id).await?))
 }
 
+/// The call on an agent's line, for the screen pop: the attempt, the contact's card, the
+/// contact's earlier calls and the campaign's script filled in.
+///
+/// `{"call": null}` when the line is free. The `agent` event that puts the agent `on_call`
+/// carries the same `attempt_id`, so a desktop fetches this at the bridge.
+#[utoipa::path(
+    get,
+    path = "/api/v1/agents/{id}/call",
+    tag = "agents",
+    params(("id" = i64, Path, description = "Agent id")),
+    responses(
+        (status = 200, description = "The call on the agent's line or in its wrap-up (`call` is null when none)", body = schema::AgentLine),
+        (status = 400, description = "The id is not a number: the error names `id`", body = schema::Problem),
+        (status = 404, description = "No agent of this id", body = schema::Problem),
+    )
+)]
+pub(crate) async fn line_call(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<engine::AgentLine>> {
+    auth.may_act_for(id)?;
+    Ok(Json(state.engine.agent_line(id).await?))
+}
+
 /// Make a logged-in agent ready for calls.
 ///
 /// Ends a pause, or ends wrap-up without a disposition. 409 when the agent's phone has no open

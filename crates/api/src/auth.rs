@@ -146,7 +146,7 @@ pub fn access(method: &Method, route: &str) -> Access {
         ("GET", "/api/v1/contacts/{id}" | "/api/v1/attempts/{id}") => AtLeast(Agent),
         ("GET", "/api/v1/agents") => AtLeast(Supervisor),
         ("POST", "/api/v1/agents") => AtLeast(Admin),
-        ("GET", "/api/v1/agents/{id}") => AtLeast(Agent),
+        ("GET", "/api/v1/agents/{id}" | "/api/v1/agents/{id}/call") => AtLeast(Agent),
         (
             "POST",
             "/api/v1/agents/{id}/ready"

@@ -131,6 +131,7 @@ fn parts(config: &ApiConfig) -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(records::get_attempt))
         .routes(routes!(agents::list_agents, agents::create_agent))
         .routes(routes!(agents::get_agent))
+        .routes(routes!(agents::line_call))
         .routes(routes!(agents::ready))
         .routes(routes!(agents::pause))
         .routes(routes!(agents::logout))

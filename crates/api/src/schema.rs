@@ -18,12 +18,13 @@ pub use domain::{
     PacingPatch,
 };
 pub use engine::{
-    AgentCounts, AgentDay, AgentSpec, AgentState, AgentView, CallCounts, CallState, CallTotals,
-    CallUpdate, CampaignFigures, CampaignView, PacingView, Snapshot, TrunkFigures,
-    TrunkRegistrationState,
+    AgentCounts, AgentDay, AgentLine, AgentSpec, AgentState, AgentView, CallCounts, CallState,
+    CallTotals, CallUpdate, CampaignFigures, CampaignView, ContactCard, LineCall, PacingView,
+    Snapshot, TrunkFigures, TrunkRegistrationState,
 };
 pub use store::{
-    ApiToken, Applied, Attempt, AuditEntry, Contact, ImportSummary, Role, RowError, User,
+    ApiToken, Applied, Attempt, AuditEntry, Contact, ImportSummary, PastAttempt, Role, RowError,
+    User,
 };
 
 /// An error answer: what went wrong and, for bad input, every field at fault.

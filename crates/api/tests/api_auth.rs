@@ -376,6 +376,21 @@ async fn matrix(db: Db) {
             Body::None,
             other_agent(200),
         ),
+        // Nobody is on a call: the line is free (no 404) for whoever may see the agent.
+        case(
+            M::GET,
+            "/api/v1/agents/{id}/call",
+            format!("/api/v1/agents/{a1}/call"),
+            Body::None,
+            yes(200),
+        ),
+        case(
+            M::GET,
+            "/api/v1/agents/{id}/call",
+            format!("/api/v1/agents/{a2}/call"),
+            Body::None,
+            other_agent(200),
+        ),
         // Nobody's phone is up: 409 for whoever may act on the agent.
         case(
             M::POST,

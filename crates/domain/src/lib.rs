@@ -45,6 +45,7 @@ mod openapi;
 mod pacing;
 pub mod phone;
 pub mod retry;
+pub mod script;
 pub mod spec;
 mod types;
 pub mod zones;

@@ -575,6 +575,21 @@ pub struct CampaignSpec {
     pub wrap_up: WrapUp,
     /// The carrier trunk.
     pub trunk: Trunk,
+    /// The agents' call script, shown at the bridge with `{{placeholder}}`s filled from the
+    /// contact (built-ins: `phone`, `name`, `agent_name`, `agent_username`, `campaign`,
+    /// `time_zone`; list columns named in `script_columns`). Plain text, never HTML.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            example = "Hello {{first_name}}, this is {{agent_name}} calling about your renewal."
+        )
+    )]
+    pub script: Option<String>,
+    /// List columns (as in the CSV header) the script's placeholders may name besides the
+    /// built-ins.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub script_columns: Vec<String>,
 }
 
 fn default_ring_timeout() -> Dur {
@@ -954,6 +969,19 @@ impl CampaignSpec {
                 );
             }
         }
+        for (i, column) in self.script_columns.iter().enumerate() {
+            if column.trim().is_empty() || column.len() > 100 || column.contains(['{', '}']) {
+                bad(
+                    &format!("script_columns[{i}]"),
+                    format!("`{column}` is not a column name (1 to 100 characters, no braces)"),
+                );
+            }
+        }
+        if let Some(script) = &self.script {
+            for reason in crate::script::problems(script, &self.script_columns) {
+                bad("script", reason);
+            }
+        }
         if t.cps == 0 || t.cps > 1000 {
             bad(
                 "trunk.cps",
@@ -1033,6 +1061,30 @@ abandon_message = "prompts/abandon.wav"
 [trunk]
 uri = "sip:127.0.0.1:5060"
 "#;
+
+    #[test]
+    fn a_script_names_known_fields_only() {
+        let with = |extra: &str| CampaignSpec::from_toml(&format!("{extra}\n{MINIMAL}"));
+        let spec = with(
+            "script = '''\nHello {{first_name}}, {{agent_name}} here.\n'''\nscript_columns = [\"first_name\"]",
+        )
+        .unwrap();
+        assert!(spec.script.as_deref().unwrap().contains("{{first_name}}"));
+        let Err(Error::InvalidSpec(errors)) = with("script = \"Hi {{plan}}\"") else {
+            panic!("an unknown placeholder was taken");
+        };
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].field, "script");
+        assert!(
+            errors[0].reason.contains("`{{plan}}`"),
+            "{}",
+            errors[0].reason
+        );
+        let Err(Error::InvalidSpec(errors)) = with("script_columns = [\"\"]") else {
+            panic!("an empty column was taken");
+        };
+        assert_eq!(errors[0].field, "script_columns[0]");
+    }
 
     #[test]
     fn durations_parse_and_print() {

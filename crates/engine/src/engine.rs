@@ -6,6 +6,7 @@ use crate::config::EngineConfig;
 use crate::core::CoreInput;
 use crate::error::{EngineError, Result};
 use crate::inbox::{ActorMsg, AgentOp, CampaignHandle, Runtime};
+use crate::screen::{self, AgentLine};
 use crate::shared::{Shared, lock};
 use crate::view::{
     AgentSpec, AgentState, AgentView, CampaignView, EngineEvent, ShutdownReport, Snapshot,
@@ -561,6 +562,35 @@ impl Engine {
             })
             .map_err(|_| EngineError::ShuttingDown)?;
         answer.await.map_err(|_| EngineError::ShuttingDown)?
+    }
+
+    /// The call on an agent's line (talking or in wrap-up) with its contact's card, the
+    /// contact's earlier calls and the campaign's script filled in; `call: None` when the
+    /// line is free.
+    pub async fn agent_line(&self, id: i64) -> Result<AgentLine> {
+        let agent = self.agent(id).await?;
+        let Some(attempt_id) = agent.attempt_id else {
+            return Ok(AgentLine { call: None });
+        };
+        let store = self.store();
+        let attempt = store.attempt(attempt_id).await?;
+        let contact = store.contact(attempt.contact_id).await?;
+        let campaign = store
+            .campaign(attempt.campaign_id)
+            .await?
+            .ok_or_else(|| EngineError::NoSuchCampaign(attempt.campaign_id.to_string()))?;
+        let history = store
+            .contact_history(contact.id, Some(attempt_id), screen::HISTORY_LIMIT)
+            .await?;
+        Ok(AgentLine {
+            call: Some(screen::line_call(
+                &agent,
+                &attempt,
+                &contact,
+                &campaign.spec,
+                history,
+            )),
+        })
     }
 
     /// Makes a logged-in agent ready (ends a pause; ends wrap-up without a disposition).

@@ -49,6 +49,7 @@ mod engine;
 mod error;
 mod inbox;
 mod pool;
+mod screen;
 mod secrets;
 mod setup;
 mod shared;
@@ -61,6 +62,7 @@ pub use engine::Engine;
 pub use error::{ClusterError, EngineError, Result};
 pub use inbox::to_media as leg_media;
 pub use media::{MediaConfig, MediaIo, MediaPriority, ReceiveLoopStats};
+pub use screen::{AgentLine, ContactCard, LineCall, render_script};
 pub use secrets::{TrunkSecrets, confined_path};
 pub use view::{
     AbandonView, AgentCounts, AgentDay, AgentSpec, AgentState, AgentView, CallCounts, CallState,

@@ -62,7 +62,7 @@ pub use import::{
     TIMEZONE_HEADERS,
 };
 pub use lease::{LeaseOptions, LeasedContact, MAX_LEASE};
-pub use queries::{AttemptQuery, Contact, ContactQuery, MAX_PAGE};
+pub use queries::{AttemptQuery, Contact, ContactQuery, MAX_PAGE, PastAttempt};
 pub use users::{
     ApiToken, AuditEntry, Credential, NewToken, NewUser, Principal, Role, User, check_password,
     check_username, random_password, redact_secrets, secret_hash,

@@ -3,7 +3,7 @@
 use crate::attempts::Attempt;
 use crate::db::Store;
 use crate::db::{from_ms, ms};
-use crate::entity::{attempt, contact, contact_list};
+use crate::entity::{agent, attempt, contact, contact_list, disposition};
 use crate::error::{Error, Result};
 use chrono::{DateTime, Utc};
 use domain::{ContactStatus, Outcome};
@@ -43,6 +43,32 @@ pub struct Contact {
     pub last_outcome: Option<Outcome>,
     /// Last attempt time.
     pub last_attempt_at: Option<DateTime<Utc>>,
+}
+
+/// One earlier call to a contact, as an agent's screen shows it: when, how it ended, what the
+/// agent made of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PastAttempt {
+    /// The attempt's id.
+    pub attempt_id: i64,
+    /// INVITE sent.
+    pub started_at: DateTime<Utc>,
+    /// How it ended (absent while it is still under way).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+    /// The agent's disposition (`sale`, `callback`, ...), if one was set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disposition: Option<String>,
+    /// The disposition's note.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// The agent who took the call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<i64>,
+    /// That agent's display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_name: Option<String>,
 }
 
 /// Filter and page of [`Store::contacts`]; pages go by id (pass the last id seen as `after_id`).
@@ -138,6 +164,58 @@ impl Store {
             last_outcome: row.last_outcome.as_deref().map(str::parse).transpose()?,
             last_attempt_at: row.last_attempt_at.map(from_ms),
         })
+    }
+
+    /// A contact's attempts, newest first (at most `limit`), with their dispositions and
+    /// agents' names, leaving out `except` (the call on the line).
+    pub async fn contact_history(
+        &self,
+        contact_id: i64,
+        except: Option<i64>,
+        limit: u64,
+    ) -> Result<Vec<PastAttempt>> {
+        let mut select = attempt::Entity::find().filter(attempt::Column::ContactId.eq(contact_id));
+        if let Some(id) = except {
+            select = select.filter(attempt::Column::Id.ne(id));
+        }
+        let rows = select
+            .order_by_desc(attempt::Column::StartedAt)
+            .order_by_desc(attempt::Column::Id)
+            .limit(page(limit))
+            .all(&self.db)
+            .await?;
+        let disposed = disposition::Entity::find()
+            .filter(disposition::Column::ContactId.eq(contact_id))
+            .all(&self.db)
+            .await?;
+        let agent_ids: Vec<i64> = rows.iter().filter_map(|r| r.agent_id).collect();
+        let agents = if agent_ids.is_empty() {
+            Vec::new()
+        } else {
+            agent::Entity::find()
+                .filter(agent::Column::Id.is_in(agent_ids))
+                .all(&self.db)
+                .await?
+        };
+        rows.into_iter()
+            .map(|row| {
+                let disposition = disposed.iter().find(|d| d.attempt_id == row.id);
+                Ok(PastAttempt {
+                    attempt_id: row.id,
+                    started_at: from_ms(row.started_at),
+                    outcome: row.outcome.as_deref().map(str::parse).transpose()?,
+                    disposition: disposition.map(|d| d.kind.clone()),
+                    note: disposition.and_then(|d| d.note.clone()),
+                    agent_id: row.agent_id,
+                    agent_name: row.agent_id.and_then(|id| {
+                        agents
+                            .iter()
+                            .find(|a| a.id == id)
+                            .map(|a| a.display_name.clone())
+                    }),
+                })
+            })
+            .collect()
     }
 
     /// One page of attempts.
