@@ -334,6 +334,96 @@ pub(crate) async fn hangup(
     Ok(Json(state.engine.agent_hangup(id).await?))
 }
 
+/// Put the callee of the agent's call on hold: the agent's audio is cut, the callee hears the
+/// campaign's `hold_message` (looped) or silence.
+#[utoipa::path(
+    post,
+    path = "/api/v1/agents/{id}/hold",
+    tag = "agents",
+    params(("id" = i64, Path, description = "Agent id")),
+    responses(
+        (status = 200, description = "The agent, its callee now on hold", body = schema::AgentView),
+        (status = 400, description = "The id is not a number: the error names `id`", body = schema::Problem),
+        (status = 404, description = "No agent of this id", body = schema::Problem),
+        (status = 409, description = "The agent is not logged in, not on a call, or its callee is on hold already", body = schema::Problem),
+        (status = 503, description = "The node is shutting down", body = schema::Problem),
+    )
+)]
+pub(crate) async fn hold(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<AgentView>> {
+    auth.may_act_for(id)?;
+    Ok(Json(state.engine.agent_hold(id).await?))
+}
+
+/// Take the callee of the agent's call off hold: the two are connected again.
+#[utoipa::path(
+    post,
+    path = "/api/v1/agents/{id}/unhold",
+    tag = "agents",
+    params(("id" = i64, Path, description = "Agent id")),
+    responses(
+        (status = 200, description = "The agent, talking with its callee again", body = schema::AgentView),
+        (status = 400, description = "The id is not a number: the error names `id`", body = schema::Problem),
+        (status = 404, description = "No agent of this id", body = schema::Problem),
+        (status = 409, description = "The agent is not logged in, not on a call, or its callee is not on hold", body = schema::Problem),
+        (status = 503, description = "The node is shutting down", body = schema::Problem),
+    )
+)]
+pub(crate) async fn unhold(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<i64>,
+) -> ApiResult<Json<AgentView>> {
+    auth.may_act_for(id)?;
+    Ok(Json(state.engine.agent_unhold(id).await?))
+}
+
+/// Keys to send to the callee.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DtmfRequest {
+    /// 1 to 32 DTMF keys: `0`-`9`, `*`, `#`, `A`-`D`.
+    #[schema(
+        example = "12#",
+        min_length = 1,
+        max_length = 32,
+        pattern = "^[0-9*#A-Da-d]+$"
+    )]
+    pub(crate) digits: String,
+}
+
+/// Send DTMF keys to the callee of the agent's call (RFC 4733 telephone-events, on the payload
+/// type the callee's SDP gave; 100 ms each, 80 ms apart).
+#[utoipa::path(
+    post,
+    path = "/api/v1/agents/{id}/dtmf",
+    tag = "agents",
+    params(("id" = i64, Path, description = "Agent id")),
+    request_body = DtmfRequest,
+    responses(
+        (status = 200, description = "The agent; the keys are on their way", body = schema::AgentView),
+        (status = 400, description = "The id is not a number, or the body is not JSON: the error names the field", body = schema::Problem),
+        (status = 404, description = "No agent of this id", body = schema::Problem),
+        (status = 409, description = "The agent is not logged in or not on a call, the callee is on hold, or the callee offered no telephone-event", body = schema::Problem),
+        (status = 413, description = "The body is over 1 MiB", body = schema::Problem),
+        (status = 415, description = "The content type is not JSON", body = schema::Problem),
+        (status = 422, description = "The keys are refused (none, more than 32, one outside 0-9 * # A-D, an unknown field): the error names `digits`", body = schema::Problem),
+        (status = 503, description = "The node is shutting down", body = schema::Problem),
+    )
+)]
+pub(crate) async fn dtmf(
+    State(state): State<AppState>,
+    auth: Auth,
+    Path(id): Path<i64>,
+    JsonBody(body): JsonBody<DtmfRequest>,
+) -> ApiResult<Json<AgentView>> {
+    auth.may_act_for(id)?;
+    Ok(Json(state.engine.agent_dtmf(id, &body.digits).await?))
+}
+
 /// An agent's verdict on a call the agent handled.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -154,6 +154,9 @@ pub fn access(method: &Method, route: &str) -> Access {
             | "/api/v1/agents/{id}/logout"
             | "/api/v1/agents/{id}/webrtc"
             | "/api/v1/agents/{id}/hangup"
+            | "/api/v1/agents/{id}/hold"
+            | "/api/v1/agents/{id}/unhold"
+            | "/api/v1/agents/{id}/dtmf"
             | "/api/v1/agents/{id}/disposition",
         ) => AtLeast(Agent),
         ("GET", "/api/v1/snapshot" | "/api/v1/events") => AtLeast(Agent),

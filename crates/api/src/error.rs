@@ -76,7 +76,8 @@ impl From<EngineError> for Failure {
             EngineError::NotLoggedIn(_)
             | EngineError::NoCampaign(_)
             | EngineError::AgentState { .. }
-            | EngineError::NotAgentsAttempt { .. } => StatusCode::CONFLICT,
+            | EngineError::NotAgentsAttempt { .. }
+            | EngineError::CallRefused { .. } => StatusCode::CONFLICT,
             EngineError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             EngineError::NotReady(_) => StatusCode::NOT_IMPLEMENTED,
             EngineError::Store(store) => match store {

@@ -444,6 +444,27 @@ async fn matrix(db: Db) {
         ),
         case(
             M::POST,
+            "/api/v1/agents/{id}/hold",
+            format!("/api/v1/agents/{a2}/hold"),
+            Body::None,
+            other_agent(409),
+        ),
+        case(
+            M::POST,
+            "/api/v1/agents/{id}/unhold",
+            format!("/api/v1/agents/{a1}/unhold"),
+            Body::None,
+            yes(409),
+        ),
+        case(
+            M::POST,
+            "/api/v1/agents/{id}/dtmf",
+            format!("/api/v1/agents/{a2}/dtmf"),
+            Body::Json(json!({"digits": "12#"})),
+            other_agent(409),
+        ),
+        case(
+            M::POST,
             "/api/v1/agents/{id}/disposition",
             format!("/api/v1/agents/{a2}/disposition"),
             Body::Json(json!({"attempt_id": 999_999, "kind": "sale"})),

@@ -558,6 +558,10 @@ pub struct CampaignSpec {
     /// Message played to every answered call in agentless mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agentless_message: Option<String>,
+    /// Played over and over to a callee an agent puts on hold (music or a message); without
+    /// one the callee hears silence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_message: Option<String>,
     /// Pacing limits.
     #[serde(default)]
     pub pacing: Pacing,
@@ -675,6 +679,7 @@ impl CampaignSpec {
         [
             ("abandon_message", &self.abandon_message),
             ("agentless_message", &self.agentless_message),
+            ("hold_message", &self.hold_message),
             ("amd.message", &self.amd.message),
             ("trunk.ca_file", &self.trunk.ca_file),
         ]

@@ -9,7 +9,7 @@ use crate::core::{CampaignCore, CoreAction, CoreInput};
 use crate::driver::CallCtx;
 use crate::error::{EngineError, Result};
 use crate::inbox::{
-    ActorMsg, AgentCommand, AgentOp, CallCommand, CampaignHandle, Runtime, Session,
+    ActorMsg, AgentCommand, AgentOp, CallCommand, CampaignHandle, LegOp, Runtime, Session,
 };
 use crate::pool::PoolAgent;
 use crate::shared::{Shared, lock};
@@ -244,6 +244,16 @@ impl Actor {
                 self.publish_figures();
                 let _ = reply.send(self.view.borrow().clone());
             }
+            ActorMsg::Agent {
+                agent,
+                op: AgentOp::Hold(on),
+                reply,
+            } => self.leg_op(agent, LegOp::Hold(on), reply),
+            ActorMsg::Agent {
+                agent,
+                op: AgentOp::Dtmf(digits),
+                reply,
+            } => self.leg_op(agent, LegOp::Dtmf(digits), reply),
             ActorMsg::Agent { agent, op, reply } => {
                 let _ = reply.send(self.agent_op(now, agent, op));
             }
@@ -380,9 +390,56 @@ impl Actor {
                     let _ = session.control.send(AgentCommand::Hangup);
                 }
             }
+            // Answered by the call's task (`leg_op`).
+            AgentOp::Hold(_) | AgentOp::Dtmf(_) => {}
         }
         self.agent_view(agent)
             .ok_or(EngineError::NotLoggedIn(agent))
+    }
+
+    /// Hands a hold or keys to the task of the agent's bridged call, which answers the
+    /// facade itself (only it knows whether the callee's leg can).
+    fn leg_op(
+        &mut self,
+        agent: i64,
+        op: LegOp,
+        reply: oneshot::Sender<crate::error::Result<AgentView>>,
+    ) {
+        let action = match op {
+            LegOp::Hold(true) => "hold",
+            LegOp::Hold(false) => "unhold",
+            LegOp::Dtmf(_) => "send keys",
+        };
+        let Some(a) = self.core.pool().get(agent) else {
+            let _ = reply.send(Err(EngineError::NotLoggedIn(agent)));
+            return;
+        };
+        let (state, key) = (a.state, a.call);
+        let sender = key.and_then(|key| self.calls.get(&key));
+        let (AgentState::OnCall, Some(sender), Some(view)) =
+            (state, sender, self.agent_view(agent))
+        else {
+            let _ = reply.send(Err(EngineError::AgentState {
+                agent,
+                action,
+                state: state.as_str(),
+            }));
+            return;
+        };
+        tracing::info!(agent, campaign = %self.runtime.name, attempt = ?view.attempt_id, action, "agent's call");
+        if let Err(mpsc::error::SendError(CallCommand::Leg { reply, .. })) =
+            sender.send(CallCommand::Leg {
+                op,
+                view: Box::new(view),
+                reply,
+            })
+        {
+            let _ = reply.send(Err(EngineError::AgentState {
+                agent,
+                action,
+                state: "ending its call",
+            }));
+        }
     }
 
     fn start_call(&mut self, contact: LeasedContact) {

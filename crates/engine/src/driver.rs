@@ -6,7 +6,10 @@
 
 use crate::call::{CallAction, CallInput, Finished, PromptKind};
 use crate::core::CoreInput;
-use crate::inbox::{ActorMsg, CallCommand, Runtime, answered_media, local_media, offered_media};
+use crate::error::EngineError;
+use crate::inbox::{
+    ActorMsg, CallCommand, LegOp, Runtime, answered_media, local_media, offered_media,
+};
 use crate::shared::Shared;
 use crate::view::{CallState, CallUpdate};
 use chrono::Utc;
@@ -201,6 +204,8 @@ pub(crate) async fn run(mut ctx: CallCtx) {
         agent: None,
         recording: None,
         playback: None,
+        held: false,
+        hold_playback: None,
         detected: mpsc::unbounded_channel(),
         call: None,
     };
@@ -242,6 +247,10 @@ struct Live {
     agent: Option<i64>,
     recording: Option<Recording>,
     playback: Option<PlaybackId>,
+    /// The agent put the callee on hold: the bridge is down, the agent's leg kept.
+    held: bool,
+    /// The hold message playing (it loops).
+    hold_playback: Option<PlaybackId>,
     detected: (
         mpsc::UnboundedSender<Detected>,
         mpsc::UnboundedReceiver<Detected>,
@@ -354,6 +363,9 @@ impl Live {
                     }
                     Some(CallCommand::Do(action)) => self.execute(ctx, action),
                     Some(CallCommand::Bridge { agent, leg }) => self.bridge(ctx, agent, leg),
+                    Some(CallCommand::Leg { op, view, reply }) => {
+                        let _ = reply.send(self.leg_op(ctx, op).map(|()| *view));
+                    }
                     None => {
                         // The campaign is gone (its actor stopped before this call ended):
                         // end the call and say so in its outcome rather than leave it open.
@@ -372,11 +384,18 @@ impl Live {
                 },
                 Some(found) = self.detected.1.recv() => self.detected(ctx, found),
                 Some(event) = self.leg_events.recv() => {
-                    if let LegEvent::PlaybackFinished { id, .. } = event
-                        && self.playback == Some(id)
-                    {
-                        self.playback = None;
-                        self.input(ctx, CallInput::PlaybackFinished);
+                    if let LegEvent::PlaybackFinished { id, .. } = event {
+                        if self.playback == Some(id) {
+                            self.playback = None;
+                            self.input(ctx, CallInput::PlaybackFinished);
+                        } else if self.hold_playback == Some(id) {
+                            // The last of the queued plays ended.
+                            // The hold message loops for as long as the callee waits.
+                            self.hold_playback = None;
+                            if self.held {
+                                self.play_hold(ctx);
+                            }
+                        }
                     }
                 }
             }
@@ -443,6 +462,98 @@ impl Live {
             })));
     }
 
+    /// Holds, resumes or sends keys for the agent; refused (with why) unless the callee is
+    /// bridged with the agent.
+    fn leg_op(&mut self, ctx: &CallCtx, op: LegOp) -> crate::error::Result<()> {
+        let agent = self.agent.unwrap_or_default();
+        let refuse = |action: &'static str, reason: &str| {
+            Err(EngineError::CallRefused {
+                agent,
+                action,
+                reason: reason.to_owned(),
+            })
+        };
+        match op {
+            LegOp::Dtmf(digits) => {
+                if self.held {
+                    return refuse("send keys", "the callee is on hold");
+                }
+                if self.bridge.is_none() {
+                    return refuse("send keys", "the callee is not connected");
+                }
+                match self.leg.send_dtmf(&digits) {
+                    Ok(()) => {
+                        tracing::info!(
+                            attempt = self.attempt,
+                            agent,
+                            keys = digits.len(),
+                            "keys sent to the callee"
+                        );
+                        Ok(())
+                    }
+                    Err(err) => refuse(
+                        "send keys",
+                        &format!("{err} (the callee's SDP offered no telephone-event)"),
+                    ),
+                }
+            }
+            LegOp::Hold(true) => {
+                if self.held {
+                    return refuse("hold", "the callee is on hold already");
+                }
+                let Some(bridge) = self.bridge.take() else {
+                    return refuse("hold", "the callee is not connected");
+                };
+                // The agent's leg goes back to its comfort silence; the callee hears the
+                // hold message, or silence.
+                bridge.disconnect();
+                self.held = true;
+                self.play_hold(ctx);
+                tracing::info!(attempt = self.attempt, agent, "callee on hold");
+                Ok(())
+            }
+            LegOp::Hold(false) => {
+                if !self.held {
+                    return refuse("unhold", "the callee is not on hold");
+                }
+                let Some(agent_leg) = self.agent_leg.clone() else {
+                    return refuse("unhold", "the agent's leg is gone");
+                };
+                self.held = false;
+                self.leg.stop_playback();
+                self.hold_playback = None;
+                self.leg.set_comfort_silence(false);
+                match Bridge::connect(&self.leg, &agent_leg) {
+                    Ok(bridge) => {
+                        self.bridge = Some(bridge);
+                        tracing::info!(attempt = self.attempt, agent, "callee back with the agent");
+                        Ok(())
+                    }
+                    Err(err) => {
+                        tracing::warn!(%err, attempt = self.attempt, agent, "bridge after hold failed");
+                        Err(EngineError::Media(err))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Starts the campaign's hold message on the callee's leg, or silence without one.
+    fn play_hold(&mut self, ctx: &CallCtx) {
+        match ctx.runtime.setup.prompts.hold.as_ref() {
+            Some(prompt) => {
+                // About a minute of it queued at once, so the loop never waits on this task
+                // between two plays; the last one's end queues the next minute.
+                let once = prompt.duration().as_millis().max(20);
+                let times = (60_000 / once).clamp(1, 3000);
+                for _ in 0..times {
+                    self.hold_playback = Some(self.leg.play(prompt));
+                }
+            }
+            None => self.leg.set_comfort_silence(true),
+        }
+    }
+
     /// Carries out one of the machine's actions (all but the bridge and the end).
     fn execute(&mut self, ctx: &CallCtx, action: CallAction) {
         match action {
@@ -470,6 +581,7 @@ impl Live {
             CallAction::Unbridge => {
                 self.bridge = None;
                 self.agent_leg = None;
+                self.held = false;
             }
             CallAction::Play(kind) => {
                 let prompts = &ctx.runtime.setup.prompts;

@@ -655,6 +655,26 @@ impl Engine {
         self.agent_op(id, AgentOp::Hangup).await
     }
 
+    /// Puts the callee of the agent's bridged call on hold: the agent's audio is cut, the
+    /// callee hears the campaign's `hold_message` over and over, or silence.
+    pub async fn agent_hold(&self, id: i64) -> Result<AgentView> {
+        self.agent_op(id, AgentOp::Hold(true)).await
+    }
+
+    /// Takes the callee off hold: the bridge with the agent resumes.
+    pub async fn agent_unhold(&self, id: i64) -> Result<AgentView> {
+        self.agent_op(id, AgentOp::Hold(false)).await
+    }
+
+    /// Sends keys (`0`-`9`, `*`, `#`, `A`-`D`, 1 to [`MAX_DTMF_DIGITS`]) to the callee of the
+    /// agent's bridged call as RFC 4733 telephone-events, on the payload type the callee's SDP
+    /// gave; refused when the callee offered none.
+    pub async fn agent_dtmf(&self, id: i64, digits: &str) -> Result<AgentView> {
+        check_dtmf(digits)?;
+        self.agent_op(id, AgentOp::Dtmf(digits.to_ascii_uppercase()))
+            .await
+    }
+
     /// Records an agent's disposition of an attempt the agent handled; ends the agent's
     /// wrap-up if it was for that attempt. A do-not-call disposition takes effect at once.
     pub async fn set_disposition(
@@ -864,8 +884,38 @@ fn logged_out(agent: &store::Agent) -> AgentView {
     }
 }
 
+/// The most keys one DTMF request sends.
+pub const MAX_DTMF_DIGITS: usize = 32;
+
+/// Refuses keys outside RFC 4733's 16 DTMF events, an empty string or a long one.
+fn check_dtmf(digits: &str) -> Result<()> {
+    let bad = |reason: String| Err(EngineError::Invalid(vec![field_error("digits", reason)]));
+    if digits.is_empty() || digits.chars().count() > MAX_DTMF_DIGITS {
+        return bad(format!("send 1 to {MAX_DTMF_DIGITS} keys"));
+    }
+    if let Some(c) = digits
+        .chars()
+        .find(|c| !matches!(c.to_ascii_uppercase(), '0'..='9' | '*' | '#' | 'A'..='D'))
+    {
+        return bad(format!(
+            "`{}` is no DTMF key (0-9, *, #, A-D)",
+            c.escape_debug()
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn dtmf_keys_are_checked() {
+        assert!(super::check_dtmf("0123456789*#ABCDabcd").is_ok());
+        assert!(super::check_dtmf("").is_err());
+        assert!(super::check_dtmf("12E").is_err());
+        assert!(super::check_dtmf(&"1".repeat(33)).is_err());
+        assert!(super::check_dtmf(&"1".repeat(32)).is_ok());
+    }
+
     #[test]
     fn user_part_of_request_uri() {
         assert_eq!(super::uri_user("sip:spring@127.0.0.1:5060"), Some("spring"));

@@ -42,6 +42,17 @@ pub enum EngineError {
         /// The agent's state.
         state: &'static str,
     },
+    /// The agent's call cannot do what was asked (not bridged, already on hold, the callee
+    /// offered no telephone-event).
+    #[error("agent {agent}'s call cannot {action}: {reason}")]
+    CallRefused {
+        /// The agent.
+        agent: i64,
+        /// What was asked.
+        action: &'static str,
+        /// Why not.
+        reason: String,
+    },
     /// The attempt was not handled by this agent.
     #[error("attempt {attempt} was not handled by agent {agent}")]
     NotAgentsAttempt {
@@ -111,6 +122,7 @@ impl EngineError {
                 | EngineError::NotLoggedIn(_)
                 | EngineError::AgentState { .. }
                 | EngineError::NotAgentsAttempt { .. }
+                | EngineError::CallRefused { .. }
                 | EngineError::Prompt { .. }
                 | EngineError::Store(
                     store::Error::InvalidSpec(_)

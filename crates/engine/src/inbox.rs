@@ -56,6 +56,19 @@ pub(crate) enum AgentOp {
     Logout,
     /// End the customer call.
     Hangup,
+    /// Put the callee on hold (true) or back with the agent (false).
+    Hold(bool),
+    /// Send these keys (checked: 0-9, *, #, A-D) to the callee as RFC 4733 events.
+    Dtmf(String),
+}
+
+/// What an agent asks of the callee's leg during a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum LegOp {
+    /// Hold (true) or resume (false).
+    Hold(bool),
+    /// Send keys.
+    Dtmf(String),
 }
 
 /// The actor's inbox.
@@ -149,6 +162,16 @@ pub(crate) enum CallCommand {
         agent: i64,
         /// The agent's open leg.
         leg: Leg,
+    },
+    /// Do this with the callee's leg for its agent; the reply (the agent's view, or why not)
+    /// goes straight back to the facade.
+    Leg {
+        /// What.
+        op: LegOp,
+        /// The agent's view to answer with.
+        view: Box<AgentView>,
+        /// The facade's reply.
+        reply: oneshot::Sender<Result<AgentView>>,
     },
 }
 

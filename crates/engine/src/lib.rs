@@ -58,7 +58,7 @@ mod webrtc;
 
 pub use cluster::{ClusterState, Counters, InProcess};
 pub use config::EngineConfig;
-pub use engine::Engine;
+pub use engine::{Engine, MAX_DTMF_DIGITS};
 pub use error::{ClusterError, EngineError, Result};
 pub use inbox::to_media as leg_media;
 pub use media::{MediaConfig, MediaIo, MediaPriority, ReceiveLoopStats};

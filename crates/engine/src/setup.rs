@@ -84,6 +84,8 @@ pub(crate) struct Prompts {
     pub(crate) voicemail: Option<Prompt>,
     /// Played to every live answer in agentless mode.
     pub(crate) agentless: Option<Prompt>,
+    /// Played in a loop to a callee on hold.
+    pub(crate) hold: Option<Prompt>,
 }
 
 fn load_prompt(dir: &Path, field: &'static str, path: &Option<String>) -> Result<Option<Prompt>> {
@@ -144,6 +146,7 @@ pub(crate) fn build(spec: &CampaignSpec, config: &crate::EngineConfig) -> Result
         abandon: load_prompt(dir, "abandon_message", &spec.abandon_message)?,
         voicemail: load_prompt(dir, "amd.message", &spec.amd.message)?,
         agentless: load_prompt(dir, "agentless_message", &spec.agentless_message)?,
+        hold: load_prompt(dir, "hold_message", &spec.hold_message)?,
     };
     // The pacer's mode, not the file's: the engine never guesses a message it was not given.
     let agentless = spec.pacing.mode == DialMode::Agentless;

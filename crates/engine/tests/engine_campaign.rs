@@ -271,7 +271,7 @@ async fn run_mix(store: Store, contacts: usize) {
                 .unwrap_or_else(|| panic!("{number}: attempt {} unfinished", a.id));
             *seen.entry(outcome).or_default() += 1;
             let expected: &[Outcome] = match fate {
-                Fate::Live => &[Outcome::Connected, Outcome::Abandoned],
+                Fate::Live | Fate::LiveWithKeys => &[Outcome::Connected, Outcome::Abandoned],
                 Fate::Busy => &[Outcome::Busy],
                 Fate::NoAnswer => &[Outcome::NoAnswer],
                 Fate::Failure => &[Outcome::Failed],
@@ -332,7 +332,7 @@ async fn run_mix(store: Store, contacts: usize) {
             .and_then(|a| a.outcome);
         let (want_attempts, want_status) = match fate {
             Fate::NotFound | Fate::Sit => (1, ContactStatus::Invalid),
-            Fate::Live => (
+            Fate::Live | Fate::LiveWithKeys => (
                 1 + usize::from(called_back.contains(&contact.id)),
                 if last == Some(Outcome::Connected) {
                     ContactStatus::Done

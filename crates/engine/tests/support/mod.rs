@@ -15,17 +15,24 @@ use std::time::Duration;
 
 use engine::{Engine, EngineConfig, InProcess};
 
+/// One telephone-event packet: (event, end bit, RTP timestamp).
+type EventPacket = (u8, bool, u32);
+
 /// Counts the RTP packets arriving at a UDP port of 127.0.0.1, by source port, as the kernel
 /// delivers them (a raw socket: needs CAP_NET_RAW). It sees what reached the carrier's media
 /// socket whatever sipp does with it.
 #[derive(Clone)]
 pub struct RtpWitness {
     counts: Arc<Mutex<HashMap<u16, u64>>>,
+    /// RFC 4733 telephone-events (payload type 101) by source port: (event, end bit, RTP
+    /// timestamp) of each packet.
+    events: Arc<Mutex<HashMap<u16, Vec<EventPacket>>>>,
     stop: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl RtpWitness {
-    /// Starts watching `port`; `None` (with a loud notice) without the privilege.
+    /// Starts watching `port` (0: every port); `None` (with a loud notice) without the
+    /// privilege.
     pub fn watch(port: u16) -> Option<RtpWitness> {
         use socket2::{Domain, Protocol, Socket, Type};
         let socket = match Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::UDP)) {
@@ -43,7 +50,8 @@ impl RtpWitness {
         let _ = socket.set_recv_buffer_size(4 << 20);
         let counts = Arc::new(Mutex::new(HashMap::new()));
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let (c, s) = (counts.clone(), stop.clone());
+        let events = Arc::new(Mutex::new(HashMap::new()));
+        let (c, s, e) = (counts.clone(), stop.clone(), events.clone());
         std::thread::spawn(move || {
             use std::io::Read;
             let mut buf = [0u8; 2048];
@@ -61,12 +69,54 @@ impl RtpWitness {
                 let dst = u16::from_be_bytes([udp[2], udp[3]]);
                 let rtp = &udp[8..];
                 // RTP version 2, audio payload types (not RTCP).
-                if dst == port && rtp[0] >> 6 == 2 && !(192..=223).contains(&rtp[1]) {
+                if (port == 0 || dst == port) && rtp[0] >> 6 == 2 && !(192..=223).contains(&rtp[1])
+                {
                     *c.lock().unwrap().entry(src).or_default() += 1;
+                    if rtp[1] & 0x7f == 101 && rtp.len() >= 16 {
+                        let ts = u32::from_be_bytes([rtp[4], rtp[5], rtp[6], rtp[7]]);
+                        e.lock().unwrap().entry(src).or_insert_with(Vec::new).push((
+                            rtp[12],
+                            rtp[13] & 0x80 != 0,
+                            ts,
+                        ));
+                    }
                 }
             }
         });
-        Some(RtpWitness { counts, stop })
+        Some(RtpWitness {
+            counts,
+            events,
+            stop,
+        })
+    }
+
+    /// The DTMF keys sent from `source_port` as RFC 4733 events (payload type 101): one per
+    /// event timestamp that ended (its end packets are sent three times).
+    pub fn keys_from(&self, source_port: u16) -> String {
+        let events = self.events.lock().unwrap();
+        let mut keys = String::new();
+        let mut done = std::collections::HashSet::new();
+        for &(event, end, ts) in events.get(&source_port).map(Vec::as_slice).unwrap_or(&[]) {
+            if end && done.insert(ts) {
+                keys.push(match event {
+                    0..=9 => char::from(b'0' + event),
+                    10 => '*',
+                    11 => '#',
+                    12..=15 => char::from(b'A' + event - 12),
+                    _ => '?',
+                });
+            }
+        }
+        keys
+    }
+
+    /// Telephone-event packets seen from `source_port`.
+    pub fn event_packets_from(&self, source_port: u16) -> usize {
+        self.events
+            .lock()
+            .unwrap()
+            .get(&source_port)
+            .map_or(0, Vec::len)
     }
 
     /// Packets seen from `source_port`.

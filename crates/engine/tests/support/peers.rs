@@ -23,6 +23,8 @@ pub enum Fate {
     NotFound = 6,
     Sit = 7,
     Declined = 8,
+    /// A live answer that offers telephone-event (payload type 101) and stays 30 s.
+    LiveWithKeys = 9,
 }
 
 impl Fate {
@@ -35,6 +37,7 @@ impl Fate {
             Some('6') => Fate::NotFound,
             Some('7') => Fate::Sit,
             Some('8') => Fate::Declined,
+            Some('9') => Fate::LiveWithKeys,
             _ => Fate::Failure,
         }
     }
