@@ -257,6 +257,15 @@ async fn desktop_takes_a_bridged_call_over_webrtc_and_sets_a_callback() {
         .api
         .user("deskagent", store::Role::Agent, Some(setup.agent))
         .await;
+    // The campaign of the phones' tests, with a script for the screen pop.
+    let toml = api_support::campaign_toml("interop", setup.carrier.addr())
+        .replace(
+            "abandon_message = ",
+            "recording = true\nscript = '''Good day, this is {{agent_username}} calling {{phone}}.'''\nabandon_message = ",
+        )
+        .replace("timeout = \"30s\"", "timeout = \"120s\"");
+    let (status, body) = setup.api.apply_toml(&toml).await;
+    assert_eq!(status, 200, "{body:#}");
     let mic = setup.api.dir.path().join("mic.wav");
     testkit::audio::write_tone(&mic, phones::MIC_HZ, 4.0, 8000.0);
     let Some(browser) = Browser::start(BrowserOptions {
@@ -296,7 +305,18 @@ async fn desktop_takes_a_bridged_call_over_webrtc_and_sets_a_callback() {
     browser
         .eval_async("await window.desk.startRecording()", vec![])
         .await;
-    setup.call_until_wrap_up(String::new).await;
+    let (status, body) = setup.api.post("/api/v1/campaigns/interop/start").await;
+    assert_eq!(status, 200, "{body:#}");
+    page_state(&browser, "on_call", 30).await;
+    browser
+        .wait_for(
+            "document.querySelector('#card-fields').textContent.includes('+13125550101')",
+            Duration::from_secs(5),
+            "the contact's card on the call",
+        )
+        .await;
+    browser.screenshot(shots().join("on-call.png")).await;
+    page_state(&browser, "wrap_up", 40).await;
     let heard: Vec<i16> = serde_json::from_value(
         browser
             .eval("return window.desk.stopRecording()", vec![])
@@ -311,12 +331,26 @@ async fn desktop_takes_a_bridged_call_over_webrtc_and_sets_a_callback() {
             "the wrap-up panel",
         )
         .await;
+    // The screen pop: the contact's card and the script filled from it.
+    let card = browser
+        .wait_for(
+            "document.querySelector('#card-fields').textContent.includes('+13125550101') && document.querySelector('#card-fields').textContent",
+            Duration::from_secs(5),
+            "the contact's card",
+        )
+        .await;
+    assert!(card.as_str().unwrap().contains("America/Chicago"), "{card}");
+    let script = browser.text("#script").await.unwrap_or_default();
+    assert_eq!(script, "Good day, this is deskagent calling +13125550101.");
     browser.screenshot(shots().join("wrap-up.png")).await;
     // Chromium's jitter buffer stretches and conceals audio when the machine is loaded, which
     // spoils a sample-by-sample comparison but not the words' loudness contour.
     let (frame, contour) = phones::envelope_match(&heard, &setup.words);
     let (_, similarity) = phones::find_clip(&heard, &setup.words);
-    let wav = shots().join("heard-in-the-page.wav");
+    let wav = std::env::temp_dir().join(format!(
+        "dialer-heard-in-the-page-{}.wav",
+        std::process::id()
+    ));
     testkit::audio::write_samples(&wav, &heard);
     assert!(
         contour > 0.85,

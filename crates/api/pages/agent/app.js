@@ -119,7 +119,7 @@ function cardPairs(contact) {
     ["Attempts", contact.attempts],
   ];
   const skip = new Set(["id", "name", "first_name", "last_name", "phone", "number", "time_zone",
-    "status", "attempts", "fields", "columns", "extra", "campaign_id", "list_id", "e164", "zones",
+    "status", "attempts", "fields", "columns", "extra", "campaign_id", "list_id", "e164", "zones", "time_zones",
     "lease_node", "next_attempt_at", "last_outcome", "last_attempt_at"]);
   for (const [key, value] of Object.entries(contact)) {
     if (!skip.has(key) && typeof value !== "object") pairs.push([label(key), value]);
@@ -186,9 +186,8 @@ function render() {
   $("#hold").lastChild.textContent = desk.held ? " Resume" : " Hold";
   $("#mute").classList.toggle("on", desk.muted);
   $("#mute").lastChild.textContent = desk.muted ? " Unmute" : " Mute";
-  $("#ready").disabled = state === "ready" || state === "logged_out";
+  $("#ready").disabled = ["ready", "logged_out", "reserved", "on_call"].includes(state);
   for (const button of document.querySelectorAll("#keypad button")) button.disabled = !onCall;
-  $("#manual-dial").disabled = state !== "ready" && state !== "paused";
 
   const call = desk.call;
   show("#card", Boolean(call?.contact));
@@ -198,18 +197,27 @@ function render() {
     $("#call-stage").textContent = call.state ? `(${String(call.state).replace("_", " ")})` : "";
     const body = $("#card-attempts tbody");
     body.replaceChildren();
-    for (const attempt of call.attempts || call.earlier_attempts || []) {
+    for (const attempt of call.history || []) {
       const row = document.createElement("tr");
       for (const value of [
         attempt.started_at ? new Date(attempt.started_at).toLocaleString() : "",
-        attempt.outcome || "",
-        attempt.disposition?.kind || attempt.disposition || "",
-        attempt.note || attempt.disposition?.note || "",
+        attempt.outcome || (attempt.attempt_id === call.attempt_id ? "this call" : ""),
+        attempt.disposition || "",
+        attempt.note || "",
+        attempt.agent_name || "",
       ]) {
         const cell = document.createElement("td");
         cell.textContent = typeof value === "object" ? JSON.stringify(value) : value;
         row.append(cell);
       }
+      body.append(row);
+    }
+    if (!body.children.length) {
+      const row = document.createElement("tr");
+      const cell = document.createElement("td");
+      cell.colSpan = 5;
+      cell.textContent = "None: this is the first call.";
+      row.append(cell);
       body.append(row);
     }
     $("#script").textContent = call.script || "";
@@ -668,8 +676,8 @@ async function loadCall(attempt) {
 
 // One shape for a contact whatever route gave it.
 function normalise(contact) {
-  contact.time_zone ??= contact.zones?.[0];
-  contact.phone ??= contact.e164;
+  contact.time_zone ??= contact.time_zones?.[0] ?? contact.zones?.[0];
+  contact.phone ??= contact.number ?? contact.e164;
   return contact;
 }
 
@@ -684,7 +692,11 @@ async function loadPreview() {
     if (desk.preview) normalise(desk.preview.contact);
   } catch (err) {
     desk.preview = null;
-    if (err.status !== 404) notice(`Preview: ${err.message}`, true);
+    // A dialer without preview dialing answers 404 for the route itself.
+    $("#preview-empty").textContent =
+      err.status === 404 || err.status === 405
+        ? "Preview dialing is not offered by this dialer yet."
+        : `Preview: ${err.message}`;
   }
   render();
 }
@@ -700,19 +712,6 @@ async function previewSkip() {
   await act("preview/skip", { reason: $("#skip-reason").value }).catch(() => {});
   desk.preview = null;
   await loadPreview();
-}
-
-async function manualDial(event) {
-  event.preventDefault();
-  $("#manual-error").textContent = "";
-  const number = $("#manual-number").value.trim();
-  if (!number) return;
-  try {
-    await api("POST", `/agents/${desk.agentId}/dial`, { number });
-    $("#manual-number").value = "";
-  } catch (err) {
-    $("#manual-error").textContent = err.message;
-  }
 }
 
 // ---------- live events ----------
@@ -827,7 +826,6 @@ function buildStatic() {
   $("#logout").addEventListener("click", logout);
   $("#preview-dial").addEventListener("click", previewDial);
   $("#preview-skip").addEventListener("click", previewSkip);
-  $("#manual-form").addEventListener("submit", manualDial);
   document.addEventListener("keydown", onKey);
 }
 
