@@ -142,10 +142,10 @@ pub(crate) async fn get_agent(
     Ok(Json(state.engine.agent(id).await?))
 }
 
-/// The call on an agent's line, for the screen pop: the attempt, the contact's card, the
-/// contact's earlier calls and the campaign's script filled in.
+/// The call on an agent's line, for the screen pop.
 ///
-/// `{"call": null}` when the line is free. The `agent` event that puts the agent `on_call`
+/// The attempt, the contact's card, the contact's earlier calls and the campaign's script
+/// filled in. `{"call": null}` when the line is free. The `agent` event that puts the agent `on_call`
 /// carries the same `attempt_id`, so a desktop fetches this at the bridge.
 #[utoipa::path(
     get,
@@ -334,8 +334,10 @@ pub(crate) async fn hangup(
     Ok(Json(state.engine.agent_hangup(id).await?))
 }
 
-/// Put the callee of the agent's call on hold: the agent's audio is cut, the callee hears the
-/// campaign's `hold_message` (looped) or silence.
+/// Put the callee of the agent's call on hold.
+///
+/// The agent's audio is cut; the callee hears the campaign's `hold_message` (looped) or
+/// silence.
 #[utoipa::path(
     post,
     path = "/api/v1/agents/{id}/hold",
@@ -395,8 +397,10 @@ pub(crate) struct DtmfRequest {
     pub(crate) digits: String,
 }
 
-/// Send DTMF keys to the callee of the agent's call (RFC 4733 telephone-events, on the payload
-/// type the callee's SDP gave; 100 ms each, 80 ms apart).
+/// Send DTMF keys to the callee of the agent's call.
+///
+/// RFC 4733 telephone-events on the payload type the callee's SDP gave; 100 ms each, 80 ms
+/// apart.
 #[utoipa::path(
     post,
     path = "/api/v1/agents/{id}/dtmf",

@@ -37,12 +37,16 @@ from dialer_client.api.agents import (
     create_agent,
     disposition,
     get_agent,
+    dtmf,
     hangup,
+    hold,
+    line_call,
     list_agents,
     logout,
     pause,
     webrtc,
     ready,
+    unhold,
 )
 from dialer_client.api.attempts import get_attempt, list_attempts
 from dialer_client.api.campaigns import (
@@ -347,6 +351,13 @@ problem("logout", logout.sync_detailed(agent_id, client=client), 409)
 offer = m.WebrtcOffer(sdp="not sdp")
 problem("webrtc", webrtc.sync_detailed(agent_id, client=client, body=offer), 422)
 problem("hangup", hangup.sync_detailed(agent_id, client=client), 409)
+problem("hold", hold.sync_detailed(agent_id, client=client), 409)
+problem("unhold", unhold.sync_detailed(agent_id, client=client), 409)
+keys = m.DtmfRequest(digits="12#")
+problem("dtmf", dtmf.sync_detailed(agent_id, client=client, body=keys), 409)
+r = line_call.sync_detailed(agent_id, client=client)
+check("line_call", r, 200)
+assert not r.parsed.call, r.parsed
 verdict = m.DispositionRequest(attempt_id=10**9, kind=m.DispositionKind.SALE)
 problem("disposition", disposition.sync_detailed(agent_id, client=client, body=verdict), 404)
 

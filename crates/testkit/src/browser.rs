@@ -179,6 +179,7 @@ impl Browser {
         let mut prefs = serde_json::Map::new();
         prefs.insert("media.navigator.streams.fake".into(), json!(true));
         prefs.insert("media.autoplay.default".into(), json!(0));
+        prefs.insert("media.autoplay.block-webaudio".into(), json!(false));
         if options.allow_mic {
             prefs.insert("media.navigator.permission.disabled".into(), json!(true));
         } else {
